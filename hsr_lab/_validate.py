@@ -1,0 +1,81 @@
+"""Input checks shared by every public entry point.
+
+Errors speak the user's language: they name the argument and say what was expected, so a
+mistake never turns into a NumPy broadcasting trace, a NaN or a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+_NUMERIC_KINDS = "iuf"  # signed int, unsigned int, float
+
+
+def _as_float_array(name: str, value: object) -> np.ndarray:
+    """Return ``value`` as a float64 array, rejecting complex, object, string and bool data."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as err:  # ragged lists and the like
+            raise TypeError(f"{name} must be a numeric array; got {type(value).__name__}") from err
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{name} must hold real numbers (int or float dtype); got dtype {arr.dtype}"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def as_matrix(
+    name: str, value: object, *, d: int | None = None, allow_empty: bool = False
+) -> np.ndarray:
+    """Validate a finite 2-D array of shape (n, d) and return it as float64 (never mutated)."""
+    arr = _as_float_array(name, value)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a finite 2-D array of shape (n, d); got shape {arr.shape}"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one column (d >= 1); got shape {arr.shape}")
+    if d is not None and arr.shape[1] != d:
+        raise ValueError(f"{name} must have d = {d} columns; got shape {arr.shape}")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} must hold at least one row (n >= 1); got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+    return arr
+
+
+def as_vector(name: str, value: object, *, d: int) -> np.ndarray:
+    """Validate a finite 1-D array of length d and return it as float64 (never mutated)."""
+    arr = _as_float_array(name, value)
+    if arr.shape != (d,):
+        raise ValueError(
+            f"{name} must be a finite 1-D array of shape ({d},); got shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+    return arr
+
+
+def as_scalar(name: str, value: object) -> float:
+    """Validate a finite real scalar."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+            raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    out = float(value)  # type: ignore[arg-type]
+    if not np.isfinite(out):
+        raise ValueError(f"{name} must be finite; got {out}")
+    return out
+
+
+def as_positive_int(name: str, value: object) -> int:
+    """Validate a positive integer (bools and floats such as 1.5 are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer; got {value!r}")
+    if int(value) <= 0:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)

@@ -1,0 +1,71 @@
+"""The house style of hsr_lab figures: ``hsr_lab.mplstyle``, applied as a context, never globally.
+
+Every colour of the cycle is paired with a line style and a marker, so that curves can be told
+apart in grey scale. ``COLORS[i]``, ``LINESTYLES[i]`` and ``MARKERS[i]`` belong together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib import style as mpl_style
+from matplotlib.figure import Figure
+
+STYLE_FILE = "hsr_lab.mplstyle"
+
+
+@contextlib.contextmanager
+def style_path() -> Iterator[Path]:
+    """Yield a file-system path to ``hsr_lab.mplstyle`` (it ships inside the package)."""
+    with resources.as_file(resources.files("hsr_lab") / STYLE_FILE) as path:
+        yield Path(path)
+
+
+@contextlib.contextmanager
+def house_style() -> Iterator[None]:
+    """Apply the house style inside a ``with`` block; rcParams are restored on exit."""
+    with style_path() as path, mpl_style.context(path):
+        yield
+
+
+def _style_params() -> mpl.RcParams:
+    with style_path() as path:
+        return mpl.rc_params_from_file(path, use_default_template=False)
+
+
+_PARAMS = _style_params()
+_CYCLE = _PARAMS["axes.prop_cycle"].by_key()
+COLORS: tuple[str, ...] = tuple(_CYCLE["color"])
+LINESTYLES: tuple[Any, ...] = tuple(_CYCLE["linestyle"])  # names or (offset, dashes) tuples
+MARKERS: tuple[str, ...] = tuple(_CYCLE["marker"])
+COLUMN_WIDTH, ROW_HEIGHT = (float(x) for x in _PARAMS["figure.figsize"])  # inches
+
+
+def new_figure(
+    width_ratio: float = 1.0,
+    height: float | None = None,
+    *,
+    nrows: int = 1,
+    ncols: int = 1,
+    **subplots_kw: Any,
+) -> tuple[Figure, Any]:
+    """``plt.subplots`` at house size: ``width_ratio`` columns wide, ``height`` inches tall.
+
+    The default height is one row height (2.5 in) per row of panels; a two-column-wide figure
+    is ``width_ratio=2.1``. Call it inside ``house_style()`` (``@figure`` functions are).
+    Figures come from pyplot, so they show inline in notebooks; close them after saving.
+    """
+    if not width_ratio > 0:
+        raise ValueError(f"width_ratio must be positive; got {width_ratio!r}")
+    if height is None:
+        height = ROW_HEIGHT * nrows
+    elif not height > 0:
+        raise ValueError(f"height must be positive (inches); got {height!r}")
+    size = (COLUMN_WIDTH * width_ratio, height)
+    return plt.subplots(nrows, ncols, figsize=size, **subplots_kw)

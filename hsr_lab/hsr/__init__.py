@@ -1,0 +1,25 @@
+"""Half-space reporting: ``HSR(points).query(a, t)`` -> ids of the points with ``<a, x> >= t``.
+
+Backends (identical answers, different costs):
+``reference`` (pure-Python kd-tree, to read), ``numpy`` (the same tree, vectorised: the fast
+path), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`` (convex
+layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
+"""
+
+from ._stats import QueryStats
+from .brute import BruteForce
+from .kdtree import NumpyKDTree
+from .layers import ConvexLayers
+from .reference import ReferenceKDTree
+from .structure import BACKENDS, DEFAULT_LEAF_SIZE, HSR
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_LEAF_SIZE",
+    "HSR",
+    "BruteForce",
+    "ConvexLayers",
+    "NumpyKDTree",
+    "QueryStats",
+    "ReferenceKDTree",
+]

@@ -1,0 +1,150 @@
+"""The readable twin: a kd-tree for half-space reporting in pure Python (no NumPy inside).
+
+Every node of the tree holds a box ``[lo, hi]`` that contains all of its points. Over a box the
+score ``<a, x>`` ranges over ``<c, a> +- <h, |a|>``, where ``c = (lo + hi) / 2`` is the box's
+centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-space
+``<a, x> >= t`` therefore needs only three cases at each node:
+
+- **prune**: ``<c, a> + <h, |a|> < t``: the whole box lies outside, skip it;
+- **report**: ``<c, a> - <h, |a|> >= t``: the whole box lies inside, report its points without
+  computing a single inner product (they sit next to each other, so this is one slice);
+- **open**: otherwise recurse into both children, or test each point of a leaf.
+
+Both bounds are widened by a rounding margin (``_margin``) so that a decision about a whole box
+never disagrees with the exact per-point test ``<a, x> >= t`` computed in float64.
+``hsr_lab.hsr.kdtree.NumpyKDTree`` builds the same tree and runs the same test level by level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._base import score
+from ._stats import QueryStats
+
+_EPS = 2.0**-52  # float64 unit roundoff (times two)
+_TINY = 2.0**-1022  # smallest normal float64; covers underflow in products
+
+
+def _margin(d: int) -> float:
+    """Relative rounding margin of a box bound: bounds are trusted up to this * ||a|| * rad."""
+    return 4.0 * (d + 2) * _EPS
+
+
+@dataclass
+class Node:
+    """One cell of the kd-tree: its points are ``points[start:stop]`` of the tree."""
+
+    center: list[float]
+    half: list[float]
+    rad: float  # an upper bound on ||x|| for x in the box
+    start: int
+    stop: int
+    left: Node | None = None
+    right: Node | None = None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.left is None
+
+
+def _box(rows: list[tuple[list[float], int]]) -> tuple[list[float], list[float], float]:
+    """Centre, half-widths and norm bound of the tightest box around the given points."""
+    d = len(rows[0][0])
+    lo = [min(x[i] for x, _ in rows) for i in range(d)]
+    hi = [max(x[i] for x, _ in rows) for i in range(d)]
+    center = [(low + high) / 2 for low, high in zip(lo, hi, strict=True)]
+    half = [(high - low) / 2 for low, high in zip(lo, hi, strict=True)]
+    rad = math.sqrt(sum(max(abs(low), abs(high)) ** 2 for low, high in zip(lo, hi, strict=True)))
+    return center, half, rad
+
+
+class ReferenceKDTree:
+    """Pure-Python kd-tree answering ``<a, x> >= t``; the twin of ``NumpyKDTree``."""
+
+    name = "reference"
+
+    def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
+        rows = list(zip(points.tolist(), ids.tolist(), strict=True))
+        self.d = len(rows[0][0])
+        self.leaf_size = leaf_size
+        self.points: list[list[float]] = []  # in tree order: a subtree is a slice
+        self.ids: list[int] = []
+        self._depth = 0
+        self.root = self._build(rows, 0)
+
+    def _build(self, rows: list[tuple[list[float], int]], depth: int) -> Node:
+        """Split at the median of the widest coordinate until a cell holds <= leaf_size points."""
+        center, half, rad = _box(rows)
+        node = Node(center, half, rad, start=len(self.points), stop=len(self.points))
+        self._depth = max(self._depth, depth)
+        if len(rows) <= self.leaf_size:
+            for x, i in rows:
+                self.points.append(x)
+                self.ids.append(i)
+        else:
+            dim = max(range(self.d), key=lambda j: (half[j], -j))  # widest; lowest j on ties
+            rows = sorted(rows, key=lambda row: row[0][dim])
+            mid = len(rows) // 2
+            node.left = self._build(rows[:mid], depth + 1)
+            node.right = self._build(rows[mid:], depth + 1)
+        node.stop = len(self.points)
+        return node
+
+    def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
+        """Ids of every point with ``<a, x> >= t`` and the cost of finding them."""
+        a_list = [float(v) for v in a]
+        abs_a = [abs(v) for v in a_list]
+        slack = _margin(self.d) * math.sqrt(sum(v * v for v in a_list))
+        found: list[int] = []
+        stats = QueryStats()
+        self._visit(self.root, a_list, abs_a, t, slack, found, stats)
+        stats.points_reported = len(found)
+        return np.array(found, dtype=np.int64), stats
+
+    def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, slack: float,
+               found: list[int], stats: QueryStats) -> None:
+        """Prune, report whole, or open one node (the three cases of the module docstring)."""
+        stats.nodes_visited += 1
+        mid, spread = score(a, node.center), score(abs_a, node.half)
+        margin = slack * node.rad + self.d * _TINY
+        if mid + spread + margin < t:  # box entirely outside
+            stats.nodes_pruned += 1
+        elif mid - spread - margin >= t:  # box entirely inside
+            stats.nodes_reported += 1
+            found.extend(self.ids[node.start:node.stop])
+        elif node.is_leaf:
+            for j in range(node.start, node.stop):
+                stats.inner_products += 1
+                if score(a, self.points[j]) >= t:
+                    found.append(self.ids[j])
+        else:
+            self._visit(node.left, a, abs_a, t, slack, found, stats)
+            self._visit(node.right, a, abs_a, t, slack, found, stats)
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored points and their ids, in tree order."""
+        return np.array(self.points, dtype=np.float64).reshape(-1, self.d), np.array(
+            self.ids, dtype=np.int64
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def depth(self) -> int:
+        """Length of the longest root-to-leaf path."""
+        return self._depth
+
+    @property
+    def nbytes(self) -> int:
+        """Rough memory of the Python objects: 8 bytes per float or int held."""
+        n_nodes = 2 * math.ceil(len(self) / max(1, self.leaf_size // 2))
+        return 8 * (len(self) * (self.d + 1) + n_nodes * (2 * self.d + 3))
+
+    def __repr__(self) -> str:
+        return (f"ReferenceKDTree(n={len(self)}, d={self.d}, leaf_size={self.leaf_size}, "
+                f"depth={self.depth})")

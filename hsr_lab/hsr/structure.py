@@ -1,0 +1,186 @@
+"""``HSR``: half-space reporting over a point set that grows and shrinks.
+
+``query(a, t)`` returns every stored point x with ``<a, x> >= t`` (the closed half-space).
+
+Updates use the logarithmic method (Bentley and Saxe, 1980). The points live in a few static
+blocks (``StaticIndex``: kd-trees, convex layers or a plain scan) whose sizes at least double
+from the newest block to the oldest, so there are O(log n) of them:
+
+- ``add(points)`` puts the new points in a block of their own, then merges the two newest
+  blocks while the older one is at most twice the newer. Every point takes part in O(log n)
+  merges, so with an O(m log m) build an insertion costs O(log^2 n) amortised; a decoding step
+  that appends one key usually rebuilds only a few tiny blocks.
+- ``delete(ids)`` marks the ids dead (queries filter them out); once more than half of the
+  stored points are dead, every block is rebuilt from the live points, so a deletion costs
+  O(log n) amortised and a query never does more than twice the work of a fresh structure.
+- A query asks every block (O(log n) of them) and merges their answers.
+
+Ids are stable: the i-th point ever added has id i, whatever is added or deleted later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_matrix, as_positive_int, as_scalar, as_vector
+from ._base import StaticIndex
+from ._stats import QueryStats
+from .brute import BruteForce
+from .kdtree import NumpyKDTree
+from .layers import ConvexLayers
+from .reference import ReferenceKDTree
+
+BACKENDS: dict[str, type[StaticIndex]] = {
+    "numpy": NumpyKDTree,
+    "reference": ReferenceKDTree,
+    "brute": BruteForce,
+    "layers": ConvexLayers,
+}
+DEFAULT_LEAF_SIZE = 32
+# "auto" builds a NumPy kd-tree where one can pay and scans otherwise. Box pruning fades with
+# the dimension (a kd-tree query touches about n^(1 - 1/d) cells) and a scan is one fast BLAS
+# call, so small blocks and high dimensions are scanned (see benchmarks/bench_hsr.py).
+AUTO_MAX_D = 12
+AUTO_MIN_N = 2048
+_MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
+
+
+def _choose(backend: str, n: int, d: int) -> type[StaticIndex]:
+    """The static structure that one block of ``n`` points uses."""
+    if backend == "auto":
+        return NumpyKDTree if d <= AUTO_MAX_D and n >= AUTO_MIN_N else BruteForce
+    return BACKENDS[backend]
+
+
+class HSR:
+    """Half-space reporting: ``query(a, t)`` -> sorted ids of the points with ``<a, x> >= t``.
+
+    Parameters
+    ----------
+    points : (n, d) array of float32 or float64 (ints are accepted), n >= 1, finite.
+        Copied: the caller's array is never modified. Stored as float64.
+    backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
+    leaf_size : positive int, the most points a kd-tree leaf holds (default 32).
+    """
+
+    def __init__(self, points: object, backend: str = "auto",
+                 leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+        if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
+            raise ValueError(f"backend must be one of {['auto', *BACKENDS]}; got {backend!r}")
+        self.leaf_size = as_positive_int("leaf_size", leaf_size)
+        pts = as_matrix("points", points)
+        if backend == "layers" and pts.shape[1] != 2:
+            raise ValueError("backend 'layers' works in the plane only (d = 2); "
+                             f"got d = {pts.shape[1]}")
+        self.backend = backend
+        self.d = pts.shape[1]
+        self._blocks: list[StaticIndex] = []
+        self._alive = np.zeros(0, dtype=bool)
+        self._n_dead = 0  # deleted points still stored in some block
+        self._size = 0  # live points
+        self._max_abs = 0.0
+        self.add(pts)
+
+    # -- updates -----------------------------------------------------------------------------
+    def add(self, points: object) -> np.ndarray:
+        """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``."""
+        pts = as_matrix("points", points, d=self.d, allow_empty=True)
+        if len(pts) == 0:
+            return np.zeros(0, dtype=np.int64)
+        self._max_abs = max(self._max_abs, float(np.abs(pts).max()))
+        if self._max_abs > _MAX_ABS:
+            raise ValueError(f"points must have coordinates of magnitude at most {_MAX_ABS:g} "
+                             "(larger inner products would overflow float64)")
+        ids = np.arange(len(self._alive), len(self._alive) + len(pts), dtype=np.int64)
+        self._alive = np.concatenate([self._alive, np.ones(len(pts), dtype=bool)])
+        self._size += len(pts)
+        self._blocks.append(self._build(pts, ids))
+        while len(self._blocks) >= 2 and len(self._blocks[-2]) <= 2 * len(self._blocks[-1]):
+            newer, older = self._blocks.pop(), self._blocks.pop()
+            self._blocks.append(self._merge([older, newer]))
+        return ids
+
+    def delete(self, ids: object) -> None:
+        """Remove the points with these ids (each must be stored and alive, and given once)."""
+        arr = np.asarray(ids)
+        if arr.size == 0 and arr.ndim == 1:
+            return
+        if arr.dtype.kind not in "iu" or arr.ndim > 1:
+            raise TypeError(f"ids must be an integer or a 1-D array of integers; got {arr.dtype} "
+                            f"with shape {arr.shape}")
+        arr = arr.astype(np.int64).ravel()
+        bad = arr[(arr < 0) | (arr >= len(self._alive))]
+        if len(bad):
+            raise ValueError(f"ids must be ids of stored points (0 .. {len(self._alive) - 1}); "
+                             f"got {bad[:5].tolist()}")
+        if len(np.unique(arr)) != len(arr):
+            raise ValueError("ids must not repeat an id")
+        gone = arr[~self._alive[arr]]
+        if len(gone):
+            raise ValueError(f"ids already deleted: {gone[:5].tolist()}")
+        self._alive[arr] = False
+        self._n_dead += len(arr)
+        self._size -= len(arr)
+        if self._n_dead > len(self):
+            self._blocks = [self._merge(self._blocks)] if len(self) else []
+
+    def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
+        """One static block over the given points."""
+        return _choose(self.backend, len(points), self.d)(points, ids, self.leaf_size)
+
+    def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
+        """Rebuild several blocks as one, dropping dead points."""
+        pairs = [block.items() for block in blocks]
+        points = np.concatenate([p for p, _ in pairs])
+        ids = np.concatenate([i for _, i in pairs])
+        keep = self._alive[ids]
+        self._n_dead -= int(np.count_nonzero(~keep))
+        return self._build(points[keep], ids[keep])
+
+    # -- queries -----------------------------------------------------------------------------
+    def query(self, a: object, t: object, stats: bool = False
+              ) -> np.ndarray | tuple[np.ndarray, QueryStats]:
+        """Sorted int64 ids of every stored x with ``<a, x> >= t``; with ``stats=True`` also
+        the ``QueryStats`` (nodes visited, inner products, points reported)."""
+        a_vec = as_vector("a", a, d=self.d)
+        t_val = as_scalar("t", t)
+        if float(np.abs(a_vec).max(initial=0.0)) * self._max_abs * self.d > 1e300:
+            raise ValueError("a is too large for these points: <a, x> would overflow float64")
+        found, total = [np.zeros(0, dtype=np.int64)], QueryStats()
+        for block in self._blocks:
+            ids, cost = block.query(a_vec, t_val)
+            found.append(ids)
+            total = total + cost
+        ids = np.concatenate(found)
+        if self._n_dead:
+            ids = ids[self._alive[ids]]
+        ids.sort()
+        total.points_reported = len(ids)
+        return (ids, total) if stats else ids
+
+    # -- description -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def blocks(self) -> tuple[StaticIndex, ...]:
+        """The static blocks, oldest (largest) first."""
+        return tuple(self._blocks)
+
+    @property
+    def depth(self) -> int:
+        """Depth of the deepest block (tree levels, or convex layers)."""
+        return max((block.depth for block in self._blocks), default=0)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by every block (their copies of the points included) and the id table."""
+        return sum(block.nbytes for block in self._blocks) + self._alive.nbytes
+
+    def __repr__(self) -> str:
+        n = len(self)
+        keys = max(1, n * self.d * 8)
+        kinds = sorted({block.name for block in self._blocks})
+        return (f"HSR(backend={self.backend!r} [{', '.join(kinds)}], n={n}, d={self.d}, "
+                f"blocks={[len(b) for b in self._blocks]}, depth={self.depth}, "
+                f"memory={self.nbytes / 2**20:.2f} MiB = {self.nbytes / keys:.2f}x the keys)")

@@ -1,0 +1,402 @@
+"""The paper's formulas, as functions: thresholds, sparsity, HSR costs, running times, errors.
+
+Sparsity in the paper's Gaussian setting. Let the keys k_j be i.i.d. N(0, sigma_k^2 I_d) and
+fix a query q. The score s_j = <q, k_j> / sqrt(d) is then exactly N(0, sigma_a^2) with
+
+    sigma_a = sigma_k ||q|| / sqrt(d)                                    (score_sigma)
+
+and the scores of one row are independent. The Chernoff (Gaussian tail) bound gives
+
+    P(s_j > b) <= exp(-b^2 / (2 sigma_a^2)),
+
+and at the paper's threshold b = sigma_a sqrt(c ln n) the right-hand side is
+exp(-c ln n / 2) = n^{-c/2}. With c = 0.4 that is n^{-1/5}: a row of ReLU^alpha attention has
+at most n * n^{-1/5} = n^{4/5} non-zero entries in expectation (paper_bound) and, by a
+Chernoff bound on the binomial count, at most 2 n^{4/5} with high probability
+(paper_whp_bound). A general c gives about n^{1 - c/2}.
+
+The exact expectation is E[k] = n Phi_c(sqrt(c ln n)) (expected_activated), Phi_c the standard
+normal upper tail. Mills' ratio, Phi_c(t) ~ phi(t) / t with phi(t) = exp(-t^2/2) / sqrt(2 pi),
+gives at t = sqrt(c ln n)
+
+    n^{1 - c/2} / E[k] = exp(-t^2/2) / Phi_c(t) ~ sqrt(2 pi) t = sqrt(2 pi c ln n)
+
+(mills_ratio_factor; sqrt(0.8 pi ln n) at c = 0.4). The approximation is good only for large
+t, with relative error about 1/t^2: at n = 2^20 it gives 5.9 where the exact ratio is 6.7.
+Either way the bound is off by a factor that grows with n, so the local log-log slope of E[k]
+(local_slope) is 1 - c/2 - 1/(2 ln n) + ..., below 1 - c/2 at every finite n: a slope fitted
+to measured counts (fit_exponent) over n = 10^3 .. 10^6 comes out near 0.76, not 0.8, and
+that is the theory working, not failing.
+
+Practical caveat. Part 1 of the half-space-reporting trade-off answers a query in
+n^{1 - 1/floor(d/2)} + k. At the head dimensions of real models, d = 64 or 128, that is
+n^{0.97} or n^{0.98}: no better than the dense scan n in any range one can measure. Part 2
+answers in log n + k but builds in n^{floor(d/2)}, n^{32} at d = 64, which is impossible.
+bounds_table tabulates both at d = 2, 8, 64.
+
+Every formula is an asymptotic cost "up to constants"; logarithms are natural. n (and m) are
+treated as continuous sizes >= 1, so the functions are vectorised and accept floats such as
+n = e^10; d must be an integer because floor(d/2) enters the exponents.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special, stats
+
+from hsr_lab._validate import _as_float_array, as_positive_int, as_scalar
+
+FloatOrArray = float | np.ndarray
+
+__all__ = [
+    "ExponentFit",
+    "RunningTime",
+    "activation_probability",
+    "bounds_table",
+    "decoding_cost",
+    "dropped_mass_bound",
+    "expected_activated",
+    "fit_exponent",
+    "local_slope",
+    "mills_ratio_factor",
+    "paper_bound",
+    "paper_threshold",
+    "paper_whp_bound",
+    "part1_build",
+    "part1_exponent",
+    "part1_query_work",
+    "part2_build",
+    "part2_query_work",
+    "prefill_cost",
+    "score_sigma",
+    "softmax_error_bound",
+]
+
+
+# ---------------------------------------------------------------- input checks (private)
+
+
+def _check_range(name: str, arr: np.ndarray, lo: float | None, hi: float | None,
+                 lo_open: bool, hi_open: bool, hint: str) -> None:
+    """Raise a ValueError naming ``name`` unless every value is finite and within bounds."""
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; got {arr[~np.isfinite(arr)].flat[0]}")
+    bad = np.zeros(arr.shape, dtype=bool)
+    if lo is not None:
+        bad |= arr <= lo if lo_open else arr < lo
+    if hi is not None:
+        bad |= arr >= hi if hi_open else arr > hi
+    if not bad.any():
+        return
+    if lo is not None and hi is not None:
+        cond = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        cond = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        cond = f"{'<' if hi_open else '<='} {hi:g}"
+    raise ValueError(f"{name} must be {cond}{hint}; got {arr[bad].flat[0]:g}")
+
+
+def _reals(name: str, value: object, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, hi_open: bool = False, hint: str = "") -> np.ndarray:
+    """Validate a real scalar or array (finite, within bounds); return it as float64."""
+    arr = _as_float_array(name, value)
+    _check_range(name, arr, lo, hi, lo_open, hi_open, hint)
+    return arr
+
+
+def _scalar(name: str, value: object, *, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False, hi_open: bool = False, hint: str = "") -> float:
+    """Validate a real scalar (finite, within bounds)."""
+    x = as_scalar(name, value)
+    _check_range(name, np.asarray(x), lo, hi, lo_open, hi_open, hint)
+    return x
+
+
+def _sizes(name: str, value: object) -> np.ndarray:
+    """A size such as n or m: real, >= 1 (treated as a continuous variable)."""
+    return _reals(name, value, lo=1.0, hint=f" ({name} is a size)")
+
+
+def _c(c: object) -> float:
+    """The threshold constant c of b = sigma sqrt(c ln n), in (0, 2) so 1 - c/2 is in (0, 1)."""
+    return _scalar("c", c, lo=0.0, hi=2.0, lo_open=True, hi_open=True,
+                   hint=" (b = sigma sqrt(c ln n); the paper uses c = 0.4)")
+
+
+def _dim(d: object) -> int:
+    """The head dimension d of a half-space-reporting cost: an integer >= 2."""
+    d = as_positive_int("d", d)
+    if d < 2:
+        raise ValueError(f"d must be an integer >= 2 (floor(d/2) >= 1 in the HSR costs); got {d}")
+    return d
+
+
+def _out(x: np.ndarray) -> FloatOrArray:
+    """Return a Python float for scalar results and the array otherwise."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(x) if x.ndim == 0 else x
+
+
+def _fmt(x: FloatOrArray) -> str:
+    return f"{x:.4g}" if np.ndim(x) == 0 else np.array2string(np.asarray(x), precision=4)
+
+
+# ---------------------------------------------------------------- sparsity in the Gaussian setting
+
+
+def paper_threshold(n: npt.ArrayLike, sigma: npt.ArrayLike = 1.0, c: float = 0.4) -> FloatOrArray:
+    """The paper's bias b = sigma sqrt(c ln n) (c = 0.4 in the paper; n = 1 gives b = 0).
+
+    Pass sigma = sigma_a (score_sigma) to threshold the scores s_j = <q, k_j>/sqrt(d).
+    """
+    n = _sizes("n", n)
+    sigma = _reals("sigma", sigma, lo=0.0, lo_open=True, hint=" (a standard deviation)")
+    c = _scalar("c", c, lo=0.0, lo_open=True, hint=" (b = sigma sqrt(c ln n))")
+    return _out(sigma * np.sqrt(c * np.log(n)))
+
+
+def score_sigma(q_norm: npt.ArrayLike, sigma_k: float, d: int) -> FloatOrArray:
+    """sigma_a = sigma_k ||q|| / sqrt(d): the std of the score s_j = <q, k_j>/sqrt(d).
+
+    Exact for Gaussian keys k_j ~ N(0, sigma_k^2 I_d): s_j is then N(0, sigma_a^2) for fixed q.
+    """
+    q_norm = _reals("q_norm", q_norm, lo=0.0, hint=" (a norm ||q||)")
+    sigma_k = _scalar("sigma_k", sigma_k, lo=0.0, lo_open=True, hint=" (a standard deviation)")
+    d = as_positive_int("d", d)
+    return _out(sigma_k * q_norm / math.sqrt(d))
+
+
+def activation_probability(b: npt.ArrayLike, sigma: npt.ArrayLike) -> FloatOrArray:
+    """P(s_j > b) = Phi_c(b / sigma) for s_j ~ N(0, sigma^2), Phi_c the normal upper tail."""
+    b = _reals("b", b)
+    sigma = _reals("sigma", sigma, lo=0.0, lo_open=True, hint=" (a standard deviation)")
+    return _out(special.ndtr(-b / sigma))
+
+
+def expected_activated(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+    """E[k] = n Phi_c(sqrt(c ln n)): the exact expected count of s_j > b = sigma_a sqrt(c ln n).
+
+    It does not depend on sigma_a, since b scales with it.
+    """
+    n = _sizes("n", n)
+    c = _c(c)
+    return _out(n * special.ndtr(-np.sqrt(c * np.log(n))))
+
+
+def paper_bound(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+    """n^{1 - c/2} = n exp(-b^2 / (2 sigma^2)) at b = sigma sqrt(c ln n): n^{4/5} at c = 0.4."""
+    n = _sizes("n", n)
+    c = _c(c)
+    return _out(n ** (1.0 - c / 2.0))
+
+
+def paper_whp_bound(n: npt.ArrayLike) -> FloatOrArray:
+    """2 n^{4/5}: the paper's with-high-probability bound on the activated entries of one row."""
+    n = _sizes("n", n)
+    return _out(2.0 * n**0.8)
+
+
+def mills_ratio_factor(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+    """paper_bound / expected_activated = exp(-t^2/2) / Phi_c(t) at t = sqrt(c ln n).
+
+    By Mills' ratio it is about sqrt(2 pi) t = sqrt(2 pi c ln n) (sqrt(0.8 pi ln n) at
+    c = 0.4), from above, with relative error about 1/t^2 = 1/(c ln n). It equals 2 at n = 1.
+    This growing gap is why a log-log slope fitted over finite n sits below 1 - c/2.
+    """
+    n = _sizes("n", n)
+    c = _c(c)
+    t = np.sqrt(c * np.log(n))
+    # In logs: exp(-t^2/2) and Phi_c(t) both underflow for astronomically large n.
+    return _out(np.exp(-(t**2) / 2.0 - special.log_ndtr(-t)))
+
+
+def local_slope(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+    """d ln E[k] / d ln n = 1 - (c / (2t)) phi(t) / Phi_c(t), t = sqrt(c ln n), E[k] = n Phi_c(t).
+
+    Since phi(t)/Phi_c(t) > t, this is below 1 - c/2; it increases towards it as
+    1 - c/2 - 1/(2 ln n) + O(1/ln^2 n). Requires n > 1 (it tends to -inf as n -> 1).
+    """
+    n = _reals("n", n, lo=1.0, lo_open=True, hint=" (the slope diverges at n = 1)")
+    c = _c(c)
+    t = np.sqrt(c * np.log(n))
+    inverse_mills = np.exp(-(t**2) / 2.0 - 0.5 * math.log(2.0 * math.pi) - special.log_ndtr(-t))
+    return _out(1.0 - c / (2.0 * t) * inverse_mills)
+
+
+# ---------------------------------------------------------------- half-space reporting costs
+
+
+def part1_exponent(d: int) -> float:
+    """1 - 1/floor(d/2): the exponent of n in a Part 1 query (0 for d in {2, 3}). Needs d >= 2."""
+    return 1.0 - 1.0 / (_dim(d) // 2)
+
+
+def part1_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool = False
+                     ) -> FloatOrArray:
+    """Part 1 query: n^{1 - 1/floor(d/2)} + k, or d (n^{1 - 1/floor(d/2)} + k) if include_d.
+
+    For d in {2, 3}, floor(d/2) = 1, the exponent is 0 and the work is 1 + k.
+    """
+    n = _sizes("n", n)
+    k = _reals("k", k, lo=0.0, hint=" (the number of reported points)")
+    work = n ** part1_exponent(d) + k
+    return _out(d * work if include_d else work)
+
+
+def part2_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool = False
+                     ) -> FloatOrArray:
+    """Part 2 query: log n + k, or d (log n + k) if include_d."""
+    n = _sizes("n", n)
+    d = _dim(d)
+    k = _reals("k", k, lo=0.0, hint=" (the number of reported points)")
+    work = np.log(n) + k
+    return _out(d * work if include_d else work)
+
+
+def part1_build(n: npt.ArrayLike) -> FloatOrArray:
+    """Part 1 build: n log n."""
+    n = _sizes("n", n)
+    return _out(n * np.log(n))
+
+
+def part2_build(n: npt.ArrayLike, d: int) -> FloatOrArray:
+    """Part 2 build: n^{floor(d/2)} (inf where it overflows a float; see bounds_table for log10)."""
+    n = _sizes("n", n)
+    with np.errstate(over="ignore"):
+        return _out(n ** float(_dim(d) // 2))
+
+
+@dataclass(frozen=True, eq=False)
+class RunningTime:
+    """An HSR running time against the naive dense one, both up to constants."""
+
+    regime: str
+    formula: str
+    hsr: FloatOrArray
+    naive: FloatOrArray
+
+    @property
+    def speedup(self) -> FloatOrArray:
+        """naive / hsr: above 1 where HSR wins (ignoring constants)."""
+        return _out(np.asarray(self.naive) / np.asarray(self.hsr))
+
+    def __repr__(self) -> str:
+        return (f"RunningTime({self.regime}: {self.formula}; hsr={_fmt(self.hsr)}, "
+                f"naive={_fmt(self.naive)}, speedup={_fmt(self.speedup)})")
+
+
+def decoding_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
+    """Decoding: m n^{4/5} (Part 2 built once on the KV cache, build not counted) vs m n.
+
+    The common factor d and the lower-order d log n per query are left out.
+    """
+    n, m = _sizes("n", n), _sizes("m", m)
+    _dim(d)
+    return RunningTime("decoding", "m n^{4/5} vs m n", _out(m * n**0.8), _out(m * n))
+
+
+def prefill_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
+    """Prefilling: m n^{1 - 1/floor(d/2)} + m n^{4/5} (Part 1 on the new keys) vs m n."""
+    n, m = _sizes("n", n), _sizes("m", m)
+    e = part1_exponent(d)
+    formula = f"m n^{{{e:.4g}}} + m n^{{4/5}} vs m n"
+    return RunningTime("prefill", formula, _out(m * n**e + m * n**0.8), _out(m * n))
+
+
+# ---------------------------------------------------------------- softmax error
+
+
+def softmax_error_bound(eps: npt.ArrayLike, v_inf: float) -> float:
+    """||Attn - Attn_hat||_inf <= 2 max_i eps_i ||V||_inf, eps_i row i's dropped softmax mass."""
+    eps = _reals("eps", eps, lo=0.0, hi=1.0, hint=" (a share of softmax mass)")
+    if eps.size == 0:
+        raise ValueError("eps must hold at least one row's dropped mass; got an empty array")
+    v_inf = _scalar("v_inf", v_inf, lo=0.0, hint=" (the norm ||V||_inf)")
+    return 2.0 * float(eps.max()) * v_inf
+
+
+def dropped_mass_bound(n: npt.ArrayLike, gamma: npt.ArrayLike, gap: npt.ArrayLike) -> FloatOrArray:
+    """eps_i <= n^{1 - gamma} exp(-gap), gap = tau_1 - tau_2, with n^gamma kept entries >= tau_1.
+
+    Negligible when gap >= beta ln n with gamma + beta > 1. Not clipped at 1.
+    """
+    n = _sizes("n", n)
+    gamma = _reals("gamma", gamma, lo=0.0, hi=1.0, hint=" (n^gamma entries are kept)")
+    gap = _reals("gap", gap, hint=" (tau_1 - tau_2)")
+    return _out(n ** (1.0 - gamma) * np.exp(-gap))
+
+
+# ---------------------------------------------------------------- measured exponents
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    """ln counts = intercept + slope ln n, with a t-based confidence interval on the slope."""
+
+    slope: float
+    intercept: float
+    slope_low: float
+    slope_high: float
+    stderr: float
+    r2: float
+    confidence: float = 0.95
+
+    def __repr__(self) -> str:
+        return (f"ExponentFit(slope={self.slope:.4f}, {self.confidence:.0%} CI "
+                f"[{self.slope_low:.4f}, {self.slope_high:.4f}], stderr={self.stderr:.2g}, "
+                f"intercept={self.intercept:.4f}, r2={self.r2:.4f})")
+
+
+def fit_exponent(n: npt.ArrayLike, counts: npt.ArrayLike, confidence: float = 0.95) -> ExponentFit:
+    """Least squares of ln counts on ln n; slope +- t_{len-2} stderr (repeated n allowed)."""
+    n = _reals("n", n, lo=0.0, lo_open=True, hint=" (sizes)").ravel()
+    counts = _reals("counts", counts, lo=0.0, lo_open=True,
+                    hint=" (ln counts is fitted; drop or offset zero counts)").ravel()
+    confidence = _scalar("confidence", confidence, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    if n.shape != counts.shape:
+        raise ValueError(f"n and counts must have the same length; got {n.size} and {counts.size}")
+    if np.unique(n).size < 3:
+        raise ValueError(f"fit_exponent needs at least 3 distinct n; got {np.unique(n).size}")
+    x, y = np.log(n), np.log(counts)
+    res = stats.linregress(x, y)
+    ss_res = float(np.sum((y - res.intercept - res.slope * x) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0  # a flat, exact fit explains everything
+    # res.stderr is the same quantity, but computed from r it loses half the digits
+    # (an exact power law gets an interval 1e-7 wide); residuals keep it at round-off.
+    stderr = math.sqrt(ss_res / (n.size - 2) / float(np.sum((x - x.mean()) ** 2)))
+    half = float(stats.t.ppf((1.0 + confidence) / 2.0, n.size - 2)) * stderr
+    slope = float(res.slope)
+    return ExponentFit(slope, float(res.intercept), slope - half, slope + half, stderr, r2,
+                       confidence)
+
+
+# ---------------------------------------------------------------- the table for the notebook
+
+
+def bounds_table(d_values: Iterable[int] = (2, 8, 64), n: float = 2**20) -> list[dict[str, float]]:
+    """What Part 1 and Part 2 cost at each d, for one n (query work at k = 0, vs a scan of n)."""
+    n = _scalar("n", n, lo=1.0, hint=" (n is a size)")
+    rows = []
+    for d in d_values:
+        half = _dim(d) // 2
+        part1 = n ** part1_exponent(d)
+        rows.append({
+            "d": d,
+            "floor_d_over_2": half,
+            "part1_exponent": part1_exponent(d),
+            "part1_query_work": part1,
+            "part1_query_over_scan": part1 / n,
+            "part1_build": n * math.log(n),
+            "part2_query_work": math.log(n),
+            "part2_build": float(part2_build(n, d)),
+            "part2_build_log10": half * math.log10(n),
+            "scan": n,
+        })
+    return rows

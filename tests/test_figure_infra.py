@@ -1,0 +1,466 @@
+"""Figure and cache infrastructure: house style, byte-identical saving, registry, CLI, cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import hsr_lab
+import hsr_lab.figures as figures
+from hsr_lab import cli, config
+from hsr_lab.cache import atomic_write, cache_path, cached
+from hsr_lab.figures import (
+    COLORS,
+    LINESTYLES,
+    MARKERS,
+    REGISTRY,
+    FigureOutputError,
+    FigureSpec,
+    house_style,
+    new_figure,
+    save_figure,
+)
+from hsr_lab.figures._style import style_path
+
+# ---------------------------------------------------------------- house style
+
+
+def test_style_file_parses_cleanly_and_pairs_colour_linestyle_marker():
+    with style_path() as path, warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib only *warns* about a bad line in a style file
+        rc = mpl.rc_params_from_file(path, use_default_template=False)
+    cycle = rc["axes.prop_cycle"].by_key()
+    assert set(cycle) == {"color", "linestyle", "marker"}
+    n = len(cycle["color"])
+    assert n >= 4
+    for values in cycle.values():
+        assert len(values) == n
+        assert len({repr(v) for v in values}) == n  # each property tells the curves apart
+    assert list(rc["figure.figsize"]) == [3.4, 2.5]
+    assert 8 <= rc["font.size"] <= 9
+    assert rc["font.sans-serif"][0] == "DejaVu Sans"
+    assert rc["text.usetex"] is False
+    assert rc["pdf.fonttype"] == 42 and rc["ps.fonttype"] == 42
+    assert rc["savefig.dpi"] == 300 and rc["savefig.bbox"] == "tight"
+    assert rc["svg.hashsalt"]
+    assert not rc["axes.spines.top"] and not rc["axes.spines.right"]
+
+
+def test_house_style_is_a_context_and_constants_follow_the_file():
+    def snapshot() -> dict:  # "backend" may resolve from its "auto" placeholder meanwhile
+        return {k: v for k, v in mpl.rcParams.items() if k != "backend"}
+
+    before = snapshot()
+    with house_style():
+        cycle = mpl.rcParams["axes.prop_cycle"].by_key()
+        assert mpl.rcParams["pdf.fonttype"] == 42
+    assert snapshot() == before  # nothing leaks out of the with block
+    assert list(COLORS) == list(cycle["color"])
+    assert list(LINESTYLES) == list(cycle["linestyle"])
+    assert list(MARKERS) == list(cycle["marker"])
+
+
+def test_new_figure_sizes():
+    with house_style():
+        fig, _ = new_figure()
+        assert tuple(fig.get_size_inches()) == pytest.approx((3.4, 2.5))
+        fig2, axes = new_figure(2.0, nrows=2, ncols=3)
+        assert tuple(fig2.get_size_inches()) == pytest.approx((6.8, 5.0))
+        assert axes.shape == (2, 3)
+    plt.close(fig)
+    plt.close(fig2)
+    with pytest.raises(ValueError, match="width_ratio"):
+        new_figure(0)
+
+
+# ---------------------------------------------------------------- saving
+
+
+def _demo(seed: int = 0) -> Figure:
+    return REGISTRY["demo"].func(quick=True, seed=seed)
+
+
+def test_save_twice_gives_identical_bytes(tmp_path):
+    fig = _demo()
+    first = save_figure(fig, tmp_path / "a", "demo")
+    second = save_figure(fig, tmp_path / "b", "demo")
+    plt.close(fig)
+    redrawn = _demo()
+    third = save_figure(redrawn, tmp_path / "c", "demo")
+    plt.close(redrawn)
+    assert [p.name for p in first] == ["demo.pdf", "demo.png"]
+    for a, b, c in zip(first, second, third, strict=True):
+        assert a.read_bytes() == b.read_bytes() == c.read_bytes()
+
+
+def test_saved_files_carry_no_dates_or_producer(tmp_path):
+    fig = _demo()
+    pdf, png = save_figure(fig, tmp_path, "demo")
+    plt.close(fig)
+    pdf_bytes = pdf.read_bytes()
+    for key in (b"/CreationDate", b"/Producer", b"/Creator", b"/ModDate"):
+        assert key not in pdf_bytes
+    assert b"Software" not in png.read_bytes()
+
+
+def test_same_bytes_across_processes_with_different_hash_seeds(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys
+        from hsr_lab.figures import REGISTRY, save_figure
+        save_figure(REGISTRY["demo"].func(quick=True, seed=0), sys.argv[1], "demo")
+        """
+    )
+    outputs = []
+    for hash_seed in ("0", "12345"):
+        out = tmp_path / f"hash{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", script, str(out)], env=env, check=True, cwd=tmp_path)
+        outputs.append(out)
+    for name in ("demo.pdf", "demo.png"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes()
+
+
+def test_pdf_embeds_truetype_fonts_only(tmp_path):
+    fig = _demo()
+    pdf, _ = save_figure(fig, tmp_path, "demo")
+    plt.close(fig)
+    data = pdf.read_bytes()
+    assert b"/FontFile2" in data  # TrueType (Type 42)
+    assert b"/FontFile3" not in data
+    assert b"/Type3" not in data
+
+
+def test_unwritable_folder_raises_a_clear_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    fig = _demo()
+    for bad in (blocker / "sub", blocker):
+        with pytest.raises(FigureOutputError, match="cannot write figures to") as info:
+            save_figure(fig, bad, "demo")
+        assert str(bad) in str(info.value)
+        assert isinstance(info.value, OSError)
+    plt.close(fig)
+
+
+def test_save_leaves_no_temporary_files_and_rejects_bad_names(tmp_path):
+    fig = _demo()
+    save_figure(fig, tmp_path, "demo")
+    save_figure(fig, tmp_path, "demo")  # overwriting is fine too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.pdf", "demo.png"]
+    for bad in ("", "../demo", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="name"):
+            save_figure(fig, tmp_path, bad)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_figure_decorator_registers_and_applies_the_house_style(monkeypatch):
+    monkeypatch.setattr(figures, "REGISTRY", {})
+
+    @figures.figure("probe", "a probe")
+    def fig_probe(quick: bool = False, seed: int = 0) -> Figure:
+        fig = plt.figure()  # no explicit size: the house style must provide it
+        fig.text(0.5, 0.5, f"{quick} {seed}")
+        return fig
+
+    spec = figures.REGISTRY["probe"]
+    assert (spec.name, spec.caption) == ("probe", "a probe")
+    fig = spec.func(quick=True, seed=3)
+    assert tuple(fig.get_size_inches()) == pytest.approx((3.4, 2.5))
+    assert fig_probe.__name__ == "fig_probe" and "probe" in repr(spec)
+    plt.close(fig)
+
+    with pytest.raises(ValueError, match="fig_other"):
+        figures.figure("other", "x")(fig_probe)
+
+    def impostor() -> Figure:
+        return plt.figure()
+
+    impostor.__name__, impostor.__module__ = "fig_probe", "somewhere_else"
+    with pytest.raises(ValueError, match="already taken"):
+        figures.figure("probe", "x")(impostor)
+
+    @figures.figure("notfig", "returns the wrong thing")
+    def fig_notfig(quick: bool = False, seed: int = 0):
+        return 42
+
+    with pytest.raises(TypeError, match="Figure"):
+        fig_notfig()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_list(capsys):
+    assert cli.main(["figures", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"demo: {REGISTRY['demo'].caption}" in lines
+
+
+def test_cli_unknown_name_exits_2_and_names_it(capsys, tmp_path):
+    assert cli.main(["figures", "--only", "nope", "demo", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "valid names" in err and "demo" in err
+    assert not list(tmp_path.iterdir())  # nothing drawn when the command is wrong
+
+
+def test_cli_unwritable_out_dir_exits_2(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert cli.main(["figures", "--out", str(blocker / "figs")]) == 2
+    assert f"cannot write figures to '{blocker / 'figs'}'" in capsys.readouterr().err
+
+
+def test_cli_writes_both_files_and_prints_them(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv(config.QUICK_ENV, raising=False)
+    out = tmp_path / "new" / "figs"
+    assert cli.main(["figures", "--quick", "--only", "demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [str(out / "demo.pdf"), str(out / "demo.png")]
+    assert (out / "demo.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "demo.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"), [([], "", False), (["--quick"], "", True), ([], "1", True)]
+)
+def test_cli_passes_quick_and_seed(flag, env, expected, tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fig_probe(quick: bool = False, seed: int = 0) -> Figure:
+        calls.append((quick, seed))
+        return Figure()
+
+    monkeypatch.setenv(config.QUICK_ENV, env)
+    monkeypatch.setitem(REGISTRY, "probe", FigureSpec("probe", "probe", fig_probe))
+    argv = ["figures", "--only", "probe", "--seed", "7", "--out", str(tmp_path), *flag]
+    assert cli.main(argv) == 0
+    assert calls == [(expected, 7)]
+
+
+def test_cli_usage_errors_exit_2(capsys):
+    assert cli.main([]) == 2
+    assert cli.main(["figures", "--seed", "-1"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "hsr_lab", "figures", "--list"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("demo: ")
+
+
+# ---------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" on ", True),
+        ("", False),
+        ("0", False),
+        ("no", False),
+    ],
+)
+def test_quick_mode(value, expected, monkeypatch):
+    monkeypatch.setenv(config.QUICK_ENV, value)
+    assert config.quick_mode() is expected
+
+
+def test_quick_mode_rejects_a_typo(monkeypatch):
+    monkeypatch.setenv(config.QUICK_ENV, "ture")
+    with pytest.raises(ValueError, match=config.QUICK_ENV):
+        config.quick_mode()
+
+
+# ---------------------------------------------------------------- cache
+
+
+class Counter:
+    """A sweep that counts how often it really runs."""
+
+    def __init__(self, result: dict | None = None) -> None:
+        self.calls = 0
+        self.result = result if result is not None else {"x": np.arange(5.0), "y": np.eye(2)}
+
+    def __call__(self) -> dict:
+        self.calls += 1
+        return self.result
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape
+        assert a[key].tobytes() == b[key].tobytes()  # bit for bit, NaN and -0.0 included
+
+
+def test_cache_computes_once_then_reads(tmp_path):
+    compute = Counter()
+    first = cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    second = cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    assert compute.calls == 1
+    _assert_same(first, second)
+
+
+def test_cache_force_recomputes(tmp_path):
+    compute = Counter()
+    cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    cached("sweep", {"n": 5}, compute, cache_dir=tmp_path, force=True)
+    assert compute.calls == 2
+
+
+def test_cache_truncated_file_is_recomputed_with_a_warning(tmp_path):
+    compute = Counter()
+    expected = cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    path = cache_path("sweep", {"n": 5}, cache_dir=tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="recomputing"):
+        again = cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    assert compute.calls == 2
+    _assert_same(expected, again)
+    assert path.read_bytes() == data  # overwritten with a good file
+    cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    assert compute.calls == 2
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage, not a zip file" * 10, "npy", "npz-without-params", "stale"]
+)
+def test_cache_bad_files_are_recomputed_with_a_warning(content, tmp_path):
+    compute = Counter()
+    path = cache_path("sweep", {"n": 5}, cache_dir=tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    if content == "npy":
+        np.save(path.with_suffix(""), np.arange(3))  # np.save appends .npy
+        path.with_suffix(".npy").replace(path)
+    elif content == "npz-without-params":
+        with open(path, "wb") as fh:
+            np.savez(fh, x=np.arange(5.0))
+    elif content == "stale":  # a valid cache file of other parameters under this name
+        cached("sweep", {"n": 6}, Counter(), cache_dir=tmp_path)
+        cache_path("sweep", {"n": 6}, cache_dir=tmp_path).replace(path)
+    else:
+        path.write_bytes(content)
+    with pytest.warns(UserWarning, match="recomputing"):
+        cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    assert compute.calls == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cached("sweep", {"n": 5}, compute, cache_dir=tmp_path)
+    assert compute.calls == 1
+
+
+def test_cache_key_depends_on_name_params_and_version(tmp_path, monkeypatch):
+    base = cache_path("sweep", {"n": 5, "d": 2}, cache_dir=tmp_path)
+    assert cache_path("sweep", {"d": 2, "n": 5}, cache_dir=tmp_path) == base  # key order
+    assert cache_path("sweep", {"n": np.int64(5), "d": 2}, cache_dir=tmp_path) == base
+    assert cache_path("sweep", {"n": 6, "d": 2}, cache_dir=tmp_path) != base
+    assert cache_path("other", {"n": 5, "d": 2}, cache_dir=tmp_path) != base
+    compute = Counter()
+    cached("sweep", {"n": 5, "d": 2}, compute, cache_dir=tmp_path)
+    cached("sweep", {"n": 6, "d": 2}, compute, cache_dir=tmp_path)
+    assert compute.calls == 2
+    monkeypatch.setattr(hsr_lab, "__version__", "99.0.0")
+    assert cache_path("sweep", {"n": 5, "d": 2}, cache_dir=tmp_path) != base
+    cached("sweep", {"n": 5, "d": 2}, compute, cache_dir=tmp_path)
+    assert compute.calls == 3
+
+
+def test_cache_round_trips_arrays_exactly(tmp_path):
+    result = {
+        "floats": np.array([0.1, -0.0, np.nan, np.inf, -np.inf, 1e-300]),
+        "float32": np.linspace(0, 1, 7, dtype=np.float32).reshape(7, 1),
+        "ints": np.array([-(2**62), 0, 2**62], dtype=np.int64),
+        "uint8": np.arange(256, dtype=np.uint8),
+        "bools": np.array([[True, False], [False, True]]),
+        "complex": np.array([1 + 2j, -0.5j]),
+        "strings": np.array(["half-space", "reporting"]),
+        "scalar": np.array(3.5),
+        "empty": np.zeros((0, 3)),
+        "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "file": np.arange(2),  # clashes with np.savez's own argument name
+    }
+    compute = Counter(result)
+    fresh = cached("types", {}, compute, cache_dir=tmp_path)
+    loaded = cached("types", {}, compute, cache_dir=tmp_path)
+    assert compute.calls == 1
+    _assert_same(fresh, loaded)
+    _assert_same(result, loaded)
+
+
+def test_cache_writes_atomically_and_leaves_no_temporary_files(tmp_path):
+    folder = tmp_path / "cache"
+    cached("sweep", {"n": 5}, Counter(), cache_dir=folder)
+    cached("sweep", {"n": 6}, Counter(), cache_dir=folder, force=True)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        ".gitignore",
+        *sorted(cache_path("sweep", {"n": n}, cache_dir=folder).name for n in (5, 6)),
+    ]
+    assert "*" in (folder / ".gitignore").read_text()
+
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_write(target) as fh:
+        fh.write(b"half of the new")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "target.bin"]
+
+
+def test_cache_rejects_non_json_params_and_bad_results(tmp_path):
+    for params in ({"x": object()}, {"x": np.arange(3)}, {"x": {1, 2}}, ["n", 5]):
+        with pytest.raises(TypeError, match="params"):
+            cached("sweep", params, Counter(), cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="name"):
+        cached("../escape", {}, Counter(), cache_dir=tmp_path)
+    with pytest.raises(TypeError, match="dtype object"):
+        cached(
+            "sweep", {}, Counter({"x": np.array([1, "a", None], dtype=object)}), cache_dir=tmp_path
+        )
+    with pytest.raises(ValueError, match="reserved"):
+        cached("sweep", {}, Counter({"__params__": np.zeros(1)}), cache_dir=tmp_path)
+    assert not list(tmp_path.glob("*.npz"))
+
+
+def test_cache_folder_default_env_and_argument(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.CACHE_DIR_ENV, raising=False)
+    assert cache_path("s", {}).parent == tmp_path / ".hsr_lab_cache"
+    monkeypatch.setenv(config.CACHE_DIR_ENV, str(tmp_path / "env"))
+    assert cache_path("s", {}).parent == tmp_path / "env"
+    assert cache_path("s", {}, cache_dir=tmp_path / "arg").parent == tmp_path / "arg"
+    cached("s", {}, Counter())
+    assert cache_path("s", {}).exists()
+
+
+def test_cache_that_cannot_be_written_still_returns_the_result(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    compute = Counter()
+    with pytest.warns(UserWarning, match="could not write"):
+        result = cached("sweep", {}, compute, cache_dir=blocker / "cache")
+    _assert_same(result, compute.result)
