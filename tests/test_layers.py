@@ -205,14 +205,34 @@ def test_zero_direction_reports_all_or_nothing() -> None:
 
 
 def test_extreme_magnitudes() -> None:
-    """Coordinates near 1e300 or 1e-300 (qhull sees them rescaled by a power of two)."""
+    """Coordinates near 1e300 or 1e-300, or aspect ratio 1e16 (qhull sees them rescaled)."""
     rng = np.random.default_rng(1)
-    for scale in (1e300, 1e-300):
+    for scale in (np.array([1e300, 1e300]), np.array([1e-300, 1e-300]), np.array([1e8, 1e-8])):
         index, pts, ids = build(rng.normal(size=(200, 2)) * scale)
         assert index.flat_size < 10
         for _ in range(20):
             a = rng.normal(size=2) / scale
             check_query(index, pts, ids, a, float(pts[rng.integers(200)] @ a))
+
+
+def test_points_a_few_ulps_apart() -> None:
+    """Near-duplicates and nearly collinear points, where scores of nearby points round apart.
+
+    Stopping as soon as a layer's top score is below t would miss points here: the query
+    compares against t - slack (see the module docstring).
+    """
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        base = rng.normal(size=(int(rng.integers(1, 12)), 2))
+        points = base[rng.integers(len(base), size=int(rng.integers(1, 150)))]
+        points = points + rng.integers(-3, 4, size=points.shape) * np.spacing(points)
+        if rng.uniform() < 0.3:  # nearly collinear instead
+            x = rng.uniform(-1, 1, size=len(points))
+            points = np.c_[x, 0.3 * x + rng.normal(size=len(points)) * 1e-15]
+        index, pts, ids = build(points)
+        for _ in range(20):
+            a = rng.normal(size=2)
+            check_query(index, pts, ids, a, brute_scores(pts.tolist(), a)[rng.integers(len(pts))])
 
 
 # --------------------------------------------------------------------------- cost and contract

@@ -18,15 +18,17 @@ Degenerate input. Each point belongs to exactly one layer. A layer keeps only th
 convex hull vertices, in counter-clockwise order (checked with an exact orientation predicate);
 duplicates of a vertex and points lying on a hull edge go to deeper layers, so that the stopping
 rule above never skips them. When fewer than 3 points are left, or they are collinear (qhull
-raises ``QhullError``), they form a final "flat" layer that a query simply scans, in O(f).
+raises ``QhullError``, or the exact check finds no three points turning), they form a final
+"flat" layer that a query simply scans, in O(f).
 Qhull's joggle option (QJ) is never used: joggling would perturb the vertices.
 
 Rounding. Scores are computed exactly as ``_base.score`` does (``s = 0.0; s += a0*x0;
 s += a1*x1``), so points exactly on the boundary line agree with the other backends. The
 stopping rule and the walk compare the scores with ``t - slack`` rather than ``t``, with
-``slack = 2^-40 (|a0| max|x0| + |a1| max|x1|)`` over the layer: a few thousand ulps of the
-largest term, far above the rounding error of one score, so that rounding never hides a point
-that the brute-force scan would report. Only points with score ``>= t`` are reported.
+``slack = 2^-40 (|a0| max|x0| + |a1| max|x1|)`` over the layer: a few thousand times the
+rounding error of one score (at most about 2^-52 times the same sum), so that rounding in the
+scores, the angles or qhull does not hide a point the brute-force scan reports. Only points
+with score ``>= t`` are reported; the slack can only cost a few extra scores.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class ConvexLayers:
     never cut into leaves. ``layers`` lists the coordinates of each layer, outermost first,
     counter-clockwise; when ``flat_size > 0`` the last one is the flat layer (sorted, not a
     polygon).
+
+    Query stats: nodes_visited = layers whose top vertex was found (and the flat layer if
+    scanned); nodes_pruned = 1 if the walk stopped at a layer that misses the half-plane;
+    nodes_reported = layers reported whole; inner_products = bisection steps (each one is the
+    sign of <a, edge>) plus the scores computed by the hill-climb, the walk and the flat scan.
     """
 
     name = "layers"
@@ -104,7 +111,7 @@ class ConvexLayers:
             arc = self._arc(layer, top, s_top, a_list, t, floor, stats)
             stats.nodes_reported += len(arc) == self._span(layer)[1]
             rows += arc
-        else:
+        else:  # no layer missed: the flat rest, if any, is scanned
             rows += self._scan_flat(a_list, t, stats)
         stats.points_reported = len(rows)
         return self._ids[np.array(rows, dtype=np.int64)], stats
@@ -263,9 +270,11 @@ def _peel(points: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 def _hull_ring(points: np.ndarray) -> np.ndarray | None:
     """Strictly convex hull vertices, counter-clockwise, or None when the points are flat."""
-    _, exponent = np.frexp(np.abs(points).max())
-    try:  # qhull fails on magnitudes like 1e300; scaling by a power of two is exact
-        hull = ConvexHull(np.ldexp(points, -exponent), qhull_options="Qc")
+    # qhull fails on magnitudes like 1e300 or aspect ratios like 1e16; scaling each axis by a
+    # power of two is exact and keeps the hull's vertices.
+    _, exponents = np.frexp(np.abs(points).max(axis=0))
+    try:
+        hull = ConvexHull(np.ldexp(points, -exponents), qhull_options="Qc")
     except QhullError:
         return None
     ring = hull.vertices  # counter-clockwise in 2-D

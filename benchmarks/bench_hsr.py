@@ -1,0 +1,89 @@
+"""Half-space reporting: NumPy kd-tree and pure-Python twin against the dense scan.
+
+Gaussian keys, unit-norm queries, the paper's threshold t = sqrt(0.4 ln n) (so about n^{4/5}
+keys are reported). Per (n, d): k, median query time of brute, numpy and reference (reference
+only up to n = 2^16), build time, index memory / key memory, and the speed-up ratios.
+
+    python benchmarks/bench_hsr.py            # the full grid, n = 2^14 .. 2^22 (minutes)
+    python benchmarks/bench_hsr.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from _common import (gaussian_keys, machine_header, median_time, print_table, unit_queries,
+                     write_results)
+
+from hsr_lab import HSR
+from hsr_lab.theory import paper_threshold
+
+DIMS = (2, 3, 4, 8, 16, 64)
+REFERENCE_MAX_N = 2**16
+
+
+def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[str, object]:
+    """Time one (n, d) cell: every backend on the same keys and the same queries."""
+    keys = gaussian_keys(n, d, seed)
+    queries = unit_queries(n_queries, d, seed + 1)
+    t = float(paper_threshold(n))
+    row: dict[str, object] = {"n": f"2^{int(np.log2(n))}", "d": d}
+    structures = {}
+    for backend in ("brute", "numpy", "reference"):
+        if backend == "reference" and n > REFERENCE_MAX_N:
+            continue
+        start = time.perf_counter()
+        structures[backend] = HSR(keys, backend=backend)
+        row[f"build_{backend}_s"] = time.perf_counter() - start
+    expected = [np.flatnonzero(keys @ q >= t) for q in queries]
+    row["k"] = int(np.median([len(e) for e in expected]))
+    times = {}
+    for backend, hsr in structures.items():
+        for q, e in zip(queries, expected, strict=True):  # exactness, loudly
+            if not np.array_equal(hsr.query(q, t), e):
+                raise AssertionError(f"{backend} disagrees with the scan at n={n}, d={d}")
+        reps = repeats if backend != "reference" else max(3, repeats // 5)
+        per_query = [median_time(lambda h=hsr, q=q: h.query(q, t), reps) for q in queries]
+        times[backend] = float(np.median(per_query))
+        row[f"{backend}_ms"] = 1e3 * times[backend]
+    row["numpy_speedup_vs_brute"] = times["brute"] / times["numpy"]
+    if "reference" in times:
+        row["numpy_speedup_vs_reference"] = times["reference"] / times["numpy"]
+    else:
+        row["reference_ms"] = row["numpy_speedup_vs_reference"] = float("nan")
+    row["index_mem_over_keys"] = structures["numpy"].nbytes / keys.nbytes
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small n, few repeats")
+    parser.add_argument("--max-log2n", type=int, default=22)
+    parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    lo, hi = (10, 12) if args.quick else (14, args.max_log2n)
+    repeats, n_queries = (3, 3) if args.quick else (15, 5)
+    header = machine_header()
+    print(header)
+    rows = []
+    for log2n in range(lo, hi + 1, 2):
+        for d in args.dims:
+            rows.append(bench_cell(2**log2n, d, repeats, n_queries, args.seed))
+            print_table(rows[-1:] if len(rows) > 1 else rows)
+    print()
+    print_table(rows)
+    notes = ("Median over 5 unit-norm queries of the median over repeats; t = sqrt(0.4 ln n). "
+             "speedup = brute time / numpy time (higher is better). Index memory counts every "
+             "array the tree holds, its copy of the keys included.")
+    if not args.quick:
+        paths = write_results("hsr", rows, header, notes)
+        print("wrote", *paths)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
