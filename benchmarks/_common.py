@@ -43,14 +43,15 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_table(rows: Sequence[dict[str, object]]) -> None:
+def print_table(rows: Sequence[dict[str, object]], header: bool = True) -> None:
     """Print rows (dicts with the same keys) as an aligned text table."""
     if not rows:
         return
     keys = list(rows[0])
     cells = [[_cell(row[k]) for k in keys] for row in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
+    widths = [max(len(k), 9, *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    if header:
+        print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
     for line in cells:
         print("  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)), flush=True)
 

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for log2n in range(lo, hi + 1, 2):
         for d in args.dims:
             rows.append(bench_cell(2**log2n, d, repeats, n_queries, args.seed))
-            print_table(rows[-1:] if len(rows) > 1 else rows)
+            print_table(rows[-1:], header=len(rows) == 1)
     print()
     print_table(rows)
     notes = ("Median over 5 unit-norm queries of the median over repeats; t = sqrt(0.4 ln n). "

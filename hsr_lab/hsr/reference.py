@@ -106,24 +106,41 @@ class ReferenceKDTree:
         return np.array(found, dtype=np.int64), stats
 
     def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, slack: float,
-               found: list[int], stats: QueryStats) -> None:
+               found: list[int], stats: QueryStats, trace: list | None = None) -> None:
         """Prune, report whole, or open one node (the three cases of the module docstring)."""
         stats.nodes_visited += 1
         mid, spread = score(a, node.center), score(abs_a, node.half)
         margin = slack * node.rad + self.d * _TINY
         if mid + spread + margin < t:  # box entirely outside
             stats.nodes_pruned += 1
+            outcome = "pruned"
         elif mid - spread - margin >= t:  # box entirely inside
             stats.nodes_reported += 1
             found.extend(self.ids[node.start:node.stop])
+            outcome = "reported"
         elif node.is_leaf:
             for j in range(node.start, node.stop):
                 stats.inner_products += 1
                 if score(a, self.points[j]) >= t:
                     found.append(self.ids[j])
+            outcome = "scanned"
         else:
-            self._visit(node.left, a, abs_a, t, slack, found, stats)
-            self._visit(node.right, a, abs_a, t, slack, found, stats)
+            outcome = "opened"
+        if trace is not None:
+            trace.append((node, outcome))
+        if outcome == "opened":
+            self._visit(node.left, a, abs_a, t, slack, found, stats, trace)
+            self._visit(node.right, a, abs_a, t, slack, found, stats, trace)
+
+    def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
+        """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
+        "scanned" (a leaf whose points were tested) or "opened" (recursed into)."""
+        a_list = [float(v) for v in a]
+        slack = _margin(self.d) * math.sqrt(sum(v * v for v in a_list))
+        visited: list[tuple[Node, str]] = []
+        self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, [], QueryStats(),
+                    visited)
+        return visited
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""

@@ -1,0 +1,20 @@
+"""Sweeps behind the figures and notebooks: plain arrays in, plain arrays out, cached on disk.
+
+Every sweep takes a ``seed`` (results are deterministic), a ``quick`` flag (default: the
+``HSR_LAB_QUICK`` environment variable) that shrinks it to seconds, and ``force`` to recompute
+instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress bar.
+"""
+
+from .plane import PlaneQuery, plane_query
+from .sparsity import SparsitySweep, activation_mask, sparsity_sweep
+from .work import WorkSweep, query_work_sweep
+
+__all__ = [
+    "PlaneQuery",
+    "SparsitySweep",
+    "WorkSweep",
+    "activation_mask",
+    "plane_query",
+    "query_work_sweep",
+    "sparsity_sweep",
+]

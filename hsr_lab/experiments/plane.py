@@ -1,0 +1,48 @@
+"""One half-plane query in the plane, with everything a figure of it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hsr import ConvexLayers, ReferenceKDTree
+
+
+@dataclass(frozen=True)
+class PlaneQuery:
+    """Points, the half-plane <a, x> >= t, the answer, the kd-tree cells and the convex layers.
+
+    ``cells`` rows are (x_lo, y_lo, x_hi, y_hi) and ``outcomes`` says what the query did with
+    each visited cell: "pruned", "reported" (whole, no inner product), "scanned" or "opened".
+    """
+
+    points: np.ndarray
+    a: np.ndarray
+    t: float
+    reported: np.ndarray
+    cells: np.ndarray
+    outcomes: np.ndarray
+    layers: list[np.ndarray]
+    layers_reached: int
+
+
+def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size: int = 8,
+                seed: int = 0) -> PlaneQuery:
+    """Gaussian points in the plane and the half-plane with normal (cos angle, sin angle).
+
+    Reports {x : <a, x> >= t} with a = (cos angle, sin angle), t = offset, and traces the
+    pure-Python kd-tree (``ReferenceKDTree.trace``) and the convex layers on the same query.
+    """
+    points = np.random.default_rng(seed).standard_normal((n, 2))
+    a = np.array([np.cos(angle), np.sin(angle)])
+    ids = np.arange(n, dtype=np.int64)
+    tree = ReferenceKDTree(points, ids, leaf_size)
+    visited = tree.trace(a, offset)
+    cells = np.array([[c[0] - h[0], c[1] - h[1], c[0] + h[0], c[1] + h[1]]
+                      for c, h in ((node.center, node.half) for node, _ in visited)])
+    layers = ConvexLayers(points, ids, leaf_size)
+    reported, stats = layers.query(a, offset)
+    return PlaneQuery(points, a, float(offset), np.sort(reported), cells,
+                      np.array([outcome for _, outcome in visited]), list(layers.layers),
+                      stats.nodes_visited)
