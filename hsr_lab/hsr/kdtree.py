@@ -12,7 +12,9 @@ same rounding margin). What changes is only how the work is organised:
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
-so the build costs O(n) NumPy work per level, O(n log n) in all.
+so the build costs O(n) NumPy work per level, O(n log n) in all. As in the reference, a node is
+split on the widest side of its cell (its parent's cell, cut at the median), and the query uses
+the tight box of the node's points.
 """
 
 from __future__ import annotations
@@ -34,64 +36,56 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.cumsum(steps)
 
 
-def _segment_extent(rows: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Per segment ``rows[s:s + z]``: max - min of every coordinate (``rows`` has a spare row)."""
-    bounds = np.stack([starts, starts + sizes], axis=1).ravel()
-    return (np.maximum.reduceat(rows, bounds, axis=0)[::2]
-            - np.minimum.reduceat(rows, bounds, axis=0)[::2])
-
-
-def _as_records(rows: np.ndarray) -> np.ndarray:
-    """View an (m, d) array as m opaque records: NumPy moves whole rows much faster this way."""
-    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
-
-
 class _LevelSplitter:
-    """Holds the points in tree order and splits every segment of one level at once.
+    """Splits every node of one level at once; holds ``perm`` (tree order -> input row).
 
-    ``rows`` and ``perm`` (tree order -> input row) carry one spare entry at the end, where the
-    padding of short segments is parked; each level is one gather into a second buffer.
+    ``perm`` carries one spare entry at the end, where the padding of short nodes is parked.
+    Only ``perm`` moves while building; the points are gathered in tree order once, at the end.
     """
 
     def __init__(self, points: np.ndarray) -> None:
-        n, d = points.shape
-        self.rows = np.zeros((n + 1, d))
-        self.rows[:n] = points
-        self._rows_next = np.empty_like(self.rows)
+        n = len(points)
+        self.points = np.ascontiguousarray(points)
         self.perm = np.arange(n + 1, dtype=np.int64)
-        self._perm_next = np.empty_like(self.perm)
-        self._source = np.arange(n + 1, dtype=np.int64)  # identity outside the split segments
-        self._cells = np.empty(n + n // 2 + 1, dtype=np.int64)  # a level holds n points + pads
-        self._values = np.empty(len(self._cells))
+        self.perm[n] = 0  # the spare entry points at some real row
+        self._next = np.empty_like(self.perm)
+        self._source = np.arange(n + 1, dtype=np.int64)  # identity outside the split nodes
+        self._at = np.empty(n + n // 2 + 1, dtype=np.int64)  # a level holds n points + pads
+        self._values = np.empty(len(self._at))
 
-    def split(self, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Put the lower half of each segment (by its widest coordinate) first; return its size.
+    def split(self, starts: np.ndarray, sizes: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Put the lower half of each node first, on the widest coordinate of its cell.
 
-        Segments at one level differ in size by at most one; the split is at ``size // 2``,
-        on the widest coordinate (the lowest index on ties).
+        Nodes at one level differ in size by at most one; node i covers ``perm[s:s + z]`` and
+        its cell is ``[lo[i], hi[i]]``. Returns the left sizes ``z // 2`` and the children's
+        cells (the cell cut at the median), interleaved: left, right, left, right, ...
         """
-        rows, spare = self.rows, len(self.rows) - 1
-        dims = np.argmax(_segment_extent(rows, starts, sizes), axis=1)
+        spare, d = len(self.perm) - 1, self.points.shape[1]
+        dims = np.argmax(hi - lo, axis=1)  # the lowest index on ties
         n_seg, width = len(starts), int(sizes.max())
-        # A padded matrix with one row per segment: its row numbers, then the spare row.
-        at = self._cells[: n_seg * width].reshape(n_seg, width)
+        # A padded matrix with one row per node: its positions in perm, then the spare entry.
+        at = self._at[: n_seg * width].reshape(n_seg, width)
         np.add(starts[:, None], np.arange(width)[None, :], out=at)
         short = sizes < width
         at[short, -1] = spare
         values = self._values[: n_seg * width].reshape(n_seg, width)
-        np.take(rows.ravel(), at * rows.shape[1] + dims[:, None], out=values)
+        np.take(self.points.ravel(), self.perm[at] * d + dims[:, None], out=values)
         values[short, -1] = np.inf  # padding sorts after every real value
         left = sizes // 2
-        src = np.argpartition(values, np.unique(np.concatenate([left, sizes[short]])), axis=1)
-        src += starts[:, None]  # position in the segment -> row number
-        src[short, -1] = spare
-        self._source[at.ravel()] = src.ravel()
-        np.take(_as_records(rows), self._source, out=_as_records(self._rows_next))
-        np.take(self.perm, self._source, out=self._perm_next)
+        order = np.argpartition(values, np.unique(np.concatenate([left, sizes[short]])), axis=1)
+        seg = np.arange(n_seg)
+        cut = values[seg, order[seg, left]]  # the median: the smallest value of the right half
+        order += starts[:, None]  # position in the node -> position in perm
+        order[short, -1] = spare
+        self._source[at.ravel()] = order.ravel()
+        np.take(self.perm, self._source, out=self._next)
         self._source[at.ravel()] = at.ravel()  # back to the identity
-        self.rows, self._rows_next = self._rows_next, self.rows
-        self.perm, self._perm_next = self._perm_next, self.perm
-        return left
+        self.perm, self._next = self._next, self.perm
+        child_lo, child_hi = np.repeat(lo, 2, axis=0), np.repeat(hi, 2, axis=0)
+        child_hi[2 * seg, dims] = cut
+        child_lo[2 * seg + 1, dims] = cut
+        return left, child_lo, child_hi
 
 
 class NumpyKDTree:
@@ -104,8 +98,9 @@ class NumpyKDTree:
         self.leaf_size = leaf_size
         splitter = _LevelSplitter(points)
         starts, sizes, childs = self._build(splitter)
-        self.points = splitter.rows[:n]  # row j of the tree is row perm[j] of the input
-        self._ids = ids[splitter.perm[:n]]
+        perm = splitter.perm[:n]
+        self.points = np.take(points, perm, axis=0)  # row j of the tree is row perm[j] of the input
+        self._ids = ids[perm]
         self.start = starts.astype(np.int64)
         self.size = sizes.astype(np.int64)
         self.child = childs  # index of the left child (right = left + 1), or -1 at a leaf
@@ -114,6 +109,7 @@ class NumpyKDTree:
     def _build(self, splitter: _LevelSplitter) -> tuple[np.ndarray, ...]:
         """Split level by level; return each node's start, size and left child in BFS order."""
         starts, sizes = np.zeros(1, np.int64), np.array([len(splitter.perm) - 1], np.int64)
+        lo, hi = splitter.points.min(axis=0)[None, :], splitter.points.max(axis=0)[None, :]
         levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n_nodes = 1  # nodes numbered so far, through the current level
         while len(starts):
@@ -125,7 +121,7 @@ class NumpyKDTree:
             if not split.any():
                 break
             s, z = starts[split], sizes[split]
-            left = splitter.split(s, z)
+            left, lo, hi = splitter.split(s, z, lo[split], hi[split])
             starts = np.stack([s, s + left], axis=1).ravel()
             sizes = np.stack([left, z - left], axis=1).ravel()
         self.level_offsets = np.cumsum([0] + [len(lv[0]) for lv in levels])

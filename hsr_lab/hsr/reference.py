@@ -74,10 +74,14 @@ class ReferenceKDTree:
         self.points: list[list[float]] = []  # in tree order: a subtree is a slice
         self.ids: list[int] = []
         self._depth = 0
-        self.root = self._build(rows, 0)
+        lo = [min(x[i] for x, _ in rows) for i in range(self.d)]
+        hi = [max(x[i] for x, _ in rows) for i in range(self.d)]
+        self.root = self._build(rows, lo, hi, 0)
 
-    def _build(self, rows: list[tuple[list[float], int]], depth: int) -> Node:
-        """Split at the median of the widest coordinate until a cell holds <= leaf_size points."""
+    def _build(self, rows: list[tuple[list[float], int]], lo: list[float], hi: list[float],
+               depth: int) -> Node:
+        """Split the cell ``[lo, hi]`` at the median of its widest side until a node holds at
+        most leaf_size points. Queries use the node's tight box, not its cell."""
         center, half, rad = _box(rows)
         node = Node(center, half, rad, start=len(self.points), stop=len(self.points))
         self._depth = max(self._depth, depth)
@@ -86,11 +90,13 @@ class ReferenceKDTree:
                 self.points.append(x)
                 self.ids.append(i)
         else:
-            dim = max(range(self.d), key=lambda j: (half[j], -j))  # widest; lowest j on ties
+            dim = max(range(self.d), key=lambda j: (hi[j] - lo[j], -j))  # lowest j on ties
             rows = sorted(rows, key=lambda row: row[0][dim])
             mid = len(rows) // 2
-            node.left = self._build(rows[:mid], depth + 1)
-            node.right = self._build(rows[mid:], depth + 1)
+            left_hi, right_lo = list(hi), list(lo)
+            left_hi[dim] = right_lo[dim] = rows[mid][0][dim]  # cut the cell at the median
+            node.left = self._build(rows[:mid], lo, left_hi, depth + 1)
+            node.right = self._build(rows[mid:], right_lo, hi, depth + 1)
         node.stop = len(self.points)
         return node
 
