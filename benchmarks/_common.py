@@ -14,6 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+# One BLAS thread unless BENCH_BLAS_THREADS says otherwise: on a shared 2-core machine a
+# threaded BLAS call that waits for a busy core costs a scheduler tick (~8 ms) and swamps what
+# is measured. Both sides of every comparison run under the same limit; the header prints it.
+BLAS_THREADS = int(os.environ.get("BENCH_BLAS_THREADS", "1"))
+threadpool_limits(BLAS_THREADS)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,7 +41,7 @@ def machine_header() -> str:
     """One line saying where the numbers come from."""
     return (f"# {platform.node()} | {platform.machine()} | {os.cpu_count()} cores | "
             f"Python {platform.python_version()} | NumPy {np.__version__} | "
-            f"{time.strftime('%Y-%m-%d')}")
+            f"BLAS threads {BLAS_THREADS} | {time.strftime('%Y-%m-%d')}")
 
 
 def _cell(value: object) -> str:

@@ -15,8 +15,14 @@ import sys
 import time
 
 import numpy as np
-from _common import (gaussian_keys, machine_header, median_time, print_table, unit_queries,
-                     write_results)
+from _common import (
+    gaussian_keys,
+    machine_header,
+    median_time,
+    print_table,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab import HSR
 from hsr_lab.theory import paper_threshold
@@ -30,7 +36,11 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[
     keys = gaussian_keys(n, d, seed)
     queries = unit_queries(n_queries, d, seed + 1)
     t = float(paper_threshold(n))
-    row: dict[str, object] = {"n": f"2^{int(np.log2(n))}", "d": d}
+    columns = ["n", "d", "k", "build_brute_s", "build_numpy_s", "build_reference_s", "brute_ms",
+               "numpy_ms", "reference_ms", "numpy_speedup_vs_brute", "numpy_speedup_vs_reference",
+               "index_mem_over_keys"]
+    row: dict[str, object] = dict.fromkeys(columns, float("nan"))
+    row.update(n=f"2^{int(np.log2(n))}", d=d)
     structures = {}
     for backend in ("brute", "numpy", "reference"):
         if backend == "reference" and n > REFERENCE_MAX_N:
@@ -52,8 +62,6 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[
     row["numpy_speedup_vs_brute"] = times["brute"] / times["numpy"]
     if "reference" in times:
         row["numpy_speedup_vs_reference"] = times["reference"] / times["numpy"]
-    else:
-        row["reference_ms"] = row["numpy_speedup_vs_reference"] = float("nan")
     row["index_mem_over_keys"] = structures["numpy"].nbytes / keys.nbytes
     return row
 

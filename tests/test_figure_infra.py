@@ -85,26 +85,35 @@ def test_new_figure_sizes():
 # ---------------------------------------------------------------- saving
 
 
-def _demo(seed: int = 0) -> Figure:
-    return REGISTRY["demo"].func(quick=True, seed=seed)
+def _probe_figure(quick: bool = False, seed: int = 0) -> Figure:
+    """A small figure in house style (lines, markers, mathtext, a legend), drawn in a second."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0.0, 1.0, 6 if quick else 11)
+    with house_style():
+        fig, ax = new_figure()
+        for p in (1, 2, 3):
+            ax.plot(x, x**p + 0.02 * rng.standard_normal(x.size), label=f"$x^{p}$")
+        ax.set(xlabel="x", ylabel="y", title="probe")
+        ax.legend()
+    return fig
 
 
 def test_save_twice_gives_identical_bytes(tmp_path):
-    fig = _demo()
-    first = save_figure(fig, tmp_path / "a", "demo")
-    second = save_figure(fig, tmp_path / "b", "demo")
+    fig = _probe_figure(quick=True)
+    first = save_figure(fig, tmp_path / "a", "probe")
+    second = save_figure(fig, tmp_path / "b", "probe")
     plt.close(fig)
-    redrawn = _demo()
-    third = save_figure(redrawn, tmp_path / "c", "demo")
+    redrawn = _probe_figure(quick=True)
+    third = save_figure(redrawn, tmp_path / "c", "probe")
     plt.close(redrawn)
-    assert [p.name for p in first] == ["demo.pdf", "demo.png"]
+    assert [p.name for p in first] == ["probe.pdf", "probe.png"]
     for a, b, c in zip(first, second, third, strict=True):
         assert a.read_bytes() == b.read_bytes() == c.read_bytes()
 
 
 def test_saved_files_carry_no_dates_or_producer(tmp_path):
-    fig = _demo()
-    pdf, png = save_figure(fig, tmp_path, "demo")
+    fig = _probe_figure(quick=True)
+    pdf, png = save_figure(fig, tmp_path, "probe")
     plt.close(fig)
     pdf_bytes = pdf.read_bytes()
     for key in (b"/CreationDate", b"/Producer", b"/Creator", b"/ModDate"):
@@ -117,22 +126,22 @@ def test_same_bytes_across_processes_with_different_hash_seeds(tmp_path):
         """
         import sys
         from hsr_lab.figures import REGISTRY, save_figure
-        save_figure(REGISTRY["demo"].func(quick=True, seed=0), sys.argv[1], "demo")
+        save_figure(REGISTRY["hsr_plane"].func(quick=True, seed=0), sys.argv[1], "hsr_plane")
         """
     )
     outputs = []
     for hash_seed in ("0", "12345"):
         out = tmp_path / f"hash{hash_seed}"
-        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "HSR_LAB_CACHE_DIR": str(tmp_path)}
         subprocess.run([sys.executable, "-c", script, str(out)], env=env, check=True, cwd=tmp_path)
         outputs.append(out)
-    for name in ("demo.pdf", "demo.png"):
+    for name in ("hsr_plane.pdf", "hsr_plane.png"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes()
 
 
 def test_pdf_embeds_truetype_fonts_only(tmp_path):
-    fig = _demo()
-    pdf, _ = save_figure(fig, tmp_path, "demo")
+    fig = _probe_figure(quick=True)
+    pdf, _ = save_figure(fig, tmp_path, "probe")
     plt.close(fig)
     data = pdf.read_bytes()
     assert b"/FontFile2" in data  # TrueType (Type 42)
@@ -143,21 +152,21 @@ def test_pdf_embeds_truetype_fonts_only(tmp_path):
 def test_unwritable_folder_raises_a_clear_error(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    fig = _demo()
+    fig = _probe_figure(quick=True)
     for bad in (blocker / "sub", blocker):
         with pytest.raises(FigureOutputError, match="cannot write figures to") as info:
-            save_figure(fig, bad, "demo")
+            save_figure(fig, bad, "probe")
         assert str(bad) in str(info.value)
         assert isinstance(info.value, OSError)
     plt.close(fig)
 
 
 def test_save_leaves_no_temporary_files_and_rejects_bad_names(tmp_path):
-    fig = _demo()
-    save_figure(fig, tmp_path, "demo")
-    save_figure(fig, tmp_path, "demo")  # overwriting is fine too
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.pdf", "demo.png"]
-    for bad in ("", "../demo", "a/b", ".hidden"):
+    fig = _probe_figure(quick=True)
+    save_figure(fig, tmp_path, "probe")
+    save_figure(fig, tmp_path, "probe")  # overwriting is fine too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.pdf", "probe.png"]
+    for bad in ("", "../probe", "a/b", ".hidden"):
         with pytest.raises(ValueError, match="name"):
             save_figure(fig, tmp_path, bad)
     plt.close(fig)
@@ -206,13 +215,14 @@ def test_figure_decorator_registers_and_applies_the_house_style(monkeypatch):
 def test_cli_list(capsys):
     assert cli.main(["figures", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert f"demo: {REGISTRY['demo'].caption}" in lines
+    assert lines == [f"{spec.name}: {spec.caption}" for spec in REGISTRY.values()]
+    assert f"hsr_plane: {REGISTRY['hsr_plane'].caption}" in lines
 
 
 def test_cli_unknown_name_exits_2_and_names_it(capsys, tmp_path):
-    assert cli.main(["figures", "--only", "nope", "demo", "--out", str(tmp_path)]) == 2
+    assert cli.main(["figures", "--only", "nope", "hsr_plane", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "nope" in err and "valid names" in err and "demo" in err
+    assert "nope" in err and "valid names" in err and "hsr_plane" in err
     assert not list(tmp_path.iterdir())  # nothing drawn when the command is wrong
 
 
@@ -225,12 +235,13 @@ def test_cli_unwritable_out_dir_exits_2(capsys, tmp_path):
 
 def test_cli_writes_both_files_and_prints_them(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv(config.QUICK_ENV, raising=False)
+    monkeypatch.setitem(REGISTRY, "probe", FigureSpec("probe", "a probe", _probe_figure))
     out = tmp_path / "new" / "figs"
-    assert cli.main(["figures", "--quick", "--only", "demo", "--out", str(out)]) == 0
+    assert cli.main(["figures", "--quick", "--only", "probe", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [str(out / "demo.pdf"), str(out / "demo.png")]
-    assert (out / "demo.pdf").read_bytes().startswith(b"%PDF")
-    assert (out / "demo.png").read_bytes().startswith(b"\x89PNG")
+    assert printed == [str(out / "probe.pdf"), str(out / "probe.png")]
+    assert (out / "probe.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "probe.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(
@@ -265,7 +276,8 @@ def test_python_dash_m_entry_point(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("demo: ")
+    names = [line.split(": ", 1)[0] for line in run.stdout.splitlines()]
+    assert names == list(REGISTRY) and "hsr_plane" in names
 
 
 # ---------------------------------------------------------------- config

@@ -1,4 +1,4 @@
-"""The two install routes (pip's pyproject.toml and conda's environment.yml) ask for the same set."""
+"""pyproject.toml (pip) and environment.yml (conda) ask for the same set of packages."""
 
 from __future__ import annotations
 

@@ -6,15 +6,19 @@ instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress 
 """
 
 from .plane import PlaneQuery, plane_query
+from .softmax import SoftmaxSweep, planted_instance, softmax_error_sweep
 from .sparsity import SparsitySweep, activation_mask, sparsity_sweep
 from .work import WorkSweep, query_work_sweep
 
 __all__ = [
     "PlaneQuery",
+    "SoftmaxSweep",
     "SparsitySweep",
     "WorkSweep",
     "activation_mask",
     "plane_query",
+    "planted_instance",
     "query_work_sweep",
+    "softmax_error_sweep",
     "sparsity_sweep",
 ]

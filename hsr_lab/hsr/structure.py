@@ -37,11 +37,12 @@ BACKENDS: dict[str, type[StaticIndex]] = {
     "layers": ConvexLayers,
 }
 DEFAULT_LEAF_SIZE = 32
-# "auto" builds a NumPy kd-tree where one can pay and scans otherwise. Box pruning fades with
-# the dimension (a kd-tree query touches about n^(1 - 1/d) cells) and a scan is one fast BLAS
-# call, so small blocks and high dimensions are scanned (see benchmarks/bench_hsr.py).
-AUTO_MAX_D = 12
-AUTO_MIN_N = 2048
+# "auto" builds a NumPy kd-tree where one pays and scans otherwise. Box pruning fades with the
+# dimension (a kd-tree query touches about n^(1 - 1/d) cells) and a scan is one fast BLAS call,
+# so small blocks and high dimensions are scanned. Measured (benchmarks/results/hsr.md, Gaussian
+# keys at the paper's threshold): the tree wins from n ~ 2^17 at d <= 4 and loses at d >= 8.
+AUTO_MAX_D = 4
+AUTO_MIN_N = 2**17
 _MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
 
 

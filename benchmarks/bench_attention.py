@@ -1,0 +1,187 @@
+"""ReLU attention with the KV cache in an HSR structure, against the dense computation.
+
+Decoding: one step is one query row over a cache of n keys. HSR: the half-space query (NumPy
+kd-tree) plus the exact row over the k reported keys (``Decoder.attend``). Dense: the scores of
+all n keys with one matvec, ReLU, normalise, weighted sum (``Decoder.attend_dense``). Scan: the
+dense scan ``K q >= sqrt(d) b`` followed by the same exact row over the k keys it finds (the
+``brute`` backend: what ``backend="auto"`` does at d > 12). Gaussian keys and values (std 1),
+unit-norm Gaussian queries, alpha = 1, b = paper_threshold(n, sigma_a) with
+sigma_a = ||q|| / sqrt(d), so that about n^{4/5} keys are activated. Times are medians of
+``--repeats`` calls after a warm-up, per query, then the median over the queries; the three
+methods are timed side by side, query by query, in one run.
+
+Causal prefill: ``relu_attention(..., causal=True)`` with method="hsr" (backend="auto": one
+insertion and one query per row, the logarithmic method) against method="dense".
+
+    python benchmarks/bench_attention.py            # n = 2^14 .. 2^22 (tens of minutes)
+    python benchmarks/bench_attention.py --quick    # n = 2^12 .. 2^14, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+from _common import RESULTS, gaussian_keys, machine_header, median_time, print_table, unit_queries
+
+from hsr_lab.attention import Decoder, relu_attention
+from hsr_lab.theory import paper_threshold, score_sigma
+
+DECODE_DIMS = (2, 4, 8, 64)
+PREFILL_DIMS = (2, 4, 64)
+DECODE_COLUMNS = ("n", "d", "k", "hsr_ms", "scan_ms", "dense_ms", "dense_over_hsr",
+                  "dense_over_scan", "build_s", "append_ms", "nodes_visited_share",
+                  "scored_share", "note")
+
+
+def threshold(n: int, d: int) -> float:
+    """b = sigma_a sqrt(0.4 ln n), sigma_a = ||q|| / sqrt(d) for unit queries and std-1 keys."""
+    return float(paper_threshold(n, score_sigma(1.0, 1.0, d)))
+
+
+def tree_nodes(decoder: Decoder) -> int:
+    """Nodes in the kd-trees of the decoder's HSR structure."""
+    return sum(len(getattr(block, "start", ())) for block in decoder.hsr.blocks)  # type: ignore
+
+
+def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str, object]:
+    """One (n, d) cell: build, check, then time the HSR, scan and dense steps side by side."""
+    row: dict[str, object] = dict.fromkeys(DECODE_COLUMNS, "-")
+    row.update(n=f"2^{int(np.log2(n))}", d=d)
+    if n * d * 8 > args.max_bytes:
+        row["note"] = f"skipped: keys take {n * d * 8 / 2**30:.1f} GiB > --max-bytes"
+        return row
+    keys, values = gaussian_keys(n, d, seed), gaussian_keys(n, d, seed + 1)
+    b = threshold(n, d)
+    start = time.perf_counter()
+    hsr = Decoder(d, alpha=1, b=b, keys=keys, values=values, backend="numpy")
+    build = time.perf_counter() - start
+    scan = Decoder(d, alpha=1, b=b, keys=keys, values=values, backend="brute")
+    del keys, values
+    times: dict[str, list[float]] = {"hsr": [], "scan": [], "dense": []}
+    found, visited, scored = [], [], []
+    for q in unit_queries(args.queries, d, seed + 2):
+        out, stats = hsr.attend(q)
+        expected, dense_stats = hsr.attend_dense(q)
+        if not np.allclose(out, expected, rtol=1e-10, atol=1e-13):  # exactness, loudly
+            raise AssertionError(f"HSR row differs from the dense row at n={n}, d={d}")
+        assert stats.activated[0] == dense_stats.activated[0]
+        found.append(int(stats.activated[0]))
+        visited.append(int(stats.nodes_visited[0]))
+        scored.append(int(stats.inner_products[0]))
+        for name, step in (("hsr", hsr.attend), ("scan", scan.attend),
+                           ("dense", hsr.attend_dense)):
+            times[name].append(median_time(lambda s=step, q=q: s(q), args.repeats))
+    ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    row.update(k=int(np.median(found)), hsr_ms=ms["hsr"], scan_ms=ms["scan"],
+               dense_ms=ms["dense"], dense_over_hsr=ms["dense"] / ms["hsr"],
+               dense_over_scan=ms["dense"] / ms["scan"], build_s=build,
+               append_ms=1e3 * append_time(hsr, d, seed + 3),
+               nodes_visited_share=float(np.median(visited)) / tree_nodes(hsr),
+               scored_share=float(np.median(scored)) / n, note="")
+    return row
+
+
+def append_time(decoder: Decoder, d: int, seed: int, count: int = 64) -> float:
+    """Median seconds of ``append`` (HSR.add of one key) over ``count`` keys, after one first
+    append that doubles the cache arrays (an O(n) copy that n appends share)."""
+    new = gaussian_keys(count + 1, d, seed)
+    decoder.append(new[0], new[0])
+    times = []
+    for k in new[1:]:
+        start = time.perf_counter()
+        decoder.append(k, k)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
+    """Causal prefill of n queries: method="hsr" against method="dense", one run each."""
+    keys, values = gaussian_keys(n, d, seed), gaussian_keys(n, d, seed + 1)
+    queries = unit_queries(n, d, seed + 2)
+    b = threshold(n, d)
+    repeats = 3 if n <= 2**12 else 1
+    run = {m: (lambda m=m: relu_attention(queries, keys, values, 1, b, causal=True, method=m,
+                                          return_stats=True))
+           for m in ("hsr", "dense")}
+    (out, stats), (expected, dense_stats) = run["hsr"](), run["dense"]()
+    if not np.allclose(out, expected, rtol=1e-10, atol=1e-13):
+        raise AssertionError(f"causal HSR differs from dense at n={n}, d={d}")
+    secs = {m: median_time(fn, repeats, warmup=0) for m, fn in run.items()}
+    return {"n": f"2^{int(np.log2(n))}", "d": d,
+            "k_mean": stats.total_activated / n,
+            "hsr_s": secs["hsr"], "dense_s": secs["dense"],
+            "dense_over_hsr": secs["dense"] / secs["hsr"],
+            "hsr_products_share": stats.total_inner_products / dense_stats.total_inner_products}
+
+
+def write(decode: list[dict[str, object]], prefill: list[dict[str, object]], header: str,
+          notes: str) -> None:
+    """results/attention.csv (both tables, a ``regime`` column) and results/attention.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tables = {"decode": decode, "prefill": prefill}
+    keys = ["regime", *dict.fromkeys(k for rows in tables.values() for r in rows for k in r)]
+    with open(RESULTS / "attention.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys, restval="")
+        writer.writeheader()
+        for regime, rows in tables.items():
+            writer.writerows({"regime": regime, **r} for r in rows)
+    lines = [header.lstrip("# "), "", notes]
+    for regime, rows in tables.items():
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        lines += ["", f"## {regime}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    (RESULTS / "attention.md").write_text("\n".join(lines) + "\n")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+NOTES = """Decoding: hsr = HSR query (NumPy kd-tree) + exact row over the k activated keys;
+scan = dense scan K q >= sqrt(d) b + the same exact row (the brute backend); dense = all n
+scores, ReLU, normalise, weighted sum. Every HSR row is checked against the dense row.
+Times: median over the queries of the median of the repeats. build = the NumPy kd-tree over
+the cache. nodes_visited_share = tree nodes tested / nodes in the trees; scored_share = inner
+products (leaf points scored by the query + the exact row) / n. append_ms = median of 64
+Decoder.append calls (HSR.add of one key).
+Prefill: causal relu_attention, method="hsr" (backend auto) vs method="dense"."""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n = 2^12 .. 2^14, prefill 2^10")
+    parser.add_argument("--max-log2n", type=int, default=None, help="largest log2 n of decoding")
+    parser.add_argument("--max-bytes", type=float, default=1.5e9,
+                        help="skip decoding cells whose keys take more bytes (default 1.5e9)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed calls per query")
+    parser.add_argument("--queries", type=int, default=5, help="different queries per cell")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    low, high = (12, 14) if args.quick else (14, 22)
+    high = min(high, args.max_log2n) if args.max_log2n else high
+    prefill_sizes = [2**10] if args.quick else [2**10, 2**12, 2**14, 2**16]
+    header = f"{machine_header()} | load average {os.getloadavg()[0]:.2f} at the start"
+    print(header, flush=True)
+    decode = []
+    for i, log2n in enumerate(range(low, high + 1)):
+        for d in DECODE_DIMS:
+            decode.append(decode_cell(2**log2n, d, args, args.seed + 10 * i))
+            print_table(decode[-1:], header=len(decode) == 1)
+    prefill = []
+    for n in prefill_sizes:
+        for d in PREFILL_DIMS:
+            prefill.append(prefill_cell(n, d, args.seed + n))
+            print_table(prefill[-1:], header=len(prefill) == 1)
+    load = f"Load average {os.getloadavg()[0]:.2f} at the end (2 cores are shared: noisy)."
+    write(decode, prefill, header, f"{NOTES}\n{load}")
+    print(f"wrote {RESULTS / 'attention.csv'} and {RESULTS / 'attention.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,19 @@
+"""Attention, dense and through half-space reporting (HSR), with per-row cost counters.
+
+- ``relu_attention(Q, K, V, alpha, b, ...)``: ``D^{-1} A V`` with
+  ``A = ReLU(Q K^T / sqrt(d) - b)^alpha``; ``method="hsr"`` is exact.
+- ``softmax_attention(Q, K, V, ..., b)``: ``D^{-1} exp(Q K^T / sqrt(d)) V``; with b, only the
+  entries with score >= b are kept (``method="hsr"`` finds them with one query per row).
+- ``Decoder``: the KV cache in an HSR structure, one exact row per decoding step.
+- ``AttentionStats``: activated entries, inner products, tree nodes visited, empty rows and
+  (softmax) dropped mass, per row.
+
+Modules: ``dense`` (the formulas, the reference), ``decoder`` (the HSR method), ``api`` (the
+two functions above), ``_stats``, ``_checks``.
+"""
+
+from ._stats import AttentionStats
+from .api import relu_attention, softmax_attention
+from .decoder import Decoder
+
+__all__ = ["AttentionStats", "Decoder", "relu_attention", "softmax_attention"]

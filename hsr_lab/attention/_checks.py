@@ -1,0 +1,102 @@
+"""Argument checks of the attention entry points: every error names the argument at fault."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._validate import as_matrix, as_positive_int, as_scalar
+from ..hsr import BACKENDS
+
+METHODS = ("dense", "hsr")
+KINDS = ("relu", "softmax")
+# Scores <q, k> / sqrt(d) must stay far from the float64 overflow (about 1.8e308); the HSR
+# library refuses key coordinates beyond 1e150 for the same reason.
+MAX_PRODUCT = 1e300
+MAX_KEY = 1e150
+
+
+def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q (m x d), K (n x d), V (n x d_v): finite float64 views (never modified)."""
+    Q = as_matrix("Q", Q)
+    K = as_matrix("K", K, d=Q.shape[1])
+    V = as_matrix("V", V)
+    if len(V) != len(K):
+        raise ValueError(f"V must have one row per key: n = {len(K)} rows (K has shape "
+                         f"{K.shape}); got shape {V.shape}")
+    keys("K", K)
+    magnitude("Q", max_abs(Q), "K", max_abs(K), Q.shape[1])
+    return Q, K, V
+
+
+def max_abs(X: np.ndarray) -> float:
+    """max |X_ij| (0 for an empty array)."""
+    return float(np.abs(X).max(initial=0.0))
+
+
+def keys(name: str, K: np.ndarray) -> None:
+    """Refuse keys the HSR structure would refuse, naming them here instead."""
+    if max_abs(K) > MAX_KEY:
+        raise ValueError(f"{name} must have coordinates of magnitude at most {MAX_KEY:g} "
+                         f"(larger inner products could overflow float64); got {max_abs(K):.3g}")
+
+
+def magnitude(q_name: str, q_max: float, k_name: str, k_max: float, d: int) -> None:
+    """Refuse queries and keys whose inner products could overflow float64."""
+    worst = q_max * k_max * d
+    if worst > MAX_PRODUCT:
+        raise ValueError(f"{q_name} and {k_name} are too large: <q, k> could overflow float64 "
+                         f"(max |{q_name}| * max |{k_name}| * d = {worst:.3g} > {MAX_PRODUCT:g})")
+
+
+def alpha(value: object) -> int:
+    """The power alpha of ReLU^alpha: a positive integer (True, 1.5, 0, -1 are refused)."""
+    return as_positive_int("alpha", value)
+
+
+def threshold(value: object, required: bool = True) -> float | None:
+    """The threshold b on the scaled score: a finite real, or None where allowed."""
+    if value is None and not required:
+        return None
+    if value is None:
+        raise ValueError("b must be a finite real threshold on the score <q, k>/sqrt(d); "
+                         "got None")
+    return as_scalar("b", value)
+
+
+def count(name: str, value: object) -> int:
+    """A number of keys such as sinks or window: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0 (a number of keys); got {value!r}")
+    if int(value) < 0:
+        raise ValueError(f"{name} must be an integer >= 0 (a number of keys); got {value!r}")
+    return int(value)
+
+
+def choice(name: str, value: object, options: tuple[str, ...]) -> str:
+    """One of a few strings."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {list(options)}; got {value!r}")
+    return value
+
+
+def backend(value: object) -> str:
+    """An HSR backend name (checked even for method="dense", so a typo never hides)."""
+    return choice("backend", value, ("auto", *BACKENDS))
+
+
+def flag(name: str, value: object) -> bool:
+    """A bool (numpy bools too); 0, 1 and strings are refused."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def causal(value: object, m: int, n: int) -> bool:
+    """causal=True needs one query per key (m == n): query i sees keys 0..i."""
+    value = flag("causal", value)
+    if value and m != n:
+        raise ValueError(f"causal=True needs as many queries as keys (query i sees keys 0..i); "
+                         f"got m = {m} queries and n = {n} keys")
+    return value

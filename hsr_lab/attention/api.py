@@ -1,0 +1,97 @@
+"""``relu_attention`` and ``softmax_attention``: check the arguments, then compute densely
+(``dense.py``, the reference) or with one half-space query per row (``decoder.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks as check
+from ._stats import AttentionStats
+from .decoder import hsr_attention
+from .dense import dense_relu, dense_softmax
+
+
+def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0.0,
+                   causal: bool = False, method: str = "dense", backend: str = "auto",
+                   sinks: int = 0, window: int = 0, return_stats: bool = False
+                   ) -> np.ndarray | tuple[np.ndarray, AttentionStats]:
+    """ReLU^alpha attention: ``Attn = D^{-1} A V``, ``A = ReLU(Q K^T / sqrt(d) - b)^alpha``,
+    ``D = diag(A 1)``.
+
+    Q is m x d, K is n x d, V is n x d_v; alpha a positive integer; b the threshold (bias) on
+    the score s_ij = <q_i, k_j>/sqrt(d). A row with no positive entry (``D_ii = 0``) is a zero
+    row, counted in ``stats.empty_rows``. ``causal=True`` (needs m == n): query i sees keys
+    0..i.
+
+    method="dense" computes S = Q K^T / sqrt(d) in full. method="hsr" asks an ``HSR`` structure
+    (``backend``) for ``{ j : <q_i, k_j> >= sqrt(d) b }`` once per row, which holds every
+    non-zero entry of the row (the ties, ReLU(0) = 0, weigh nothing), and computes the row over
+    those keys only: the same result, without error. The first ``sinks`` keys and the last
+    ``window`` keys a row sees are computed densely; for ReLU^alpha this changes nothing but
+    the work.
+
+    Cost of method="hsr": the structure is built over K (O(n log n)) on every call, then each
+    row costs one query plus O(d k_i) for its k_i reported keys; keep a ``Decoder`` to reuse a
+    structure across calls. Causal rows are decoded from an empty cache (one ``HSR.add`` and
+    one query per row), so row i never looks at keys beyond i.
+
+    Returns Attn (m x d_v), and the ``AttentionStats`` if ``return_stats``.
+    """
+    Q, K, V = check.qkv(Q, K, V)
+    alpha = check.alpha(alpha)
+    b = check.threshold(b)
+    assert b is not None
+    causal = check.causal(causal, len(Q), len(K))
+    method = check.choice("method", method, check.METHODS)
+    backend = check.backend(backend)
+    sinks, window = check.count("sinks", sinks), check.count("window", window)
+    return_stats = check.flag("return_stats", return_stats)
+    if method == "dense":
+        out, stats = dense_relu(Q, K, V, alpha, b, causal)
+    else:
+        out, stats = hsr_attention(Q, K, V, "relu", alpha, b, causal, backend, sinks, window,
+                                   measure_dropped=False)
+    return (out, stats) if return_stats else out
+
+
+def softmax_attention(Q: object, K: object, V: object, causal: bool = False,
+                      method: str = "dense", b: float | None = None, backend: str = "auto",
+                      sinks: int = 0, window: int = 0, return_stats: bool = False,
+                      measure_dropped: bool = True
+                      ) -> np.ndarray | tuple[np.ndarray, AttentionStats]:
+    """Softmax attention: ``Attn = D^{-1} A V``, ``A = exp(Q K^T / sqrt(d))``, ``D = diag(A 1)``
+    (computed stably: the row max is subtracted before exp).
+
+    With a threshold b, only the "massively activated" entries ``s_ij >= b`` are kept (and the
+    first ``sinks`` and last ``window`` keys each row sees), and the softmax is renormalised
+    over them: ``Attn_hat``. Row i's dropped mass is eps_i = (sum of exp(s_ij) over the dropped
+    entries) / (sum over the whole row), and ``||Attn - Attn_hat||_inf <= 2 max_i eps_i
+    ||V||_inf`` (``hsr_lab.theory.softmax_error_bound``). A row that keeps nothing is a zero
+    row with eps_i = 1.
+
+    method="dense" computes the kept set from the full S = Q K^T / sqrt(d) (b=None: plain
+    softmax). method="hsr" needs b and finds the kept entries with one half-space query per row
+    (``<q_i, k_j> >= sqrt(d) b``). Measuring eps_i needs the normaliser of the whole row, the
+    very dense work HSR avoids: it is done for measurement only, and ``measure_dropped=False``
+    skips it (``stats.dropped_mass`` is then None).
+
+    Returns Attn_hat (m x d_v), and the ``AttentionStats`` if ``return_stats``.
+    """
+    Q, K, V = check.qkv(Q, K, V)
+    causal = check.causal(causal, len(Q), len(K))
+    method = check.choice("method", method, check.METHODS)
+    if method == "hsr" and b is None:
+        raise ValueError("b is required with method='hsr': the threshold on the score "
+                         "<q, k>/sqrt(d) above which entries are kept; got None")
+    b = check.threshold(b, required=False)
+    backend = check.backend(backend)
+    sinks, window = check.count("sinks", sinks), check.count("window", window)
+    return_stats = check.flag("return_stats", return_stats)
+    measure_dropped = check.flag("measure_dropped", measure_dropped)
+    if method == "dense":
+        out, stats = dense_softmax(Q, K, V, b, causal, sinks, window, measure_dropped)
+    else:
+        assert b is not None
+        out, stats = hsr_attention(Q, K, V, "softmax", 1, b, causal, backend, sinks, window,
+                                   measure_dropped)
+    return (out, stats) if return_stats else out

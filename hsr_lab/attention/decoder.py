@@ -1,0 +1,271 @@
+"""Decoding with the KV cache in a half-space-reporting structure: the paper's reduction.
+
+Row i of ReLU^alpha attention is non-zero exactly at ``{ j : <q_i, k_j> > sqrt(d) b }``, so one
+half-space query with normal ``q`` and offset ``sqrt(d) b`` returns every key that carries
+weight; the row is then computed exactly over those keys alone (gather their keys and values,
+``ReLU(s_j - b)^alpha``, normalise). The query is closed (``>=``): a key exactly on the
+threshold is reported, and its weight ``ReLU(0)^alpha = 0`` makes no difference. For softmax
+the same query reports the "massively activated" keys ``s_j >= b``, the only ones kept.
+
+``Decoder.step(q, k, v)`` appends one key and value (``HSR.add``: the logarithmic method,
+O(log^2 n) amortised) and answers with the exact row over the whole cache. The cost of a step
+is one HSR query plus O(d (k + sinks + window)) for the row, against O(d n) for the dense step
+(``attend_dense``, which is also the oracle of the tests).
+
+``hsr_attention`` runs the HSR method over a batch of queries: for a fixed cache it queries a
+prefilled decoder once per row; causal attention is decoding from an empty cache, one
+``step`` per row, so query i only ever sees the keys 0..i and no row pays for keys it cannot
+see. Causal prefill therefore costs, per row, one insertion and one query over the O(log n)
+blocks of the logarithmic method, plus the exact row over its k_i reported keys.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_matrix, as_positive_int, as_vector
+from ..hsr import DEFAULT_LEAF_SIZE, HSR
+from . import _checks as check
+from ._stats import AttentionStats, row_stats
+from .dense import dropped_mass, normalise, relu_power, softmax_weights
+
+# The query offset is lowered by a rounding margin so that every key whose score the exact row
+# computes as >= b is reported, whatever order the HSR structure sums <q, k> in; keys reported
+# in excess weigh exactly 0 (ReLU) or are filtered out (softmax) by the exact row.
+_U = 2.0**-52
+_TINY = 2.0**-1022
+
+
+class Decoder:
+    """A KV cache in an HSR structure; ``step(q, k_new, v_new)`` -> the exact attention row.
+
+    Parameters
+    ----------
+    d : head dimension of queries and keys.
+    alpha : power of ReLU^alpha (positive integer; ignored for softmax).
+    b : threshold on the score s_j = <q, k_j>/sqrt(d): ReLU(s_j - b)^alpha, or the softmax
+        keeps s_j >= b.
+    kind : "relu" (ReLU^alpha, exact) or "softmax" (kept entries renormalised).
+    backend, leaf_size : of the ``HSR`` structure that holds the keys.
+    sinks, window : the first ``sinks`` and the last ``window`` keys are always kept dense.
+    keys, values : an optional prefilled cache (n x d and n x d_v), copied.
+    measure_dropped : softmax only: also compute eps, the dropped share of the softmax mass
+        (a full pass over the cache, for measurement; False for the fast path).
+
+    The cache keeps its own copy of the keys and values in arrays that double when full, so
+    that a step gathers the reported rows directly (the HSR structure holds the keys again).
+    """
+
+    def __init__(self, d: int, alpha: int = 1, b: float = 0.0, kind: str = "relu",
+                 backend: str = "auto", sinks: int = 0, window: int = 0,
+                 keys: object = None, values: object = None, measure_dropped: bool = True,
+                 leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+        self.d = as_positive_int("d", d)
+        self.kind = check.choice("kind", kind, check.KINDS)
+        self.alpha = check.alpha(alpha)
+        self.b = check.threshold(b)
+        self.backend = check.backend(backend)
+        if self.backend == "layers" and self.d != 2:
+            raise ValueError(f"backend 'layers' works in the plane only (d = 2); got d = {d}")
+        self.sinks, self.window = check.count("sinks", sinks), check.count("window", window)
+        self.measure_dropped = check.flag("measure_dropped", measure_dropped)
+        self.leaf_size = as_positive_int("leaf_size", leaf_size)
+        self._keys = np.zeros((0, self.d))
+        self._values: np.ndarray | None = None
+        self._n = 0
+        self._max_key = 0.0  # max |k_j|, for the rounding margin and the overflow check
+        self._hsr: HSR | None = None
+        if keys is not None or values is not None:
+            self._prefill(keys, values)
+
+    # -- the cache ---------------------------------------------------------------------------
+    def _prefill(self, keys: object, values: object) -> None:
+        """Store an initial cache and build the HSR structure over it, once."""
+        if keys is None or values is None:
+            raise ValueError("keys and values must be given together (a prefilled cache)")
+        K = as_matrix("keys", keys, d=self.d)
+        V = as_matrix("values", values)
+        if len(V) != len(K):
+            raise ValueError(f"values must have one row per key: {len(K)} rows; got shape "
+                             f"{V.shape}")
+        check.keys("keys", K)
+        self._store(K, V)
+        self._hsr = HSR(K, backend=self.backend, leaf_size=self.leaf_size)
+
+    def _store(self, K: np.ndarray, V: np.ndarray) -> None:
+        """Copy rows into the cache arrays, doubling their capacity when full."""
+        need = self._n + len(K)
+        if self._values is None:
+            self._values = np.zeros((0, V.shape[1]))
+        if need > len(self._keys):
+            capacity = max(need, 2 * len(self._keys), 16)
+            self._keys = _grown(self._keys, capacity, self._n)
+            self._values = _grown(self._values, capacity, self._n)
+        self._keys[self._n:need] = K
+        self._values[self._n:need] = V
+        self._n = need
+        self._max_key = max(self._max_key, check.max_abs(K))
+
+    def append(self, k_new: object, v_new: object) -> None:
+        """Add one key (d,) and value (d_v,) to the cache (and to the HSR structure)."""
+        k = as_vector("k_new", k_new, d=self.d)
+        v = as_vector("v_new", v_new, d=self.d_v if self.d_v is not None else np.size(v_new))
+        check.keys("k_new", k)
+        self._store(k[None, :], v[None, :])
+        if self._hsr is None:
+            self._hsr = HSR(k[None, :], backend=self.backend, leaf_size=self.leaf_size)
+        else:
+            self._hsr.add(k[None, :])
+
+    def step(self, q: object, k_new: object, v_new: object
+             ) -> tuple[np.ndarray, AttentionStats]:
+        """Append k_new and v_new, then attend with q over the whole cache (them included)."""
+        q = self._query(q, extra=check.max_abs(as_vector("k_new", k_new, d=self.d)))
+        self.append(k_new, v_new)
+        return self.attend(q)
+
+    # -- one row -----------------------------------------------------------------------------
+    def attend(self, q: object) -> tuple[np.ndarray, AttentionStats]:
+        """The exact row over the cache, finding the keys that matter with one HSR query."""
+        q = self._query(q)
+        n = self._n
+        s0, w0 = self._dense_bounds()
+        parts, nodes, products = [np.arange(s0)], 0, 0
+        if s0 < w0:  # keys between the sinks and the window: ask the structure
+            assert self._hsr is not None
+            ids, cost = self._hsr.query(q, self._offset(q), stats=True)
+            lo, hi = np.searchsorted(ids, (s0, w0))
+            parts.append(ids[lo:hi])
+            nodes, products = cost.nodes_visited, cost.inner_products
+        parts.append(np.arange(w0, n))
+        idx = np.concatenate(parts)
+        forced = np.zeros(len(idx), dtype=bool)
+        forced[:s0], forced[len(idx) - (n - w0):] = True, True
+        # np.take(axis=0) gathers rows several times faster than fancy indexing
+        keys, values = np.take(self._keys, idx, axis=0), np.take(self._values, idx, axis=0)
+        out, stats = self._row(q, keys, values, forced, idx, "hsr")
+        stats.inner_products += products
+        stats.nodes_visited += nodes
+        return out, stats
+
+    def attend_dense(self, q: object) -> tuple[np.ndarray, AttentionStats]:
+        """The dense step: scores of all n keys (one matvec), weights, normalise, weighted sum."""
+        q = self._query(q)
+        s0, w0 = self._dense_bounds()
+        positions = np.arange(self._n)
+        forced = (positions < s0) | (positions >= w0) if self.kind == "softmax" else None
+        keys, values = self._keys[: self._n], self._values[: self._n]  # type: ignore[index]
+        return self._row(q, keys, values, forced, None, "dense")
+
+    def _row(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray,
+             forced: np.ndarray | None, idx: np.ndarray | None, method: str
+             ) -> tuple[np.ndarray, AttentionStats]:
+        """Attention over the given keys: s_j = <q, k_j>/sqrt(d), weights, D^{-1} A V."""
+        s = keys @ q / np.sqrt(self.d)
+        eps = None
+        if self.kind == "relu":
+            R = np.maximum(s - self.b, 0.0)  # ReLU(s_j - b)
+            activated = int(np.count_nonzero(R))
+            out, _ = normalise(relu_power(R, self.alpha), values)
+        else:
+            kept = (s >= self.b) | forced  # type: ignore[operator]
+            activated = int(np.count_nonzero(kept))
+            out, _ = normalise(softmax_weights(s, kept), values)
+            if self.measure_dropped and idx is None:
+                eps = float(dropped_mass(s, np.ones(len(s), dtype=bool), kept))
+            elif self.measure_dropped:
+                eps = self._dropped(q, idx[kept])
+        return out, row_stats(method, self.kind, activated, len(keys), 0, eps)
+
+    def _dropped(self, q: np.ndarray, kept_ids: np.ndarray) -> float:
+        """eps, the softmax mass outside ``kept_ids`` over the whole row (a full pass, to
+        measure: this is the dense work the HSR method avoids, so it is not counted)."""
+        s = self._keys[: self._n] @ q / np.sqrt(self.d)
+        kept = np.zeros(self._n, dtype=bool)
+        kept[kept_ids] = True
+        return float(dropped_mass(s, np.ones(self._n, dtype=bool), kept))
+
+    def _dense_bounds(self) -> tuple[int, int]:
+        """Keys [0, s0) are sinks and [w0, n) the window: both kept without asking the HSR."""
+        if self._n == 0:
+            raise ValueError("the cache is empty: append a key and a value first (or use step)")
+        s0 = min(self.sinks, self._n)
+        return s0, max(self._n - self.window, s0)
+
+    def _query(self, q: object, extra: float = 0.0) -> np.ndarray:
+        """Validate q against the cache (and a key about to be added)."""
+        q = as_vector("q", q, d=self.d)
+        check.magnitude("q", check.max_abs(q), "the keys", max(self._max_key, extra), self.d)
+        return q
+
+    def _offset(self, q: np.ndarray) -> float:
+        """sqrt(d) b, lowered by the rounding margin of <q, k> (see _U above)."""
+        root = np.sqrt(self.d)
+        norms = float(np.linalg.norm(q)) * root * self._max_key + root * abs(self.b)
+        return root * self.b - 4.0 * (self.d + 2) * _U * norms - self.d * _TINY
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def d_v(self) -> int | None:
+        """Width of the values (None until the first value arrives)."""
+        return None if self._values is None else self._values.shape[1]
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The cached keys (n x d), a read-only view."""
+        return _read_only(self._keys[: self._n])
+
+    @property
+    def values(self) -> np.ndarray:
+        """The cached values (n x d_v), a read-only view."""
+        if self._values is None:
+            return _read_only(np.zeros((0, 0)))
+        return _read_only(self._values[: self._n])
+
+    @property
+    def hsr(self) -> HSR | None:
+        """The half-space reporting structure over the keys (None while the cache is empty)."""
+        return self._hsr
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        power = f"alpha={self.alpha}, " if self.kind == "relu" else ""
+        return (f"Decoder({self.kind}, {power}b={self.b:g}, n={self._n}, d={self.d}, "
+                f"d_v={self.d_v}, sinks={self.sinks}, window={self.window}, "
+                f"backend={self.backend!r}, capacity={len(self._keys)}, hsr={self._hsr!r})")
+
+
+def _grown(arr: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    """A larger array holding the first ``used`` rows of ``arr``."""
+    out = np.zeros((capacity, arr.shape[1]))
+    out[:used] = arr[:used]
+    return out
+
+
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha: int,
+                  b: float, causal: bool, backend: str, sinks: int, window: int,
+                  measure_dropped: bool) -> tuple[np.ndarray, AttentionStats]:
+    """The HSR method over a batch of validated queries: one half-space query per row."""
+    options = dict(alpha=alpha, b=b, kind=kind, backend=backend, sinks=sinks, window=window,
+                   measure_dropped=measure_dropped)
+    out = np.zeros((len(Q), V.shape[1]))
+    parts = []
+    if causal:  # query i sees keys 0..i: decode from an empty cache
+        decoder = Decoder(Q.shape[1], **options)  # type: ignore[arg-type]
+        for i in range(len(Q)):
+            out[i], stats = decoder.step(Q[i], K[i], V[i])
+            parts.append(stats)
+    else:
+        decoder = Decoder(Q.shape[1], keys=K, values=V, **options)  # type: ignore[arg-type]
+        for i in range(len(Q)):
+            out[i], stats = decoder.attend(Q[i])
+            parts.append(stats)
+    return out, AttentionStats.concat(parts)

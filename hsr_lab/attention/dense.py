@@ -1,0 +1,126 @@
+"""Dense attention, written from the formulas: the reference every HSR result is checked against.
+
+With scores ``S = Q K^T / sqrt(d)`` (``s_ij = <q_i, k_j> / sqrt(d)``):
+
+- ReLU^alpha: ``A = ReLU(S - b)^alpha``, ``D = diag(A 1)``, ``Attn = D^{-1} A V``.
+- softmax: ``A = exp(S)``, same ``D`` and ``Attn``; with a threshold b only the "massively
+  activated" entries ``s_ij >= b`` are kept (and the sinks and window, see below), and the
+  softmax is renormalised over them: ``Attn_hat = D_hat^{-1} A_hat V``.
+
+Causal (query i sees keys 0..i) is a mask on S. Sinks (the first ``sinks`` keys) and the window
+(the last ``window`` keys a row sees: i - window + 1 .. i when causal) are always kept; they
+change a thresholded softmax, never ReLU^alpha, which is exact whatever is computed densely.
+
+Two numerical choices, both leaving ``D^{-1} A`` unchanged: softmax subtracts the row max before
+``exp`` and ReLU^alpha divides by the row max before the power, so neither A nor D can overflow.
+A row with no weight at all (``D_ii = 0``) is returned as a zero row and flagged, never NaN.
+
+The helpers at the top work on one row (1-D) or on a block of rows (2-D) alike; the decoder
+(``decoder.py``) uses the same ones on the keys that its half-space query reports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._stats import AttentionStats
+
+_BLOCK = 1 << 21  # score entries computed at once: 16 MiB of float64 per temporary
+
+
+def relu_power(R: np.ndarray, alpha: int) -> np.ndarray:
+    """``(R / max_j R_ij)^alpha`` along the last axis: ReLU^alpha up to the row's factor."""
+    top = R.max(axis=-1, keepdims=True, initial=0.0)  # R >= 0; an empty gather is fine
+    W = R / np.where(top > 0, top, 1.0)  # an empty row stays zero
+    return W**alpha if alpha > 1 else W
+
+
+def softmax_weights(S: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """``exp(s_ij - max over kept)`` on the kept entries, 0 elsewhere (an empty row stays 0)."""
+    top = np.max(S, axis=-1, keepdims=True, where=kept, initial=-np.inf)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    return np.exp(S - shift, where=kept, out=np.zeros_like(S))
+
+
+def dropped_mass(S: np.ndarray, visible: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """eps_i = sum_{dropped j} exp(s_ij) / sum_{visible j} exp(s_ij), summed directly (no 1 - x)."""
+    top = np.max(S, axis=-1, keepdims=True, where=visible, initial=-np.inf)
+    E = np.exp(S - top, where=visible, out=np.zeros_like(S))  # the row max contributes 1
+    return E.sum(axis=-1, where=~kept) / E.sum(axis=-1)
+
+
+def normalise(W: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``D^{-1} W V`` with ``D = diag(W 1)``; rows with ``D_ii = 0`` give zeros. Also D == 0."""
+    D = W.sum(axis=-1)
+    empty = D == 0
+    return (W @ V) / np.where(empty, 1.0, D)[..., None], empty
+
+
+def _row_blocks(m: int, n: int) -> list[tuple[int, int]]:
+    """Row ranges whose score block ``S[r0:r1]`` holds about _BLOCK entries."""
+    step = max(1, _BLOCK // max(n, 1))
+    return [(r0, min(m, r0 + step)) for r0 in range(0, m, step)]
+
+
+def _seen(r0: int, r1: int, n: int, causal: bool) -> np.ndarray:
+    """How many keys each row r0..r1-1 sees: i + 1 when causal, n otherwise (a column)."""
+    return np.arange(r0 + 1, r1 + 1)[:, None] if causal else np.full((r1 - r0, 1), n)
+
+
+def _masks(seen: np.ndarray, n_keys: int, sinks: int, window: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``visible`` (j < seen_i) and ``forced`` (the sinks and the window of each row)."""
+    cols = np.arange(n_keys)
+    visible = cols < seen
+    forced = visible & ((cols < sinks) | (cols >= seen - window))
+    return visible, forced
+
+
+def _scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool) -> np.ndarray:
+    """``S = Q K^T / sqrt(d)`` for rows r0..r1 (only keys 0..r1-1 when causal)."""
+    keys = K[:r1] if causal else K
+    return Q[r0:r1] @ keys.T / np.sqrt(Q.shape[1])
+
+
+def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float,
+               causal: bool) -> tuple[np.ndarray, AttentionStats]:
+    """``Attn = D^{-1} A V`` with ``A = ReLU(Q K^T / sqrt(d) - b)^alpha``, computed densely."""
+    m, n = len(Q), len(K)
+    out = np.zeros((m, V.shape[1]))
+    activated, empty = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool)
+    for r0, r1 in _row_blocks(m, n):
+        R = np.maximum(_scores(Q, K, r0, r1, causal) - b, 0.0)  # ReLU(s_ij - b)
+        if causal:
+            visible, _ = _masks(_seen(r0, r1, n, True), R.shape[1], 0, 0)
+            R[~visible] = 0.0  # query i sees keys 0..i only
+        activated[r0:r1] = np.count_nonzero(R > 0, axis=1)
+        out[r0:r1], empty[r0:r1] = normalise(relu_power(R, alpha), V[: R.shape[1]])
+    seen = np.arange(1, m + 1) if causal else np.full(m, n)
+    return out, AttentionStats("dense", "relu", activated, seen.astype(np.int64),
+                               np.zeros(m, dtype=np.int64), empty)
+
+
+def dense_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, b: float | None, causal: bool,
+                  sinks: int, window: int, measure_dropped: bool
+                  ) -> tuple[np.ndarray, AttentionStats]:
+    """Softmax of ``Q K^T / sqrt(d)``, kept to ``s_ij >= b`` (plus sinks and window) if b is set.
+
+    Also the dropped mass eps_i of every row (zeros when b is None: nothing is dropped).
+    """
+    m, n = len(Q), len(K)
+    out = np.zeros((m, V.shape[1]))
+    activated, empty = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool)
+    eps = np.zeros(m)
+    for r0, r1 in _row_blocks(m, n):
+        S = _scores(Q, K, r0, r1, causal)
+        visible, forced = _masks(_seen(r0, r1, n, causal), S.shape[1], sinks, window)
+        kept = visible.copy()
+        if b is not None:
+            kept &= (S >= b) | forced  # the massively activated entries, sinks and window
+            eps[r0:r1] = dropped_mass(S, visible, kept)
+        activated[r0:r1] = np.count_nonzero(kept, axis=1)
+        out[r0:r1], empty[r0:r1] = normalise(softmax_weights(S, kept), V[: S.shape[1]])
+    seen = np.arange(1, m + 1) if causal else np.full(m, n)
+    return out, AttentionStats("dense", "softmax", activated, seen.astype(np.int64),
+                               np.zeros(m, dtype=np.int64), empty,
+                               dropped_mass=eps if measure_dropped else None)

@@ -1,0 +1,109 @@
+"""Views behind the notebook widgets: plain functions ``view_*(...) -> Figure``.
+
+Each one is what a widget panel redraws when a slider moves (``hsr_lab.widgets``), so it is
+sized to answer well under 200 ms at its defaults. They are not registered figures: their
+arguments are the sliders' values. Bad values raise ``ValueError``/``TypeError`` with a
+message the panel shows instead of a plot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from hsr_lab import theory
+from hsr_lab._validate import as_positive_int, as_scalar
+from hsr_lab.attention import relu_attention, softmax_attention
+from hsr_lab.experiments import planted_instance, sparsity_sweep
+from hsr_lab.experiments._common import unit_vectors
+from hsr_lab.figures import COLORS, house_style, new_figure
+
+
+def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Unit-norm Gaussian queries, standard Gaussian keys and values: Q (m, d), K, V (n, d)."""
+    rng = np.random.default_rng(seed)
+    return unit_vectors(rng, m, d), rng.standard_normal((n, d)), rng.standard_normal((n, d))
+
+
+def view_relu_attention(n: int = 512, d: int = 8, alpha: int = 1, b: float = 0.5, m: int = 32,
+                        seed: int = 0) -> Figure:
+    """The activated entries of ReLU^alpha attention, A = ReLU(Q K^T / sqrt(d) - b)^alpha.
+
+    Left: the mask of activated entries (one half-space query per row reports them). Right: the
+    weights of the first row. The title compares the HSR output with the dense one.
+    """
+    n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
+    Q, K, V = _instance(m, n, d, seed)
+    dense = relu_attention(Q, K, V, alpha=alpha, b=b)
+    fast, stats = relu_attention(Q, K, V, alpha=alpha, b=b, method="hsr", return_stats=True)
+    scores = Q @ K.T / np.sqrt(d)
+    with house_style():
+        fig, (ax_map, ax_row) = new_figure(width_ratio=2, height=2.6, ncols=2)
+        ax_map.imshow(scores > as_scalar("b", b), aspect="auto", cmap="Greys",
+                      interpolation="nearest")
+        ax_map.grid(False)
+        ax_map.set(xlabel="key j", ylabel="query i",
+                   title=f"activated: {stats.total_activated} of {m * n} entries, "
+                         f"{stats.empty_rows} empty rows")
+        weights = np.maximum(scores[0] - b, 0.0) ** alpha
+        ax_row.plot(np.arange(n), weights, color=COLORS[0], marker="", lw=0.8)
+        ax_row.set(xlabel="key j", ylabel=r"$\mathrm{ReLU}(s_{0j} - b)^\alpha$",
+                   title=f"HSR vs dense: max |diff| = {np.abs(fast - dense).max():.1e}")
+    return fig
+
+
+def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: int = 16,
+                           m: int = 32, seed: int = 0) -> Figure:
+    """Softmax kept only where s_ij >= b: dropped mass eps_i and error, against the bound.
+
+    ``planted`` keys score high for every query (massive activations, like attention sinks; see
+    ``hsr_lab.experiments.planted_instance``). The bound is ||Attn - Attn_hat||_inf <=
+    2 max_i eps_i ||V||_inf.
+    """
+    n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
+    if isinstance(planted, bool) or not isinstance(planted, int | np.integer) or planted < 0:
+        raise ValueError(f"planted must be a whole number of keys >= 0; got {planted!r}")
+    if planted > n:
+        raise ValueError(f"planted must be at most n = {n}; got {planted}")
+    Q, K, V = planted_instance(m, n, d, planted, seed)
+    dense = softmax_attention(Q, K, V)
+    approx, stats = softmax_attention(Q, K, V, method="hsr", b=b, return_stats=True)
+    eps = stats.dropped_mass
+    error = np.abs(approx - dense).max(axis=1)
+    bound = theory.softmax_error_bound(eps, np.abs(V).max())
+    with house_style():
+        fig, ax = new_figure(width_ratio=1.4, height=2.6)
+        rows = np.arange(m)
+        ax.plot(rows, eps, label=r"dropped mass $\epsilon_i$", marker="o", ls="")
+        ax.plot(rows, error, label=r"error $\max_j |Attn - \widehat{Attn}|$", marker="s", ls="")
+        ax.axhline(bound, color="black", ls="--", marker="",
+                   label=r"bound $2 \max_i \epsilon_i \|V\|_\infty$")
+        ax.set_yscale("symlog", linthresh=1e-6)
+        ax.set(xlabel="query row i", ylim=(0, None),
+               title=f"b = {b:.2f}: kept {stats.total_activated / m:.0f} of {n} keys per row")
+        ax.legend(loc="upper right", fontsize=7)
+    return fig
+
+
+def view_scaling(c: float = 0.4, d: int = 16, seed: int = 0) -> Figure:
+    """Activated entries per row against n at b = sigma_a sqrt(c ln n): slope 1 - c/2 predicted."""
+    c = as_scalar("c", c)
+    if not 0 < c < 2:
+        raise ValueError(f"c must lie in (0, 2) so that n^(1 - c/2) grows; got {c}")
+    sweep = sparsity_sweep(n_values=2 ** np.arange(8, 16), c_values=(c,), seeds=3, d=d,
+                           n_queries=8, seed=seed, quick=True)
+    n = sweep.n.astype(float)
+    counts = sweep.counts[0]  # (seeds, n)
+    fit = theory.fit_exponent(np.tile(n, len(counts)), np.maximum(counts.ravel(), 1e-3))
+    with house_style():
+        fig, ax = new_figure(width_ratio=1.4, height=2.6)
+        ax.loglog(n, counts.mean(axis=0), ls="", marker="o",
+                  label=f"measured: slope {fit.slope:.3f} [{fit.slope_low:.3f}, "
+                        f"{fit.slope_high:.3f}]")
+        ax.loglog(n, theory.expected_activated(n, c), marker="",
+                  label=r"exact $n\,\Phi_c(\sqrt{c \ln n})$")
+        ax.loglog(n, theory.paper_bound(n, c), marker="", ls="--",
+                  label=f"bound $n^{{1-c/2}}$, slope {1 - c / 2:.2f}")
+        ax.set(xlabel="n (keys)", ylabel="activated entries per row", title=f"c = {c:.2f}")
+        ax.legend(loc="upper left", fontsize=7)
+    return fig

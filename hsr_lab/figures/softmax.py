@@ -1,0 +1,37 @@
+"""Thresholded softmax: dropped mass and error against the threshold, beside the bound."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from hsr_lab.experiments import softmax_error_sweep
+from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
+
+
+@figure("softmax_error", "Softmax kept only where s >= b: dropped mass and output error against "
+        "b, with the bound 2 max eps ||V||_inf; Gaussian keys with and without planted sinks.")
+def fig_softmax_error(quick: bool = False, seed: int = 0, **kw) -> Figure:
+    """Left: max_i eps_i (solid) and mean_i eps_i (dotted) against b. Right: the measured error
+    max |Attn - Attn_hat| (markers) and the bound 2 max_i eps_i ||V||_inf (line)."""
+    sweep = softmax_error_sweep(quick=quick, seed=seed, **kw)
+    fig, (ax_mass, ax_err) = new_figure(width_ratio=2, height=2.6, ncols=2)
+    floor = 1e-17  # a zero error or mass drawn at the bottom of the log axis
+    for j, planted in enumerate(sweep.planted):
+        label = "Gaussian keys" if planted == 0 else f"+ {planted} planted sinks"
+        style = dict(color=COLORS[j], marker=MARKERS[j], markevery=2)
+        ax_mass.semilogy(sweep.b, sweep.max_dropped[:, j].clip(floor), ls=LINESTYLES[j],
+                         label=f"{label}: max", **style)
+        ax_mass.semilogy(sweep.b, sweep.mean_dropped[:, j].clip(floor), ls=":", alpha=0.7,
+                         label=f"{label}: mean", color=COLORS[j], marker="")
+        ax_err.semilogy(sweep.b, sweep.error[:, j].clip(floor), ls="", label=f"{label}: error",
+                        **style)
+        ax_err.semilogy(sweep.b, sweep.bound[:, j].clip(floor), ls=LINESTYLES[j], marker="",
+                        color=COLORS[j], label=f"{label}: bound")
+    ax_mass.set(xlabel="threshold b on s = <q, k>/sqrt(d)", ylabel=r"dropped mass $\epsilon_i$",
+                title=f"mass on dropped entries (n = {sweep.n})")
+    ax_err.set(xlabel="threshold b on s = <q, k>/sqrt(d)",
+               ylabel=r"$\|Attn - \widehat{Attn}\|_\infty$",
+               title=r"error $\leq 2 \max_i \epsilon_i \|V\|_\infty$")
+    for ax in (ax_mass, ax_err):
+        ax.legend(fontsize=6, loc="lower right")
+    return fig

@@ -1,0 +1,385 @@
+"""Attention: HSR against the dense formulas, the decoder, the softmax bound, bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hsr_lab.attention import AttentionStats, Decoder, relu_attention, softmax_attention
+from hsr_lab.theory import paper_threshold, softmax_error_bound
+
+RTOL = 1e-10
+
+
+def close(actual: np.ndarray, expected: np.ndarray, V: np.ndarray, msg: str = "") -> None:
+    """Equal up to rounding: rtol 1e-10, atol a tiny fraction of the values' scale."""
+    assert np.isfinite(actual).all(), msg
+    atol = 1e-13 * max(1.0, float(np.abs(V).max()))
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=atol, err_msg=msg)
+
+
+def positive_counts(Q, K, b, causal):
+    """The definition of the activated count: #{ j visible : <q_i, k_j>/sqrt(d) - b > 0 }."""
+    S = np.asarray(Q, float) @ np.asarray(K, float).T / np.sqrt(np.shape(Q)[1]) - b
+    if causal:
+        S[np.triu_indices(len(S), 1)] = -1.0
+    return np.count_nonzero(S > 0, axis=1)
+
+
+# ---------------------------------------------------------------- ReLU^alpha: exact
+
+
+@st.composite
+def exact_problems(draw):
+    """d = 4 (sqrt(d) = 2) and small integers: every score and s - b is exact in float64.
+
+    Duplicate keys and keys exactly on the threshold are common (b is a multiple of 1/2, or
+    the score of a stored key); rows of keys and queries are scaled by powers of two (huge and
+    tiny magnitudes); a large b leaves rows with no activated entry.
+    """
+    d = 4
+    causal = draw(st.booleans())
+    n = draw(st.integers(1, 24))
+    m = n if causal else draw(st.sampled_from([1, n, draw(st.integers(1, 24))]))
+    ints = st.integers(-3, 3)
+    K = np.array(draw(st.lists(ints, min_size=n * d, max_size=n * d)), float).reshape(n, d)
+    Q = np.array(draw(st.lists(ints, min_size=m * d, max_size=m * d)), float).reshape(m, d)
+    if draw(st.booleans()):
+        K *= np.exp2(draw(st.lists(st.integers(-20, 20), min_size=n, max_size=n)))[:, None]
+        Q *= np.exp2(draw(st.lists(st.integers(-20, 20), min_size=m, max_size=m)))[:, None]
+    V = np.array(draw(st.lists(st.integers(-5, 5), min_size=2 * n, max_size=2 * n)),
+                 float).reshape(n, 2)
+    if draw(st.booleans()):
+        b = float(Q[draw(st.integers(0, m - 1))] @ K[draw(st.integers(0, n - 1))]) / 2
+    else:
+        b = draw(st.integers(-12, 12)) / 2
+    return Q, K, V, b, causal
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exact_problems(), st.integers(1, 4), st.sampled_from(["numpy", "reference", "brute"]),
+       st.integers(0, 3), st.integers(0, 3))
+def test_hsr_equals_dense_on_exact_adversarial_data(problem, alpha, backend, sinks, window):
+    Q, K, V, b, causal = problem
+    dense, dense_stats = relu_attention(Q, K, V, alpha, b, causal=causal, return_stats=True)
+    fast, stats = relu_attention(Q, K, V, alpha, b, causal=causal, method="hsr",
+                                 backend=backend, sinks=sinks, window=window, return_stats=True)
+    close(fast, dense, V, f"{backend} causal={causal}")
+    expected = positive_counts(Q, K, b, causal)
+    np.testing.assert_array_equal(dense_stats.activated, expected)
+    np.testing.assert_array_equal(stats.activated, expected)
+    np.testing.assert_array_equal(stats.empty, expected == 0)
+    assert not fast[expected == 0].any() and not dense[expected == 0].any()
+    # the same query finds the kept softmax entries, ties (s_ij = b) included
+    dense, dense_stats = softmax_attention(Q, K, V, causal=causal, b=b, sinks=sinks,
+                                           window=window, return_stats=True)
+    fast, stats = softmax_attention(Q, K, V, causal=causal, b=b, method="hsr", backend=backend,
+                                    sinks=sinks, window=window, return_stats=True)
+    close(fast, dense, V, f"softmax {backend} causal={causal}")
+    np.testing.assert_array_equal(stats.activated, dense_stats.activated)
+    np.testing.assert_allclose(stats.dropped_mass, dense_stats.dropped_mass, rtol=1e-9,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("d", [2, 3, 8])
+@pytest.mark.parametrize("backend", ["numpy", "brute", "reference"])
+def test_hsr_relu_equals_dense_on_random_data(backend, d, causal):
+    rng = np.random.default_rng(d + 10 * causal)
+    n = 90 if backend == "reference" else 400
+    K = rng.standard_normal((n, d)) * rng.choice([1e-3, 1.0, 1e3])
+    V = rng.standard_normal((n, 3))
+    for alpha in (1, 4) if causal else (1, 2, 3, 4):  # even alpha: sinks and window on
+        m = n if causal else int(rng.choice([1, n]))
+        Q = rng.standard_normal((m, d)) / np.abs(K).max()
+        b = float(rng.normal(0.0, 0.5)) / np.sqrt(d)
+        sinks, window = (0, 0) if alpha % 2 else (int(rng.integers(1, 5)), int(rng.integers(1, 9)))
+        dense, dense_stats = relu_attention(Q, K, V, alpha, b, causal=causal, return_stats=True)
+        fast, stats = relu_attention(Q, K, V, alpha, b, causal=causal, method="hsr",
+                                     backend=backend, sinks=sinks, window=window,
+                                     return_stats=True)
+        close(fast, dense, V, f"alpha={alpha}")
+        np.testing.assert_array_equal(stats.activated, dense_stats.activated)
+        np.testing.assert_array_equal(stats.activated, positive_counts(Q, K, b, causal))
+
+
+def test_huge_and_tiny_scales_give_the_same_finite_result():
+    rng = np.random.default_rng(1)
+    K, V, Q = rng.standard_normal((200, 4)), rng.standard_normal((200, 2)), rng.standard_normal(
+        (5, 4))
+    base = relu_attention(Q, K, V, 4, 0.1)
+    for scale in (1e-140, 1e-30, 1e30, 1e140):  # b scales with Q: the weights only rescale
+        for method in ("dense", "hsr"):
+            out = relu_attention(Q, K * scale, V, 4, 0.1 * scale, method=method,
+                                 backend="numpy")
+            close(out, base, V, f"scale={scale} {method}")
+
+
+def test_rows_without_activated_entries_are_zero_and_flagged_without_warnings():
+    rng = np.random.default_rng(2)
+    Q, K, V = rng.standard_normal((6, 3)), rng.standard_normal((30, 3)), rng.standard_normal(
+        (30, 2))
+    Q[2] = 0.0  # every score is 0, so ReLU(0 - b) = 0 for b >= 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("dense", "hsr"):
+            out, stats = relu_attention(Q, K, V, 2, 0.0, method=method, return_stats=True)
+            assert not out[2].any() and stats.empty[2] and stats.activated[2] == 0
+            out, stats = relu_attention(Q, K, V, 1, 50.0, method=method, return_stats=True)
+            assert not out.any() and stats.empty_rows == 6
+            out, stats = softmax_attention(Q, K, V, b=50.0, method=method, return_stats=True)
+            assert not out.any() and stats.empty_rows == 6
+            np.testing.assert_array_equal(stats.dropped_mass, 1.0)
+
+
+def test_causal_hsr_does_not_fall_back_to_dense_work():
+    """d = 2, the paper's threshold: the causal prefill computes far fewer than n^2/2 products
+    (about 0.31 of them at n = 1024, 0.23 at n = 2048: the share falls as n grows)."""
+    rng = np.random.default_rng(3)
+    n, d = 1024, 2
+    K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    Q = rng.standard_normal((n, d))
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    b = paper_threshold(n, 1 / np.sqrt(d))
+    fast, stats = relu_attention(Q, K, V, 1, b, causal=True, method="hsr", backend="numpy",
+                                 return_stats=True)
+    dense, dense_stats = relu_attention(Q, K, V, 1, b, causal=True, return_stats=True)
+    close(fast, dense, V)
+    np.testing.assert_array_equal(dense_stats.inner_products, np.arange(1, n + 1))
+    assert stats.total_inner_products < 0.4 * dense_stats.total_inner_products
+    assert stats.total_nodes_visited > 0
+
+
+# ---------------------------------------------------------------- softmax
+
+
+def softmax_problem(seed: int, n: int = 300, m: int = 20, d: int = 4):
+    rng = np.random.default_rng(seed)
+    K = 2.0 * rng.standard_normal((n, d))
+    Q = rng.standard_normal((m if m else n, d))
+    return Q, K, rng.standard_normal((n, 3))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("sinks", "window"), [(0, 0), (2, 5)])
+def test_softmax_error_never_exceeds_the_bound(causal, sinks, window):
+    Q, K, V = softmax_problem(4, n=200, m=200 if causal else 20)
+    exact = softmax_attention(Q, K, V, causal=causal)
+    for b in (-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 20.0):
+        approx, stats = softmax_attention(Q, K, V, causal=causal, method="hsr", b=b,
+                                          backend="numpy", sinks=sinks, window=window,
+                                          return_stats=True)
+        error = float(np.abs(approx - exact).max())
+        bound = softmax_error_bound(stats.dropped_mass, float(np.abs(V).max()))
+        assert error <= bound + 1e-12, (b, error, bound)
+        dense, dense_stats = softmax_attention(Q, K, V, causal=causal, b=b, sinks=sinks,
+                                               window=window, return_stats=True)
+        close(approx, dense, V, f"b={b}")
+        np.testing.assert_allclose(stats.dropped_mass, dense_stats.dropped_mass, rtol=1e-9,
+                                   atol=1e-15)
+        np.testing.assert_array_equal(stats.activated, dense_stats.activated)
+
+
+def test_softmax_with_the_threshold_below_every_score_is_dense_softmax():
+    Q, K, V = softmax_problem(5)
+    S = Q @ K.T / 2.0
+    expected = np.exp(S - S.max(axis=1, keepdims=True))
+    expected = expected @ V / expected.sum(axis=1, keepdims=True)
+    close(softmax_attention(Q, K, V), expected, V)
+    out, stats = softmax_attention(Q, K, V, method="hsr", b=float(S.min()) - 1.0,
+                                   return_stats=True)
+    close(out, expected, V)
+    np.testing.assert_array_equal(stats.dropped_mass, 0.0)
+    np.testing.assert_array_equal(stats.activated, len(K))
+
+
+def test_dropped_mass_lies_in_0_1_and_grows_with_b():
+    Q, K, V = softmax_problem(6)
+    previous = np.zeros(len(Q))
+    for b in np.linspace(-3.0, 8.0, 23):
+        stats = softmax_attention(Q, K, V, method="hsr", b=b, return_stats=True)[1]
+        eps = stats.dropped_mass
+        assert ((eps >= 0) & (eps <= 1)).all()
+        assert (eps >= previous - 1e-15).all()
+        previous = eps
+    assert previous.max() == 1.0  # at b = 8 every row keeps nothing
+
+
+def test_softmax_ties_on_the_threshold_are_kept():
+    """Integer data, d = 4: keys scoring exactly b are kept, by both methods."""
+    K = np.array([[1, 1, 0, 0], [2, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]], float)
+    V = np.arange(10.0).reshape(5, 2)
+    Q = np.array([[1.0, 1.0, 0.0, 0.0]])
+    for method in ("dense", "hsr"):
+        out, stats = softmax_attention(Q, K, V, b=1.0, method=method, return_stats=True)
+        assert stats.activated[0] == 3  # scores 1, 1, 1/2, 0, 1
+        np.testing.assert_allclose(out[0], V[[0, 1, 4]].mean(axis=0))
+
+
+def test_measure_dropped_false_skips_the_measurement():
+    Q, K, V = softmax_problem(7)
+    out, stats = softmax_attention(Q, K, V, method="hsr", b=0.5, measure_dropped=False,
+                                   return_stats=True)
+    assert stats.dropped_mass is None and stats.max_dropped_mass is None
+    close(out, softmax_attention(Q, K, V, b=0.5), V)
+
+
+def test_sinks_always_keep_a_softmax_row_alive():
+    Q, K, V = softmax_problem(8)
+    out, stats = softmax_attention(Q, K, V, method="hsr", b=100.0, sinks=1, return_stats=True)
+    assert stats.empty_rows == 0
+    np.testing.assert_allclose(out, np.repeat(V[:1], len(Q), axis=0))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("kind", ["relu", "softmax"])
+@pytest.mark.parametrize("prefill", [0, 40])
+def test_decoder_equals_dense_attention_over_the_cache_at_every_step(kind, prefill):
+    rng = np.random.default_rng(9 + prefill)
+    d, d_v, steps = 3, 2, 250
+    K, V = rng.standard_normal((prefill + steps, d)), rng.standard_normal((prefill + steps, d_v))
+    options = dict(b=0.4, kind=kind, backend="numpy", leaf_size=4, sinks=2, window=3)
+    if kind == "relu":
+        options["alpha"] = 2
+    keys = dict(keys=K[:prefill], values=V[:prefill]) if prefill else {}
+    decoder = Decoder(d, **options, **keys)
+    for i in range(prefill, prefill + steps):
+        q = rng.standard_normal(d)
+        out, stats = decoder.step(q, K[i], V[i])
+        assert len(decoder) == i + 1 and stats.rows == 1
+        if kind == "relu":
+            expected, want = relu_attention(q[None], K[: i + 1], V[: i + 1], 2, 0.4,
+                                            return_stats=True)
+        else:
+            expected, want = softmax_attention(q[None], K[: i + 1], V[: i + 1], b=0.4, sinks=2,
+                                               window=3, return_stats=True)
+            np.testing.assert_allclose(stats.dropped_mass, want.dropped_mass, rtol=1e-9,
+                                       atol=1e-15)
+        close(out, expected[0], V, f"step {i}")
+        assert stats.activated[0] == want.activated[0]
+        if i % 50 == 0:
+            close(decoder.attend_dense(q)[0], expected[0], V)
+    np.testing.assert_array_equal(decoder.keys, K)
+    np.testing.assert_array_equal(decoder.values, V)
+
+
+def test_decoder_description_and_read_only_cache():
+    decoder = Decoder(2, alpha=3, b=0.5, backend="numpy")
+    assert len(decoder) == 0 and decoder.hsr is None and decoder.d_v is None
+    decoder.step([1.0, 0.0], [1.0, 2.0], [3.0, 4.0, 5.0])
+    text = repr(decoder)
+    for part in ("relu", "alpha=3", "b=0.5", "n=1", "d=2", "d_v=3", "HSR("):
+        assert part in text
+    with pytest.raises(ValueError):
+        decoder.keys[0, 0] = 7.0
+
+
+def test_stats_totals_concat_and_repr():
+    Q, K, V = softmax_problem(10)
+    stats = softmax_attention(Q, K, V, method="hsr", b=1.0, return_stats=True)[1]
+    assert isinstance(stats, AttentionStats) and stats.rows == len(Q)
+    assert stats.total_activated == stats.activated.sum()
+    assert stats.total_inner_products == stats.inner_products.sum()
+    both = AttentionStats.concat([stats, stats])
+    assert both.rows == 2 * len(Q) and both.max_dropped_mass == stats.max_dropped_mass
+    assert "hsr" in repr(stats) and "max_dropped_mass" in repr(stats)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+GOOD = np.random.default_rng(11).standard_normal((5, 4))
+
+
+def spoiled(value: float, shape: tuple[int, int] = (5, 4)) -> np.ndarray:
+    """GOOD (cut to ``shape``) with one entry replaced by ``value``."""
+    out = GOOD[: shape[0], : shape[1]].copy()
+    out[1, 1] = value
+    return out
+
+
+def relu(**kwargs):
+    args = dict(Q=GOOD, K=GOOD, V=GOOD[:, :2])
+    args.update(kwargs)
+    return lambda: relu_attention(**args)
+
+
+def soft(**kwargs):
+    args = dict(Q=GOOD, K=GOOD, V=GOOD[:, :2])
+    args.update(kwargs)
+    return lambda: softmax_attention(**args)
+
+
+BAD = [
+    (relu(Q=GOOD[0]), ValueError, "Q"),
+    (relu(K=GOOD[:, :3]), ValueError, "K"),
+    (relu(V=GOOD[:3]), ValueError, "V"),
+    (relu(V=GOOD[:, 0]), ValueError, "V"),
+    (relu(Q=spoiled(np.nan)), ValueError, "Q"),
+    (relu(K=spoiled(-np.inf)), ValueError, "K"),
+    (relu(V=spoiled(np.nan, (5, 2))), ValueError, "V"),
+    (relu(Q=GOOD.astype(complex)), TypeError, "Q"),
+    (relu(K=GOOD * 1e200), ValueError, "K"),
+    (relu(Q=GOOD * 1e300), ValueError, "Q"),
+    (relu(alpha=0), ValueError, "alpha"),
+    (relu(alpha=-1), ValueError, "alpha"),
+    (relu(alpha=1.5), TypeError, "alpha"),
+    (relu(alpha=True), TypeError, "alpha"),
+    (relu(b=np.nan), ValueError, "b"),
+    (relu(b=np.inf), ValueError, "b"),
+    (relu(b="0"), TypeError, "b"),
+    (relu(method="sparse"), ValueError, "method"),
+    (relu(backend="kdtree"), ValueError, "backend"),
+    (relu(causal=True, Q=GOOD[:3]), ValueError, "causal"),
+    (relu(causal="yes"), TypeError, "causal"),
+    (relu(sinks=-1), ValueError, "sinks"),
+    (relu(window=-2), ValueError, "window"),
+    (relu(sinks=1.5), TypeError, "sinks"),
+    (relu(window=True), TypeError, "window"),
+    (soft(method="hsr"), ValueError, "b"),
+    (soft(b=np.nan), ValueError, "b"),
+    (soft(method="fast"), ValueError, "method"),
+    (soft(causal=True, K=GOOD[:4], V=GOOD[:4]), ValueError, "causal"),
+    (soft(measure_dropped=1), TypeError, "measure_dropped"),
+    (lambda: Decoder(0), ValueError, "d"),
+    (lambda: Decoder(2, kind="gelu"), ValueError, "kind"),
+    (lambda: Decoder(2, alpha=2.0), TypeError, "alpha"),
+    (lambda: Decoder(3, backend="layers"), ValueError, "layers"),
+    (lambda: Decoder(2, keys=np.zeros((3, 2))), ValueError, "values"),
+    (lambda: Decoder(2, keys=np.zeros((3, 2)), values=np.zeros((2, 1))), ValueError, "values"),
+    (lambda: Decoder(2).attend([1.0, 0.0]), ValueError, "empty"),
+    (lambda: Decoder(2).step([1.0], [1.0, 0.0], [1.0]), ValueError, "q"),
+    (lambda: Decoder(2).step([1.0, 0.0], [1.0, np.nan], [1.0]), ValueError, "k_new"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "name"), BAD)
+def test_bad_input_is_rejected_naming_the_argument(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+def test_a_failed_step_changes_nothing():
+    decoder = Decoder(2, keys=np.ones((3, 2)), values=np.ones((3, 1)))
+    with pytest.raises(ValueError, match="v_new"):
+        decoder.step([1.0, 0.0], [0.0, 1.0], [1.0, 2.0])  # d_v is 1
+    assert len(decoder) == 3 and len(decoder.hsr) == 3
+
+
+def test_inputs_are_never_modified():
+    rng = np.random.default_rng(12)
+    Q, K = rng.standard_normal((30, 3)).astype(np.float32), rng.standard_normal((30, 3))
+    V = rng.standard_normal((30, 2))
+    before = [x.copy() for x in (Q, K, V)]
+    for method in ("dense", "hsr"):
+        relu_attention(Q, K, V, 2, 0.1, causal=True, method=method, sinks=1, window=2)
+        softmax_attention(Q, K, V, causal=True, method=method, b=0.1, sinks=1, window=2)
+    Decoder(3, keys=K, values=V).step(Q[0], K[0], V[0])
+    for x, y in zip((Q, K, V), before, strict=True):
+        np.testing.assert_array_equal(x, y)
