@@ -37,7 +37,7 @@ class Panel(widgets.VBox):
             control.observe(lambda _change: self.refresh(), names="value")
         header = [widgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         rows = widgets.Box(list(controls.values()),
-                           layout=widgets.Layout(flex_flow="row wrap", gap="4px 16px"))
+                           layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([*header, rows, self.output])
         self.refresh()
 
@@ -58,8 +58,16 @@ class Panel(widgets.VBox):
                              f"{html.escape(str(err))}</p>"))
                 return
             self.result, self.message = fig, None
-            display(fig)
+            if _in_kernel():
+                display(fig)
             plt.close(fig)  # shown once, here; not again by the inline backend
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel, where ``display`` draws the figure."""
+    from IPython import get_ipython
+
+    return get_ipython() is not None
 
 
 def plane_panel(n: int = 300) -> Panel:
