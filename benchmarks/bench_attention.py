@@ -4,14 +4,15 @@ Decoding: one step is one query row over a cache of n keys. HSR: the half-space 
 kd-tree) plus the exact row over the k reported keys (``Decoder.attend``). Dense: the scores of
 all n keys with one matvec, ReLU, normalise, weighted sum (``Decoder.attend_dense``). Scan: the
 dense scan ``K q >= sqrt(d) b`` followed by the same exact row over the k keys it finds (the
-``brute`` backend: what ``backend="auto"`` does at d > 12). Gaussian keys and values (std 1),
-unit-norm Gaussian queries, alpha = 1, b = paper_threshold(n, sigma_a) with
-sigma_a = ||q|| / sqrt(d), so that about n^{4/5} keys are activated. Times are medians of
-``--repeats`` calls after a warm-up, per query, then the median over the queries; the three
-methods are timed side by side, query by query, in one run.
+``brute`` backend: what ``backend="auto"`` does for d > 4 or blocks under 2^17 keys).
+Gaussian keys and values (std 1), unit-norm Gaussian queries, alpha = 1,
+b = paper_threshold(n, sigma_a) with sigma_a = ||q|| / sqrt(d), so that about n^{4/5} keys are
+activated. Times are medians of ``--repeats`` calls after a warm-up, per query, then the
+median over the queries; the three methods are timed side by side, query by query, in one run.
 
-Causal prefill: ``relu_attention(..., causal=True)`` with method="hsr" (backend="auto": one
-insertion and one query per row, the logarithmic method) against method="dense".
+Causal prefill: ``relu_attention(..., causal=True)`` with method="hsr" (one insertion and one
+query per row, the logarithmic method; backend "auto", and the NumPy kd-tree for d <= 4)
+against method="dense".
 
     python benchmarks/bench_attention.py            # n = 2^14 .. 2^22 (tens of minutes)
     python benchmarks/bench_attention.py --quick    # n = 2^12 .. 2^14, a smoke run
@@ -33,6 +34,9 @@ from hsr_lab.theory import paper_threshold, score_sigma
 
 DECODE_DIMS = (2, 4, 8, 64)
 PREFILL_DIMS = (2, 4, 64)
+PREFILL_TREE_MAX_D = 4  # the kd-tree prefill above this is hopeless (see the decoding table)
+PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "auto_s", "numpy_s", "dense_over_auto",
+                   "dense_over_numpy", "products_share_auto", "products_share_numpy")
 DECODE_COLUMNS = ("n", "d", "k", "hsr_ms", "scan_ms", "dense_ms", "dense_over_hsr",
                   "dense_over_scan", "build_s", "append_ms", "nodes_visited_share",
                   "scored_share", "note")
@@ -100,23 +104,35 @@ def append_time(decoder: Decoder, d: int, seed: int, count: int = 64) -> float:
 
 
 def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
-    """Causal prefill of n queries: method="hsr" against method="dense", one run each."""
+    """Causal prefill of n queries: method="hsr" (backend auto, and the NumPy kd-tree for
+    d <= 4) against method="dense", each checked against dense, then timed."""
     keys, values = gaussian_keys(n, d, seed), gaussian_keys(n, d, seed + 1)
     queries = unit_queries(n, d, seed + 2)
     b = threshold(n, d)
     repeats = 3 if n <= 2**12 else 1
-    run = {m: (lambda m=m: relu_attention(queries, keys, values, 1, b, causal=True, method=m,
-                                          return_stats=True))
-           for m in ("hsr", "dense")}
-    (out, stats), (expected, dense_stats) = run["hsr"](), run["dense"]()
-    if not np.allclose(out, expected, rtol=1e-10, atol=1e-13):
-        raise AssertionError(f"causal HSR differs from dense at n={n}, d={d}")
-    secs = {m: median_time(fn, repeats, warmup=0) for m, fn in run.items()}
-    return {"n": f"2^{int(np.log2(n))}", "d": d,
-            "k_mean": stats.total_activated / n,
-            "hsr_s": secs["hsr"], "dense_s": secs["dense"],
-            "dense_over_hsr": secs["dense"] / secs["hsr"],
-            "hsr_products_share": stats.total_inner_products / dense_stats.total_inner_products}
+    variants = {"dense": ("dense", "auto"), "auto": ("hsr", "auto")}
+    if d <= PREFILL_TREE_MAX_D:
+        variants["numpy"] = ("hsr", "numpy")
+    row: dict[str, object] = dict.fromkeys(PREFILL_COLUMNS, "-")
+    row.update(n=f"2^{int(np.log2(n))}", d=d)
+    expected, dense_stats = relu_attention(queries, keys, values, 1, b, causal=True,
+                                           return_stats=True)
+    row["k_mean"] = dense_stats.total_activated / n
+    for name, (method, backend) in variants.items():
+        def run(method=method, backend=backend):
+            return relu_attention(queries, keys, values, 1, b, causal=True, method=method,
+                                  backend=backend, return_stats=True)
+        out, stats = run()
+        if not np.allclose(out, expected, rtol=1e-10, atol=1e-13):
+            raise AssertionError(f"causal {name} differs from dense at n={n}, d={d}")
+        row[f"{name}_s"] = median_time(run, repeats, warmup=0)
+        if name != "dense":
+            row[f"products_share_{name}"] = (stats.total_inner_products
+                                             / dense_stats.total_inner_products)
+    for name in ("auto", "numpy"):
+        if name in variants:
+            row[f"dense_over_{name}"] = row["dense_s"] / row[f"{name}_s"]  # type: ignore
+    return row
 
 
 def write(decode: list[dict[str, object]], prefill: list[dict[str, object]], header: str,
@@ -149,7 +165,10 @@ Times: median over the queries of the median of the repeats. build = the NumPy k
 the cache. nodes_visited_share = tree nodes tested / nodes in the trees; scored_share = inner
 products (leaf points scored by the query + the exact row) / n. append_ms = median of 64
 Decoder.append calls (HSR.add of one key).
-Prefill: causal relu_attention, method="hsr" (backend auto) vs method="dense"."""
+Prefill: causal relu_attention, method="dense" against method="hsr" with backend="auto" (at
+these sizes every block is a scan: the kd-tree only pays from 2^17 keys per block) and with the
+NumPy kd-tree (d <= 4). products_share = inner products of the HSR method / those of dense
+(n(n+1)/2). One run each from n = 2^14 on, median of 3 below."""
 
 
 def main(argv: list[str]) -> int:

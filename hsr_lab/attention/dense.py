@@ -29,10 +29,14 @@ _BLOCK = 1 << 21  # score entries computed at once: 16 MiB of float64 per tempor
 
 
 def relu_power(R: np.ndarray, alpha: int) -> np.ndarray:
-    """``(R / max_j R_ij)^alpha`` along the last axis: ReLU^alpha up to the row's factor."""
+    """``(R / max_j R_ij)^alpha`` along the last axis: ReLU^alpha up to the row's factor.
+
+    In place (R is overwritten and returned): every caller passes a fresh temporary, and a
+    score block is large enough for one more allocation to cost as much as the arithmetic.
+    """
     top = R.max(axis=-1, keepdims=True, initial=0.0)  # R >= 0; an empty gather is fine
-    W = R / np.where(top > 0, top, 1.0)  # an empty row stays zero
-    return W**alpha if alpha > 1 else W
+    R /= np.where(top > 0, top, 1.0)  # an empty row stays zero
+    return np.power(R, alpha, out=R) if alpha > 1 else R
 
 
 def softmax_weights(S: np.ndarray, kept: np.ndarray) -> np.ndarray:
@@ -79,7 +83,9 @@ def _masks(seen: np.ndarray, n_keys: int, sinks: int, window: int
 def _scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool) -> np.ndarray:
     """``S = Q K^T / sqrt(d)`` for rows r0..r1 (only keys 0..r1-1 when causal)."""
     keys = K[:r1] if causal else K
-    return Q[r0:r1] @ keys.T / np.sqrt(Q.shape[1])
+    S = Q[r0:r1] @ keys.T
+    S /= np.sqrt(Q.shape[1])
+    return S
 
 
 def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float,
@@ -89,11 +95,12 @@ def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float
     out = np.zeros((m, V.shape[1]))
     activated, empty = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool)
     for r0, r1 in _row_blocks(m, n):
-        R = np.maximum(_scores(Q, K, r0, r1, causal) - b, 0.0)  # ReLU(s_ij - b)
-        if causal:
-            visible, _ = _masks(_seen(r0, r1, n, True), R.shape[1], 0, 0)
-            R[~visible] = 0.0  # query i sees keys 0..i only
-        activated[r0:r1] = np.count_nonzero(R > 0, axis=1)
+        R = _scores(Q, K, r0, r1, causal)
+        R -= b
+        np.maximum(R, 0.0, out=R)  # ReLU(s_ij - b), in place: the block is large
+        if causal:  # query i sees keys 0..i: only the diagonal block holds keys j > i
+            R[:, r0:r1][np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool), 1)] = 0.0
+        activated[r0:r1] = np.count_nonzero(R, axis=1)
         out[r0:r1], empty[r0:r1] = normalise(relu_power(R, alpha), V[: R.shape[1]])
     seen = np.arange(1, m + 1) if causal else np.full(m, n)
     return out, AttentionStats("dense", "relu", activated, seen.astype(np.int64),
