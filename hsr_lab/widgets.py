@@ -1,26 +1,30 @@
 """Widget panels for the notebooks: thin shells around plain ``view_*`` functions.
 
-A ``Panel`` is a row of controls above an output area; moving a control (on release:
+A ``Panel`` is a row of controls above an image; moving a control (on release:
 ``continuous_update=False``) calls the view with every control's value and shows the figure.
-A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable message instead of
-a traceback. ``panel.result`` is the last figure (or None) and ``panel.message`` the last
-message, so tests can drive a panel without a browser.
+The panel renders the PNG itself (one draw at 100 dpi, no tight-bbox second pass) and swaps it
+into an ``ipywidgets.Image``: that halves the redraw time of displaying a new figure through
+an output area. A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable
+message instead of a traceback. ``panel.result`` is the last figure (or None), ``panel.png``
+its bytes and ``panel.message`` the last message, so tests can drive a panel without a
+browser (``benchmarks/bench_widgets.py`` times it).
 """
 
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Callable
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
-from IPython.display import HTML, clear_output, display
 from matplotlib.figure import Figure
 
 from hsr_lab.figures import REGISTRY
 from hsr_lab.figures.interactive import view_relu_attention, view_scaling, view_softmax_threshold
 
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
+RENDER_DPI = 100  # screen resolution; the figure command saves at 300 dpi
 
 
 class Panel(widgets.VBox):
@@ -29,8 +33,11 @@ class Panel(widgets.VBox):
     def __init__(self, view: Callable[..., Figure], controls: dict[str, widgets.ValueWidget],
                  title: str = "") -> None:
         self.view, self.controls = view, controls
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
+        self.note = widgets.HTML()
         self.result: Figure | None = None
+        self.png = b""
+        self._layout: tuple[int, list] = (0, [])
         self.message: str | None = None
         self.redraws = 0
         for control in controls.values():
@@ -38,8 +45,21 @@ class Panel(widgets.VBox):
         header = [widgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         rows = widgets.Box(list(controls.values()),
                            layout=widgets.Layout(flex_flow="row wrap"))
-        super().__init__([*header, rows, self.output])
+        super().__init__([*header, rows, self.note, self.image])
         self.refresh()
+
+    def _reuse_layout(self, fig: Figure) -> None:
+        """Place the axes where the last figure's constrained layout put them.
+
+        Solving the layout costs about as much as drawing; a slider move changes data and
+        titles, not the arrangement, so the first solution is kept while the panel shows the
+        same number of axes.
+        """
+        count, positions = self._layout
+        if count == len(fig.axes) and count:
+            fig.set_layout_engine("none")
+            for ax, position in zip(fig.axes, positions, strict=True):
+                ax.set_position(position)
 
     def values(self) -> dict[str, object]:
         """The controls' current values, by argument name."""
@@ -48,29 +68,26 @@ class Panel(widgets.VBox):
     def refresh(self) -> None:
         """Redraw the view with the current values (or show why it cannot be drawn)."""
         self.redraws += 1
-        with self.output:
-            clear_output(wait=True)
-            try:
-                fig = self.view(**self.values())
-            except (ValueError, TypeError) as err:
-                self.result, self.message = None, str(err)
-                display(HTML(f'<p style="color:#a40000">Cannot draw this: '
-                             f"{html.escape(str(err))}</p>"))
-                return
-            self.result, self.message = fig, None
-            if _in_kernel():
-                display(fig)
-            plt.close(fig)  # shown once, here; not again by the inline backend
+        try:
+            fig = self.view(**self.values())
+        except (ValueError, TypeError) as err:
+            self.result, self.message = None, str(err)
+            self.note.value = (f'<p style="color:#a40000">Cannot draw this: '
+                               f"{html.escape(str(err))}</p>")
+            self.image.layout.display = "none"
+            return
+        self._reuse_layout(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=RENDER_DPI)
+        self._layout = (len(fig.axes), [ax.get_position() for ax in fig.axes])
+        plt.close(fig)  # shown once, as this image; not again by the inline backend
+        self.result, self.message, self.png = fig, None, buffer.getvalue()
+        self.note.value = ""
+        self.image.value = self.png
+        self.image.layout.display = None
 
 
-def _in_kernel() -> bool:
-    """True inside a Jupyter kernel, where ``display`` draws the figure."""
-    from IPython import get_ipython
-
-    return get_ipython() is not None
-
-
-def plane_panel(n: int = 300) -> Panel:
+def plane_panel(n: int = 200) -> Panel:
     """HSR in the plane: the half-plane's angle and offset; kd-tree cells and convex layers."""
     return Panel(
         lambda angle, offset, n: REGISTRY["hsr_plane"].func(angle=angle, offset=offset, n=n),
