@@ -6,6 +6,15 @@ Layers, each importing only from those below it: ``hsr`` (reporting structures),
 
 __version__ = "0.1.0"
 
+from .attention import AttentionStats, Decoder, relu_attention, softmax_attention
 from .hsr import HSR, QueryStats
 
-__all__ = ["HSR", "QueryStats", "__version__"]
+__all__ = [
+    "HSR",
+    "AttentionStats",
+    "Decoder",
+    "QueryStats",
+    "__version__",
+    "relu_attention",
+    "softmax_attention",
+]

@@ -254,3 +254,25 @@ class UpdatesAgainstAModel(RuleBasedStateMachine):
 TestUpdatesAgainstAModel = UpdatesAgainstAModel.TestCase
 TestUpdatesAgainstAModel.settings = settings(max_examples=60, stateful_step_count=30,
                                              deadline=None)
+
+
+def test_query_stats_add_every_counter():
+    from dataclasses import fields
+
+    from hsr_lab.hsr import QueryStats
+
+    one = QueryStats(*range(1, len(fields(QueryStats)) + 1))
+    total = one + one
+    assert [getattr(total, f.name) for f in fields(QueryStats)] == [
+        2 * getattr(one, f.name) for f in fields(QueryStats)]
+
+
+def test_many_single_adds_keep_every_point():
+    rng = np.random.default_rng(11)
+    hsr = HSR(rng.standard_normal((1, 2)), backend="numpy", leaf_size=4)
+    for _ in range(300):
+        hsr.add(rng.standard_normal((1, 2)))
+    hsr.delete(np.arange(0, 301, 3))
+    everything = hsr.query([0.0, 0.0], 0.0)
+    np.testing.assert_array_equal(everything, np.setdiff1d(np.arange(301), np.arange(0, 301, 3)))
+    assert len(hsr) == len(everything)

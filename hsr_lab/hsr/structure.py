@@ -76,7 +76,8 @@ class HSR:
         self.backend = backend
         self.d = pts.shape[1]
         self._blocks: list[StaticIndex] = []
-        self._alive = np.zeros(0, dtype=bool)
+        self._flags = np.zeros(0, dtype=bool)  # alive flag per id, with spare capacity
+        self._n_ids = 0  # ids handed out so far
         self._n_dead = 0  # deleted points still stored in some block
         self._size = 0  # live points
         self._max_abs = 0.0
@@ -92,8 +93,13 @@ class HSR:
         if self._max_abs > _MAX_ABS:
             raise ValueError(f"points must have coordinates of magnitude at most {_MAX_ABS:g} "
                              "(larger inner products would overflow float64)")
-        ids = np.arange(len(self._alive), len(self._alive) + len(pts), dtype=np.int64)
-        self._alive = np.concatenate([self._alive, np.ones(len(pts), dtype=bool)])
+        ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
+        if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
+            grown = np.zeros(max(2 * len(self._flags), self._n_ids + len(pts)), dtype=bool)
+            grown[: self._n_ids] = self._alive
+            self._flags = grown
+        self._flags[self._n_ids : self._n_ids + len(pts)] = True
+        self._n_ids += len(pts)
         self._size += len(pts)
         self._blocks.append(self._build(pts, ids))
         while len(self._blocks) >= 2 and len(self._blocks[-2]) <= 2 * len(self._blocks[-1]):
@@ -159,6 +165,11 @@ class HSR:
         total.points_reported = len(ids)
         return (ids, total) if stats else ids
 
+    @property
+    def _alive(self) -> np.ndarray:
+        """Alive flag of every id handed out so far (a view: writes go through)."""
+        return self._flags[: self._n_ids]
+
     # -- description -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._size
@@ -176,7 +187,7 @@ class HSR:
     @property
     def nbytes(self) -> int:
         """Bytes held by every block (their copies of the points included) and the id table."""
-        return sum(block.nbytes for block in self._blocks) + self._alive.nbytes
+        return sum(block.nbytes for block in self._blocks) + self._flags.nbytes
 
     def __repr__(self) -> str:
         n = len(self)
