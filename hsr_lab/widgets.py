@@ -38,6 +38,7 @@ class Panel(widgets.VBox):
         self.result: Figure | None = None
         self.png = b""
         self._layout: tuple[int, list] = (0, [])
+        self._frame = None  # the tight frame (inches) of the first figure
         self.message: str | None = None
         self.redraws = 0
         for control in controls.values():
@@ -48,18 +49,20 @@ class Panel(widgets.VBox):
         super().__init__([*header, rows, self.note, self.image])
         self.refresh()
 
-    def _reuse_layout(self, fig: Figure) -> None:
-        """Place the axes where the last figure's constrained layout put them.
+    def _reuse_layout(self, fig: Figure) -> bool:
+        """Place the axes where the first figure's constrained layout put them; True if done.
 
-        Solving the layout costs about as much as drawing; a slider move changes data and
-        titles, not the arrangement, so the first solution is kept while the panel shows the
-        same number of axes.
+        Solving the layout and the tight frame costs more than drawing; a slider move changes
+        data and titles, not the arrangement, so the first solution is kept while the panel
+        shows the same number of axes.
         """
         count, positions = self._layout
-        if count == len(fig.axes) and count:
-            fig.set_layout_engine("none")
-            for ax, position in zip(fig.axes, positions, strict=True):
-                ax.set_position(position)
+        if count != len(fig.axes) or not count:
+            return False
+        fig.set_layout_engine("none")
+        for ax, position in zip(fig.axes, positions, strict=True):
+            ax.set_position(position)
+        return True
 
     def values(self) -> dict[str, object]:
         """The controls' current values, by argument name."""
@@ -76,10 +79,13 @@ class Panel(widgets.VBox):
                                f"{html.escape(str(err))}</p>")
             self.image.layout.display = "none"
             return
-        self._reuse_layout(fig)
+        reused = self._reuse_layout(fig)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=RENDER_DPI)
-        self._layout = (len(fig.axes), [ax.get_position() for ax in fig.axes])
+        fig.savefig(buffer, format="png", dpi=RENDER_DPI,
+                    bbox_inches=self._frame if reused else "tight", pad_inches=0.05)
+        if not reused:  # keep this solution: axes positions and the frame around the artists
+            self._layout = (len(fig.axes), [ax.get_position() for ax in fig.axes])
+            self._frame = fig.get_tightbbox().padded(0.05)
         plt.close(fig)  # shown once, as this image; not again by the inline backend
         self.result, self.message, self.png = fig, None, buffer.getvalue()
         self.note.value = ""
