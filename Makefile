@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e ".[notebooks,test]"
+	$(PY) -m pip install -e ".[notebooks,test,real,validate]"
 	touch $(STAMP)
 
 install: $(STAMP)

