@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e ".[notebooks,test,real,validate]"
+	$(PY) -m pip install -e ".[notebooks,test,real,validate,peers]"
 	touch $(STAMP)
 
 install: $(STAMP)

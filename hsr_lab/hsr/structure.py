@@ -20,6 +20,9 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from .._validate import as_matrix, as_positive_int, as_scalar, as_vector
@@ -37,20 +40,63 @@ BACKENDS: dict[str, type[StaticIndex]] = {
     "layers": ConvexLayers,
 }
 DEFAULT_LEAF_SIZE = 32
-# "auto" builds a NumPy kd-tree where one pays and scans otherwise. Box pruning fades with the
-# dimension (a kd-tree query touches about n^(1 - 1/d) cells) and a scan is one fast BLAS call,
-# so small blocks and high dimensions are scanned. Measured (benchmarks/results/hsr.md, Gaussian
-# keys at the paper's threshold): the tree wins from n ~ 2^17 at d <= 4 and loses at d >= 8.
-AUTO_MAX_D = 4
-AUTO_MIN_N = 2**17
+# "auto" plans each block by measuring at build time (``plan_block``): a block of at least
+# AUTO_PLAN_MIN_N points in at most AUTO_PLAN_MAX_D dimensions gets a NumPy kd-tree, tree and
+# scan answer a few sample queries, and the tree is kept only if it was faster (timed against
+# each other, so a busy machine slows both alike). Smaller blocks are scanned without a trial:
+# the tree's per-level overhead alone costs more than scanning 2^15 keys. Higher dimensions are
+# scanned without a trial too: there the tree never won up to n = 2^22
+# (benchmarks/results/hsr.md), and building one only to throw it away costs more than a scan.
+AUTO_PLAN_MIN_N = 2**15
+AUTO_PLAN_MAX_D = 16
+AUTO_PLAN_SAMPLES = 8
+AUTO_PLAN_REPEATS = 3
 _MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
 
 
-def _choose(backend: str, n: int, d: int) -> type[StaticIndex]:
-    """The static structure that one block of ``n`` points uses."""
-    if backend == "auto":
-        return NumpyKDTree if d <= AUTO_MAX_D and n >= AUTO_MIN_N else BruteForce
-    return BACKENDS[backend]
+def _best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Smallest wall-clock seconds of ``fn()`` over ``repeats`` calls (the least disturbed)."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def sample_queries(points: np.ndarray, count: int = AUTO_PLAN_SAMPLES, seed: int = 0
+                   ) -> list[tuple[np.ndarray, float]]:
+    """Unit Gaussian directions u at the paper's threshold for this block's keys.
+
+    ``t = mean + sd * sqrt(0.4 ln n)`` of the scores ``<u, k>`` (the paper's b with sigma_a
+    measured along u), so a sample reports about n^{4/5} keys whatever the keys' scale.
+    """
+    n, d = points.shape
+    dirs = np.random.default_rng(seed).standard_normal((count, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    scores = points @ dirs.T
+    ts = scores.mean(axis=0) + scores.std(axis=0) * np.sqrt(0.4 * np.log(n))
+    return [(u, float(t)) for u, t in zip(dirs, ts, strict=True)]
+
+
+def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
+               repeats: int = AUTO_PLAN_REPEATS) -> StaticIndex:
+    """The block "auto" builds: a kd-tree if it answers the sample queries faster than the scan.
+
+    Both candidates answer the same ``sample_queries`` in turn, each timed as its best of
+    ``repeats`` runs, so that a busy machine slows both alike; the tree is kept only if its
+    total is lower. Only which structure is kept depends on the timing, never the answers.
+    """
+    n, d = points.shape
+    scan = BruteForce(points, ids, leaf_size)
+    if n < AUTO_PLAN_MIN_N or d > AUTO_PLAN_MAX_D:
+        return scan
+    tree = NumpyKDTree(points, ids, leaf_size)
+    tree_s = scan_s = 0.0
+    for u, t in sample_queries(points):
+        tree_s += _best_time(lambda u=u, t=t: tree.query(u, t), repeats)
+        scan_s += _best_time(lambda u=u, t=t: scan.query(u, t), repeats)
+    return tree if tree_s < scan_s else scan
 
 
 class HSR:
@@ -61,6 +107,7 @@ class HSR:
     points : (n, d) array of float32 or float64 (ints are accepted), n >= 1, finite.
         Copied: the caller's array is never modified. Stored as float64.
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
+        "auto" picks per block between the NumPy kd-tree and the scan (``plan_block``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default 32).
     """
 
@@ -133,7 +180,9 @@ class HSR:
 
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
-        return _choose(self.backend, len(points), self.d)(points, ids, self.leaf_size)
+        if self.backend == "auto":
+            return plan_block(points, ids, self.leaf_size)
+        return BACKENDS[self.backend](points, ids, self.leaf_size)
 
     def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
         """Rebuild several blocks as one, dropping dead points."""
