@@ -8,6 +8,7 @@ token; its kernel is the same python through ipykernel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -38,8 +39,8 @@ _LAB_SETTINGS = {
 }
 
 
-def browser_required() -> bool:
-    """True in CI (``CI`` set) or with ``HSR_LAB_REQUIRE_BROWSER=1``: a missing browser fails."""
+def must_not_skip() -> bool:
+    """In CI (``CI`` set) or with ``HSR_LAB_REQUIRE_BROWSER=1`` a missing prerequisite fails."""
     ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
     return ci or os.environ.get("HSR_LAB_REQUIRE_BROWSER") == "1"
 
@@ -155,6 +156,13 @@ class LabServer:
         except OSError:
             return None
 
+    def api(self, method: str, path: str) -> bytes:
+        """Call the server's REST API with the token; the reply's body."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.read()
+
     def family(self) -> list[psutil.Process]:
         """The server's process and all its descendants (kernels included) that are alive."""
         try:
@@ -163,15 +171,20 @@ class LabServer:
         except psutil.NoSuchProcess:
             return []
 
+    def shut_down_kernels(self) -> list[psutil.Process]:
+        """End every session (and so its kernel) through the API; return kernels still alive."""
+        kernels = self.family()[1:]
+        for session in json.loads(self.api("GET", "api/sessions")):
+            self.api("DELETE", f"api/sessions/{session['id']}")
+        _, alive = psutil.wait_procs(kernels, timeout=20)
+        return alive
+
     def stop(self, *, api: bool = True, timeout: float = 30) -> list[psutil.Process]:
         """Stop the server (API shutdown, else SIGTERM to its group); return the survivors."""
         family = self.family()
         if api:
-            request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/shutdown",
-                                             method="POST",
-                                             headers={"Authorization": f"token {self.token}"})
             try:
-                urllib.request.urlopen(request, timeout=10).close()
+                self.api("POST", "api/shutdown")
             except OSError:
                 api = False
         if not api:
@@ -204,11 +217,6 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(os.getpgid(pid), sig)
 
 
-class _gone_ok:
+def _gone_ok() -> contextlib.suppress:
     """Ignore a process that has already exited."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, value, traceback) -> bool:
-        return kind is not None and issubclass(kind, (ProcessLookupError, psutil.NoSuchProcess))
+    return contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess)
