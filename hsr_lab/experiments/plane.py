@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,15 +35,22 @@ def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size
     Reports {x : <a, x> >= t} with a = (cos angle, sin angle), t = offset, and traces the
     pure-Python kd-tree (``ReferenceKDTree.trace``) and the convex layers on the same query.
     """
-    points = np.random.default_rng(seed).standard_normal((n, 2))
+    points, tree, layers = _structures(n, leaf_size, seed)
     a = np.array([np.cos(angle), np.sin(angle)])
-    ids = np.arange(n, dtype=np.int64)
-    tree = ReferenceKDTree(points, ids, leaf_size)
     visited = tree.trace(a, offset)
     cells = np.array([[c[0] - h[0], c[1] - h[1], c[0] + h[0], c[1] + h[1]]
                       for c, h in ((node.center, node.half) for node, _ in visited)])
-    layers = ConvexLayers(points, ids, leaf_size)
     reported, stats = layers.query(a, offset)
     return PlaneQuery(points, a, float(offset), np.sort(reported), cells,
                       np.array([outcome for _, outcome in visited]), list(layers.layers),
                       stats.nodes_visited)
+
+
+@lru_cache(maxsize=8)
+def _structures(n: int, leaf_size: int, seed: int
+                ) -> tuple[np.ndarray, ReferenceKDTree, ConvexLayers]:
+    """The points and both structures; cached, since a slider moving the half-plane reuses them."""
+    points = np.random.default_rng(seed).standard_normal((n, 2))
+    points.flags.writeable = False
+    ids = np.arange(n, dtype=np.int64)
+    return points, ReferenceKDTree(points, ids, leaf_size), ConvexLayers(points, ids, leaf_size)
