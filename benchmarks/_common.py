@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from hsr_lab.experiments._common import unit_vectors
+
 # One BLAS thread unless BENCH_BLAS_THREADS says otherwise: on a shared 2-core machine a
 # threaded BLAS call that waits for a busy core costs a scheduler tick (~8 ms) and swamps what
 # is measured. Both sides of every comparison run under the same limit; the header prints it.
@@ -86,6 +88,5 @@ def gaussian_keys(n: int, d: int, seed: int) -> np.ndarray:
 
 
 def unit_queries(count: int, d: int, seed: int) -> np.ndarray:
-    """``count`` Gaussian directions scaled to unit norm."""
-    q = np.random.default_rng(seed).standard_normal((count, d))
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
+    """``count`` directions uniform on the unit sphere (the sweeps' ``unit_vectors``)."""
+    return unit_vectors(np.random.default_rng(seed), count, d)

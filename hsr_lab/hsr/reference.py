@@ -51,11 +51,16 @@ class Node:
         return self.left is None
 
 
+def _bounds(rows: list[tuple[list[float], int]]) -> tuple[list[float], list[float]]:
+    """The corners lo and hi of the tightest box around the given points."""
+    d = len(rows[0][0])
+    return ([min(x[i] for x, _ in rows) for i in range(d)],
+            [max(x[i] for x, _ in rows) for i in range(d)])
+
+
 def _box(rows: list[tuple[list[float], int]]) -> tuple[list[float], list[float], float]:
     """Centre, half-widths and norm bound of the tightest box around the given points."""
-    d = len(rows[0][0])
-    lo = [min(x[i] for x, _ in rows) for i in range(d)]
-    hi = [max(x[i] for x, _ in rows) for i in range(d)]
+    lo, hi = _bounds(rows)
     center = [(low + high) / 2 for low, high in zip(lo, hi, strict=True)]
     half = [(high - low) / 2 for low, high in zip(lo, hi, strict=True)]
     rad = math.sqrt(sum(max(abs(low), abs(high)) ** 2 for low, high in zip(lo, hi, strict=True)))
@@ -74,9 +79,7 @@ class ReferenceKDTree:
         self.points: list[list[float]] = []  # in tree order: a subtree is a slice
         self.ids: list[int] = []
         self._depth = 0
-        lo = [min(x[i] for x, _ in rows) for i in range(self.d)]
-        hi = [max(x[i] for x, _ in rows) for i in range(self.d)]
-        self.root = self._build(rows, lo, hi, 0)
+        self.root = self._build(rows, *_bounds(rows), 0)
 
     def _build(self, rows: list[tuple[list[float], int]], lo: list[float], hi: list[float],
                depth: int) -> Node:
@@ -102,14 +105,26 @@ class ReferenceKDTree:
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` and the cost of finding them."""
+        found, stats = self._walk(a, t)
+        return np.array(found, dtype=np.int64), stats
+
+    def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
+        """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
+        "scanned" (a leaf whose points were tested) or "opened" (recursed into)."""
+        visited: list[tuple[Node, str]] = []
+        self._walk(a, t, visited)
+        return visited
+
+    def _walk(self, a: np.ndarray, t: float, trace: list | None = None
+              ) -> tuple[list[int], QueryStats]:
+        """Run the query from the root: the ids found and the counters."""
         a_list = [float(v) for v in a]
-        abs_a = [abs(v) for v in a_list]
         slack = _margin(self.d) * math.sqrt(sum(v * v for v in a_list))
         found: list[int] = []
         stats = QueryStats()
-        self._visit(self.root, a_list, abs_a, t, slack, found, stats)
+        self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, found, stats, trace)
         stats.points_reported = len(found)
-        return np.array(found, dtype=np.int64), stats
+        return found, stats
 
     def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, slack: float,
                found: list[int], stats: QueryStats, trace: list | None = None) -> None:
@@ -137,16 +152,6 @@ class ReferenceKDTree:
         if outcome == "opened":
             self._visit(node.left, a, abs_a, t, slack, found, stats, trace)
             self._visit(node.right, a, abs_a, t, slack, found, stats, trace)
-
-    def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
-        """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
-        "scanned" (a leaf whose points were tested) or "opened" (recursed into)."""
-        a_list = [float(v) for v in a]
-        slack = _margin(self.d) * math.sqrt(sum(v * v for v in a_list))
-        visited: list[tuple[Node, str]] = []
-        self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, [], QueryStats(),
-                    visited)
-        return visited
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""

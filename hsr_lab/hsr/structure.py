@@ -51,7 +51,7 @@ AUTO_PLAN_MIN_N = 2**15
 AUTO_PLAN_MAX_D = 16
 AUTO_PLAN_SAMPLES = 8
 AUTO_PLAN_REPEATS = 3
-_MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
+MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
 
 
 def _best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -137,8 +137,8 @@ class HSR:
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         self._max_abs = max(self._max_abs, float(np.abs(pts).max()))
-        if self._max_abs > _MAX_ABS:
-            raise ValueError(f"points must have coordinates of magnitude at most {_MAX_ABS:g} "
+        if self._max_abs > MAX_ABS:
+            raise ValueError(f"points must have coordinates of magnitude at most {MAX_ABS:g} "
                              "(larger inner products would overflow float64)")
         ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
         if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
