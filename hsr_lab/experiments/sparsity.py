@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import theory
 from ..cache import cached
-from ._common import progress, resolve_quick, unit_vectors
+from ._common import progress, resolve_quick, seeds_for, unit_vectors
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ def sparsity_sweep(n_values=None, c_values=(0.4, 0.8, 1.2), seeds: int = 5, d: i
 
     def compute() -> dict[str, np.ndarray]:
         counts = np.zeros((len(c_arr), seeds, len(n_arr)))
-        children = np.random.SeedSequence(seed).spawn(seeds * len(n_arr))
+        children = seeds_for(seed, seeds * len(n_arr))
         cells = [(s, i) for s in range(seeds) for i in range(len(n_arr))]
         for s, i in progress(cells, "sparsity sweep"):
-            child = int(children[s * len(n_arr) + i].generate_state(1)[0])
-            counts[:, s, i] = _count_rows(int(n_arr[i]), d, c_arr, n_queries, child)
+            counts[:, s, i] = _count_rows(int(n_arr[i]), d, c_arr, n_queries,
+                                          children[s * len(n_arr) + i])
         return {"counts": counts}
 
     result = cached("sparsity", params, compute, force=force)
