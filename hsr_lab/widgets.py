@@ -2,12 +2,18 @@
 
 A ``Panel`` is a row of controls above an image; moving a control (on release:
 ``continuous_update=False``) calls the view with every control's value and shows the figure.
-The panel renders the PNG itself (one draw at 100 dpi, no tight-bbox second pass) and swaps it
-into an ``ipywidgets.Image``: that halves the redraw time of displaying a new figure through
-an output area. A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable
-message instead of a traceback. ``panel.result`` is the last figure (or None), ``panel.png``
-its bytes and ``panel.message`` the last message, so tests can drive a panel without a
-browser (``benchmarks/bench_widgets.py`` times it).
+Redraws are kept well under 200 ms (``benchmarks/bench_widgets.py`` times them) by:
+
+- drawing into the same figure every time (``drawing_into``), so matplotlib's text-layout
+  cache stays warm, and keeping the first layout solution (solving it costs more than drawing);
+- rendering the canvas once at screen resolution and encoding the PNG ourselves, cropped to
+  the frame of the first figure (``savefig(bbox_inches=...)`` draws more than once);
+- for the plane, a ``ScenePanel``: the axes and legends are drawn once per point set and kept
+  as a bitmap; a move redraws only the half-plane's artists on top of it (blitting).
+
+A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable message instead of a
+traceback. ``panel.result`` is the figure shown (or None), ``panel.png`` its bytes and
+``panel.message`` the last message, so tests can drive a panel without a browser.
 """
 
 from __future__ import annotations
@@ -15,20 +21,63 @@ from __future__ import annotations
 import html
 import io
 from collections.abc import Callable
+from typing import Protocol
 
 import ipywidgets as widgets
+import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
+from PIL import Image
 
-from hsr_lab.figures import REGISTRY
+from hsr_lab.figures import drawing_into
 from hsr_lab.figures.interactive import view_relu_attention, view_scaling, view_softmax_threshold
+from hsr_lab.figures.plane import PlaneScene
 
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
 RENDER_DPI = 100  # screen resolution; the figure command saves at 300 dpi
+_PAD = 0.05  # inches of white around the artists, as savefig(pad_inches=0.05)
+
+
+def _keep(fig: Figure) -> Figure:
+    """Take ``fig`` away from pyplot (it is shown as the panel's image, not again inline) and
+    give it its own Agg canvas (closing a figure leaves it a canvas that cannot draw)."""
+    plt.close(fig)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
+    """Solve ``fig``'s layout once, then freeze it; return the axes positions and the frame.
+
+    Drawing with the layout engine places the axes; then the engine is removed (even the
+    "none" placeholder makes matplotlib run an extra pass over every artist), and the frame is
+    the tight box around all artists, in pixels.
+    """
+    fig.set_dpi(RENDER_DPI)
+    fig.canvas.draw()
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
+    frame = fig.get_tightbbox().padded(_PAD).transformed(fig.dpi_scale_trans)
+    return [ax.get_position() for ax in fig.axes], frame
+
+
+def _png(fig: Figure, frame: Bbox) -> bytes:
+    """The canvas as it stands, cropped to ``frame`` (pixels), as PNG bytes (fast zlib level)."""
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    height = rgba.shape[0]
+    x0, y0, x1, y1 = (round(float(v)) for v in frame.extents)
+    crop = rgba[max(height - y1, 0):height - max(y0, 0), max(x0, 0):x1]
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
 
 
 class Panel(widgets.VBox):
-    """Controls above an output area that shows ``view(**values)``."""
+    """Controls above an image that shows ``view(**values)``."""
 
     def __init__(self, view: Callable[..., Figure], controls: dict[str, widgets.ValueWidget],
                  title: str = "") -> None:
@@ -37,10 +86,10 @@ class Panel(widgets.VBox):
         self.note = widgets.HTML()
         self.result: Figure | None = None
         self.png = b""
-        self._layout: tuple[int, list] = (0, [])
-        self._frame = None  # the tight frame (inches) of the first figure
         self.message: str | None = None
         self.redraws = 0
+        self._figure: Figure | None = None  # every redraw refills this figure
+        self._layout: tuple[list[Bbox], Bbox] | None = None  # axes positions, frame
         for control in controls.values():
             control.observe(lambda _change: self.refresh(), names="value")
         header = [widgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
@@ -48,21 +97,6 @@ class Panel(widgets.VBox):
                            layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([*header, rows, self.note, self.image])
         self.refresh()
-
-    def _reuse_layout(self, fig: Figure) -> bool:
-        """Place the axes where the first figure's constrained layout put them; True if done.
-
-        Solving the layout and the tight frame costs more than drawing; a slider move changes
-        data and titles, not the arrangement, so the first solution is kept while the panel
-        shows the same number of axes.
-        """
-        count, positions = self._layout
-        if count != len(fig.axes) or not count:
-            return False
-        fig.set_layout_engine("none")
-        for ax, position in zip(fig.axes, positions, strict=True):
-            ax.set_position(position)
-        return True
 
     def values(self) -> dict[str, object]:
         """The controls' current values, by argument name."""
@@ -72,31 +106,79 @@ class Panel(widgets.VBox):
         """Redraw the view with the current values (or show why it cannot be drawn)."""
         self.redraws += 1
         try:
-            fig = self.view(**self.values())
+            fig, png = self._render(self.values())
         except (ValueError, TypeError) as err:
             self.result, self.message = None, str(err)
             self.note.value = (f'<p style="color:#a40000">Cannot draw this: '
                                f"{html.escape(str(err))}</p>")
             self.image.layout.display = "none"
             return
-        reused = self._reuse_layout(fig)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=RENDER_DPI,
-                    bbox_inches=self._frame if reused else "tight", pad_inches=0.05)
-        if not reused:  # keep this solution: axes positions and the frame around the artists
-            self._layout = (len(fig.axes), [ax.get_position() for ax in fig.axes])
-            self._frame = fig.get_tightbbox().padded(0.05)
-        plt.close(fig)  # shown once, as this image; not again by the inline backend
-        self.result, self.message, self.png = fig, None, buffer.getvalue()
+        self.result, self.message, self.png = fig, None, png
         self.note.value = ""
-        self.image.value = self.png
+        self.image.value = png
         self.image.layout.display = None
+
+    def _render(self, values: dict[str, object]) -> tuple[Figure, bytes]:
+        """Run the view into the panel's figure and return it with its PNG."""
+        if self._figure is None:
+            fig = _keep(self.view(**values))
+        else:  # the same figure, refilled: its renderer and text-layout cache are warm
+            with drawing_into(self._figure):
+                fig = self.view(**values)
+        if self._layout is None or len(self._layout[0]) != len(fig.axes):
+            self._figure, self._layout = fig, _fix_layout(fig)
+        else:  # a move changes data and titles, not the arrangement: keep the first layout
+            for ax, position in zip(fig.axes, self._layout[0], strict=True):
+                ax.set_position(position)
+            fig.canvas.draw()
+        return fig, _png(fig, self._layout[1])
+
+
+class Scene(Protocol):
+    """A figure in two layers (``hsr_lab.figures.plane.PlaneScene`` is one): ``show(**values)``
+    redraws the ``moving`` artists, and bumps ``static_version`` when the rest changed too."""
+
+    figure: Figure
+    moving: list[Artist]
+    static_version: int
+
+    def show(self, **values: object) -> object: ...
+
+
+class ScenePanel(Panel):
+    """A panel over a ``Scene``: the static layer is drawn once and kept as a bitmap; a move
+    redraws only the moving artists on top of it (matplotlib blitting)."""
+
+    def __init__(self, scene: Scene, controls: dict[str, widgets.ValueWidget],
+                 title: str = "") -> None:
+        self.scene = scene
+        self._background: tuple[int, object] | None = None  # (static_version, bitmap)
+        _keep(scene.figure)
+        super().__init__(self._show, controls, title)
+
+    def _show(self, **values: object) -> Figure:
+        self.scene.show(**values)
+        return self.scene.figure
+
+    def _render(self, values: dict[str, object]) -> tuple[Figure, bytes]:
+        scene, fig = self.scene, self._show(**values)
+        if self._layout is None:
+            self._layout = _fix_layout(fig)
+        for artist in scene.moving:
+            artist.set_animated(True)  # left out of ordinary draws: the background
+        if self._background is None or self._background[0] != scene.static_version:
+            fig.canvas.draw()
+            self._background = (scene.static_version, fig.canvas.copy_from_bbox(fig.bbox))
+        fig.canvas.restore_region(self._background[1])
+        for artist in scene.moving:
+            fig.draw_artist(artist)
+        return fig, _png(fig, self._layout[1])
 
 
 def plane_panel(n: int = 200) -> Panel:
     """HSR in the plane: the half-plane's angle and offset; kd-tree cells and convex layers."""
-    return Panel(
-        lambda angle, offset, n: REGISTRY["hsr_plane"].func(angle=angle, offset=offset, n=n),
+    return ScenePanel(
+        PlaneScene(),
         {"angle": widgets.FloatSlider(0.6, min=0, max=6.28, step=0.05,
                                       description="angle of a", **_SLIDER),
          "offset": widgets.FloatSlider(1.0, min=-2.5, max=3.0, step=0.05,

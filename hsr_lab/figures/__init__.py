@@ -18,7 +18,14 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from hsr_lab.figures._save import FigureOutputError, prepare_out_dir, save_figure
-from hsr_lab.figures._style import COLORS, LINESTYLES, MARKERS, house_style, new_figure
+from hsr_lab.figures._style import (
+    COLORS,
+    LINESTYLES,
+    MARKERS,
+    drawing_into,
+    house_style,
+    new_figure,
+)
 
 __all__ = [
     "COLORS",
@@ -27,6 +34,7 @@ __all__ = [
     "REGISTRY",
     "FigureOutputError",
     "FigureSpec",
+    "drawing_into",
     "figure",
     "house_style",
     "new_figure",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Polygon, Rectangle
+from matplotlib.patches import Patch, Polygon
 
 from hsr_lab.experiments import PlaneQuery, plane_query
-from hsr_lab.figures import COLORS, figure, new_figure
+from hsr_lab.figures import COLORS, figure, house_style, new_figure
 from hsr_lab.figures._common import FAINT
 
 # What the kd-tree query did with a cell: (legend label, fill colour, hatch, edge style).
@@ -29,28 +32,75 @@ def fig_hsr_plane(quick: bool = False, seed: int = 0, **kw) -> Figure:
 
     ``kw`` goes to ``plane_query`` (n, angle, offset, leaf_size); 200 points (quick: 100).
     """
-    pq = plane_query(**{"n": 100 if quick else 200, "seed": seed, **kw})
-    fig, (ax_tree, ax_layers) = new_figure(width_ratio=2, height=3.6, ncols=2)
-    box = _view_box(pq.points)
-    for ax in (ax_tree, ax_layers):
-        _draw_half_plane(ax, pq, box)
-    _draw_cells(ax_tree, pq)
-    _draw_layers(ax_layers, pq)
-    for ax in (ax_tree, ax_layers):
-        _draw_points(ax, pq)
-        ax.set(xlim=(box[0], box[2]), ylim=(box[1], box[3]), aspect="equal", xlabel="$x_1$",
-               ylabel="$x_2$")
-        ax.grid(False)
-        ax.legend(handles=_legend_handles(ax is ax_tree), loc="upper center", ncol=3,
-                  bbox_to_anchor=(0.5, -0.16), handlelength=1.6, columnspacing=1.0)
-    return fig
+    kw = {"n": 100 if quick else 200, "seed": seed, **kw}
+    scene = PlaneScene(**{k: kw.pop(k) for k in ("leaf_size", "seed") if k in kw})
+    scene.show(**kw)
+    return scene.figure
+
+
+class PlaneScene:
+    """The ``hsr_plane`` figure in two layers, so that a widget redraws only what moves.
+
+    Drawn once: the axes, their labels and legends (again, with new limits, when the point set
+    changes: ``static_version`` counts that). Drawn for each query by ``show``: the shaded
+    half-plane <a, x> >= t and its line, the kd-tree cells by outcome, the convex layers, the
+    points and the titles (``moving``, in drawing order). ``fig_hsr_plane`` shows both layers
+    as one ordinary figure; ``hsr_lab.widgets.ScenePanel`` keeps the first layer as a bitmap
+    and blits the second onto it.
+    """
+
+    def __init__(self, leaf_size: int = 8, seed: int = 0) -> None:
+        self.leaf_size, self.seed = leaf_size, seed
+        self.n = 0
+        self.static_version = 0
+        self._added: list[Artist] = []
+        self.moving: list[Artist] = []
+        with house_style():
+            self.figure, self.axes = new_figure(width_ratio=2, height=3.6, ncols=2)
+            for ax in self.axes:
+                ax.set(aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+                ax.grid(False)
+                ax.legend(handles=_legend_handles(ax is self.axes[0]), loc="upper center",
+                          ncol=3, bbox_to_anchor=(0.5, -0.16), handlelength=1.6,
+                          columnspacing=1.0)
+            self._grey = [ax.scatter([], [], s=4, color=FAINT, linewidths=0, zorder=4)
+                          for ax in self.axes]
+
+    def show(self, n: int = 200, angle: float = 0.6, offset: float = 1.0) -> PlaneQuery:
+        """Draw the query with normal a = (cos angle, sin angle) and offset t over n Gaussian
+        points (the same seed); return its trace."""
+        pq = plane_query(n=n, angle=angle, offset=offset, leaf_size=self.leaf_size,
+                         seed=self.seed)
+        if n != self.n:  # a new point set: new limits, so the static layer changes
+            self.n, self.box = n, _view_box(pq.points)
+            for ax, grey in zip(self.axes, self._grey, strict=True):
+                ax.set(xlim=self.box[::2], ylim=self.box[1::2])
+                grey.set_offsets(pq.points)
+            self.static_version += 1
+        for artist in self._added:
+            artist.remove()
+        ax_tree, ax_layers = self.axes
+        with house_style():
+            added = [artist for ax in self.axes for artist in _draw_half_plane(ax, pq, self.box)]
+            added += [*_draw_cells(ax_tree, pq), *_draw_layers(ax_layers, pq)]
+            added += [_draw_reported(ax, pq) for ax in self.axes]
+        self._added = added
+        # Redrawn each time, in the order of a full draw: also the grey points and the spines,
+        # which a full draw puts above the shading and the cells.
+        spines = [s for ax in self.axes for s in ax.spines.values() if s.get_visible()]
+        kept = [*self._grey, *spines, ax_tree.title, ax_layers.title]
+        self.moving = sorted([*added, *kept], key=lambda artist: artist.get_zorder())
+        return pq
 
 
 def _view_box(points: np.ndarray) -> tuple[float, float, float, float]:
-    """The points' bounding box plus 4% on each side: the root cell is no bigger than this."""
+    """A square around the points' bounding box, 4% wider: (x0, y0, x1, y1).
+
+    Square, so that with an equal aspect the axes keep their shape whatever the points.
+    """
     lo, hi = points.min(axis=0), points.max(axis=0)
-    pad = 0.04 * (hi - lo)
-    return (lo[0] - pad[0], lo[1] - pad[1], hi[0] + pad[0], hi[1] + pad[1])
+    centre, half = (lo + hi) / 2, 0.52 * float((hi - lo).max())
+    return (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
 
 
 def _clip_to_half_plane(poly: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
@@ -65,53 +115,65 @@ def _clip_to_half_plane(poly: np.ndarray, a: np.ndarray, t: float) -> np.ndarray
     return np.array(out).reshape(-1, 2)
 
 
-def _draw_half_plane(ax: Axes, pq: PlaneQuery, box: tuple[float, ...]) -> None:
+def _draw_half_plane(ax: Axes, pq: PlaneQuery, box: tuple[float, ...]) -> list[Artist]:
     """Shade <a, x> >= t inside the view and draw its boundary line <a, x> = t."""
     x0, y0, x1, y1 = box
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
     inside = _clip_to_half_plane(corners, pq.a, pq.t)
+    added: list[Artist] = []
     if len(inside):
-        ax.add_patch(Polygon(inside, facecolor=_SHADE, alpha=0.15, edgecolor="none", zorder=0))
+        added.append(ax.add_patch(Polygon(inside, facecolor=_SHADE, alpha=0.15,
+                                          edgecolor="none", zorder=0)))
     foot = pq.a * pq.t / (pq.a @ pq.a)  # the point of the line closest to the origin
     along = np.array([-pq.a[1], pq.a[0]])
-    ax.axline(foot, foot + along, color="black", lw=1.0, zorder=3)
+    return [*added, ax.axline(foot, foot + along, color="black", lw=1.0, zorder=3)]
 
 
-def _draw_cells(ax: Axes, pq: PlaneQuery) -> None:
+def _draw_cells(ax: Axes, pq: PlaneQuery) -> list[Artist]:
     """Every cell the kd-tree visited, filled by outcome; title with the counts."""
-    for (xl, yl, xh, yh), outcome in zip(pq.cells, pq.outcomes, strict=True):
-        _, color, hatch, ls = _CELL_STYLE[str(outcome)]
+    # One collection per outcome (not two patches per cell): a slider redraw builds 4 artists,
+    # not hundreds, and the view limits are set by the caller, so no autoscaling is needed.
+    added: list[Artist] = []
+    for outcome, (_, color, hatch, ls) in _CELL_STYLE.items():
+        cells = pq.cells[pq.outcomes == outcome]
+        if not len(cells):
+            continue
+        xl, yl, xh, yh = cells.T
+        corners = np.stack([np.c_[xl, yl], np.c_[xh, yl], np.c_[xh, yh], np.c_[xl, yh]], axis=1)
         filled = color != "none"
-        ax.add_patch(Rectangle((xl, yl), xh - xl, yh - yl, facecolor=color,
-                               alpha=0.25 if filled else 1.0, edgecolor="none", zorder=1))
-        ax.add_patch(Rectangle((xl, yl), xh - xl, yh - yl, facecolor="none", hatch=hatch,
-                               edgecolor=color if filled else "0.3", lw=0.5, ls=ls, zorder=1.5))
+        if filled:
+            added.append(ax.add_collection(PolyCollection(
+                corners, facecolors=to_rgba(color, 0.25), edgecolors="none", zorder=1),
+                autolim=False))
+        added.append(ax.add_collection(PolyCollection(
+            corners, facecolors="none", hatch=hatch or None, edgecolors=color if filled else "0.3",
+            linewidths=0.5, linestyles=ls, zorder=1.5), autolim=False))
     count = {k: int(np.sum(pq.outcomes == k)) for k in _CELL_STYLE}
     scanned = pq.cells[pq.outcomes == "scanned"]
     inner = sum(int(np.sum(np.all((pq.points >= c[:2]) & (pq.points <= c[2:]), axis=1)))
                 for c in scanned)
     ax.set_title(f"kd-tree: {count['pruned']} cells pruned, {count['reported']} reported whole,\n"
                  f"{count['scanned']} leaves scanned = {inner} inner products")
+    return added
 
 
-def _draw_layers(ax: Axes, pq: PlaneQuery) -> None:
+def _draw_layers(ax: Axes, pq: PlaneQuery) -> list[Artist]:
     """The convex layers, outermost first; those the query reached are drawn strong."""
     reached, stop, rest = (dict(color=COLORS[0], ls="-", lw=0.9),
                            dict(color=COLORS[3], ls="--", lw=1.2), dict(color=FAINT, lw=0.6))
+    added: list[Artist] = []
     for i, layer in enumerate(pq.layers):
         misses = (layer @ pq.a).max() < pq.t  # the walk stops at the first layer that misses
         style = rest if i >= pq.layers_reached else stop if misses else reached
-        ax.add_patch(Polygon(layer, closed=True, fill=False, zorder=2, **style))
+        added.append(ax.add_patch(Polygon(layer, closed=True, fill=False, zorder=2, **style)))
     ax.set_title(f"convex layers: {pq.layers_reached} of {len(pq.layers)} reached,\n"
                  f"{len(pq.reported)} of {len(pq.points)} points reported")
+    return added
 
 
-def _draw_points(ax: Axes, pq: PlaneQuery) -> None:
-    """All points in grey, the reported ones in black and larger."""
-    hit = np.zeros(len(pq.points), dtype=bool)
-    hit[pq.reported] = True  # ids are row indices in plane_query
-    ax.scatter(*pq.points[~hit].T, s=4, color=FAINT, linewidths=0, zorder=4)
-    ax.scatter(*pq.points[hit].T, s=9, color="black", linewidths=0, zorder=5)
+def _draw_reported(ax: Axes, pq: PlaneQuery) -> Artist:
+    """The reported points in black and larger, over the grey ones (ids are row indices)."""
+    return ax.scatter(*pq.points[pq.reported].T, s=9, color="black", linewidths=0, zorder=5)
 
 
 def _legend_handles(tree: bool) -> list:
