@@ -33,12 +33,18 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from PIL import Image
 
+from hsr_lab.experiments import KEY_KINDS
 from hsr_lab.figures import drawing_into
-from hsr_lab.figures.interactive import view_relu_attention, view_scaling, view_softmax_threshold
+from hsr_lab.figures.interactive import (
+    view_query_cost,
+    view_relu_attention,
+    view_scaling,
+    view_softmax_threshold,
+)
 from hsr_lab.figures.plane import PlaneScene
 
 _SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
-RENDER_DPI = 100  # screen resolution; the figure command saves at 300 dpi
+RENDER_DPI = 100  # screen size: a two-column figure is ~900 px wide; files are saved at 300
 _PAD = 0.05  # inches of white around the artists, as savefig(pad_inches=0.05)
 
 
@@ -77,12 +83,17 @@ def _png(fig: Figure, frame: Bbox) -> bytes:
 
 
 class Panel(widgets.VBox):
-    """Controls above an image that shows ``view(**values)``."""
+    """Controls above an image that shows ``view(**values)``.
+
+    With ``button`` (its label), the view is heavy: moving a control redraws nothing, the
+    button does, and the view gets ``progress=callback(done, total)`` to drive a progress bar.
+    """
 
     def __init__(self, view: Callable[..., Figure], controls: dict[str, widgets.ValueWidget],
-                 title: str = "") -> None:
+                 title: str = "", button: str | None = None) -> None:
         self.view, self.controls = view, controls
-        self.image = widgets.Image(format="png")
+        # At its natural size: a flex column would stretch it, blurring the text.
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.note = widgets.HTML()
         self.result: Figure | None = None
         self.png = b""
@@ -90,21 +101,37 @@ class Panel(widgets.VBox):
         self.redraws = 0
         self._figure: Figure | None = None  # every redraw refills this figure
         self._layout: tuple[list[Bbox], Bbox] | None = None  # axes positions, frame
-        for control in controls.values():
-            control.observe(lambda _change: self.refresh(), names="value")
+        self.button = self.bar = None
+        row = list(controls.values())
+        if button is None:
+            for control in controls.values():
+                control.observe(lambda _change: self.refresh(), names="value")
+        else:
+            self.button = widgets.Button(description=button, button_style="primary")
+            self.button.on_click(lambda _button: self.refresh())
+            self.bar = widgets.FloatProgress(0.0, min=0.0, max=1.0,
+                                             layout=widgets.Layout(width="160px"))
+            row += [self.button, self.bar]
         header = [widgets.HTML(f"<b>{html.escape(title)}</b>")] if title else []
-        rows = widgets.Box(list(controls.values()),
-                           layout=widgets.Layout(flex_flow="row wrap"))
+        rows = widgets.Box(row, layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([*header, rows, self.note, self.image])
         self.refresh()
 
     def values(self) -> dict[str, object]:
-        """The controls' current values, by argument name."""
-        return {name: control.value for name, control in self.controls.items()}
+        """The controls' current values, by argument name (and ``progress`` with a button)."""
+        values = {name: control.value for name, control in self.controls.items()}
+        if self.bar is not None:
+            values["progress"] = self._progress
+        return values
+
+    def _progress(self, done: int, total: int) -> None:
+        self.bar.value = done / total
 
     def refresh(self) -> None:
         """Redraw the view with the current values (or show why it cannot be drawn)."""
         self.redraws += 1
+        if self.button is not None:
+            self.button.disabled, self.bar.value = True, 0.0
         try:
             fig, png = self._render(self.values())
         except (ValueError, TypeError) as err:
@@ -113,6 +140,9 @@ class Panel(widgets.VBox):
                                f"{html.escape(str(err))}</p>")
             self.image.layout.display = "none"
             return
+        finally:
+            if self.button is not None:
+                self.button.disabled = False
         self.result, self.message, self.png = fig, None, png
         self.note.value = ""
         self.image.value = png
@@ -220,4 +250,20 @@ def scaling_panel() -> Panel:
         view_scaling,
         {"c": widgets.FloatSlider(0.4, min=0.0, max=2.0, step=0.05, description="c", **_SLIDER)},
         "Activated entries per row at b = sigma_a sqrt(c ln n)",
+    )
+
+
+def cost_panel(log2_n: int = 16) -> Panel:
+    """Query time on this machine, kd-tree vs dense scan: d, the largest n and the kind of keys.
+
+    A measurement, not a drawing: it runs when the button is pressed, with a progress bar.
+    """
+    return Panel(
+        view_query_cost,
+        {"d": widgets.IntSlider(4, min=1, max=128, description="dimension d", **_SLIDER),
+         "log2_n": widgets.IntSlider(log2_n, min=10, max=21, description="largest n = 2^",
+                                     **_SLIDER),
+         "keys": widgets.Dropdown(options=KEY_KINDS, value="isotropic", description="keys")},
+        "Where the tree beats the scan: measured on this machine",
+        button="Measure",
     )

@@ -229,7 +229,8 @@ def _panel_calls(path: Path) -> int:
 
 
 def _move_a_slider_and_see_the_plot_change(panel) -> None:
-    """Type a value a quarter of the range away into the first slider; the plot must change."""
+    """Type a value a quarter of the range away into the first slider (and press the panel's
+    button, if it has one: a measuring panel runs on the button); the plot must change."""
     from playwright.sync_api import expect
 
     panel.scroll_into_view_if_needed()
@@ -246,6 +247,9 @@ def _move_a_slider_and_see_the_plot_change(panel) -> None:
     page.keyboard.type(value)
     page.keyboard.press("Enter")
     expect(readout).to_have_text(value)
+    button = panel.locator("button.widget-button")
+    if button.count():
+        button.first.click()
     expect(image).not_to_have_attribute("src", before_src or "")
     expect(image).to_be_visible()
     assert _digest(image) != before_digest, "the panel's plot did not change"

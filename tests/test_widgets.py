@@ -19,11 +19,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hsr_lab import widgets
+from hsr_lab.experiments import KEY_KINDS, measure_query_cost
+from hsr_lab.experiments.cost import make_keys
 from hsr_lab.figures.interactive import (
     view_relu_attention,
     view_scaling,
     view_softmax_threshold,
 )
+from hsr_lab.widgets import _keep, _png
 
 
 @pytest.fixture(autouse=True)
@@ -121,3 +124,65 @@ def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     # pixels); drawing anything in the wrong order changes whole lines by tens of levels.
     diff = np.abs(blitted - full).max(axis=2)
     assert diff.max() <= 8 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).sum())
+
+
+@pytest.mark.parametrize("keys", KEY_KINDS)
+def test_measure_query_cost_times_both_on_the_same_queries(keys):
+    cost = measure_query_cost([256, 1024], d=8, keys=keys, n_queries=3)
+    assert cost.tree_s.shape == cost.scan_s.shape == (2,)
+    assert np.all(cost.tree_s > 0) and np.all(cost.scan_s > 0)
+    # t = sigma_a sqrt(0.4 ln n): about n Phi(-sqrt(0.4 ln n)) keys reported, 5% at n = 256.
+    assert np.all((cost.reported > 0.01 * cost.n) & (cost.reported < 0.15 * cost.n))
+    assert np.all(cost.work >= cost.reported)  # every reported key is scored or in a box
+
+
+def test_low_rank_keys_have_intrinsic_dimension_two():
+    keys = make_keys("low-rank", 2000, 16, np.random.default_rng(0))
+    singular = np.linalg.svd(keys, compute_uv=False) / np.sqrt(2000)
+    assert singular[1] > 0.5 and singular[2] < 0.02
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    (dict(n_values=[256], d=4, keys="gaussian"), "keys"),
+    (dict(n_values=[256], d=0), "d"),
+    (dict(n_values=[], d=4), "n_values"),
+    (dict(n_values=[2**21], d=128), "GiB"),
+])
+def test_measure_query_cost_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        measure_query_cost(**kwargs)
+
+
+def test_the_cost_panel_measures_on_the_button_only():
+    panel = widgets.cost_panel(log2_n=11)
+    assert panel.redraws == 1 and panel.png, panel.message
+    png = panel.png
+    panel.controls["d"].value = 16
+    panel.controls["keys"].value = "low-rank"
+    assert panel.redraws == 1  # a measurement takes seconds: no run per move
+    panel.button.click()
+    assert panel.redraws == 2 and panel.message is None and panel.bar.value == 1.0
+    assert panel.png != png and "d = 16, low-rank keys" in _titles(panel.result)[0]
+    panel.controls["d"].value, panel.controls["log2_n"].value = 128, 21
+    panel.button.click()
+    assert panel.result is None and "GiB" in panel.message and not panel.button.disabled
+
+
+@pytest.mark.parametrize(("make", "moves"), [
+    (widgets.relu_panel, {"b": 1.0, "n": 1024, "alpha": 2, "d": 3}),
+    (widgets.softmax_panel, {"planted": 0, "b": 2.5}),
+    (widgets.scaling_panel, {"c": 1.0}),
+], ids=["relu", "softmax", "scaling"])
+def test_a_panel_redrawn_into_its_figure_looks_like_a_fresh_figure(make, moves):
+    panel = make()
+    for control, value in moves.items():  # each move refills the same figure
+        panel.controls[control].value = value
+    fresh = _keep(panel.view(**panel.values()))  # the same view, drawn into a new figure
+    positions, frame = panel._layout
+    with matplotlib.rc_context({"figure.constrained_layout.use": False}):
+        fresh.set_layout_engine(None)
+    for ax, position in zip(fresh.axes, positions, strict=True):
+        ax.set_position(position)
+    fresh.set_dpi(widgets.RENDER_DPI)
+    fresh.canvas.draw()
+    assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, frame)))

@@ -15,6 +15,7 @@ from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib import style as mpl_style
 from matplotlib.figure import Figure
 
@@ -79,7 +80,7 @@ def new_figure(
     The default height is one row height (2.5 in) per row of panels; a two-column-wide figure
     is ``width_ratio=2.1``. Call it inside ``house_style()`` (``@figure`` functions are).
     Figures come from pyplot, so they show inline in notebooks; close them after saving.
-    Inside ``drawing_into(fig)`` the grid is drawn into ``fig`` (cleared first) instead.
+    Inside ``drawing_into(fig)`` the grid is drawn into ``fig`` instead (its axes emptied).
     """
     if not width_ratio > 0:
         raise ValueError(f"width_ratio must be positive; got {width_ratio!r}")
@@ -91,6 +92,41 @@ def new_figure(
     target = _TARGET.get()
     if target is None:
         return plt.subplots(nrows, ncols, figsize=size, **subplots_kw)
-    target.clear()
     target.set_size_inches(size)
-    return target, target.subplots(nrows, ncols, **subplots_kw)
+    axes = _emptied_grid(target, nrows, ncols) if not subplots_kw else None
+    if axes is None:
+        target.clear()
+        axes = target.subplots(nrows, ncols, **subplots_kw)
+    return target, axes
+
+
+def _emptied_grid(fig: Figure, nrows: int, ncols: int) -> Any:
+    """``fig``'s axes, emptied to look like fresh ones, if they form an nrows x ncols grid.
+
+    Creating axes (and their ticks) is the slowest part of a redraw; emptying keeps the Axis
+    objects and their ticks. Removed: every artist, legend, title and label; reset: limits
+    (autoscaled again), scales, the colour cycle and the grid, as ``Axes.clear`` sets them.
+    Returns the axes as ``plt.subplots`` would (one, or an array), or None if the grid differs.
+    """
+    axes = fig.axes
+    specs = [ax.get_subplotspec() for ax in axes]
+    if len(axes) != nrows * ncols or any(spec is None for spec in specs) \
+            or specs[0].get_geometry()[:2] != (nrows, ncols):
+        return None
+    for ax in axes:
+        for artist in [*ax.lines, *ax.images, *ax.collections, *ax.patches, *ax.texts]:
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        for loc in ("left", "center", "right"):
+            ax.set_title("", loc=loc)
+        ax.set(xlabel="", ylabel="", xscale="linear", yscale="linear", aspect="auto")
+        ax.set_prop_cycle(None)
+        ax.grid(False)
+        if mpl.rcParams["axes.grid"]:
+            ax.grid(True, which=mpl.rcParams["axes.grid.which"],
+                    axis=mpl.rcParams["axes.grid.axis"])
+        ax.relim()
+        ax.set_autoscale_on(True)
+        ax.autoscale_view()
+    return axes[0] if len(axes) == 1 else np.array(axes).reshape(nrows, ncols).squeeze()

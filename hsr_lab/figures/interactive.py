@@ -8,15 +8,18 @@ message the panel shows instead of a plot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from hsr_lab import theory
 from hsr_lab._validate import as_positive_int, as_scalar
 from hsr_lab.attention import relu_attention, softmax_attention
-from hsr_lab.experiments import planted_instance, sparsity_sweep
+from hsr_lab.experiments import measure_query_cost, planted_instance, sparsity_sweep
 from hsr_lab.experiments._common import unit_vectors
-from hsr_lab.figures import COLORS, house_style, new_figure
+from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, house_style, new_figure
+from hsr_lab.figures._common import log_n_axes
 
 
 def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -106,4 +109,41 @@ def view_scaling(c: float = 0.4, d: int = 16, seed: int = 0) -> Figure:
                   label=f"bound $n^{{1-c/2}}$, slope {1 - c / 2:.2f}")
         ax.set(xlabel="n (keys)", ylabel="activated entries per row", title=f"c = {c:.2f}")
         ax.legend(loc="upper left", fontsize=7)
+    return fig
+
+
+def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed: int = 0,
+                    progress: Callable[[int, int], None] | None = None) -> Figure:
+    """Measured time of one query, kd-tree against the dense scan, for n = 2^10 .. 2^log2_n.
+
+    Left: median seconds per query (``hsr_lab.experiments.measure_query_cost``; keys of the
+    given kind, t = sigma_a sqrt(0.4 ln n)). Right: the share of the n keys the tree touches,
+    (boxes + inner products) / n, against k / n, what any exact method must report. This runs
+    the measurement (seconds, not milliseconds): the panel has a button and a progress bar.
+    """
+    log2_n = as_positive_int("log2_n", log2_n)
+    if not 10 <= log2_n <= 22:
+        raise ValueError(f"log2_n must lie in [10, 22]; got {log2_n}")
+    cost = measure_query_cost(2 ** np.arange(10, log2_n + 1), d, keys, seed=seed,
+                              on_step=progress)
+    n, ratio = cost.n.astype(float), float(cost.speedup[-1])
+    verdict = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+    with house_style():
+        fig, (ax_time, ax_share) = new_figure(width_ratio=2, height=2.6, ncols=2)
+        for i, (label, seconds) in enumerate((("kd-tree", cost.tree_s),
+                                              ("dense scan", cost.scan_s))):
+            ax_time.plot(n, 1e3 * seconds, color=COLORS[i], ls=LINESTYLES[i],
+                           marker=MARKERS[i], label=label)
+        log_n_axes(ax_time, n, "ms per query (median)", xlabel="n (keys)")
+        ax_time.set(title=f"d = {cost.d}, {keys} keys: tree {verdict}\n"
+                          f"than the scan at $n = 2^{{{log2_n}}}$")
+        ax_time.legend(loc="best", fontsize=7)
+        ax_share.plot(n, cost.work / n, color=COLORS[0], marker=MARKERS[0],
+                        label="tree: (boxes + inner products) / n")
+        ax_share.plot(n, cost.reported / n, color=COLORS[2], ls=LINESTYLES[2],
+                        marker=MARKERS[2], label="reported: k / n")
+        ax_share.axhline(1.0, color="black", lw=0.8, ls="--", marker="", label="scan: 1")
+        log_n_axes(ax_share, n, "share of the keys", xlabel="n (keys)")
+        ax_share.set(title="work per query, as a share of n")
+        ax_share.legend(loc="best", fontsize=7)
     return fig

@@ -52,6 +52,7 @@ class PlaneScene:
     def __init__(self, leaf_size: int = 8, seed: int = 0) -> None:
         self.leaf_size, self.seed = leaf_size, seed
         self.n = 0
+        self.box: tuple[float, float, float, float] | None = None
         self.static_version = 0
         self._added: list[Artist] = []
         self.moving: list[Artist] = []
@@ -71,12 +72,16 @@ class PlaneScene:
         points (the same seed); return its trace."""
         pq = plane_query(n=n, angle=angle, offset=offset, leaf_size=self.leaf_size,
                          seed=self.seed)
-        if n != self.n:  # a new point set: new limits, so the static layer changes
-            self.n, self.box = n, _view_box(pq.points)
-            for ax, grey in zip(self.axes, self._grey, strict=True):
-                ax.set(xlim=self.box[::2], ylim=self.box[1::2])
+        if n != self.n:  # a new point set (grey points are moving artists)
+            self.n = n
+            for grey in self._grey:
                 grey.set_offsets(pq.points)
-            self.static_version += 1
+            box = _view_box(pq.points)
+            if box != self.box:  # new limits: the static layer changes
+                self.box = box
+                for ax in self.axes:
+                    ax.set(xlim=box[::2], ylim=box[1::2])
+                self.static_version += 1
         for artist in self._added:
             artist.remove()
         ax_tree, ax_layers = self.axes
@@ -94,13 +99,13 @@ class PlaneScene:
 
 
 def _view_box(points: np.ndarray) -> tuple[float, float, float, float]:
-    """A square around the points' bounding box, 4% wider: (x0, y0, x1, y1).
+    """A square centred on the origin around the points, its half-width rounded up to 0.5.
 
-    Square, so that with an equal aspect the axes keep their shape whatever the points.
+    Square, so that with an equal aspect the axes keep their shape; rounded, so that a new
+    point set of another size usually keeps the same view (and a widget its static layer).
     """
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    centre, half = (lo + hi) / 2, 0.52 * float((hi - lo).max())
-    return (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
+    half = float(np.ceil(2.08 * np.abs(points).max()) / 2)  # 4% margin, then up to 0.5
+    return (-half, -half, half, half)
 
 
 def _clip_to_half_plane(poly: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:

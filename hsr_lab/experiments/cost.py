@@ -1,0 +1,101 @@
+"""Wall-clock cost of one half-space query on this machine: the kd-tree against the dense scan.
+
+Measured live (never cached: a timing belongs to the machine and the moment), for keys of three
+kinds, so that a notebook user can see where the tree wins and where it cannot:
+
+- ``isotropic``: k_j ~ N(0, I_d), the paper's model. The tree wins at small d and large n.
+- ``anisotropic``: k_j ~ N(0, diag(s)^2) with s_i falling geometrically from 1 to 0.01: a few
+  large directions, like real key caches. Boxes are thin in the small directions.
+- ``low-rank``: keys on a random 2-dimensional plane in R^d plus noise of 0.01: intrinsic
+  dimension 2 whatever d is. The tree prunes as in the plane.
+
+The threshold is the paper's, relative to each query's score spread: t = sigma_a sqrt(c ln n),
+sigma_a the standard deviation of <a, k_j> over the keys (so E[k] is about the same for every
+kind of keys).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import as_positive_int
+from ..hsr import HSR
+from ._common import seeds_for, unit_vectors
+
+KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
+MAX_KEY_BYTES = 2**30  # the keys of the largest n, as float64; more would swap on a laptop
+
+
+@dataclass(frozen=True)
+class QueryCost:
+    """Per n: median seconds per query of the tree and of the scan, mean work and k."""
+
+    n: np.ndarray
+    d: int
+    keys: str
+    tree_s: np.ndarray  # median seconds per query, NumPy kd-tree (backend="numpy")
+    scan_s: np.ndarray  # median seconds per query, K @ a >= t (backend="brute")
+    work: np.ndarray  # mean boxes tested + inner products of the tree
+    reported: np.ndarray  # mean k, the keys reported
+
+    @property
+    def speedup(self) -> np.ndarray:
+        """scan time / tree time: above 1 the tree wins."""
+        return self.scan_s / self.tree_s
+
+
+def make_keys(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """n keys in R^d of the given kind (see the module docstring), shape (n, d)."""
+    if kind not in KEY_KINDS:
+        raise ValueError(f"keys must be one of {', '.join(KEY_KINDS)}; got {kind!r}")
+    if kind == "isotropic":
+        return rng.standard_normal((n, d))
+    if kind == "anisotropic":
+        return rng.standard_normal((n, d)) * np.geomspace(1.0, 0.01, d)
+    basis = np.linalg.qr(rng.standard_normal((d, min(2, d))))[0]  # (d, 2), orthonormal
+    return rng.standard_normal((n, basis.shape[1])) @ basis.T + 0.01 * rng.standard_normal((n, d))
+
+
+def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int = 7,
+                       c: float = 0.4, seed: int = 0,
+                       on_step: Callable[[int, int], None] | None = None) -> QueryCost:
+    """Time the tree and the scan side by side on the same keys and queries, for each n.
+
+    For each n: build both structures over the same keys, then for each of ``n_queries`` unit
+    queries time one tree query and one scan (same BLAS settings), and take medians.
+    ``on_step(done, total)`` is called after each n (the widget's progress bar).
+    """
+    d = as_positive_int("d", d)
+    n_arr = np.asarray(n_values, dtype=np.int64)
+    if n_arr.ndim != 1 or not len(n_arr) or n_arr.min() < 2:
+        raise ValueError(f"n_values must be a non-empty list of sizes >= 2; got {n_values!r}")
+    if int(n_arr.max()) * d * 8 > MAX_KEY_BYTES:
+        raise ValueError(f"n = {int(n_arr.max())} keys of d = {d} take "
+                         f"{n_arr.max() * d * 8 / 2**30:.1f} GiB; keep n * d * 8 bytes under "
+                         f"{MAX_KEY_BYTES / 2**30:.0f} GiB")
+    make_keys(keys, 2, d, np.random.default_rng(0))  # the kind is checked before any work
+    n_queries = as_positive_int("n_queries", n_queries)
+    columns = {name: np.zeros(len(n_arr)) for name in ("tree", "scan", "work", "k")}
+    for i, (n, child) in enumerate(zip(n_arr, seeds_for(seed, len(n_arr)), strict=True)):
+        rng = np.random.default_rng(child)
+        K = make_keys(keys, int(n), d, rng)
+        tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
+        times: dict[str, list[float]] = {"tree": [], "scan": []}
+        for a in unit_vectors(rng, n_queries, d):
+            t = float(np.std(K @ a) * np.sqrt(c * np.log(n)))
+            for name, structure in (("tree", tree), ("scan", scan)):
+                start = time.perf_counter()
+                structure.query(a, t)
+                times[name].append(time.perf_counter() - start)
+            _, stats = tree.query(a, t, stats=True)
+            columns["work"][i] += stats.work / n_queries
+            columns["k"][i] += stats.points_reported / n_queries
+        columns["tree"][i], columns["scan"][i] = (np.median(times[k]) for k in ("tree", "scan"))
+        if on_step is not None:
+            on_step(i + 1, len(n_arr))
+    return QueryCost(n_arr, d, keys, columns["tree"], columns["scan"], columns["work"],
+                     columns["k"])
