@@ -4,6 +4,9 @@ Drives every control of every panel in ``hsr_lab.widgets`` the way a user does: 
 control's value, which runs the view (compute, build or update the figure) and renders the PNG
 the panel shows. Each control alternates between its default and a second value at otherwise
 default sizes. Prints the median and the worst redraw per control. Target: under 200 ms.
+The first move to the second value is not counted: it fills caches a user fills once too (the
+plane's structures for a new n, the kept background of a new view box, matplotlib's text
+layouts). ``cost_panel`` is left out: its sliders redraw nothing, its button runs a measurement.
 
     python benchmarks/bench_widgets.py [--quick]
 """

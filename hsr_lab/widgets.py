@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 import ipywidgets as widgets
@@ -166,11 +166,11 @@ class Panel(widgets.VBox):
 
 class Scene(Protocol):
     """A figure in two layers (``hsr_lab.figures.plane.PlaneScene`` is one): ``show(**values)``
-    redraws the ``moving`` artists, and bumps ``static_version`` when the rest changed too."""
+    redraws the ``moving`` artists; the rest of the figure depends only on ``static_key``."""
 
     figure: Figure
     moving: list[Artist]
-    static_version: int
+    static_key: Hashable
 
     def show(self, **values: object) -> object: ...
 
@@ -182,7 +182,7 @@ class ScenePanel(Panel):
     def __init__(self, scene: Scene, controls: dict[str, widgets.ValueWidget],
                  title: str = "") -> None:
         self.scene = scene
-        self._background: tuple[int, object] | None = None  # (static_version, bitmap)
+        self._backgrounds: dict[Hashable, object] = {}  # static_key -> bitmap of the rest
         _keep(scene.figure)
         super().__init__(self._show, controls, title)
 
@@ -196,10 +196,14 @@ class ScenePanel(Panel):
             self._layout = _fix_layout(fig)
         for artist in scene.moving:
             artist.set_animated(True)  # left out of ordinary draws: the background
-        if self._background is None or self._background[0] != scene.static_version:
+        background = self._backgrounds.get(scene.static_key)
+        if background is None:  # draw the static layer alone and keep it (a few of them)
             fig.canvas.draw()
-            self._background = (scene.static_version, fig.canvas.copy_from_bbox(fig.bbox))
-        fig.canvas.restore_region(self._background[1])
+            background = fig.canvas.copy_from_bbox(fig.bbox)
+            if len(self._backgrounds) >= 8:
+                self._backgrounds.pop(next(iter(self._backgrounds)))
+            self._backgrounds[scene.static_key] = background
+        fig.canvas.restore_region(background)
         for artist in scene.moving:
             fig.draw_artist(artist)
         return fig, _png(fig, self._layout[1])

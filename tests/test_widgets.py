@@ -112,8 +112,11 @@ def _pixels(png: bytes) -> np.ndarray:
 
 def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     panel = widgets.plane_panel()
-    panel.controls["angle"].value = 2.0
-    panel.controls["offset"].value = 1.3  # two moves: both blitted onto the kept background
+    boxes = [panel.scene.box]
+    for control, value in [("angle", 2.0), ("offset", 1.3), ("n", 20), ("n", 200), ("n", 20)]:
+        panel.controls[control].value = value  # blitted onto one of the kept backgrounds
+        boxes.append(panel.scene.box)
+    assert len(set(boxes)) == 2  # 20 points need a smaller view than 200: a second background
     blitted = _pixels(panel.png)
     for artist in panel.scene.moving:  # now draw every artist the ordinary way
         artist.set_animated(False)

@@ -41,8 +41,8 @@ def fig_hsr_plane(quick: bool = False, seed: int = 0, **kw) -> Figure:
 class PlaneScene:
     """The ``hsr_plane`` figure in two layers, so that a widget redraws only what moves.
 
-    Drawn once: the axes, their labels and legends (again, with new limits, when the point set
-    changes: ``static_version`` counts that). Drawn for each query by ``show``: the shaded
+    Drawn once: the axes, their labels and legends (again when a new point set needs a new view
+    box: ``static_key`` is the box). Drawn for each query by ``show``: the shaded
     half-plane <a, x> >= t and its line, the kd-tree cells by outcome, the convex layers, the
     points and the titles (``moving``, in drawing order). ``fig_hsr_plane`` shows both layers
     as one ordinary figure; ``hsr_lab.widgets.ScenePanel`` keeps the first layer as a bitmap
@@ -52,8 +52,7 @@ class PlaneScene:
     def __init__(self, leaf_size: int = 8, seed: int = 0) -> None:
         self.leaf_size, self.seed = leaf_size, seed
         self.n = 0
-        self.box: tuple[float, float, float, float] | None = None
-        self.static_version = 0
+        self.box: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1)
         self._added: list[Artist] = []
         self.moving: list[Artist] = []
         with house_style():
@@ -81,7 +80,6 @@ class PlaneScene:
                 self.box = box
                 for ax in self.axes:
                     ax.set(xlim=box[::2], ylim=box[1::2])
-                self.static_version += 1
         for artist in self._added:
             artist.remove()
         ax_tree, ax_layers = self.axes
@@ -96,6 +94,11 @@ class PlaneScene:
         kept = [*self._grey, *spines, ax_tree.title, ax_layers.title]
         self.moving = sorted([*added, *kept], key=lambda artist: artist.get_zorder())
         return pq
+
+    @property
+    def static_key(self) -> tuple[float, ...] | None:
+        """What the static layer depends on: the view box."""
+        return self.box
 
 
 def _view_box(points: np.ndarray) -> tuple[float, float, float, float]:
