@@ -3,16 +3,20 @@
 A sweep is a function ``compute() -> dict[str, np.ndarray]``. Its result is stored in
 ``<cache_dir>/<name>-<key>.npz``, where
 
-    key = sha256(JSON of {"name": name, "params": params, "version": hsr_lab.__version__})
+    key = sha256(JSON of {"name": name, "params": params, "version": hsr_lab.__version__,
+                          "code": code_fingerprint()})
 
-with sorted keys, so changing a parameter or upgrading hsr_lab computes afresh. Files are plain
-``.npz`` (read with ``allow_pickle=False``) and are written atomically; a file that cannot be
-read back, or whose stored parameters differ, is recomputed with a warning, never an error.
+with sorted keys, so changing a parameter, upgrading hsr_lab or editing the code that computes
+results (every module but the drawing ones, see ``code_fingerprint``) computes afresh. Files
+are plain ``.npz`` (read with ``allow_pickle=False``) and are written atomically; a file that
+cannot be read back, or whose stored parameters differ, is recomputed with a warning, never an
+error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -94,6 +98,27 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             tmp.unlink()
 
 
+# Modules that only draw or wire things up: editing them changes no sweep's numbers.
+_NOT_COMPUTING = ("figures", "widgets.py", "cli.py", "__main__.py")
+
+
+@functools.cache
+def code_fingerprint(root: str | os.PathLike[str] | None = None) -> str:
+    """sha256 (16 hex digits) of every ``.py`` file under the package that computes results.
+
+    ``root`` defaults to the installed ``hsr_lab`` folder; files are hashed by relative path and
+    content in sorted order, so the same code gives the same key on every machine.
+    """
+    root = Path(root) if root is not None else Path(hsr_lab.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative.split("/")[0] in _NOT_COMPUTING:
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _identity(name: str, params: Mapping[str, Any]) -> str:
     """The canonical JSON of (name, params, version) that is hashed and stored."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -105,7 +130,8 @@ def _identity(name: str, params: Mapping[str, Any]) -> str:
         raise TypeError(
             f"params must be a dict of JSON-serialisable values; got {type(params).__name__}"
         )
-    record = {"name": name, "params": params, "version": hsr_lab.__version__}
+    record = {"name": name, "params": params, "version": hsr_lab.__version__,
+              "code": code_fingerprint()}
     try:
         return json.dumps(record, sort_keys=True, separators=(",", ":"), default=_json_scalar)
     except (TypeError, ValueError) as err:

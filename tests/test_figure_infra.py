@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 import hsr_lab
 import hsr_lab.figures as figures
 from hsr_lab import cli, config
-from hsr_lab.cache import atomic_write, cache_path, cached
+from hsr_lab.cache import atomic_write, cache_path, cached, code_fingerprint
 from hsr_lab.figures import (
     COLORS,
     LINESTYLES,
@@ -399,6 +399,21 @@ def test_cache_key_depends_on_name_params_and_version(tmp_path, monkeypatch):
     assert cache_path("sweep", {"n": 5, "d": 2}, cache_dir=tmp_path) != base
     cached("sweep", {"n": 5, "d": 2}, compute, cache_dir=tmp_path)
     assert compute.calls == 3
+
+
+def test_cache_key_follows_the_code_that_computes_but_not_the_drawing_code(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "experiments").mkdir(parents=True)
+    (package / "figures").mkdir()
+    sweep, drawing = package / "experiments" / "sweep.py", package / "figures" / "plot.py"
+    sweep.write_text("N = 1\n")
+    drawing.write_text("COLOR = 'red'\n")
+    base = code_fingerprint(package)
+    drawing.write_text("COLOR = 'blue'\n")
+    assert code_fingerprint.__wrapped__(package) == base
+    sweep.write_text("N = 2\n")
+    assert code_fingerprint.__wrapped__(package) != base
+    assert len(code_fingerprint()) == 16  # the installed package's, part of every cache key
 
 
 def test_cache_round_trips_arrays_exactly(tmp_path):
