@@ -105,4 +105,13 @@ def render_figure(
 
 
 # Importing the figure modules registers their figures (they import `figure` from above).
-from hsr_lab.figures import attention_map, plane, real, softmax, sparsity, wallclock, work  # noqa: E402, F401
+from hsr_lab.figures import (  # noqa: E402, F401
+    attention_map,
+    keys,
+    plane,
+    real,
+    softmax,
+    sparsity,
+    wallclock,
+    work,
+)
