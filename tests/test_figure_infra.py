@@ -491,3 +491,15 @@ def test_cache_that_cannot_be_written_still_returns_the_result(tmp_path):
     with pytest.warns(UserWarning, match="could not write"):
         result = cached("sweep", {}, compute, cache_dir=blocker / "cache")
     _assert_same(result, compute.result)
+
+
+def test_house_style_keeps_interactive_mode_turned_on_inside_it():
+    # The inline backend of a notebook loads on the first figure and turns interactive mode on.
+    was = mpl.is_interactive()
+    try:
+        mpl.interactive(False)
+        with house_style():
+            mpl.interactive(True)
+        assert mpl.is_interactive()
+    finally:
+        mpl.interactive(was)

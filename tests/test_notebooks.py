@@ -53,3 +53,9 @@ def test_notebook_runs_top_to_bottom_in_quick_mode(path, tmp_path, monkeypatch):
     streams = [out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                for out in cell.get("outputs", []) if out.get("name") == "stderr"]
     assert not any("Traceback" in text for text in streams)
+    # Every cell that draws a registered figure shows it (once), as the inline backend does.
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "REGISTRY[" in cell.source:
+            images = [out for out in cell.get("outputs", [])
+                      if "image/png" in out.get("data", {})]
+            assert len(images) == 1, f"{len(images)} images from: {cell.source}"

@@ -31,9 +31,18 @@ def style_path() -> Iterator[Path]:
 
 @contextlib.contextmanager
 def house_style() -> Iterator[None]:
-    """Apply the house style inside a ``with`` block; rcParams are restored on exit."""
-    with style_path() as path, mpl_style.context(path):
-        yield
+    """Apply the house style inside a ``with`` block; rcParams are restored on exit.
+
+    Except ``interactive``: a notebook's inline backend loads on the first figure, inside the
+    block, and turns interactive mode on; restoring it would stop every later figure showing.
+    """
+    with style_path() as path:
+        with mpl_style.context(path):
+            try:
+                yield
+            finally:
+                interactive = mpl.is_interactive()
+        mpl.interactive(interactive)
 
 
 def _style_params() -> mpl.RcParams:
