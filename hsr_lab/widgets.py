@@ -8,8 +8,10 @@ Redraws are kept well under 200 ms (``benchmarks/bench_widgets.py`` times them) 
   cache stays warm, and keeping the first layout solution (solving it costs more than drawing);
 - rendering the canvas once at screen resolution and encoding the PNG ourselves, cropped to
   the frame of the first figure (``savefig(bbox_inches=...)`` draws more than once);
-- for the plane, a ``ScenePanel``: the axes and legends are drawn once per point set and kept
+- for the plane, a ``ScenePanel``: the axes and legends are drawn once per view box and kept
   as a bitmap; a move redraws only the half-plane's artists on top of it (blitting).
+
+A drawing that outgrows the frozen frame (a longer tick label, say) is laid out again.
 
 A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable message instead of a
 traceback. ``panel.result`` is the figure shown (or None), ``panel.png`` its bytes and
@@ -29,12 +31,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from PIL import Image
 
 from hsr_lab.experiments import KEY_KINDS
-from hsr_lab.figures import drawing_into
+from hsr_lab.figures import drawing_into, house_style
 from hsr_lab.figures.interactive import (
     view_query_cost,
     view_relu_attention,
@@ -56,19 +59,56 @@ def _keep(fig: Figure) -> Figure:
     return fig
 
 
-def _fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
-    """Solve ``fig``'s layout once, then freeze it; return the axes positions and the frame.
-
-    Drawing with the layout engine places the axes; then the engine is removed (even the
-    "none" placeholder makes matplotlib run an extra pass over every artist), and the frame is
-    the tight box around all artists, in pixels.
-    """
-    fig.set_dpi(RENDER_DPI)
-    fig.canvas.draw()
+def _drop_layout_engine(fig: Figure) -> None:
+    """No layout engine at all: even the "none" placeholder makes matplotlib run an extra pass
+    over every artist on each draw."""
     with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
         fig.set_layout_engine(None)
+
+
+def _fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
+    """Solve ``fig``'s layout, draw it, then freeze it; return the axes positions and the frame.
+
+    The house style's constrained layout places the axes in one draw; the engine is then
+    removed, and the frame is the tight box around all artists, in pixels.
+    """
+    fig.set_dpi(RENDER_DPI)
+    with house_style():
+        fig.set_layout_engine("constrained")
+    for ax in fig.axes:  # Axes.set_position took them out of the layout: back in
+        ax.set_in_layout(True)
+    fig.canvas.draw()
+    _drop_layout_engine(fig)
     frame = fig.get_tightbbox().padded(_PAD).transformed(fig.dpi_scale_trans)
     return [ax.get_position() for ax in fig.axes], frame
+
+
+def _apply_layout(fig: Figure, positions: list[Bbox]) -> None:
+    """Draw ``fig`` with its axes at ``positions`` (a layout frozen by ``_fix_layout``)."""
+    fig.set_dpi(RENDER_DPI)
+    _drop_layout_engine(fig)
+    for ax, position in zip(fig.axes, positions, strict=True):
+        ax.set_position(position)
+    fig.canvas.draw()
+
+
+def _spills(fig: Figure, frame: Bbox) -> bool:
+    """True if the canvas, as drawn, has anything outside ``frame`` (pixels) or on its border.
+
+    A frozen layout fits the first drawing; a later one can grow (longer tick labels, say),
+    past the frame or past the canvas itself, where it is cut at the border. Checking those
+    pixels for anything but the background costs about a millisecond, against tens for
+    recomputing every artist's extent.
+    """
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    height, width = rgba.shape[:2]
+    x0, y0, x1, y1 = (round(float(v)) for v in frame.extents)
+    top, bottom = min(max(height - y1, 0), height), min(max(height - y0, 0), height)
+    left, right = min(max(x0, 0), width), min(max(x1, 0), width)
+    bands = (rgba[:max(top, 1)], rgba[min(bottom, height - 1):],
+             rgba[:, :max(left, 1)], rgba[:, min(right, width - 1):])
+    background = np.asarray(to_rgba(fig.get_facecolor())) * 255
+    return any(np.any(np.abs(band.astype(np.int16) - background) > 1) for band in bands)
 
 
 def _png(fig: Figure, frame: Bbox) -> bytes:
@@ -134,10 +174,13 @@ class Panel(widgets.VBox):
             self.button.disabled, self.bar.value = True, 0.0
         try:
             fig, png = self._render(self.values())
-        except (ValueError, TypeError) as err:
-            self.result, self.message = None, str(err)
+        except Exception as err:  # ipywidgets would swallow it, leaving a stale plot
+            # A value the math does not allow is a ValueError/TypeError: its message says why.
+            # Anything else is a bug or a resource limit: name it, so it is not mistaken.
+            known = isinstance(err, ValueError | TypeError)
+            self.result, self.message = None, str(err) if known else f"{type(err).__name__}: {err}"
             self.note.value = (f'<p style="color:#a40000">Cannot draw this: '
-                               f"{html.escape(str(err))}</p>")
+                               f"{html.escape(self.message)}</p>")
             self.image.layout.display = "none"
             return
         finally:
@@ -151,16 +194,19 @@ class Panel(widgets.VBox):
     def _render(self, values: dict[str, object]) -> tuple[Figure, bytes]:
         """Run the view into the panel's figure and return it with its PNG."""
         if self._figure is None:
-            fig = _keep(self.view(**values))
+            fig = self.view(**values)
         else:  # the same figure, refilled: its renderer and text-layout cache are warm
             with drawing_into(self._figure):
                 fig = self.view(**values)
-        if self._layout is None or len(self._layout[0]) != len(fig.axes):
-            self._figure, self._layout = fig, _fix_layout(fig)
-        else:  # a move changes data and titles, not the arrangement: keep the first layout
-            for ax, position in zip(fig.axes, self._layout[0], strict=True):
-                ax.set_position(position)
-            fig.canvas.draw()
+        if fig is not self._figure:  # the first figure (or a view that made its own)
+            self._figure, self._layout = _keep(fig), None
+        if self._layout is not None and len(self._layout[0]) == len(fig.axes):
+            # A move changes data and titles, not the arrangement: keep the first layout,
+            # unless the new drawing does not fit its frame.
+            _apply_layout(fig, self._layout[0])
+            if not _spills(fig, self._layout[1]):
+                return fig, _png(fig, self._layout[1])
+        self._layout = _fix_layout(fig)
         return fig, _png(fig, self._layout[1])
 
 
@@ -191,9 +237,25 @@ class ScenePanel(Panel):
         return self.scene.figure
 
     def _render(self, values: dict[str, object]) -> tuple[Figure, bytes]:
-        scene, fig = self.scene, self._show(**values)
+        fig = self._show(**values)
         if self._layout is None:
-            self._layout = _fix_layout(fig)
+            self._fix_layout()
+        self._blit()
+        if _spills(fig, self._layout[1]):  # the drawing outgrew the frozen frame
+            self._fix_layout()
+            self._blit()
+        return fig, _png(fig, self._layout[1])
+
+    def _fix_layout(self) -> None:
+        """Solve the layout with every artist drawn; the kept backgrounds are then stale."""
+        for artist in self.scene.moving:
+            artist.set_animated(False)
+        self._layout, self._backgrounds = _fix_layout(self.scene.figure), {}
+
+    def _blit(self) -> None:
+        """Restore the background of the current view box (drawing it the first time), then
+        draw the moving artists over it."""
+        scene, fig = self.scene, self.scene.figure
         for artist in scene.moving:
             artist.set_animated(True)  # left out of ordinary draws: the background
         background = self._backgrounds.get(scene.static_key)
@@ -206,7 +268,6 @@ class ScenePanel(Panel):
         fig.canvas.restore_region(background)
         for artist in scene.moving:
             fig.draw_artist(artist)
-        return fig, _png(fig, self._layout[1])
 
 
 def plane_panel(n: int = 200) -> Panel:

@@ -26,7 +26,7 @@ from hsr_lab.figures.interactive import (
     view_scaling,
     view_softmax_threshold,
 )
-from hsr_lab.widgets import _keep, _png
+from hsr_lab.widgets import _apply_layout, _fix_layout, _keep, _png
 
 
 @pytest.fixture(autouse=True)
@@ -171,21 +171,34 @@ def test_the_cost_panel_measures_on_the_button_only():
     assert panel.result is None and "GiB" in panel.message and not panel.button.disabled
 
 
-@pytest.mark.parametrize(("make", "moves"), [
-    (widgets.relu_panel, {"b": 1.0, "n": 1024, "alpha": 2, "d": 3}),
-    (widgets.softmax_panel, {"planted": 0, "b": 2.5}),
-    (widgets.scaling_panel, {"c": 1.0}),
-], ids=["relu", "softmax", "scaling"])
-def test_a_panel_redrawn_into_its_figure_looks_like_a_fresh_figure(make, moves):
+def _extremes(panel: widgets.Panel) -> list[tuple[str, object]]:
+    """Every control to its minimum, its maximum, then back to its start."""
+    moves = []
+    for name, control in panel.controls.items():
+        low, high = getattr(control, "min", None), getattr(control, "max", None)
+        if low is not None:
+            moves += [(name, low), (name, high), (name, control.value)]
+    return moves
+
+
+@pytest.mark.parametrize("make", [widgets.relu_panel, widgets.softmax_panel,
+                                  widgets.scaling_panel], ids=lambda make: make.__name__)
+def test_a_panel_redrawn_into_its_figure_looks_like_a_fresh_figure(make):
     panel = make()
-    for control, value in moves.items():  # each move refills the same figure
+    for control, value in _extremes(panel):  # each move refills the same figure
         panel.controls[control].value = value
-    fresh = _keep(panel.view(**panel.values()))  # the same view, drawn into a new figure
-    positions, frame = panel._layout
-    with matplotlib.rc_context({"figure.constrained_layout.use": False}):
-        fresh.set_layout_engine(None)
-    for ax, position in zip(fresh.axes, positions, strict=True):
-        ax.set_position(position)
-    fresh.set_dpi(widgets.RENDER_DPI)
-    fresh.canvas.draw()
-    assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, frame)))
+        if panel.message is not None:  # a value the math does not allow: nothing drawn
+            continue
+        fresh = _keep(panel.view(**panel.values()))  # the same view, into a new figure
+        _apply_layout(fresh, panel._layout[0])
+        assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, panel._layout[1]))), \
+            (control, value)
+
+
+def test_a_drawing_that_outgrows_the_frozen_frame_is_laid_out_again():
+    panel = widgets.softmax_panel()
+    left = panel._layout[0][0].x0
+    panel.controls["b"].value = -2.0  # y tick labels such as 3.96 x 10^-15: much wider
+    assert panel._layout[0][0].x0 > left + 0.05  # the axes made room for them
+    fresh = _keep(panel.view(**panel.values()))
+    assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, _fix_layout(fresh)[1])))

@@ -46,7 +46,7 @@ def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size
                       stats.nodes_visited)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)  # a widget's n slider revisits sizes; n <= 2000 points each
 def _structures(n: int, leaf_size: int, seed: int
                 ) -> tuple[np.ndarray, ReferenceKDTree, ConvexLayers]:
     """The points and both structures; cached, since a slider moving the half-plane reuses them."""

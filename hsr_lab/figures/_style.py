@@ -113,28 +113,43 @@ def _emptied_grid(fig: Figure, nrows: int, ncols: int) -> Any:
     """``fig``'s axes, emptied to look like fresh ones, if they form an nrows x ncols grid.
 
     Creating axes (and their ticks) is the slowest part of a redraw; emptying keeps the Axis
-    objects and their ticks. Removed: every artist, legend, title and label; reset: limits
-    (autoscaled again), scales, the colour cycle and the grid, as ``Axes.clear`` sets them.
-    Returns the axes as ``plt.subplots`` would (one, or an array), or None if the grid differs.
+    objects and their ticks. Removed: every artist, legend, title and label, and the figure's
+    own legends and texts; reset as ``Axes.clear`` sets them: limits (autoscaled again),
+    scales, direction, margins, colours, spines, the colour cycle and the grid. Not reset: tick
+    parameters (resetting them recreates the ticks); a view that changes them must set them on
+    every call. Returns the axes as ``plt.subplots`` would (one, or an array), or None if the
+    grid differs.
     """
     axes = fig.axes
     specs = [ax.get_subplotspec() for ax in axes]
     if len(axes) != nrows * ncols or any(spec is None for spec in specs) \
             or specs[0].get_geometry()[:2] != (nrows, ncols):
         return None
+    for artist in [*fig.legends, *fig.texts]:
+        artist.remove()
+    rc = mpl.rcParams
     for ax in axes:
         for artist in [*ax.lines, *ax.images, *ax.collections, *ax.patches, *ax.texts]:
             artist.remove()
         if ax.get_legend() is not None:
             ax.get_legend().remove()
+        ax.containers.clear()
         for loc in ("left", "center", "right"):
             ax.set_title("", loc=loc)
-        ax.set(xlabel="", ylabel="", xscale="linear", yscale="linear", aspect="auto")
+        ax.set(xlabel="", ylabel="", xscale="linear", yscale="linear", aspect="auto",
+               facecolor=rc["axes.facecolor"], xmargin=rc["axes.xmargin"],
+               ymargin=rc["axes.ymargin"])
+        if ax.xaxis_inverted():
+            ax.invert_xaxis()
+        if ax.yaxis_inverted():
+            ax.invert_yaxis()
+        ax.set_axis_on()
+        for side, spine in ax.spines.items():
+            spine.set_visible(rc[f"axes.spines.{side}"])
         ax.set_prop_cycle(None)
         ax.grid(False)
-        if mpl.rcParams["axes.grid"]:
-            ax.grid(True, which=mpl.rcParams["axes.grid.which"],
-                    axis=mpl.rcParams["axes.grid.axis"])
+        if rc["axes.grid"]:
+            ax.grid(True, which=rc["axes.grid.which"], axis=rc["axes.grid.axis"])
         ax.relim()
         ax.set_autoscale_on(True)
         ax.autoscale_view()

@@ -19,7 +19,7 @@ from hsr_lab.figures._common import FAINT
 _CELL_STYLE = {
     "pruned": ("pruned (misses)", COLORS[0], "", "-"),
     "reported": ("reported whole", COLORS[2], "////", "-"),
-    "scanned": ("leaf scanned", COLORS[1], "....", "-"),
+    "scanned": ("leaf scanned", COLORS[1], "\\\\\\\\", "-"),  # not dots: 10x slower to hatch
     "opened": ("opened", "none", "", "--"),
 }
 _SHADE = COLORS[4]
@@ -82,6 +82,7 @@ class PlaneScene:
                     ax.set(xlim=box[::2], ylim=box[1::2])
         for artist in self._added:
             artist.remove()
+        self._added = []  # so that an error below cannot leave removed artists listed
         ax_tree, ax_layers = self.axes
         with house_style():
             added = [artist for ax in self.axes for artist in _draw_half_plane(ax, pq, self.box)]
@@ -169,11 +170,18 @@ def _draw_layers(ax: Axes, pq: PlaneQuery) -> list[Artist]:
     """The convex layers, outermost first; those the query reached are drawn strong."""
     reached, stop, rest = (dict(color=COLORS[0], ls="-", lw=0.9),
                            dict(color=COLORS[3], ls="--", lw=1.2), dict(color=FAINT, lw=0.6))
-    added: list[Artist] = []
+    groups: dict[int, list[np.ndarray]] = {id(reached): [], id(stop): [], id(rest): []}
     for i, layer in enumerate(pq.layers):
         misses = (layer @ pq.a).max() < pq.t  # the walk stops at the first layer that misses
         style = rest if i >= pq.layers_reached else stop if misses else reached
-        added.append(ax.add_patch(Polygon(layer, closed=True, fill=False, zorder=2, **style)))
+        groups[id(style)].append(layer)
+    added: list[Artist] = []  # one collection per style: a slider move adds 3 artists, not ~90
+    for style in (reached, stop, rest):
+        if groups[id(style)]:
+            added.append(ax.add_collection(PolyCollection(
+                groups[id(style)], closed=True, facecolors="none", edgecolors=style["color"],
+                linestyles=style.get("ls", "-"), linewidths=style["lw"], zorder=2),
+                autolim=False))
     ax.set_title(f"convex layers: {pq.layers_reached} of {len(pq.layers)} reached,\n"
                  f"{len(pq.reported)} of {len(pq.points)} points reported")
     return added
