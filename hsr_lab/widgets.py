@@ -321,12 +321,13 @@ def scaling_panel() -> Panel:
 def cost_panel(log2_n: int = 16) -> Panel:
     """Query time on this machine, kd-tree vs dense scan: d, the largest n and the kind of keys.
 
-    A measurement, not a drawing: it runs when the button is pressed, with a progress bar.
+    A measurement, not a drawing: it runs once when the panel is built (at these defaults), then
+    only when the button is pressed, with a progress bar.
     """
     return Panel(
         view_query_cost,
         {"d": widgets.IntSlider(4, min=1, max=128, description="dimension d", **_SLIDER),
-         "log2_n": widgets.IntSlider(log2_n, min=10, max=21, description="largest n = 2^",
+         "log2_n": widgets.IntSlider(log2_n, min=10, max=22, description="largest n = 2^",
                                      **_SLIDER),
          "keys": widgets.Dropdown(options=KEY_KINDS, value="isotropic", description="keys")},
         "Where the tree beats the scan: measured on this machine",

@@ -21,13 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._validate import as_positive_int
 from ..hsr import HSR
 from ._common import seeds_for, unit_vectors
 
 KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
-MAX_KEY_BYTES = 2**30  # the keys of the largest n, as float64; more would swap on a laptop
+# Peak memory is about 4x the keys: the caller's array, each structure's validated copy and the
+# tree's permuted copy. 512 MiB of keys (n = 2^20 at d = 64) stays near 2 GiB.
+MAX_KEY_BYTES = 2**29
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,11 @@ class QueryCost:
     n: np.ndarray
     d: int
     keys: str
-    tree_s: np.ndarray  # median seconds per query, NumPy kd-tree (backend="numpy")
-    scan_s: np.ndarray  # median seconds per query, K @ a >= t (backend="brute")
-    work: np.ndarray  # mean boxes tested + inner products of the tree
+    tree_s: np.ndarray  # median over queries of the best of 3 timings, NumPy kd-tree
+    scan_s: np.ndarray  # the same for the scan K @ a >= t (backend="brute")
+    work: np.ndarray  # mean box tests + inner products of the tree (can exceed n)
     reported: np.ndarray  # mean k, the keys reported
+    blas_threads: int | None  # BLAS threads both sides ran with (None: the library's default)
 
     @property
     def speedup(self) -> np.ndarray:
@@ -50,8 +54,7 @@ class QueryCost:
 
 def make_keys(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """n keys in R^d of the given kind (see the module docstring), shape (n, d)."""
-    if kind not in KEY_KINDS:
-        raise ValueError(f"keys must be one of {', '.join(KEY_KINDS)}; got {kind!r}")
+    _check_kind(kind)
     if kind == "isotropic":
         return rng.standard_normal((n, d))
     if kind == "anisotropic":
@@ -61,41 +64,59 @@ def make_keys(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray
 
 
 def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int = 7,
-                       c: float = 0.4, seed: int = 0,
+                       c: float = 0.4, seed: int = 0, blas_threads: int | None = 1,
                        on_step: Callable[[int, int], None] | None = None) -> QueryCost:
     """Time the tree and the scan side by side on the same keys and queries, for each n.
 
-    For each n: build both structures over the same keys, then for each of ``n_queries`` unit
-    queries time one tree query and one scan (same BLAS settings), and take medians.
-    ``on_step(done, total)`` is called after each n (the widget's progress bar).
+    For each n: build both structures over the same keys; for each of ``n_queries`` unit
+    queries, time each structure three times, alternating which goes first, and keep its best;
+    report the medians over queries. Both sides run with ``blas_threads`` BLAS threads (1, as
+    in ``benchmarks/``: on a shared machine a threaded call that waits for a busy core is
+    noise). ``on_step(done, total)`` is called after each n, in units of keys measured.
     """
-    d = as_positive_int("d", d)
-    n_arr = np.asarray(n_values, dtype=np.int64)
+    d, n_arr = as_positive_int("d", d), np.asarray(n_values, dtype=np.int64)
     if n_arr.ndim != 1 or not len(n_arr) or n_arr.min() < 2:
         raise ValueError(f"n_values must be a non-empty list of sizes >= 2; got {n_values!r}")
     if int(n_arr.max()) * d * 8 > MAX_KEY_BYTES:
         raise ValueError(f"n = {int(n_arr.max())} keys of d = {d} take "
-                         f"{n_arr.max() * d * 8 / 2**30:.1f} GiB; keep n * d * 8 bytes under "
-                         f"{MAX_KEY_BYTES / 2**30:.0f} GiB")
-    make_keys(keys, 2, d, np.random.default_rng(0))  # the kind is checked before any work
+                         f"{n_arr.max() * d * 8 / 2**20:.0f} MiB (and about 4x that while "
+                         f"measured); keep n * d * 8 bytes under {MAX_KEY_BYTES // 2**20} MiB")
+    _check_kind(keys)
     n_queries = as_positive_int("n_queries", n_queries)
     columns = {name: np.zeros(len(n_arr)) for name in ("tree", "scan", "work", "k")}
-    for i, (n, child) in enumerate(zip(n_arr, seeds_for(seed, len(n_arr)), strict=True)):
-        rng = np.random.default_rng(child)
-        K = make_keys(keys, int(n), d, rng)
-        tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
-        times: dict[str, list[float]] = {"tree": [], "scan": []}
-        for a in unit_vectors(rng, n_queries, d):
-            t = float(np.std(K @ a) * np.sqrt(c * np.log(n)))
-            for name, structure in (("tree", tree), ("scan", scan)):
-                start = time.perf_counter()
-                structure.query(a, t)
-                times[name].append(time.perf_counter() - start)
-            _, stats = tree.query(a, t, stats=True)
-            columns["work"][i] += stats.work / n_queries
-            columns["k"][i] += stats.points_reported / n_queries
-        columns["tree"][i], columns["scan"][i] = (np.median(times[k]) for k in ("tree", "scan"))
-        if on_step is not None:
-            on_step(i + 1, len(n_arr))
+    with threadpool_limits(blas_threads):
+        for i, (n, child) in enumerate(zip(n_arr, seeds_for(seed, len(n_arr)), strict=True)):
+            rng = np.random.default_rng(child)
+            K = make_keys(keys, int(n), d, rng)
+            tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
+            times = []
+            for a in unit_vectors(rng, n_queries, d):
+                t = float(np.std(K @ a) * np.sqrt(c * np.log(n)))
+                times.append(_best_times(tree, scan, a, t))
+                _, stats = tree.query(a, t, stats=True)
+                columns["work"][i] += stats.work / n_queries
+                columns["k"][i] += stats.points_reported / n_queries
+            columns["tree"][i], columns["scan"][i] = np.median(times, axis=0)
+            if on_step is not None:
+                on_step(int(n_arr[:i + 1].sum()), int(n_arr.sum()))
     return QueryCost(n_arr, d, keys, columns["tree"], columns["scan"], columns["work"],
-                     columns["k"])
+                     columns["k"], blas_threads)
+
+
+def _best_times(first: HSR, second: HSR, a: np.ndarray, t: float,
+                rounds: int = 3) -> tuple[float, float]:
+    """Best of ``rounds`` timings of ``query(a, t)`` on each, alternating which goes first."""
+    best = [np.inf, np.inf]
+    for r in range(rounds):
+        order = (0, 1) if r % 2 == 0 else (1, 0)
+        for side in order:
+            structure = (first, second)[side]
+            start = time.perf_counter()
+            structure.query(a, t)
+            best[side] = min(best[side], time.perf_counter() - start)
+    return best[0], best[1]
+
+
+def _check_kind(kind: object) -> None:
+    if kind not in KEY_KINDS:
+        raise ValueError(f"keys must be one of {', '.join(KEY_KINDS)}; got {kind!r}")

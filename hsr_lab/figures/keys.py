@@ -22,7 +22,7 @@ _LABELS = {"isotropic": "isotropic N(0, I)", "anisotropic": "anisotropic (spectr
 
 
 @figure("key_structure", "Kd-tree against the dense scan by kind of keys at the largest n of the "
-        "last benchmark run: speed-up and the share of the keys the tree touches, against d.")
+        "last benchmark run: speed-up and the work of the tree per key, against d.")
 def fig_key_structure(quick: bool = False, seed: int = 0,
                       results_dir: Path | None = None) -> Figure:
     """Left: speed-up = scan time / tree time per d, one line per kind of keys. Right: work
@@ -51,7 +51,7 @@ def fig_key_structure(quick: bool = False, seed: int = 0,
     ax_speed.yaxis.set_major_locator(LogLocator(base=2))  # 0.25, 0.5, 1, 2, 4, ...
     ax_speed.set(ylabel="speed-up: scan time / tree time",
                  title=f"query time at $n = 2^{{{power}}}$ (above 1: the tree wins)")
-    ax_share.set(ylabel="share of the n keys touched", title="work of the tree / n")
+    ax_share.set(ylabel="(box tests + inner products) / n", title="work of the tree / n")
     fig.legend(*ax_share.get_legend_handles_labels(), loc="outside lower center", ncol=2,
                fontsize=7)
     return fig
