@@ -79,3 +79,17 @@ def as_positive_int(name: str, value: object) -> int:
     if int(value) <= 0:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def as_scalar_or_vector(name: str, value: object, *, m: int) -> np.ndarray:
+    """Validate a finite real scalar (the same for all m rows) or a finite 1-D array of
+    shape (m,); return it as a float64 array of shape (m,) (never mutated)."""
+    if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) == 0:
+        return np.full(m, as_scalar(name, value))
+    arr = _as_float_array(name, value)
+    if arr.shape != (m,):
+        raise ValueError(f"{name} must be a real number or a 1-D array of shape ({m},), one "
+                         f"value per row; got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; it holds NaN or infinity")
+    return arr

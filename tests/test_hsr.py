@@ -276,3 +276,190 @@ def test_many_single_adds_keep_every_point():
     everything = hsr.query([0.0, 0.0], 0.0)
     np.testing.assert_array_equal(everything, np.setdiff1d(np.arange(301), np.arange(0, 301, 3)))
     assert len(hsr) == len(everything)
+
+
+# ---------------------------------------------------------------- query_many
+
+
+def loop_of_query(hsr: HSR, A: np.ndarray, t) -> tuple[list[np.ndarray], list]:
+    """The definition of query_many: query(A[i], t[i]) for every row."""
+    ts = np.broadcast_to(np.asarray(t, dtype=float), (len(A),))
+    answers = [hsr.query(a, float(t_i), stats=True) for a, t_i in zip(A, ts, strict=True)]
+    return [ids for ids, _ in answers], [cost for _, cost in answers]
+
+
+def assert_rows_equal(hsr: HSR, A: np.ndarray, t, msg: str = "") -> None:
+    """query_many equals a loop of query: the same sorted ids and the same counters, per row;
+    sort=False gives the same ids in some order."""
+    indptr, ids, stats = hsr.query_many(A, t, stats=True)
+    expected, costs = loop_of_query(hsr, A, t)
+    assert indptr.shape == (len(A) + 1,) and indptr[0] == 0 and ids.dtype == np.int64, msg
+    assert len(stats) == len(A), msg
+    for i, (want, cost) in enumerate(zip(expected, costs, strict=True)):
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want, err_msg=f"{msg} {i}")
+        assert stats[i] == cost, f"{msg} row {i}: {stats[i]} != {cost}"
+    unsorted_ptr, unsorted, _ = hsr.query_many(A, t, stats=True, sort=False)
+    np.testing.assert_array_equal(unsorted_ptr, indptr)
+    for i in range(len(A)):
+        np.testing.assert_array_equal(np.sort(unsorted[indptr[i]:indptr[i + 1]]),
+                                      ids[indptr[i]:indptr[i + 1]], err_msg=f"{msg} {i}")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exact_instances(max_n=40, max_d=4), st.sampled_from([1, 2, 8]), st.integers(0, 6),
+       st.booleans(), st.data())
+def test_query_many_equals_a_loop_of_query_on_exact_adversarial_data(instance, leaf_size, m,
+                                                                      scalar_t, data):
+    """Integer points (duplicates, huge and tiny scales) and integer queries whose thresholds
+    are often the exact score of a stored point: ties on the boundary in every row."""
+    points, _, _ = instance
+    n, d = points.shape
+    A = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=m * d, max_size=m * d)),
+                 dtype=np.float64).reshape(m, d)
+    picks = data.draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    t = np.array([float(points[j].astype(float) @ a) for j, a in zip(picks, A, strict=True)])
+    if scalar_t:
+        t = float(t[0]) if m else 0.5
+    for backend in backends_for(d):
+        hsr = HSR(points, backend=backend, leaf_size=leaf_size)
+        assert_rows_equal(hsr, A, t, backend)
+        for i in range(m):
+            t_i = t if scalar_t else t[i]
+            got = hsr.query_many(A[i:i + 1], [t_i])[1]
+            np.testing.assert_array_equal(got, oracle(points, A[i], t_i), err_msg=backend)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16])
+def test_query_many_equals_a_loop_of_query_on_random_data(d):
+    rng = np.random.default_rng(20 + d)
+    n = 1500
+    points = rng.standard_normal((n, d)) * np.geomspace(10, 0.1, d)
+    A = rng.standard_normal((40, d))
+    t = np.quantile(points @ A.T, rng.uniform(0.0, 1.0, 40), axis=0).diagonal().copy()
+    for backend in backends_for(d):
+        hsr = HSR(points, backend=backend, leaf_size=8)
+        assert_rows_equal(hsr, A, t, backend)
+        assert_rows_equal(hsr, A, float(t[0]), backend)  # one threshold for every row
+
+
+def test_numpy_tree_walked_alone_or_in_a_batch_agrees_at_exact_ties():
+    """Thresholds equal to a point's exact score: both walks report that point.
+
+    A lone query is scored with a BLAS product, a batch with einsum (per-row vectors); with
+    dyadic data every score is exact in float64, so the two agree bit for bit. (With general
+    floats they may differ for a point within one rounding error of t, as backends may.)
+    """
+    from hsr_lab.hsr import NumpyKDTree
+
+    rng = np.random.default_rng(4)
+    points = rng.integers(-64, 64, (3000, 3)) / 8.0
+    tree = NumpyKDTree(points, np.arange(3000), 8)
+    A = rng.integers(-8, 9, (50, 3)).astype(float)
+    picks = rng.integers(0, 3000, 50)
+    t = np.einsum("ij,ij->i", points[picks], A)  # exact: dyadic products and sums
+    indptr, ids, stats = tree.query_many(A, t)
+    same_ptr, same_order, _ = tree.query_many(A, t, sort=False)
+    for i in range(50):
+        found, cost = tree.query(A[i], t[i])
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], np.sort(found))
+        np.testing.assert_array_equal(same_order[same_ptr[i]:same_ptr[i + 1]], found)
+        assert picks[i] in found and stats[i] == cost
+
+
+def test_query_many_after_adds_and_deletes_matches_the_model():
+    rng = np.random.default_rng(8)
+    for backend in ["numpy", "reference", "brute", "layers", "auto"]:
+        hsr = HSR(rng.integers(-4, 5, (60, 2)).astype(float), backend=backend, leaf_size=2)
+        for _ in range(5):
+            hsr.add(rng.integers(-4, 5, (int(rng.integers(1, 9)), 2)).astype(float))
+        hsr.delete(rng.choice(len(hsr), 30, replace=False))
+        assert len(hsr.blocks) > 1 or backend == "auto"
+        A = rng.integers(-2, 3, (25, 2)).astype(float)
+        t = rng.integers(-6, 7, 25).astype(float)
+        assert_rows_equal(hsr, A, t, backend)
+        hsr.delete(hsr.query([0.0, 0.0], 0.0))  # every point: no block is left
+        indptr, ids = hsr.query_many(A, t)
+        assert not hsr.blocks and not indptr.any() and len(ids) == 0
+
+
+def test_query_many_tiny_and_degenerate_inputs():
+    for backend in backends_for(2):
+        one = HSR([[1.0, 2.0]], backend=backend)
+        indptr, ids = one.query_many([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]], [1.0, 1.5, 0.0])
+        np.testing.assert_array_equal(indptr, [0, 1, 1, 2])  # on the boundary, above, a = 0
+        np.testing.assert_array_equal(ids, [0, 0])
+        indptr, ids, stats = one.query_many(np.zeros((0, 2)), 0.0, stats=True)
+        np.testing.assert_array_equal(indptr, [0])
+        assert ids.shape == (0,) and ids.dtype == np.int64 and len(stats) == 0
+        same = HSR(np.ones((50, 2)), backend=backend, leaf_size=4)  # 50 duplicates
+        indptr, ids = same.query_many([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]], [0.0, 2.0, 2.5])
+        np.testing.assert_array_equal(indptr, [0, 50, 100, 100])
+        np.testing.assert_array_equal(ids, np.tile(np.arange(50), 2))
+        assert_rows_equal(same, np.array([[0.0, 0.0]]), 1e-300, backend)
+
+
+def test_query_many_takes_its_chunks_and_slices_like_one_batch(monkeypatch):
+    """Tiny chunk and slice sizes: many chunks of queries, many slices of products."""
+    import hsr_lab.hsr.brute as brute
+    import hsr_lab.hsr.kdtree as kdtree
+
+    rng = np.random.default_rng(9)
+    points = rng.standard_normal((2000, 3))
+    A, t = rng.standard_normal((37, 3)), rng.normal(0.0, 1.0, 37)
+    expected = {b: HSR(points, backend=b, leaf_size=8).query_many(A, t, stats=True)
+                for b in ("numpy", "brute")}
+    monkeypatch.setattr(kdtree, "_MAX_BATCH", 4)
+    monkeypatch.setattr(kdtree, "_BLOCK", 64)
+    monkeypatch.setattr(brute, "_BLOCK", 3000)
+    for backend, (indptr, ids, stats) in expected.items():
+        hsr = HSR(points, backend=backend, leaf_size=8)
+        got_ptr, got, got_stats = hsr.query_many(A, t, stats=True)
+        np.testing.assert_array_equal(got_ptr, indptr)
+        np.testing.assert_array_equal(got, ids)
+        assert all(got_stats[i] == stats[i] for i in range(len(A)))
+        assert_rows_equal(hsr, A, t, backend)
+
+
+def test_batch_query_stats_index_add_total_and_repr():
+    from hsr_lab.hsr import BatchQueryStats, QueryStats
+
+    rng = np.random.default_rng(10)
+    hsr = HSR(rng.standard_normal((500, 2)), backend="numpy", leaf_size=4)
+    _, _, stats = hsr.query_many(rng.standard_normal((6, 2)), 0.3, stats=True)
+    assert isinstance(stats, BatchQueryStats) and len(stats) == 6
+    assert isinstance(stats[2], QueryStats)
+    assert stats.total().nodes_visited == stats.nodes_visited.sum() > 0
+    np.testing.assert_array_equal(stats.work, stats.nodes_visited + stats.inner_products)
+    both = BatchQueryStats.concat([stats, stats])
+    assert len(both) == 12 and both[7] == stats[1]
+    assert (stats + stats).total() == stats.total() + stats.total()
+    assert "queries=6" in repr(stats)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_bad_batched_queries_are_rejected_and_inputs_kept(backend):
+    hsr = HSR(np.random.default_rng(0).standard_normal((20, 2)), backend=backend)
+    A, t = np.ones((3, 2)), np.zeros(3)
+    A_before, t_before = A.copy(), t.copy()
+    cases = [
+        (lambda: hsr.query_many(np.ones(2), 0.0), ValueError, "A"),
+        (lambda: hsr.query_many(np.ones((3, 3)), 0.0), ValueError, "A"),
+        (lambda: hsr.query_many([[1.0, np.nan]], 0.0), ValueError, "A"),
+        (lambda: hsr.query_many(np.ones((2, 2), dtype=complex), 0.0), TypeError, "A"),
+        (lambda: hsr.query_many([[1e300, 0.0]], 0.0), ValueError, "overflow"),
+        (lambda: hsr.query_many(A, np.zeros(2)), ValueError, "t"),
+        (lambda: hsr.query_many(A, np.zeros((3, 1))), ValueError, "t"),
+        (lambda: hsr.query_many(A, [0.0, np.inf, 0.0]), ValueError, "t"),
+        (lambda: hsr.query_many(A, np.nan), ValueError, "t"),
+        (lambda: hsr.query_many(A, "0"), TypeError, "t"),
+        (lambda: hsr.query_many(A, ["0", "1", "2"]), TypeError, "t"),
+        (lambda: hsr.query_many(A, True), TypeError, "t"),
+        (lambda: hsr.query_many(A, t, sort="yes"), TypeError, "sort"),
+    ]
+    for call, error, name in cases:
+        with pytest.raises(error, match=name):
+            call()
+    hsr.query_many(A, t, stats=True)
+    hsr.query_many(A.astype(np.float32), t.astype(np.int64), sort=False)
+    np.testing.assert_array_equal(A, A_before)
+    np.testing.assert_array_equal(t, t_before)

@@ -3,13 +3,15 @@
 - ``relu_attention(Q, K, V, alpha, b, ...)``: ``D^{-1} A V`` with
   ``A = ReLU(Q K^T / sqrt(d) - b)^alpha``; ``method="hsr"`` is exact.
 - ``softmax_attention(Q, K, V, ..., b)``: ``D^{-1} exp(Q K^T / sqrt(d)) V``; with b, only the
-  entries with score >= b are kept (``method="hsr"`` finds them with one query per row).
+  entries with score >= b are kept (``method="hsr"`` finds them with one query per row,
+  all rows asked at once).
 - ``Decoder``: the KV cache in an HSR structure, one exact row per decoding step.
 - ``AttentionStats``: activated entries, inner products, tree nodes visited, empty rows and
   (softmax) dropped mass, per row.
 
-Modules: ``dense`` (the formulas, the reference), ``decoder`` (the HSR method), ``api`` (the
-two functions above), ``_stats``, ``_checks``.
+Modules: ``dense`` (the formulas, the reference), ``decoder`` (the HSR method one row at a
+time), ``batch`` (the HSR method over a batch of rows, what ``method="hsr"`` runs), ``api``
+(the two functions above), ``_stats``, ``_checks``.
 """
 
 from ._stats import AttentionStats

@@ -1,5 +1,6 @@
 """``relu_attention`` and ``softmax_attention``: check the arguments, then compute densely
-(``dense.py``, the reference) or with one half-space query per row (``decoder.py``)."""
+(``dense.py``, the reference) or with one half-space query per row, all rows asked at once
+(``batch.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 
 from . import _checks as check
 from ._stats import AttentionStats
-from .decoder import hsr_attention
+from .batch import hsr_attention
 from .dense import dense_relu, dense_softmax
 
 
@@ -31,9 +32,11 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     the work.
 
     Cost of method="hsr": the structure is built over K (O(n log n)) on every call, then each
-    row costs one query plus O(d k_i) for its k_i reported keys; keep a ``Decoder`` to reuse a
-    structure across calls. Causal rows are decoded from an empty cache (one ``HSR.add`` and
-    one query per row), so row i never looks at keys beyond i.
+    row costs one query plus O(d k_i) for its k_i reported keys; all rows are asked at once
+    (``HSR.query_many``: the kd-tree walks every query together, level by level), and the rows
+    are computed vectorised. Keep a ``Decoder`` to reuse a structure across calls. Causal rows
+    ask the same structure over all n keys and drop the keys j > i it reports: the query work
+    in ``stats`` (nodes visited, inner products) includes those dropped keys.
 
     Returns Attn (m x d_v), and the ``AttentionStats`` if ``return_stats``.
     """
@@ -71,9 +74,10 @@ def softmax_attention(Q: object, K: object, V: object, causal: bool = False,
 
     method="dense" computes the kept set from the full S = Q K^T / sqrt(d) (b=None: plain
     softmax). method="hsr" needs b and finds the kept entries with one half-space query per row
-    (``<q_i, k_j> >= sqrt(d) b``). Measuring eps_i needs the normaliser of the whole row, the
-    very dense work HSR avoids: it is done for measurement only, and ``measure_dropped=False``
-    skips it (``stats.dropped_mass`` is then None).
+    (``<q_i, k_j> >= sqrt(d) b``, all rows asked at once, as for ``relu_attention``).
+    Measuring eps_i needs the normaliser of the whole row, the very dense work HSR avoids: it
+    is done for measurement only, and ``measure_dropped=False`` skips it
+    (``stats.dropped_mass`` is then None).
 
     Returns Attn_hat (m x d_v), and the ``AttentionStats`` if ``return_stats``.
     """

@@ -12,11 +12,10 @@ O(log^2 n) amortised) and answers with the exact row over the whole cache. The c
 is one HSR query plus O(d (k + sinks + window)) for the row, against O(d n) for the dense step
 (``attend_dense``, which is also the oracle of the tests).
 
-``hsr_attention`` runs the HSR method over a batch of queries: for a fixed cache it queries a
-prefilled decoder once per row; causal attention is decoding from an empty cache, one
-``step`` per row, so query i only ever sees the keys 0..i and no row pays for keys it cannot
-see. Causal prefill therefore costs, per row, one insertion and one query over the O(log n)
-blocks of the logarithmic method, plus the exact row over its k_i reported keys.
+A whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included) does not
+go through ``Decoder`` one row at a time: ``batch.hsr_attention`` asks one static structure for
+every row at once (``HSR.query_many``) and computes the rows with the same offset
+(``hsr_offset``) and the same formulas, vectorised over the rows.
 """
 
 from __future__ import annotations
@@ -34,6 +33,19 @@ from .dense import dropped_mass, normalise, relu_power, softmax_weights
 # in excess weigh exactly 0 (ReLU) or are filtered out (softmax) by the exact row.
 _U = 2.0**-52
 _TINY = 2.0**-1022
+
+
+def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
+    """The query offsets ``sqrt(d) b`` of the rows of Q (m x d), lowered by the rounding margin.
+
+    ``sqrt(d) b - 4 (d + 2) u (||q|| sqrt(d) max|k| + sqrt(d) |b|) - d TINY`` with u = 2^-52:
+    every key whose score ``<q, k> / sqrt(d)`` is computed as >= b, in any summation order,
+    has ``<q, k> >=`` the offset as the HSR structure computes it.
+    """
+    d = Q.shape[1]
+    root = np.sqrt(d)
+    norms = np.sqrt(np.einsum("ij,ij->i", Q, Q)) * root * max_key + root * abs(b)
+    return root * b - 4.0 * (d + 2) * _U * norms - d * _TINY
 
 
 class Decoder:
@@ -199,10 +211,8 @@ class Decoder:
         return q
 
     def _offset(self, q: np.ndarray) -> float:
-        """sqrt(d) b, lowered by the rounding margin of <q, k> (see _U above)."""
-        root = np.sqrt(self.d)
-        norms = float(np.linalg.norm(q)) * root * self._max_key + root * abs(self.b)
-        return root * self.b - 4.0 * (self.d + 2) * _U * norms - self.d * _TINY
+        """sqrt(d) b, lowered by the rounding margin of <q, k> (``hsr_offset``)."""
+        return float(hsr_offset(q[None, :], self.b, self._max_key)[0])
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -248,24 +258,3 @@ def _read_only(arr: np.ndarray) -> np.ndarray:
     view = arr.view()
     view.flags.writeable = False
     return view
-
-
-def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha: int,
-                  b: float, causal: bool, backend: str, sinks: int, window: int,
-                  measure_dropped: bool) -> tuple[np.ndarray, AttentionStats]:
-    """The HSR method over a batch of validated queries: one half-space query per row."""
-    options = dict(alpha=alpha, b=b, kind=kind, backend=backend, sinks=sinks, window=window,
-                   measure_dropped=measure_dropped)
-    out = np.zeros((len(Q), V.shape[1]))
-    parts = []
-    if causal:  # query i sees keys 0..i: decode from an empty cache
-        decoder = Decoder(Q.shape[1], **options)  # type: ignore[arg-type]
-        for i in range(len(Q)):
-            out[i], stats = decoder.step(Q[i], K[i], V[i])
-            parts.append(stats)
-    else:
-        decoder = Decoder(Q.shape[1], keys=K, values=V, **options)  # type: ignore[arg-type]
-        for i in range(len(Q)):
-            out[i], stats = decoder.attend(Q[i])
-            parts.append(stats)
-    return out, AttentionStats.concat(parts)

@@ -1,4 +1,5 @@
-"""Half-space reporting: ``HSR(points).query(a, t)`` -> ids of the points with ``<a, x> >= t``.
+"""Half-space reporting: ``HSR(points).query(a, t)`` -> ids of the points with ``<a, x> >= t``;
+``HSR(points).query_many(A, t)`` answers a batch of queries at once (CSR ``indptr, ids``).
 
 Backends (identical answers, different costs):
 ``reference`` (pure-Python kd-tree, to read), ``numpy`` (the same tree, vectorised: the fast
@@ -6,7 +7,7 @@ path), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`
 layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
 """
 
-from ._stats import QueryStats
+from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
@@ -17,6 +18,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_LEAF_SIZE",
     "HSR",
+    "BatchQueryStats",
     "BruteForce",
     "ConvexLayers",
     "NumpyKDTree",

@@ -11,7 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._stats import QueryStats
+from ._csr import indptr_of
+from ._stats import BatchQueryStats, QueryStats
 
 
 class StaticIndex(Protocol):
@@ -23,6 +24,10 @@ class StaticIndex(Protocol):
       reorders it.
     - ``query(a, t)`` returns ``(ids, stats)``: the ids (int64, any order, no repeats) of every
       point x with ``<a, x> >= t`` (closed half-space), and the ``QueryStats`` of the query.
+    - ``query_many(A, t, sort)`` answers ``query(A[i], t[i])`` for the m rows of A (t an (m,)
+      array) as ``(indptr, ids, stats)``: row i's ids are ``ids[indptr[i]:indptr[i + 1]]``
+      (ascending if ``sort``), stats a ``BatchQueryStats``. ``query_many_by_loop`` is the
+      plain loop that backends without a batched walk use.
     - ``items()`` returns ``(points, ids)`` of every stored point, in any order (used to merge
       and rebuild blocks).
     """
@@ -32,6 +37,9 @@ class StaticIndex(Protocol):
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None: ...
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]: ...
+
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]: ...
 
     def items(self) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -50,3 +58,14 @@ def score(a: list[float], x: list[float]) -> float:
     for ai, xi in zip(a, x, strict=True):
         s += ai * xi
     return s
+
+
+def query_many_by_loop(index: StaticIndex, A: np.ndarray, t: np.ndarray | float,
+                       sort: bool = True) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+    """``query_many`` as a plain loop over ``index.query``, one row of A at a time."""
+    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(A),))
+    answers = [index.query(a, float(t_i)) for a, t_i in zip(A, t, strict=True)]
+    ids = [np.sort(found) if sort else found for found, _ in answers]
+    indptr = indptr_of(np.array([len(found) for found in ids], dtype=np.int64))
+    flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    return indptr, flat.astype(np.int64), BatchQueryStats.stack([cost for _, cost in answers])

@@ -6,9 +6,15 @@ same rounding margin). What changes is only how the work is organised:
 - the nodes live in flat arrays in breadth-first order (``center``, ``half``, ``rad``,
   ``start``, ``size``, ``child``), so one level of the tree is one contiguous block;
 - the points are stored permuted so that every subtree owns a contiguous range of rows;
-- a query walks the tree one level at a time: the box test of the whole frontier is two
-  matrix-vector products, nodes found inside are reported as id ranges without inner products,
-  and only the points of "open" leaves are scored, in one gather and one product.
+- a query walks the tree one level at a time: the box test of the whole frontier is one
+  product, nodes found inside are reported as id ranges without inner products, and only the
+  points of "open" leaves are scored, in one gather and one product;
+- ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
+  pairs, so one level costs the same few NumPy calls for the whole batch, and ``query`` is the
+  batch of one (the same walk, so the same answers and counters). A lone query takes its
+  products with BLAS, a batch with ``einsum`` (one vector per row); the two agree bit for bit
+  whenever the scores are exact in float64 and may differ only for a point within one
+  rounding error of t (as the backends may, see ``hsr_lab.hsr``).
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
@@ -21,19 +27,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stats import QueryStats
+from ._csr import concat_rows, indptr_of, ranges, sort_rows
+from ._stats import BatchQueryStats, QueryStats
 from .reference import _TINY, _margin
 
+_BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
+_PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
+_MAX_BATCH = 4096  # queries walked together at most
+_BOTH = np.array([0, 1])  # a node's children are left = child, right = child + 1
 
-def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Concatenate ``arange(s, s + z)`` for every (s, z) with z >= 1, vectorised."""
-    if len(sizes) == 0:
-        return np.empty(0, dtype=np.int64)
-    steps = np.ones(int(sizes.sum()), dtype=np.int64)
-    steps[0] = starts[0]
-    # At the first slot of each range, jump from the previous range's last value to its start.
-    steps[(np.cumsum(sizes) - sizes)[1:]] = starts[1:] - (starts[:-1] + sizes[:-1] - 1)
-    return np.cumsum(steps)
+
+def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Inner products along the last axis, ``<X_r, Y_r>`` (Y broadcast against X): the batch
+    path, where each row has its own query vector (``np.einsum``; a BLAS product cannot)."""
+    return np.einsum("...k,...k->...", X, Y)
+
+
+def _weights(A: np.ndarray) -> np.ndarray:
+    """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, d TINY]`` and
+    ``[a, -|a|, -slack, -d TINY]``, with ``slack = _margin(d) ||a||``."""
+    c, d = A.shape
+    out = np.empty((c, 2, 2 * d + 2))
+    out[:, :, :d] = A[:, None, :]
+    np.abs(A, out=out[:, 0, d:2 * d])
+    np.negative(out[:, 0, d:2 * d], out=out[:, 1, d:2 * d])
+    slack = _margin(d) * np.sqrt(_dots(A, A))
+    out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
+    out[:, 0, -1], out[:, 1, -1] = d * _TINY, -d * _TINY
+    return out
+
+
+def _count(queries: np.ndarray, mask: np.ndarray | None, c: int) -> np.ndarray:
+    """Per query (0..c-1), how many of the pairs ``mask`` selects (all of them if None).
+
+    A batch of one counts without ``queries`` (which then holds the nodes).
+    """
+    if c == 1:
+        return np.array([len(queries) if mask is None else np.count_nonzero(mask)])
+    return np.bincount(queries if mask is None else queries[mask], minlength=c)
+
+
+def _per_query(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``values[queries]``; for a batch of one, ``values[0]`` (broadcast: no gather)."""
+    return values[0] if len(values) == 1 else np.take(values, queries, axis=0)
 
 
 class _LevelSplitter:
@@ -104,6 +140,7 @@ class NumpyKDTree:
         self.start = starts.astype(np.int64)
         self.size = sizes.astype(np.int64)
         self.child = childs  # index of the left child (right = left + 1), or -1 at a leaf
+        self._leaf_width = int(self.size[self.child < 0].max())  # the most points of a leaf
         self._boxes()
 
     def _build(self, splitter: _LevelSplitter) -> tuple[np.ndarray, ...]:
@@ -147,38 +184,135 @@ class NumpyKDTree:
         self.box = np.column_stack([(lo + hi) / 2, (hi - lo) / 2, rad, np.ones(n_nodes)])
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
-        """Ids of every point with ``<a, x> >= t``, walking the tree level by level.
+        """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
+        _, found, stats = self._walk(a[None, :], np.array([t], dtype=np.float64))
+        return found, stats[0]
 
-        Each node's row of ``self.box`` is ``[c, h, rad, 1]``; one product with ``weights``
-        gives, for the whole frontier, the two bounds of ``ReferenceKDTree._visit``:
-        ``<c, a> + <h, |a|> + margin`` and ``<c, a> - <h, |a|> - margin``.
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` for the m rows of A at once: the ids with ``<A[i], x> >= t[i]``.
+
+        Returns ``(indptr, ids, stats)``: query i found ``ids[indptr[i]:indptr[i + 1]]``,
+        ascending (with ``sort=False``: in the order ``query`` returns them); ``stats[i]`` is
+        the ``QueryStats`` of ``query(A[i], t[i])``, counter for counter. The queries walk in
+        chunks small enough that a level holds at most about ``_PAIRS`` (query, node) pairs.
         """
-        stats = QueryStats()
-        slack = _margin(self.d) * float(np.sqrt(a @ a))
-        weights = np.column_stack([np.concatenate([a, np.abs(a), [slack, self.d * _TINY]]),
-                                   np.concatenate([a, -np.abs(a), [-slack, -self.d * _TINY]])])
-        frontier = np.zeros(1, dtype=np.int64)
-        whole, open_leaves = [], []
-        while len(frontier):
-            stats.nodes_visited += len(frontier)
-            upper, lower = (np.take(self.box, frontier, axis=0) @ weights).T
-            outside, inside = upper < t, lower >= t
-            stats.nodes_pruned += int(np.count_nonzero(outside))
-            stats.nodes_reported += int(np.count_nonzero(inside))
-            whole.append(frontier[inside])
-            opened = frontier[~(inside | outside)]
-            first = self.child[opened]
-            open_leaves.append(opened[first < 0])
-            first = first[first >= 0]
-            frontier = (first[:, None] + np.array([0, 1])).ravel()
-        whole_nodes, leaves = np.concatenate(whole), np.concatenate(open_leaves)
-        rows = _ranges(self.start[leaves], self.size[leaves])
-        stats.inner_products = len(rows)
-        hits = rows[np.take(self.points, rows, axis=0) @ a >= t]
-        found = np.concatenate([self._ids[_ranges(self.start[whole_nodes], self.size[whole_nodes])],
-                                self._ids[hits]])
-        stats.points_reported = len(found)
-        return found, stats
+        m = len(A)
+        t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
+        step = max(1, min(_MAX_BATCH, _PAIRS // len(self.start)))
+        indptrs, ids, stats = [np.zeros(1, dtype=np.int64)], [], [BatchQueryStats.zeros(0)]
+        for lo in range(0, m, step):
+            indptr, found, cost = self._walk(A[lo:lo + step], t[lo:lo + step])
+            ids.append(sort_rows(indptr, found) if sort else found)
+            indptrs.append(indptr[1:] + indptrs[-1][-1])
+            stats.append(cost)
+        found = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        return np.concatenate(indptrs), found, BatchQueryStats.concat(stats)
+
+    def _walk(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """Walk the tree level by level for the c queries (A[i], t[i]) together.
+
+        Returns the CSR ``(indptr, ids)`` of what each query found (ids grouped by query) and
+        the counters. The frontier is a set of (query, node) pairs, coded ``query * nodes +
+        node`` in one array. Each node's row of ``self.box`` is ``[c, h, rad, 1]``; its inner
+        products with the query's two weight rows (``_weights``) are the two bounds of
+        ``ReferenceKDTree._visit``: ``<c, a> + <h, |a|> + margin`` and ``<c, a> - <h, |a|> -
+        margin``, margin = slack rad + d TINY.
+        """
+        c, n_nodes = len(A), len(self.start)
+        weights = _weights(A)
+        pairs = np.arange(c) * n_nodes  # every query at the root
+        levels = []  # per level: the frontier and what happened to each pair
+        while len(pairs):
+            queries, nodes = np.divmod(pairs, n_nodes) if c > 1 else (pairs, pairs)
+            upper, lower = self._bounds(queries, nodes, weights)
+            limit = _per_query(t, queries)
+            outside, inside = upper < limit, lower >= limit
+            first = self.child[nodes]
+            opened = ~(inside | outside)
+            scanned = opened & (first < 0)  # open leaves: their points get scored
+            levels.append((pairs, outside, inside, scanned))
+            deeper = opened ^ scanned
+            down = (pairs + (first - nodes) if c > 1 else first)[deeper]  # (query, left child)
+            pairs = np.add.outer(down, _BOTH).ravel()
+        pairs, outside, inside, scanned = map(np.concatenate, zip(*levels, strict=True))
+        queries = pairs // n_nodes if c > 1 else pairs
+        counts = [_count(queries, mask, c) for mask in (None, outside, inside)]
+        found = inside | scanned
+        return self._report(A, t, pairs[found], scanned[found], counts)
+
+    def _bounds(self, queries: np.ndarray, nodes: np.ndarray, weights: np.ndarray
+                ) -> np.ndarray:
+        """Upper and lower bounds (2, f) of the score over the box of each (query, node)."""
+        step = max(1, _BLOCK // weights[0].size)
+        if len(nodes) <= step:  # the usual case: one product
+            boxes, w = np.take(self.box, nodes, axis=0), _per_query(weights, queries)
+            if w.ndim == 2:  # one query: a BLAS product, as fast as a lone query can be
+                return (boxes @ w.T).T
+            return _dots(boxes[:, None, :], w).T
+        return np.concatenate([self._bounds(queries[lo:lo + step], nodes[lo:lo + step], weights)
+                               for lo in range(0, len(nodes), step)], axis=1)
+
+    def _report(self, A: np.ndarray, t: np.ndarray, pairs: np.ndarray, scanned: np.ndarray,
+                counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """Ids of the nodes reported whole, then of the points of open leaves that pass.
+
+        ``pairs`` are the (query, node) codes found; ``counts`` the per-query nodes visited,
+        pruned and reported. The pairs are put in query order first (a stable sort of the
+        pairs, not of the ids), so that both kinds of ids come out grouped by query.
+        """
+        c = len(A)
+        if c > 1:
+            order = np.argsort(pairs // len(self.start), kind="stable")
+            pairs, scanned = pairs[order], scanned[order]
+        queries, nodes = np.divmod(pairs, len(self.start)) if c > 1 else (pairs, pairs)
+        whole, leaves = nodes[~scanned], nodes[scanned]
+        whole_ids = self._ids[ranges(self.start[whole], self.size[whole])]
+        hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
+        hit_ids = self._ids[hit_rows]
+        if c == 1:  # a single query: nothing to group
+            found = np.concatenate([whole_ids, hit_ids])
+            indptr = np.array([0, len(found)])
+            products = np.array([self.size[leaves].sum()])
+        else:
+            whole_counts = np.bincount(queries[~scanned], weights=self.size[whole], minlength=c)
+            hit_counts = np.bincount(queries[scanned], weights=hits, minlength=c)
+            indptr, found = concat_rows([(indptr_of(whole_counts.astype(np.int64)), whole_ids),
+                                         (indptr_of(hit_counts.astype(np.int64)), hit_ids)])
+            products = np.bincount(queries[scanned], weights=self.size[leaves], minlength=c)
+        return indptr, found, BatchQueryStats(*counts, products.astype(np.int64),
+                                              np.diff(indptr))
+
+    def _scan(self, A: np.ndarray, t: np.ndarray, queries: np.ndarray, leaves: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Score the points of each open (query, leaf) pair: the rows that pass, and how many
+        per pair. A leaf's rows are gathered as one row of a grid padded to the widest leaf
+        (the padding reads the next rows, clipped at the last one, and is masked out), so each
+        query's vector is gathered once per leaf, not once per point."""
+        if len(A) == 1:  # one query: gather exactly the leaves' rows, one BLAS product
+            sizes = self.size[leaves]
+            rows = ranges(self.start[leaves], sizes)
+            keep = np.take(self.points, rows, axis=0) @ A[0] >= t[0]
+            offsets = np.cumsum(sizes) - sizes
+            hits = np.add.reduceat(keep, offsets) if len(rows) else np.zeros(0, np.int64)
+            return rows[keep], hits
+        width = np.arange(self._leaf_width)
+        step = max(1, _BLOCK // (self._leaf_width * self.d))
+        rows, hits = [], []
+        for lo in range(0, len(leaves), step):
+            grid = self.start[leaves[lo:lo + step], None] + width
+            points = np.take(self.points, grid, axis=0, mode="clip")
+            who = queries[lo:lo + step]
+            a = _per_query(A, who)
+            scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
+            limit = _per_query(t, who)
+            hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
+            hit &= width < self.size[leaves[lo:lo + step], None]
+            rows.append(grid[hit])
+            hits.append(np.count_nonzero(hit, axis=1))
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(hits)
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""

@@ -39,8 +39,8 @@ from fractions import Fraction
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._base import score
-from ._stats import QueryStats
+from ._base import query_many_by_loop, score
+from ._stats import BatchQueryStats, QueryStats
 
 _SLACK_REL = 2.0**-40  # relative rounding slack of a layer's scores (see the module docstring)
 _SLACK_ABS = 2.0**-1000  # absolute slack for scores that underflow into subnormal numbers
@@ -115,6 +115,11 @@ class ConvexLayers:
             rows += self._scan_flat(a_list, t, stats)
         stats.points_reported = len(rows)
         return self._ids[np.array(rows, dtype=np.int64)], stats
+
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` for every row of A, one after the other (a plain loop)."""
+        return query_many_by_loop(self, A, t, sort)
 
     def _top_vertex(
         self, layer: int, a: list[float], psi: float, stats: QueryStats

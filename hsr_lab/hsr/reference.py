@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import score
-from ._stats import QueryStats
+from ._base import query_many_by_loop, score
+from ._stats import BatchQueryStats, QueryStats
 
 _EPS = 2.0**-52  # float64 unit roundoff (times two)
 _TINY = 2.0**-1022  # smallest normal float64; covers underflow in products
@@ -107,6 +107,13 @@ class ReferenceKDTree:
         """Ids of every point with ``<a, x> >= t`` and the cost of finding them."""
         found, stats = self._walk(a, t)
         return np.array(found, dtype=np.int64), stats
+
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` for every row of A, one after the other: the readable twin of
+        ``NumpyKDTree.query_many`` (which walks them together). Returns ``(indptr, ids,
+        stats)``: row i's ids, ascending if ``sort``, are ``ids[indptr[i]:indptr[i + 1]]``."""
+        return query_many_by_loop(self, A, t, sort)
 
     def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
         """Every node a query visits, with what happened to it: "pruned", "reported" (whole),

@@ -1,6 +1,9 @@
 """``HSR``: half-space reporting over a point set that grows and shrinks.
 
-``query(a, t)`` returns every stored point x with ``<a, x> >= t`` (the closed half-space).
+``query(a, t)`` returns every stored point x with ``<a, x> >= t`` (the closed half-space);
+``query_many(A, t)`` answers ``query(A[i], t[i])`` for the m rows of A at once (the NumPy
+kd-tree walks them together, level by level; the other backends loop) and returns the answers
+as one CSR pair ``(indptr, ids)``: row i's ids are ``ids[indptr[i]:indptr[i + 1]]``.
 
 Updates use the logarithmic method (Bentley and Saxe, 1980). The points live in a few static
 blocks (``StaticIndex``: kd-trees, convex layers or a plain scan) whose sizes at least double
@@ -13,7 +16,8 @@ from the newest block to the oldest, so there are O(log n) of them:
 - ``delete(ids)`` marks the ids dead (queries filter them out); once more than half of the
   stored points are dead, every block is rebuilt from the live points, so a deletion costs
   O(log n) amortised and a query never does more than twice the work of a fresh structure.
-- A query asks every block (O(log n) of them) and merges their answers.
+- A query asks every block (O(log n) of them) and merges their answers; ``query_many`` asks
+  every block for the whole batch and merges row by row.
 
 Ids are stable: the i-th point ever added has id i, whatever is added or deleted later.
 """
@@ -25,9 +29,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._validate import as_matrix, as_positive_int, as_scalar, as_vector
+from .._validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
 from ._base import StaticIndex
-from ._stats import QueryStats
+from ._csr import concat_rows, keep_rows, sort_rows
+from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
@@ -100,7 +105,8 @@ def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
 
 
 class HSR:
-    """Half-space reporting: ``query(a, t)`` -> sorted ids of the points with ``<a, x> >= t``.
+    """Half-space reporting: ``query(a, t)`` -> sorted ids of the points with ``<a, x> >= t``;
+    ``query_many(A, t)`` -> the same for every row of A, as CSR ``(indptr, ids)``.
 
     Parameters
     ----------
@@ -200,8 +206,7 @@ class HSR:
         the ``QueryStats`` (nodes visited, inner products, points reported)."""
         a_vec = as_vector("a", a, d=self.d)
         t_val = as_scalar("t", t)
-        if float(np.abs(a_vec).max(initial=0.0)) * self._max_abs * self.d > 1e300:
-            raise ValueError("a is too large for these points: <a, x> would overflow float64")
+        self._check_magnitude("a", a_vec)
         found, total = [np.zeros(0, dtype=np.int64)], QueryStats()
         for block in self._blocks:
             ids, cost = block.query(a_vec, t_val)
@@ -213,6 +218,43 @@ class HSR:
         ids.sort()
         total.points_reported = len(ids)
         return (ids, total) if stats else ids
+
+    def query_many(self, A: object, t: object, stats: bool = False, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray,
+                                                              BatchQueryStats]:
+        """``query(A[i], t[i])`` for the m rows of A (m x d) at once, in CSR form.
+
+        t is one real for every row or an (m,) array. Returns ``(indptr, ids)``: the ids of
+        every stored x with ``<A[i], x> >= t[i]`` are ``ids[indptr[i]:indptr[i + 1]]``, sorted
+        as ``query`` sorts them (``sort=False`` leaves each row in the blocks' order, which
+        saves a sort of all the ids when the order does not matter). With ``stats=True`` also
+        the ``BatchQueryStats``: ``stats[i]`` is the ``QueryStats`` of ``query(A[i], t[i])``.
+        """
+        A_mat = as_matrix("A", A, d=self.d, allow_empty=True)
+        t_vec = as_scalar_or_vector("t", t, m=len(A_mat))
+        self._check_magnitude("A", A_mat)
+        if not isinstance(sort, bool | np.bool_):
+            raise TypeError(f"sort must be True or False; got {sort!r}")
+        each_sorted = bool(sort) and len(self._blocks) == 1  # else sorted once, after merging
+        answers = [block.query_many(A_mat, t_vec, sort=each_sorted) for block in self._blocks]
+        indptr, ids = np.zeros(len(A_mat) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if answers:  # (every point deleted: no block at all)
+            indptr, ids = concat_rows([(ptr, found) for ptr, found, _ in answers])
+        total = BatchQueryStats.zeros(len(A_mat))
+        for _, _, cost in answers:
+            total = total + cost
+        if self._n_dead:
+            indptr, ids = keep_rows(indptr, ids, self._alive[ids])
+        if sort and not each_sorted:
+            ids = sort_rows(indptr, ids)
+        total.points_reported = np.diff(indptr)
+        return (indptr, ids, total) if stats else (indptr, ids)
+
+    def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
+        """Refuse query vectors whose inner products with the points could overflow float64."""
+        if float(np.abs(queries).max(initial=0.0)) * self._max_abs * self.d > 1e300:
+            raise ValueError(f"{name} is too large for these points: <a, x> would overflow "
+                             "float64")
 
     @property
     def _alive(self) -> np.ndarray:
