@@ -345,9 +345,10 @@ def test_query_many_equals_a_loop_of_query_on_random_data(d):
 def test_numpy_tree_walked_alone_or_in_a_batch_agrees_at_exact_ties():
     """Thresholds equal to a point's exact score: both walks report that point.
 
-    A lone query is scored with a BLAS product, a batch with einsum (per-row vectors); with
-    dyadic data every score is exact in float64, so the two agree bit for bit. (With general
-    floats they may differ for a point within one rounding error of t, as backends may.)
+    A lone query scores its leaves with a BLAS product, a batch with einsum (per-row vectors);
+    with dyadic data every score is exact in float64, so the two agree bit for bit. (With
+    general floats they may differ for a point within one rounding error of t, as backends
+    may; the box bounds, and so the counters, are computed the same way in both.)
     """
     from hsr_lab.hsr import NumpyKDTree
 
@@ -463,3 +464,20 @@ def test_bad_batched_queries_are_rejected_and_inputs_kept(backend):
     hsr.query_many(A.astype(np.float32), t.astype(np.int64), sort=False)
     np.testing.assert_array_equal(A, A_before)
     np.testing.assert_array_equal(t, t_before)
+
+
+def test_lone_and_batched_walks_count_the_same_boxes_when_bounds_round():
+    """Found by hypothesis: with coordinates 2^25 apart a box bound rounds, and a BLAS product
+    summed in another order than the batch's einsum classified a box differently (same ids,
+    other counters). Both walks now compute the bounds the same way."""
+    from hsr_lab.hsr import NumpyKDTree
+
+    values = np.array([0.0] * 16 + [-1.0] * 13 + [-(2.0**25), -1.5 * 2.0**-24])
+    points = np.random.default_rng(0).permutation(values)[:, None]
+    tree = NumpyKDTree(points, np.arange(len(points)), 1)
+    A, t = np.array([[0.0], [-1.0]]), np.array([0.0, 0.0])
+    indptr, ids, stats = tree.query_many(A, t)
+    for i in range(2):
+        found, cost = tree.query(A[i], t[i])
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], np.sort(found))
+        assert stats[i] == cost

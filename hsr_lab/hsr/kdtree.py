@@ -11,10 +11,10 @@ same rounding margin). What changes is only how the work is organised:
   points of "open" leaves are scored, in one gather and one product;
 - ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
   pairs, so one level costs the same few NumPy calls for the whole batch, and ``query`` is the
-  batch of one (the same walk, so the same answers and counters). A lone query takes its
-  products with BLAS, a batch with ``einsum`` (one vector per row); the two agree bit for bit
-  whenever the scores are exact in float64 and may differ only for a point within one
-  rounding error of t (as the backends may, see ``hsr_lab.hsr``).
+  batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
+  same bit for bit; a lone query scores its leaves with one BLAS product, a batch with
+  ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
+  in float64 and may differ only for a point within one rounding error of t (as backends may).
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
@@ -246,10 +246,10 @@ class NumpyKDTree:
         """Upper and lower bounds (2, f) of the score over the box of each (query, node)."""
         step = max(1, _BLOCK // weights[0].size)
         if len(nodes) <= step:  # the usual case: one product
-            boxes, w = np.take(self.box, nodes, axis=0), _per_query(weights, queries)
-            if w.ndim == 2:  # one query: a BLAS product, as fast as a lone query can be
-                return (boxes @ w.T).T
-            return _dots(boxes[:, None, :], w).T
+            # einsum for one query too: the bounds, and so the counters, come out bit for bit
+            # the same alone and in a batch (a BLAS product may sum in another order).
+            return _dots(np.take(self.box, nodes, axis=0)[:, None, :],
+                         _per_query(weights, queries)).T
         return np.concatenate([self._bounds(queries[lo:lo + step], nodes[lo:lo + step], weights)
                                for lo in range(0, len(nodes), step)], axis=1)
 
