@@ -69,3 +69,16 @@ def test_cli_renders_one_figure_and_writes_both_files(tmp_path, capsys):
     ]
     assert (out / "hsr_plane.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "hsr_plane.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("angle", [0.6, 2.0, 4.0])
+def test_plane_query_counts_the_inner_products_of_the_tree_walk(angle):
+    from hsr_lab.experiments import plane_query
+    from hsr_lab.experiments.plane import _structures
+
+    pq = plane_query(n=200, angle=angle, offset=0.5)
+    tree = _structures(200, 8, 0)[1]
+    _, stats = tree.query(pq.a, pq.t)
+    assert pq.inner_products == stats.inner_products
+    fig = REGISTRY["hsr_plane"].func(angle=angle, offset=0.5)
+    assert f"= {stats.inner_products} inner products" in fig.axes[0].get_title()

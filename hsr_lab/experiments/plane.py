@@ -26,6 +26,7 @@ class PlaneQuery:
     outcomes: np.ndarray
     layers: list[np.ndarray]
     layers_reached: int
+    inner_products: int  # points the kd-tree scored: those of the leaves it scanned
 
 
 def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size: int = 8,
@@ -41,9 +42,10 @@ def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size
     cells = np.array([[c[0] - h[0], c[1] - h[1], c[0] + h[0], c[1] + h[1]]
                       for c, h in ((node.center, node.half) for node, _ in visited)])
     reported, stats = layers.query(a, offset)
+    scanned = sum(node.stop - node.start for node, outcome in visited if outcome == "scanned")
     return PlaneQuery(points, a, float(offset), np.sort(reported), cells,
                       np.array([outcome for _, outcome in visited]), list(layers.layers),
-                      stats.nodes_visited)
+                      stats.nodes_visited, scanned)
 
 
 @lru_cache(maxsize=32)  # a widget's n slider revisits sizes; n <= 2000 points each

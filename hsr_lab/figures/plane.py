@@ -158,11 +158,8 @@ def _draw_cells(ax: Axes, pq: PlaneQuery) -> list[Artist]:
             corners, facecolors="none", hatch=hatch or None, edgecolors=color if filled else "0.3",
             linewidths=0.5, linestyles=ls, zorder=1.5), autolim=False))
     count = {k: int(np.sum(pq.outcomes == k)) for k in _CELL_STYLE}
-    scanned = pq.cells[pq.outcomes == "scanned"]
-    inner = sum(int(np.sum(np.all((pq.points >= c[:2]) & (pq.points <= c[2:]), axis=1)))
-                for c in scanned)
     ax.set_title(f"kd-tree: {count['pruned']} cells pruned, {count['reported']} reported whole,\n"
-                 f"{count['scanned']} leaves scanned = {inner} inner products")
+                 f"{count['scanned']} leaves scanned = {pq.inner_products} inner products")
     return added
 
 
