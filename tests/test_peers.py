@@ -122,7 +122,6 @@ def test_bad_input_is_explained():
 # -- the "auto" planner, which the peers benchmark measures -----------------------------------
 def test_auto_planner_keeps_the_faster_structure(monkeypatch):
     """plan_block keeps the tree iff the tree's timed total is lower (timer made deterministic)."""
-    import itertools
 
     from hsr_lab.hsr import BruteForce, NumpyKDTree, structure
 
@@ -130,15 +129,15 @@ def test_auto_planner_keeps_the_faster_structure(monkeypatch):
     keys = rng.standard_normal((structure.AUTO_PLAN_MIN_N, 2))
     ids = np.arange(len(keys))
     for tree_s, scan_s, kind in ((1.0, 2.0, NumpyKDTree), (2.0, 1.0, BruteForce)):
-        timings = itertools.cycle([tree_s, scan_s])  # plan_block times tree, then scan
-        monkeypatch.setattr(structure, "_best_time", lambda fn, repeats, it=timings: next(it))
+        monkeypatch.setattr(structure, "best_times",  # plan_block times [tree, scan]
+                            lambda fns, rounds, ts=(tree_s, scan_s): list(ts))
         block = structure.plan_block(keys, ids, 32)
         assert isinstance(block, kind)
         a = rng.standard_normal(2)
         np.testing.assert_array_equal(np.sort(block.query(a, 0.5)[0]),
                                       np.flatnonzero(keys @ a >= 0.5))
     # Small blocks and high dimensions are scanned without a trial.
-    monkeypatch.setattr(structure, "_best_time", lambda fn, repeats: pytest.fail("timed"))
+    monkeypatch.setattr(structure, "best_times", lambda fns, rounds: pytest.fail("timed"))
     assert isinstance(structure.plan_block(keys[:100], ids[:100], 32), BruteForce)
     wide = rng.standard_normal((structure.AUTO_PLAN_MIN_N, structure.AUTO_PLAN_MAX_D + 1))
     assert isinstance(structure.plan_block(wide, ids, 32), BruteForce)

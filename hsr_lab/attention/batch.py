@@ -32,7 +32,7 @@ import numpy as np
 
 from ..hsr import HSR
 from ..hsr._csr import concat_rows, indptr_of, keep_rows, ranges, row_of
-from ..hsr.structure import AUTO_PLAN_MAX_D, _best_time
+from ..hsr.structure import AUTO_PLAN_MAX_D, best_times
 from . import _checks as check
 from ._stats import AttentionStats
 from .decoder import hsr_offset
@@ -102,8 +102,9 @@ def _structure(Q: np.ndarray, K: np.ndarray, offsets: np.ndarray, backend: str) 
     tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
     sample = np.linspace(0, len(Q) - 1, _PLAN_ROWS).astype(np.int64)
     A, t = Q[sample], offsets[sample]
-    seconds = [_best_time(lambda s=s: s.query_many(A, t, sort=False), 2) for s in (tree, scan)]
-    return tree if seconds[0] < seconds[1] else scan
+    tree_s, scan_s = best_times([lambda s=s: s.query_many(A, t, sort=False) for s in (tree, scan)],
+                                2)
+    return tree if tree_s < scan_s else scan
 
 
 def _chunk(batch: _Batch, r0: int, r1: int) -> tuple[np.ndarray, AttentionStats, int]:

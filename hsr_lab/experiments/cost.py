@@ -16,7 +16,6 @@ kind of keys).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from .._validate import as_positive_int
 from ..hsr import HSR
+from ..hsr.structure import best_times
 from ._common import seeds_for, unit_vectors
 
 KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
@@ -92,7 +92,8 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
             times = []
             for a in unit_vectors(rng, n_queries, d):
                 t = float(np.std(K @ a) * np.sqrt(c * np.log(n)))
-                times.append(_best_times(tree, scan, a, t))
+                times.append(best_times([lambda s=s, a=a, t=t: s.query(a, t)
+                                         for s in (tree, scan)], 3))
                 _, stats = tree.query(a, t, stats=True)
                 columns["work"][i] += stats.work / n_queries
                 columns["k"][i] += stats.points_reported / n_queries
@@ -101,20 +102,6 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
                 on_step(int(n_arr[:i + 1].sum()), int(n_arr.sum()))
     return QueryCost(n_arr, d, keys, columns["tree"], columns["scan"], columns["work"],
                      columns["k"], blas_threads)
-
-
-def _best_times(first: HSR, second: HSR, a: np.ndarray, t: float,
-                rounds: int = 3) -> tuple[float, float]:
-    """Best of ``rounds`` timings of ``query(a, t)`` on each, alternating which goes first."""
-    best = [np.inf, np.inf]
-    for r in range(rounds):
-        order = (0, 1) if r % 2 == 0 else (1, 0)
-        for side in order:
-            structure = (first, second)[side]
-            start = time.perf_counter()
-            structure.query(a, t)
-            best[side] = min(best[side], time.perf_counter() - start)
-    return best[0], best[1]
 
 
 def _check_kind(kind: object) -> None:

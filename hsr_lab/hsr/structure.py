@@ -25,7 +25,7 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -59,14 +59,20 @@ AUTO_PLAN_REPEATS = 3
 MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
 
 
-def _best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall-clock seconds of ``fn()`` over ``repeats`` calls (the least disturbed)."""
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return float(best)
+def best_times(fns: Sequence[Callable[[], object]], rounds: int) -> list[float]:
+    """The smallest wall-clock seconds of each of ``fns`` over ``rounds`` rounds.
+
+    Each round calls every function once, the order reversed every other round, so that a busy
+    machine slows them alike; the best of each is its least disturbed run.
+    """
+    best = [np.inf] * len(fns)
+    for r in range(rounds):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            start = time.perf_counter()
+            fns[i]()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [float(b) for b in best]
 
 
 def sample_queries(points: np.ndarray, count: int = AUTO_PLAN_SAMPLES, seed: int = 0
@@ -89,8 +95,9 @@ def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
     """The block "auto" builds: a kd-tree if it answers the sample queries faster than the scan.
 
     Both candidates answer the same ``sample_queries`` in turn, each timed as its best of
-    ``repeats`` runs, so that a busy machine slows both alike; the tree is kept only if its
-    total is lower. Only which structure is kept depends on the timing, never the answers.
+    ``repeats`` runs (``best_times``), so that a busy machine slows both alike; the tree is kept
+    only if its total is lower. Only which structure is kept depends on the timing, never the
+    answers.
     """
     n, d = points.shape
     scan = BruteForce(points, ids, leaf_size)
@@ -99,8 +106,9 @@ def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
     tree = NumpyKDTree(points, ids, leaf_size)
     tree_s = scan_s = 0.0
     for u, t in sample_queries(points):
-        tree_s += _best_time(lambda u=u, t=t: tree.query(u, t), repeats)
-        scan_s += _best_time(lambda u=u, t=t: scan.query(u, t), repeats)
+        tree_t, scan_t = best_times([lambda u=u, t=t: tree.query(u, t),
+                                     lambda u=u, t=t: scan.query(u, t)], repeats)
+        tree_s, scan_s = tree_s + tree_t, scan_s + scan_t
     return tree if tree_s < scan_s else scan
 
 
