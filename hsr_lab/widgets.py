@@ -92,6 +92,15 @@ def _apply_layout(fig: Figure, positions: list[Bbox]) -> None:
     fig.canvas.draw()
 
 
+def _frame_box(rgba: np.ndarray, frame: Bbox) -> tuple[int, int, int, int]:
+    """``frame`` (pixels, y up) as (top, bottom, left, right) rows and columns of the canvas
+    buffer ``rgba`` (y down), clipped to the canvas."""
+    height, width = rgba.shape[:2]
+    x0, y0, x1, y1 = (round(float(v)) for v in frame.extents)
+    top, bottom = min(max(height - y1, 0), height), min(max(height - y0, 0), height)
+    return top, bottom, min(max(x0, 0), width), min(max(x1, 0), width)
+
+
 def _spills(fig: Figure, frame: Bbox) -> bool:
     """True if the canvas, as drawn, has anything outside ``frame`` (pixels) or on its border.
 
@@ -102,9 +111,7 @@ def _spills(fig: Figure, frame: Bbox) -> bool:
     """
     rgba = np.asarray(fig.canvas.buffer_rgba())
     height, width = rgba.shape[:2]
-    x0, y0, x1, y1 = (round(float(v)) for v in frame.extents)
-    top, bottom = min(max(height - y1, 0), height), min(max(height - y0, 0), height)
-    left, right = min(max(x0, 0), width), min(max(x1, 0), width)
+    top, bottom, left, right = _frame_box(rgba, frame)
     bands = (rgba[:max(top, 1)], rgba[min(bottom, height - 1):],
              rgba[:, :max(left, 1)], rgba[:, min(right, width - 1):])
     background = np.asarray(to_rgba(fig.get_facecolor())) * 255
@@ -114,11 +121,9 @@ def _spills(fig: Figure, frame: Bbox) -> bool:
 def _png(fig: Figure, frame: Bbox) -> bytes:
     """The canvas as it stands, cropped to ``frame`` (pixels), as PNG bytes (fast zlib level)."""
     rgba = np.asarray(fig.canvas.buffer_rgba())
-    height = rgba.shape[0]
-    x0, y0, x1, y1 = (round(float(v)) for v in frame.extents)
-    crop = rgba[max(height - y1, 0):height - max(y0, 0), max(x0, 0):x1]
+    top, bottom, left, right = _frame_box(rgba, frame)
     buffer = io.BytesIO()
-    Image.fromarray(crop).save(buffer, format="png", compress_level=1)
+    Image.fromarray(rgba[top:bottom, left:right]).save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
