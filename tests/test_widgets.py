@@ -216,3 +216,11 @@ def test_an_unexpected_error_is_named_in_the_panel_not_swallowed():
     assert panel.result is None and panel.message == "MemoryError: no room for the keys"
     assert "MemoryError" in panel.note.value and panel.image.layout.display == "none"
     assert not panel.button.disabled
+
+
+@pytest.mark.parametrize("planted", [-1, 11, 2.5, True])
+def test_planted_instance_rejects_counts_that_are_not_keys(planted):
+    from hsr_lab.experiments import planted_instance
+
+    with pytest.raises(ValueError, match="planted"):
+        planted_instance(4, 10, 4, planted, 0)

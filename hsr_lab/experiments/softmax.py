@@ -37,6 +37,10 @@ def planted_instance(m: int, n: int, d: int, planted: int, seed: int
     """Unit queries, Gaussian keys and values; the first ``planted`` keys point along the mean
     query with norm ``1.5 ln(n) sqrt(d)``: every query scores them near 1.5 ln n, far above
     the Gaussian scores (std 1/sqrt(d)), so they carry most of the softmax mass."""
+    if isinstance(planted, bool) or not isinstance(planted, int | np.integer) or planted < 0:
+        raise ValueError(f"planted must be a whole number of keys >= 0; got {planted!r}")
+    if planted > n:
+        raise ValueError(f"planted must be at most n = {n}; got {planted}")
     rng = np.random.default_rng(seed)
     Q = unit_vectors(rng, m, d)
     Q[:, 0] += 2.0  # queries share a direction, as real queries do
