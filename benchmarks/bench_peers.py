@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import BLAS_THREADS, machine_header, print_table, write_results
+from _common import BLAS_THREADS, machine_header, print_table, unit_queries, write_results
 
 from hsr_lab import HSR
 from hsr_lab.peers import BallReduction, FaissFlat, QuestPages
@@ -101,8 +101,7 @@ def bench_keys(kind: str, n: int, d: int, repeats: int, n_queries: int, seed: in
     """Time every method on one key set; rows for both threshold kinds and the build rows."""
     keys = make_keys(kind, n, d, seed)
     scale = float(np.sqrt((keys**2).mean()))
-    dirs = np.random.default_rng(seed + 1).standard_normal((n_queries, d))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    dirs = unit_queries(n_queries, d, seed + 1)
     thresholds = {"paper": [float(np.sqrt(0.4 * np.log(n))) * scale] * n_queries,
                   "top1%": [float(np.quantile(keys @ q, 0.99)) for q in dirs]}
     query_sets = {name: list(zip(dirs, ts, strict=True)) for name, ts in thresholds.items()}
@@ -128,7 +127,7 @@ def bench_keys(kind: str, n: int, d: int, repeats: int, n_queries: int, seed: in
                                   "threshold": name,
                                   "k": int(np.median([len(e) for e in truth[name]])),
                                   "auto_uses": auto_kind}
-        row.update({f"{m}_ms": 1e3 * ts.get(m, np.nan) for m in builders(keys)})  # nan: skipped
+        row.update({f"{m}_ms": 1e3 * ts.get(m, np.nan) for m in (*OURS, *PEERS)})  # nan: skipped
         others = {m: s for m, s in ts.items() if m != "auto"}
         best = min(others, key=others.get)
         row["fastest_other"] = best
