@@ -1,8 +1,8 @@
 """Wall-clock: the NumPy kd-tree against the dense scan across d, from the benchmark's results.
 
 Timings depend on the machine and change from run to run, so this figure does not time
-anything itself: it plots the last full run of ``benchmarks/bench_hsr.py`` (and, when present,
-``benchmarks/bench_attention.py``), committed in ``benchmarks/results/``. Rerun ``make bench``
+anything itself: it plots the last full run of ``benchmarks/bench_hsr.py``, committed in
+``benchmarks/results/hsr.csv``. Rerun ``make bench``
 to see your machine's numbers; the figure is then redrawn from them, byte for byte the same for
 the same table.
 """
