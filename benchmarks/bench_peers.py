@@ -25,6 +25,7 @@ from _common import BLAS_THREADS, machine_header, print_table, unit_queries, wri
 
 from hsr_lab import HSR
 from hsr_lab.peers import BallReduction, FaissFlat, QuestPages
+from hsr_lab.theory import paper_threshold
 
 DIMS = (2, 3, 4, 8, 16, 32, 64, 128)
 DATA = ("gaussian", "clustered", "anisotropic")
@@ -102,7 +103,7 @@ def bench_keys(kind: str, n: int, d: int, repeats: int, n_queries: int, seed: in
     keys = make_keys(kind, n, d, seed)
     scale = float(np.sqrt((keys**2).mean()))
     dirs = unit_queries(n_queries, d, seed + 1)
-    thresholds = {"paper": [float(np.sqrt(0.4 * np.log(n))) * scale] * n_queries,
+    thresholds = {"paper": [float(paper_threshold(n, scale))] * n_queries,
                   "top1%": [float(np.quantile(keys @ q, 0.99)) for q in dirs]}
     query_sets = {name: list(zip(dirs, ts, strict=True)) for name, ts in thresholds.items()}
     truth = {name: [np.flatnonzero(keys @ q >= t) for q, t in qs]

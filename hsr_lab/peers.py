@@ -19,10 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_matrix, as_positive_int, as_scalar, as_vector
+from .hsr._numerics import TINY, UNIT_ROUNDOFF
 
 _EPS32 = 2.0**-24  # unit roundoff of float32
-_EPS64 = 2.0**-53  # unit roundoff of float64
-_TINY = 2.0**-1022
 
 
 def _need(module: str, package: str) -> object:
@@ -125,7 +124,7 @@ class BallReduction(_Peer):
         lift = np.sqrt(np.maximum(self.max_norm**2 - sq, 0.0))
         lifted = np.column_stack([self.keys, lift])
         # Rounding of ||q' - k'||^2, of the lift and of r^2, all relative to 1 + M^2.
-        self._slack2 = 64.0 * (self.d + 4) * _EPS64 * (1.0 + self.max_norm**2)
+        self._slack2 = 64.0 * (self.d + 4) * UNIT_ROUNDOFF * (1.0 + self.max_norm**2)
         if kind == "scipy-ckd":
             self.tree = _need("scipy.spatial", "scipy").spatial.cKDTree(lifted)
         else:
@@ -186,8 +185,8 @@ class QuestPages(_Peer):
         """Sorted ids of every key with ``<a, k> >= t``."""
         a, t = self._args(a, t)
         bound = self.hi @ np.maximum(a, 0.0) + self.lo @ np.minimum(a, 0.0)
-        slack = 4.0 * (self.d + 2) * _EPS64 * float(np.abs(a).sum()) * self._max_abs
-        pages = np.flatnonzero(bound + (slack + self.d * _TINY) >= t)
+        slack = 4.0 * (self.d + 2) * UNIT_ROUNDOFF * float(np.abs(a).sum()) * self._max_abs
+        pages = np.flatnonzero(bound + (slack + self.d * TINY) >= t)
         ids = (pages[:, None] * self.page_size + np.arange(self.page_size)).ravel()
         return self._exact(ids[ids < self.n], a, t)  # ids >= n are padding
 

@@ -123,31 +123,31 @@ def test_bad_input_is_explained():
 def test_auto_planner_keeps_the_faster_structure(monkeypatch):
     """plan_block keeps the tree iff the tree's timed total is lower (timer made deterministic)."""
 
-    from hsr_lab.hsr import BruteForce, NumpyKDTree, structure
+    from hsr_lab.hsr import BruteForce, NumpyKDTree, auto
 
     rng = np.random.default_rng(0)
-    keys = rng.standard_normal((structure.AUTO_PLAN_MIN_N, 2))
+    keys = rng.standard_normal((auto.MIN_N, 2))
     ids = np.arange(len(keys))
     for tree_s, scan_s, kind in ((1.0, 2.0, NumpyKDTree), (2.0, 1.0, BruteForce)):
-        monkeypatch.setattr(structure, "best_times",  # plan_block times [tree, scan]
+        monkeypatch.setattr(auto, "best_times",  # plan_block times [tree, scan]
                             lambda fns, rounds, ts=(tree_s, scan_s): list(ts))
-        block = structure.plan_block(keys, ids, 32)
+        block = auto.plan_block(keys, ids, 32)
         assert isinstance(block, kind)
         a = rng.standard_normal(2)
         np.testing.assert_array_equal(np.sort(block.query(a, 0.5)[0]),
                                       np.flatnonzero(keys @ a >= 0.5))
     # Small blocks and high dimensions are scanned without a trial.
-    monkeypatch.setattr(structure, "best_times", lambda fns, rounds: pytest.fail("timed"))
-    assert isinstance(structure.plan_block(keys[:100], ids[:100], 32), BruteForce)
-    wide = rng.standard_normal((structure.AUTO_PLAN_MIN_N, structure.AUTO_PLAN_MAX_D + 1))
-    assert isinstance(structure.plan_block(wide, ids, 32), BruteForce)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: pytest.fail("timed"))
+    assert isinstance(auto.plan_block(keys[:100], ids[:100], 32), BruteForce)
+    wide = rng.standard_normal((auto.MIN_N, auto.MAX_D + 1))
+    assert isinstance(auto.plan_block(wide, ids, 32), BruteForce)
 
 
 def test_auto_matches_brute_force_on_a_planned_block():
-    from hsr_lab.hsr import structure
+    from hsr_lab.hsr.auto import MIN_N
 
     rng = np.random.default_rng(1)
-    keys = rng.integers(-4, 5, (structure.AUTO_PLAN_MIN_N + 3, 3)).astype(np.float64)
+    keys = rng.integers(-4, 5, (MIN_N + 3, 3)).astype(np.float64)
     auto, brute = HSR(keys, backend="auto"), HSR(keys, backend="brute")
     for _ in range(5):
         a = rng.integers(-2, 3, 3).astype(np.float64)
@@ -156,10 +156,10 @@ def test_auto_matches_brute_force_on_a_planned_block():
 
 
 def test_sample_queries_sit_at_the_papers_threshold():
-    from hsr_lab.hsr.structure import sample_queries
+    from hsr_lab.hsr.auto import sample_queries
 
     keys = np.random.default_rng(2).standard_normal((2**14, 4))
-    for u, t in sample_queries(keys):
+    for u, t in zip(*sample_queries(keys), strict=True):
         assert abs(np.linalg.norm(u) - 1) < 1e-12
         assert abs(t - np.sqrt(0.4 * np.log(2**14))) < 0.1  # sd 1, mean 0 along any u
 

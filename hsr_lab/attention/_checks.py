@@ -8,13 +8,11 @@ import numpy as np
 
 from .._validate import as_matrix, as_positive_int, as_scalar
 from ..hsr import BACKENDS
-from ..hsr.structure import MAX_ABS as MAX_KEY
+from ..hsr._numerics import MAX_COORD as MAX_KEY
+from ..hsr._numerics import MAX_PRODUCT
 
 METHODS = ("dense", "hsr")
 KINDS = ("relu", "softmax")
-# Scores <q, k> / sqrt(d) must stay far from the float64 overflow (about 1.8e308); the HSR
-# library refuses key coordinates beyond MAX_KEY for the same reason.
-MAX_PRODUCT = 1e300
 
 
 def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

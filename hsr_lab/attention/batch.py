@@ -30,9 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hsr import HSR
-from ..hsr._csr import concat_rows, indptr_of, keep_rows, ranges, row_of
-from ..hsr.structure import AUTO_PLAN_MAX_D, best_times
+from ..hsr import HSR, auto
+from ..hsr.csr import concat_rows, indptr_of, keep_rows, ranges, row_of
 from . import _checks as check
 from ._stats import AttentionStats
 from .decoder import hsr_offset
@@ -43,7 +42,6 @@ from .dense import dropped_mass
 _IDS = 1 << 22  # reported ids a chunk of rows may hold (32 MiB of int64)
 _MAX_ROWS = 1024  # rows asked at once at most
 _BLOCK = 1 << 18  # floats in one temporary of the exact rows (2 MiB)
-_PLAN_ROWS = 64  # rows of a batch timed on the tree and on the scan when backend="auto"
 
 
 @dataclass(frozen=True)
@@ -97,14 +95,9 @@ def _structure(Q: np.ndarray, K: np.ndarray, offsets: np.ndarray, backend: str) 
     n = 2^16, d = 2 the batched tree is ~5x faster than the scan, alone it is slower). Which
     structure is used depends on the timing; the rows never do.
     """
-    if backend != "auto" or len(Q) < 2 * _PLAN_ROWS or K.shape[1] > AUTO_PLAN_MAX_D:
+    if backend != "auto" or not auto.races_batch(*Q.shape):
         return HSR(K, backend=backend)
-    tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
-    sample = np.linspace(0, len(Q) - 1, _PLAN_ROWS).astype(np.int64)
-    A, t = Q[sample], offsets[sample]
-    tree_s, scan_s = best_times([lambda s=s: s.query_many(A, t, sort=False) for s in (tree, scan)],
-                                2)
-    return tree if tree_s < scan_s else scan
+    return auto.plan_batch(HSR(K, backend="numpy"), HSR(K, backend="brute"), Q, offsets)
 
 
 def _chunk(batch: _Batch, r0: int, r1: int) -> tuple[np.ndarray, AttentionStats, int]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._validate import as_matrix, as_positive_int, as_vector
 from ..hsr import DEFAULT_LEAF_SIZE, HSR
-from ..hsr.reference import _TINY, _margin
+from ..hsr._numerics import TINY, margin
 from . import _checks as check
 from ._stats import AttentionStats, row_stats
 from .dense import dropped_mass, normalise, relu_power, softmax_weights
@@ -32,7 +32,7 @@ from .dense import dropped_mass, normalise, relu_power, softmax_weights
 # The query offset is lowered by a rounding margin so that every key whose score the exact row
 # computes as >= b is reported, whatever order the HSR structure sums <q, k> in; keys reported
 # in excess weigh exactly 0 (ReLU) or are filtered out (softmax) by the exact row. It is the
-# margin the kd-tree's box bounds use (``hsr.reference._margin``, ``_TINY``).
+# margin the kd-tree's box bounds use (``hsr._numerics.margin``, ``TINY``).
 
 
 def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
@@ -45,7 +45,7 @@ def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
     d = Q.shape[1]
     root = np.sqrt(d)
     norms = np.sqrt(np.einsum("ij,ij->i", Q, Q)) * root * max_key + root * abs(b)
-    return root * b - _margin(d) * norms - d * _TINY
+    return root * b - margin(d) * norms - d * TINY
 
 
 class Decoder:

@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from .._validate import as_positive_int
 from ..hsr import HSR
-from ..hsr.structure import best_times
+from ..hsr.auto import best_times
+from ..theory import paper_threshold
 from ._common import seeds_for, unit_vectors
 
 KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
@@ -91,7 +92,7 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
             tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
             times = []
             for a in unit_vectors(rng, n_queries, d):
-                t = float(np.std(K @ a) * np.sqrt(c * np.log(n)))
+                t = float(paper_threshold(n, np.std(K @ a), c))
                 times.append(best_times([lambda s=s, a=a, t=t: s.query(a, t)
                                          for s in (tree, scan)], 3))
                 _, stats = tree.query(a, t, stats=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import theory
 from ..cache import cached
 from ..hsr import HSR
 from ._common import progress, resolve_quick, seeds_for, unit_vectors
@@ -53,7 +54,7 @@ def query_work_sweep(n_values=None, dims=(2, 3, 4, 8, 16, 64), n_queries: int = 
             rng = np.random.default_rng(children[i * len(n_arr) + j])
             n, d = int(n_arr[j]), int(d_arr[i])
             hsr = HSR(rng.standard_normal((n, d)), backend="numpy")
-            t = float(np.sqrt(c * np.log(n)))
+            t = float(theory.paper_threshold(n, c=c))
             for q in unit_vectors(rng, n_queries, d):
                 _, stats = hsr.query(q, t, stats=True)
                 out["nodes"][i, j] += stats.nodes_visited / n_queries

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._csr import indptr_of
 from ._stats import BatchQueryStats, QueryStats
+from .csr import indptr_of
 
 
 class StaticIndex(Protocol):
@@ -50,14 +50,6 @@ class StaticIndex(Protocol):
 
     @property
     def nbytes(self) -> int: ...
-
-
-def score(a: list[float], x: list[float]) -> float:
-    """<a, x> summed left to right in float64, the way the pure-Python code computes it."""
-    s = 0.0
-    for ai, xi in zip(a, x, strict=True):
-        s += ai * xi
-    return s
 
 
 def query_many_by_loop(index: StaticIndex, A: np.ndarray, t: np.ndarray | float,

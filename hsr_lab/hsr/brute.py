@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._csr import indptr_of, sort_rows
 from ._stats import BatchQueryStats, QueryStats
+from .csr import indptr_of, sort_rows
 
 _BLOCK = 1 << 21  # scores computed at once by query_many: 16 MiB of float64
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._csr import concat_rows, indptr_of, ranges, sort_rows
+from ._numerics import TINY, margin
 from ._stats import BatchQueryStats, QueryStats
-from .reference import _TINY, _margin
+from .csr import concat_rows, indptr_of, ranges, sort_rows
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -45,15 +45,15 @@ def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 def _weights(A: np.ndarray) -> np.ndarray:
     """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, d TINY]`` and
-    ``[a, -|a|, -slack, -d TINY]``, with ``slack = _margin(d) ||a||``."""
+    ``[a, -|a|, -slack, -d TINY]``, with ``slack = margin(d) ||a||``."""
     c, d = A.shape
     out = np.empty((c, 2, 2 * d + 2))
     out[:, :, :d] = A[:, None, :]
     np.abs(A, out=out[:, 0, d:2 * d])
     np.negative(out[:, 0, d:2 * d], out=out[:, 1, d:2 * d])
-    slack = _margin(d) * np.sqrt(_dots(A, A))
+    slack = margin(d) * np.sqrt(_dots(A, A))
     out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
-    out[:, 0, -1], out[:, 1, -1] = d * _TINY, -d * _TINY
+    out[:, 0, -1], out[:, 1, -1] = d * TINY, -d * TINY
     return out
 
 

@@ -39,7 +39,8 @@ from fractions import Fraction
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._base import query_many_by_loop, score
+from ._base import query_many_by_loop
+from ._numerics import score
 from ._stats import BatchQueryStats, QueryStats
 
 _SLACK_REL = 2.0**-40  # relative rounding slack of a layer's scores (see the module docstring)

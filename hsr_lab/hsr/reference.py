@@ -10,8 +10,8 @@ centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-sp
   computing a single inner product (they sit next to each other, so this is one slice);
 - **open**: otherwise recurse into both children, or test each point of a leaf.
 
-Both bounds are widened by a rounding margin (``_margin``) so that a decision about a whole box
-never disagrees with the exact per-point test ``<a, x> >= t`` computed in float64.
+Both bounds are widened by a rounding margin (``_numerics.margin``) so that a decision about a
+whole box never disagrees with the exact per-point test ``<a, x> >= t`` computed in float64.
 ``hsr_lab.hsr.kdtree.NumpyKDTree`` builds the same tree and runs the same test level by level.
 """
 
@@ -22,16 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import query_many_by_loop, score
+from ._base import query_many_by_loop
+from ._numerics import TINY, margin, score
 from ._stats import BatchQueryStats, QueryStats
-
-_EPS = 2.0**-52  # float64 unit roundoff (times two)
-_TINY = 2.0**-1022  # smallest normal float64; covers underflow in products
-
-
-def _margin(d: int) -> float:
-    """Relative rounding margin of a box bound: bounds are trusted up to this * ||a|| * rad."""
-    return 4.0 * (d + 2) * _EPS
 
 
 @dataclass
@@ -126,7 +119,7 @@ class ReferenceKDTree:
               ) -> tuple[list[int], QueryStats]:
         """Run the query from the root: the ids found and the counters."""
         a_list = [float(v) for v in a]
-        slack = _margin(self.d) * math.sqrt(sum(v * v for v in a_list))
+        slack = margin(self.d) * math.sqrt(sum(v * v for v in a_list))
         found: list[int] = []
         stats = QueryStats()
         self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, found, stats, trace)
@@ -138,7 +131,7 @@ class ReferenceKDTree:
         """Prune, report whole, or open one node (the three cases of the module docstring)."""
         stats.nodes_visited += 1
         mid, spread = score(a, node.center), score(abs_a, node.half)
-        margin = slack * node.rad + self.d * _TINY
+        margin = slack * node.rad + self.d * TINY
         if mid + spread + margin < t:  # box entirely outside
             stats.nodes_pruned += 1
             outcome = "pruned"

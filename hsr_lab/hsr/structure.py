@@ -24,16 +24,15 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-
 import numpy as np
 
 from .._validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
+from . import auto
 from ._base import StaticIndex
-from ._csr import concat_rows, keep_rows, sort_rows
+from ._numerics import MAX_COORD, MAX_PRODUCT
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
+from .csr import concat_rows, keep_rows, sort_rows
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
 from .reference import ReferenceKDTree
@@ -45,71 +44,7 @@ BACKENDS: dict[str, type[StaticIndex]] = {
     "layers": ConvexLayers,
 }
 DEFAULT_LEAF_SIZE = 32
-# "auto" plans each block by measuring at build time (``plan_block``): a block of at least
-# AUTO_PLAN_MIN_N points in at most AUTO_PLAN_MAX_D dimensions gets a NumPy kd-tree, tree and
-# scan answer a few sample queries, and the tree is kept only if it was faster (timed against
-# each other, so a busy machine slows both alike). Smaller blocks are scanned without a trial:
-# the tree's per-level overhead alone costs more than scanning 2^15 keys. Higher dimensions are
-# scanned without a trial too: there the tree never won up to n = 2^22
-# (benchmarks/results/hsr.md), and building one only to throw it away costs more than a scan.
-AUTO_PLAN_MIN_N = 2**15
-AUTO_PLAN_MAX_D = 16
-AUTO_PLAN_SAMPLES = 8
-AUTO_PLAN_REPEATS = 3
-MAX_ABS = 1e150  # larger coordinates would let inner products overflow float64
-
-
-def best_times(fns: Sequence[Callable[[], object]], rounds: int) -> list[float]:
-    """The smallest wall-clock seconds of each of ``fns`` over ``rounds`` rounds.
-
-    Each round calls every function once, the order reversed every other round, so that a busy
-    machine slows them alike; the best of each is its least disturbed run.
-    """
-    best = [np.inf] * len(fns)
-    for r in range(rounds):
-        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
-        for i in order:
-            start = time.perf_counter()
-            fns[i]()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return [float(b) for b in best]
-
-
-def sample_queries(points: np.ndarray, count: int = AUTO_PLAN_SAMPLES, seed: int = 0
-                   ) -> list[tuple[np.ndarray, float]]:
-    """Unit Gaussian directions u at the paper's threshold for this block's keys.
-
-    ``t = mean + sd * sqrt(0.4 ln n)`` of the scores ``<u, k>`` (the paper's b with sigma_a
-    measured along u), so a sample reports about n^{4/5} keys whatever the keys' scale.
-    """
-    n, d = points.shape
-    dirs = np.random.default_rng(seed).standard_normal((count, d))
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    scores = points @ dirs.T
-    ts = scores.mean(axis=0) + scores.std(axis=0) * np.sqrt(0.4 * np.log(n))
-    return [(u, float(t)) for u, t in zip(dirs, ts, strict=True)]
-
-
-def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
-               repeats: int = AUTO_PLAN_REPEATS) -> StaticIndex:
-    """The block "auto" builds: a kd-tree if it answers the sample queries faster than the scan.
-
-    Both candidates answer the same ``sample_queries`` in turn, each timed as its best of
-    ``repeats`` runs (``best_times``), so that a busy machine slows both alike; the tree is kept
-    only if its total is lower. Only which structure is kept depends on the timing, never the
-    answers.
-    """
-    n, d = points.shape
-    scan = BruteForce(points, ids, leaf_size)
-    if n < AUTO_PLAN_MIN_N or d > AUTO_PLAN_MAX_D:
-        return scan
-    tree = NumpyKDTree(points, ids, leaf_size)
-    tree_s = scan_s = 0.0
-    for u, t in sample_queries(points):
-        tree_t, scan_t = best_times([lambda u=u, t=t: tree.query(u, t),
-                                     lambda u=u, t=t: scan.query(u, t)], repeats)
-        tree_s, scan_s = tree_s + tree_t, scan_s + scan_t
-    return tree if tree_s < scan_s else scan
+MAX_ABS = MAX_COORD  # larger coordinates would let inner products overflow float64
 
 
 class HSR:
@@ -121,7 +56,7 @@ class HSR:
     points : (n, d) array of float32 or float64 (ints are accepted), n >= 1, finite.
         Copied: the caller's array is never modified. Stored as float64.
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
-        "auto" picks per block between the NumPy kd-tree and the scan (``plan_block``).
+        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default 32).
     """
 
@@ -195,7 +130,7 @@ class HSR:
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
         if self.backend == "auto":
-            return plan_block(points, ids, self.leaf_size)
+            return auto.plan_block(points, ids, self.leaf_size)
         return BACKENDS[self.backend](points, ids, self.leaf_size)
 
     def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
@@ -260,7 +195,7 @@ class HSR:
 
     def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
         """Refuse query vectors whose inner products with the points could overflow float64."""
-        if float(np.abs(queries).max(initial=0.0)) * self._max_abs * self.d > 1e300:
+        if float(np.abs(queries).max(initial=0.0)) * self._max_abs * self.d > MAX_PRODUCT:
             raise ValueError(f"{name} is too large for these points: <a, x> would overflow "
                              "float64")
 

@@ -1,0 +1,108 @@
+"""The planner behind ``backend="auto"``: kd-tree or scan, whichever answers faster here.
+
+A kd-tree only pays where its box tests prune (low intrinsic dimension, large n); elsewhere
+the dense scan ``K @ a >= t`` is faster. Rather than guess, "auto" races the two on sample
+queries (``best_times``) and keeps the winner. Only *which* structure answers depends on the
+timing, never the answers: every backend reports exactly the same ids.
+
+- ``plan_block``: one static block of ``HSR`` for lone queries. Blocks smaller than ``MIN_N``
+  or wider than ``MAX_D`` are scanned without a trial: there the tree's per-level overhead, or
+  its failure to prune, loses to the scan every time it was measured
+  (``benchmarks/results/hsr.md``), and building one only to throw it away costs more.
+- ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
+  batch shares the tree's per-level overhead among its rows, so the tree can win batches it
+  would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
+
+The sample queries sit at the paper's threshold (``theory.paper_threshold``), so each reports
+about n^{4/5} keys, the workload the paper is about.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from ..theory import paper_threshold
+from ._base import StaticIndex
+from .brute import BruteForce
+from .kdtree import NumpyKDTree
+
+MIN_N = 2**15  # smaller blocks are scanned: the tree's per-level overhead costs more
+MAX_D = 16  # wider blocks are scanned: the box test prunes nothing there
+SAMPLES = 8  # sample queries per race
+REPEATS = 3  # timings of each sample, best kept
+BATCH_ROWS = 64  # rows of a batch raced; batches under 2 * BATCH_ROWS are not raced
+
+S = TypeVar("S")
+
+
+def best_times(fns: Sequence[Callable[[], object]], rounds: int) -> list[float]:
+    """The smallest wall-clock seconds of each of ``fns`` over ``rounds`` rounds.
+
+    Each round calls every function once, the order reversed every other round, so that a busy
+    machine slows them alike; the best of each is its least disturbed run.
+    """
+    best = [np.inf] * len(fns)
+    for r in range(rounds):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            start = time.perf_counter()
+            fns[i]()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [float(b) for b in best]
+
+
+def faster(candidates: Sequence[S], ask: Callable[[S], object], rounds: int = REPEATS) -> S:
+    """The candidate whose ``ask(candidate)`` took least time (``best_times``; first on ties)."""
+    times = best_times([lambda c=c: ask(c) for c in candidates], rounds)
+    return candidates[int(np.argmin(times))]
+
+
+def sample_queries(points: np.ndarray, count: int = SAMPLES, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit Gaussian directions u (count, d) and their offsets t (count,) at the paper's
+    threshold for these keys: ``t = mean + paper_threshold(n, sd)`` of the scores ``<u, k>``
+    (the paper's b with sigma_a measured along u), so a sample reports about n^{4/5} keys
+    whatever the keys' scale."""
+    n, d = points.shape
+    dirs = np.random.default_rng(seed).standard_normal((count, d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    scores = points @ dirs.T
+    sd = np.maximum(scores.std(axis=0), np.finfo(np.float64).tiny)  # constant keys: sd 0
+    return dirs, scores.mean(axis=0) + paper_threshold(max(n, 1), sd)
+
+
+def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
+               repeats: int = REPEATS) -> StaticIndex:
+    """The block "auto" builds: a kd-tree if it answers the sample queries faster than the scan.
+
+    Both candidates answer the same ``sample_queries`` in turn, each sample timed as its best of
+    ``repeats`` runs, and the tree is kept only if its total is lower.
+    """
+    n, d = points.shape
+    scan = BruteForce(points, ids, leaf_size)
+    if n < MIN_N or d > MAX_D:
+        return scan
+    tree = NumpyKDTree(points, ids, leaf_size)
+    totals = np.zeros(2)
+    for u, t in zip(*sample_queries(points), strict=True):
+        totals += best_times([lambda u=u, t=t: tree.query(u, t),
+                              lambda u=u, t=t: scan.query(u, t)], repeats)
+    return tree if totals[0] < totals[1] else scan
+
+
+def races_batch(m: int, d: int) -> bool:
+    """Whether "auto" races tree and scan on an m-row batch in d dimensions (otherwise it plans
+    block by block, as for lone queries: a small batch does not amortise a race)."""
+    return m >= 2 * BATCH_ROWS and d <= MAX_D
+
+
+def plan_batch(tree: S, scan: S, A: np.ndarray, t: np.ndarray) -> S:
+    """Of a tree and a scan over the same keys, the one that answers ``BATCH_ROWS`` rows of the
+    batch, spread evenly, faster with ``query_many(A[rows], t[rows])``."""
+    rows = np.linspace(0, len(A) - 1, min(len(A), BATCH_ROWS)).astype(np.int64)
+    A_s, t_s = A[rows], t[rows]
+    return faster([tree, scan], lambda s: s.query_many(A_s, t_s, sort=False), rounds=2)
