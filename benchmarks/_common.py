@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from hsr_lab.experiments._common import unit_vectors
+from hsr_lab.experiments.common import unit_vectors
 
 # One BLAS thread unless BENCH_BLAS_THREADS says otherwise: on a shared 2-core machine a
 # threaded BLAS call that waits for a busy core costs a scheduler tick (~8 ms) and swamps what

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_matrix, as_positive_int, as_scalar, as_vector
-from .hsr._numerics import TINY, UNIT_ROUNDOFF
+from .hsr.numerics import TINY, UNIT_ROUNDOFF
+from .validate import as_matrix, as_positive_int, as_scalar, as_vector
 
 _EPS32 = 2.0**-24  # unit roundoff of float32
 

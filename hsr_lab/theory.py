@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
-from hsr_lab._validate import _as_float_array, as_positive_int, as_scalar
+from hsr_lab.validate import as_float_array, as_positive_int, as_scalar
 
 FloatOrArray = float | np.ndarray
 
@@ -105,7 +105,7 @@ def _check_range(name: str, arr: np.ndarray, lo: float | None, hi: float | None,
 def _reals(name: str, value: object, *, lo: float | None = None, hi: float | None = None,
            lo_open: bool = False, hi_open: bool = False, hint: str = "") -> np.ndarray:
     """Validate a real scalar or array (finite, within bounds); return it as float64."""
-    arr = _as_float_array(name, value)
+    arr = as_float_array(name, value)
     _check_range(name, arr, lo, hi, lo_open, hi_open, hint)
     return arr
 

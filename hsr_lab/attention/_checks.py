@@ -6,10 +6,10 @@ import numbers
 
 import numpy as np
 
-from .._validate import as_matrix, as_positive_int, as_scalar
 from ..hsr import BACKENDS
-from ..hsr._numerics import MAX_COORD as MAX_KEY
-from ..hsr._numerics import MAX_PRODUCT
+from ..hsr.numerics import MAX_COORD as MAX_KEY
+from ..hsr.numerics import MAX_PRODUCT
+from ..validate import as_matrix, as_positive_int, as_scalar
 
 METHODS = ("dense", "hsr")
 KINDS = ("relu", "softmax")

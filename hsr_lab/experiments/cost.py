@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .._validate import as_positive_int
 from ..hsr import HSR
 from ..hsr.auto import best_times
 from ..theory import paper_threshold
-from ._common import seeds_for, unit_vectors
+from ..validate import as_positive_int
+from .common import seeds_for, unit_vectors
 
 KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
 # Peak memory is about 4x the keys: the caller's array, each structure's validated copy and the

@@ -15,7 +15,7 @@ import numpy as np
 from .. import theory
 from ..attention import softmax_attention
 from ..cache import cached
-from ._common import progress, resolve_quick, unit_vectors
+from .common import progress, resolve_quick, unit_vectors
 
 
 @dataclass(frozen=True)

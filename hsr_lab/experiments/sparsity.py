@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import theory
 from ..cache import cached
-from ._common import progress, resolve_quick, seeds_for, unit_vectors
+from .common import progress, resolve_quick, seeds_for, unit_vectors
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
 from hsr_lab import theory
-from hsr_lab._validate import as_positive_int, as_scalar
 from hsr_lab.attention import relu_attention, softmax_attention
 from hsr_lab.experiments import measure_query_cost, planted_instance, sparsity_sweep
-from hsr_lab.experiments._common import unit_vectors
+from hsr_lab.experiments.common import unit_vectors
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, house_style, new_figure
 from hsr_lab.figures._common import log_n_axes
+from hsr_lab.validate import as_positive_int, as_scalar
 
 
 def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:

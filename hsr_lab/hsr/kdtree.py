@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numerics import TINY, margin
 from ._stats import BatchQueryStats, QueryStats
 from .csr import concat_rows, indptr_of, ranges, sort_rows
+from .numerics import TINY, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together

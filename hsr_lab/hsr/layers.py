@@ -40,8 +40,8 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
 from ._base import query_many_by_loop
-from ._numerics import score
 from ._stats import BatchQueryStats, QueryStats
+from .numerics import score
 
 _SLACK_REL = 2.0**-40  # relative rounding slack of a layer's scores (see the module docstring)
 _SLACK_ABS = 2.0**-1000  # absolute slack for scores that underflow into subnormal numbers

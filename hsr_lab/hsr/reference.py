@@ -10,7 +10,7 @@ centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-sp
   computing a single inner product (they sit next to each other, so this is one slice);
 - **open**: otherwise recurse into both children, or test each point of a leaf.
 
-Both bounds are widened by a rounding margin (``_numerics.margin``) so that a decision about a
+Both bounds are widened by a rounding margin (``numerics.margin``) so that a decision about a
 whole box never disagrees with the exact per-point test ``<a, x> >= t`` computed in float64.
 ``hsr_lab.hsr.kdtree.NumpyKDTree`` builds the same tree and runs the same test level by level.
 """
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._base import query_many_by_loop
-from ._numerics import TINY, margin, score
 from ._stats import BatchQueryStats, QueryStats
+from .numerics import TINY, margin, score
 
 
 @dataclass

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
+from ..validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
 from . import auto
 from ._base import StaticIndex
-from ._numerics import MAX_COORD, MAX_PRODUCT
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .csr import concat_rows, keep_rows, sort_rows
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
+from .numerics import MAX_COORD, MAX_PRODUCT
 from .reference import ReferenceKDTree
 
 BACKENDS: dict[str, type[StaticIndex]] = {

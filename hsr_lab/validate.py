@@ -13,7 +13,7 @@ import numpy as np
 _NUMERIC_KINDS = "iuf"  # signed int, unsigned int, float
 
 
-def _as_float_array(name: str, value: object) -> np.ndarray:
+def as_float_array(name: str, value: object) -> np.ndarray:
     """Return ``value`` as a float64 array, rejecting complex, object, string and bool data."""
     if isinstance(value, np.ndarray):
         arr = value
@@ -33,7 +33,7 @@ def as_matrix(
     name: str, value: object, *, d: int | None = None, allow_empty: bool = False
 ) -> np.ndarray:
     """Validate a finite 2-D array of shape (n, d) and return it as float64 (never mutated)."""
-    arr = _as_float_array(name, value)
+    arr = as_float_array(name, value)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a finite 2-D array of shape (n, d); got shape {arr.shape}"
@@ -51,7 +51,7 @@ def as_matrix(
 
 def as_vector(name: str, value: object, *, d: int) -> np.ndarray:
     """Validate a finite 1-D array of length d and return it as float64 (never mutated)."""
-    arr = _as_float_array(name, value)
+    arr = as_float_array(name, value)
     if arr.shape != (d,):
         raise ValueError(
             f"{name} must be a finite 1-D array of shape ({d},); got shape {arr.shape}"
@@ -86,7 +86,7 @@ def as_scalar_or_vector(name: str, value: object, *, m: int) -> np.ndarray:
     shape (m,); return it as a float64 array of shape (m,) (never mutated)."""
     if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value) == 0:
         return np.full(m, as_scalar(name, value))
-    arr = _as_float_array(name, value)
+    arr = as_float_array(name, value)
     if arr.shape != (m,):
         raise ValueError(f"{name} must be a real number or a 1-D array of shape ({m},), one "
                          f"value per row; got shape {arr.shape}")
