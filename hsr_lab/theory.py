@@ -29,10 +29,11 @@ to measured counts (fit_exponent) over n = 10^3 .. 10^6 comes out near 0.76, not
 that is the theory working, not failing.
 
 Practical caveat. Part 1 of the half-space-reporting trade-off answers a query in
-n^{1 - 1/floor(d/2)} + k. At the head dimensions of real models, d = 64 or 128, that is
-n^{0.97} or n^{0.98}: no better than the dense scan n in any range one can measure. Part 2
-answers in log n + k but builds in n^{floor(d/2)}, n^{32} at d = 64, which is impossible.
-bounds_table tabulates both at d = 2, 8, 64.
+n^{1 - 1/floor(d/2)} + k (d >= 4; at d = 2, 3 the known bound is log n + k). At the head
+dimensions of real models, d = 64 or 128, that is n^{0.97} or n^{0.98}: an asymptotic gain
+over the dense scan n that is tiny (n^{-1/32} is 0.65 at n = 2^20) and that the hidden
+constants depending on d swamp. Part 2 answers in log n + k but builds in n^{floor(d/2)},
+n^{32} at d = 64, which is impossible. bounds_table tabulates both at d = 2, 8, 64.
 
 Every formula is an asymptotic cost "up to constants"; logarithms are natural. n (and m) are
 treated as continuous sizes >= 1, so the functions are vectorised and accept floats such as
@@ -232,20 +233,32 @@ def local_slope(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
 # ---------------------------------------------------------------- half-space reporting costs
 
 
+PART1_FROM_D = 4  # the exponent 1 - 1/floor(d/2) is the cited bound from d = 4 on
+
+
 def part1_exponent(d: int) -> float:
-    """1 - 1/floor(d/2): the exponent of n in a Part 1 query (0 for d in {2, 3}). Needs d >= 2."""
+    """1 - 1/floor(d/2): the exponent of n in a Part 1 query (the paper's cited trade-off).
+
+    Range of validity: the formula is the bound for d >= 4. Plugging d = 2 or 3 in gives 0,
+    but the known bound there is O(log n + k) (the plane: Chazelle, Guibas and Lee 1985;
+    space: Chan 2000, Afshani and Chan 2009), not O(1 + k): ``part1_query_work`` uses log n
+    there. The exponent of n is still 0 (a logarithm grows slower than any power). Needs d >= 2.
+    """
     return 1.0 - 1.0 / (_dim(d) // 2)
 
 
 def part1_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool = False
                      ) -> FloatOrArray:
-    """Part 1 query: n^{1 - 1/floor(d/2)} + k, or d (n^{1 - 1/floor(d/2)} + k) if include_d.
+    """Part 1 query: n^{1 - 1/floor(d/2)} + k for d >= 4, log n + k for d in {2, 3}; times d
+    if include_d.
 
-    For d in {2, 3}, floor(d/2) = 1, the exponent is 0 and the work is 1 + k.
+    At d = 2, 3 the exponent formula would give 1 + k; the known bound is log n + k
+    (``part1_exponent`` says where each comes from).
     """
-    n = _sizes("n", n)
+    n, d = _sizes("n", n), _dim(d)
     k = _reals("k", k, lo=0.0, hint=" (the number of reported points)")
-    work = n ** part1_exponent(d) + k
+    search = n ** part1_exponent(d) if d >= PART1_FROM_D else np.log(n)
+    work = search + k
     return _out(d * work if include_d else work)
 
 
@@ -302,11 +315,13 @@ def decoding_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
 
 
 def prefill_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
-    """Prefilling: m n^{1 - 1/floor(d/2)} + m n^{4/5} (Part 1 on the new keys) vs m n."""
+    """Prefilling: m n^{1 - 1/floor(d/2)} + m n^{4/5} (Part 1 on the new keys) vs m n; at
+    d = 2, 3 Part 1's search term is log n (``part1_query_work``)."""
     n, m = _sizes("n", n), _sizes("m", m)
-    e = part1_exponent(d)
-    formula = f"m n^{{{e:.4g}}} + m n^{{4/5}} vs m n"
-    return RunningTime("prefill", formula, _out(m * n**e + m * n**0.8), _out(m * n))
+    search = part1_query_work(n, d, 0.0)
+    term = f"n^{{{part1_exponent(d):.4g}}}" if d >= PART1_FROM_D else "log n"
+    formula = f"m {term} + m n^{{4/5}} vs m n"
+    return RunningTime("prefill", formula, _out(m * search + m * n**0.8), _out(m * n))
 
 
 # ---------------------------------------------------------------- softmax error
@@ -381,12 +396,17 @@ def fit_exponent(n: npt.ArrayLike, counts: npt.ArrayLike, confidence: float = 0.
 
 
 def bounds_table(d_values: Iterable[int] = (2, 8, 64), n: float = 2**20) -> list[dict[str, float]]:
-    """What Part 1 and Part 2 cost at each d, for one n (query work at k = 0, vs a scan of n)."""
+    """What Part 1 and Part 2 cost at each d, for one n (query work at k = 0, vs a scan of n).
+
+    Part 1's query work is n^{1 - 1/floor(d/2)} for d >= 4 and log n for d = 2, 3
+    (``part1_query_work``). Constants are dropped: at d = 64 the ratio to the scan (about
+    0.65 at n = 2^20) is an asymptotic gain that hidden O_d constants easily swamp.
+    """
     n = _scalar("n", n, lo=1.0, hint=" (n is a size)")
     rows = []
     for d in d_values:
         half = _dim(d) // 2
-        part1 = n ** part1_exponent(d)
+        part1 = float(part1_query_work(n, d, 0.0))
         rows.append({
             "d": d,
             "floor_d_over_2": half,

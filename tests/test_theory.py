@@ -179,8 +179,9 @@ def test_part1_exponent():
 
 def test_query_work_and_build():
     n = 2.0**20
-    assert th.part1_query_work(n, 2, 5) == 6.0  # exponent 0: 1 + k
-    assert th.part1_query_work(n, 3, 5) == 6.0
+    # d = 2, 3: the known bound log n + k, not the 1 + k the exponent formula would give
+    assert th.part1_query_work(n, 2, 5) == pytest.approx(math.log(n) + 5)
+    assert th.part1_query_work(n, 3, 5) == pytest.approx(math.log(n) + 5)
     assert th.part1_query_work(n, 8, 5) == pytest.approx(2.0**15 + 5)
     assert th.part1_query_work(n, 8, 5, include_d=True) == pytest.approx(8 * (2.0**15 + 5))
     assert th.part2_query_work(n, 64, 7) == pytest.approx(20 * math.log(2) + 7)
@@ -203,6 +204,9 @@ def test_running_times():
     assert pre.naive == pytest.approx(2.0**40)
     # at d = 64 the Part 1 term n^{31/32} makes prefilling slower than the scan at n = 1000
     assert th.prefill_cost(1000, 1000, 64).speedup < 1.0
+    low = th.prefill_cost(2**20, 1, 2)  # d = 2: Part 1's search is log n, not n^0 = 1
+    assert "log n" in low.formula
+    assert low.hsr == pytest.approx(20 * math.log(2) + 2.0**16)
     np.testing.assert_allclose(th.decoding_cost([1e3, 1e6], 1, 64).speedup, [1e3**0.2, 1e6**0.2])
 
 
@@ -210,7 +214,7 @@ def test_bounds_table():
     rows = th.bounds_table()
     assert [r["d"] for r in rows] == [2, 8, 64]
     by_d = {r["d"]: r for r in rows}
-    assert by_d[2]["part1_query_work"] == 1.0
+    assert by_d[2]["part1_query_work"] == pytest.approx(20 * math.log(2))  # log n at d = 2
     assert by_d[8]["part1_query_work"] == pytest.approx(2.0**15)
     assert by_d[64]["part1_query_over_scan"] > 0.6  # n^{31/32}: barely below a scan
     assert by_d[64]["part2_build_log10"] == pytest.approx(32 * 20 * math.log10(2))
