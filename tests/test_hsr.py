@@ -498,7 +498,7 @@ def test_tiny_magnitudes_keep_the_margin(backend):
     """Issue 13.2: squared norms of 1e-170 underflow to 0 and the margin vanished."""
     hsr = HSR(np.array([[-1e-170], [1e-193]]), backend=backend)
     np.testing.assert_array_equal(hsr.query([-1.0], -1e-194), [0])
-    indptr, ids = hsr.query_many([[-1.0], [-1.0]], -1e-194)
+    _, ids = hsr.query_many([[-1.0], [-1.0]], -1e-194)
     np.testing.assert_array_equal(ids, [0, 0])
 
 
@@ -510,7 +510,8 @@ def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkey
     ids = hsr.add(np.random.default_rng(1).standard_normal((1000, 2)))
     merges = []
     original = HSR._merge
-    monkeypatch.setattr(HSR, "_merge", lambda self, blocks: merges.append(1) or original(self, blocks))
+    monkeypatch.setattr(HSR, "_merge",
+                        lambda self, blocks: merges.append(1) or original(self, blocks))
     for i in ids[:200]:
         hsr.delete([i])
     assert len(merges) == 0  # 200 of 1000 dead: no rebuild is due
@@ -524,12 +525,12 @@ def test_numpy_subclasses_are_plain_arrays_and_masks_are_refused():
     hsr = HSR(np.matrix(P), backend="numpy")
     expected = HSR(P, backend="numpy").query([1.0, 0.5], 0.2)
     np.testing.assert_array_equal(hsr.query(np.array([1.0, 0.5]), 0.2), expected)
-    indptr, ids = hsr.query_many(np.matrix([[1.0, 0.5]]), 0.2)
+    _, ids = hsr.query_many(np.matrix([[1.0, 0.5]]), 0.2)
     np.testing.assert_array_equal(ids, expected)
     masked = np.ma.masked_array([[1.0, np.nan]], mask=[[False, True]])
-    with pytest.raises(ValueError, match="points.*masked"):
+    with pytest.raises(ValueError, match=r"points.*masked"):
         HSR(masked)
-    with pytest.raises(ValueError, match="A.*masked"):
+    with pytest.raises(ValueError, match=r"A.*masked"):
         hsr.query_many(np.ma.masked_array([[1.0, 2.0]], mask=[[True, False]]), 0.0)
     unmasked = np.ma.masked_array(P)  # no entry masked: its data
     np.testing.assert_array_equal(HSR(unmasked, backend="numpy").query([1.0, 0.5], 0.2), expected)
