@@ -223,7 +223,7 @@ BAD_DELETES = [
 
 class UpdatesWithRejections(RuleBasedStateMachine):
     """Adds, deletes and queries against a dict model; every rejected call must leave the
-    structure exactly as it was (repr, len and answers)."""
+    structure unchanged (repr, len and answers)."""
 
     def __init__(self):
         super().__init__()
