@@ -86,7 +86,7 @@ def dyadic_instances(draw, max_n: int = 40, max_d: int = 10, max_m: int = 3):
                        st.sampled_from([0, -1000, -900, -700, -560, 490, 530])))
     j = draw(st.one_of(st.integers(-10, 10).map(lambda s: s - k),
                        st.integers(max(-1000, -1000 - k), min(1000, 1000 - k))))
-    j = max(-900 - k, min(950 - k, j))  # k + j in [-900, 950]: no product is subnormal
+    j = max(-900 - k, min(900 - k, j))  # k + j in [-900, 900]: no score underflows or overflows
     m = draw(st.integers(1, max_m))
     A = np.array(draw(st.lists(st.integers(-3, 3), min_size=m * d, max_size=m * d)),
                  dtype=np.float64).reshape(m, d)
