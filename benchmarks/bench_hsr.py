@@ -4,6 +4,9 @@ Gaussian keys, unit-norm queries, the paper's threshold t = sqrt(0.4 ln n) (so a
 keys are reported). Per (n, d): k, median query time of brute, numpy and reference (reference
 only up to n = 2^16), build time, index memory / key memory, and the speed-up ratios.
 
+A second table checks that updates stay amortised after a churn: delete every point, add
+50,000 back, then 200 single deletes, timed against the same deletes on a fresh structure.
+
     python benchmarks/bench_hsr.py            # the full grid, n = 2^14 .. 2^22 (minutes)
     python benchmarks/bench_hsr.py --quick    # a smoke run
 """
@@ -66,6 +69,34 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[
     return row
 
 
+CHURN_N, CHURN_DELETES = 50_000, 200
+
+
+def bench_churn(backend: str, d: int, seed: int, repeats: int = 5) -> dict[str, object]:
+    """200 single deletes on a fresh HSR of 50,000 points and on one that lost every point and
+    got 50,000 back (medians over ``repeats`` rounds, the two side by side in each): the second
+    must cost about the same, with no rebuild per delete."""
+    keys = gaussian_keys(CHURN_N, d, seed)
+
+    def deletes(hsr: HSR, ids: np.ndarray) -> float:
+        start = time.perf_counter()
+        for i in ids[:CHURN_DELETES]:
+            hsr.delete([i])
+        return time.perf_counter() - start
+
+    fresh_s, churned_s = [], []
+    for _ in range(repeats):
+        fresh = HSR(keys, backend=backend)
+        fresh_s.append(deletes(fresh, np.arange(CHURN_N)))
+        churned = HSR(keys, backend=backend)
+        churned.delete(np.arange(CHURN_N))
+        churned_s.append(deletes(churned, churned.add(keys)))
+    fresh_t, churned_t = float(np.median(fresh_s)), float(np.median(churned_s))
+    return {"backend": backend, "n": CHURN_N, "d": d, "deletes": CHURN_DELETES,
+            "fresh_ms": 1e3 * fresh_t, "after_churn_ms": 1e3 * churned_t,
+            "churn_over_fresh": churned_t / fresh_t}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small n, few repeats")
@@ -87,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     notes = ("Median over 5 unit-norm queries of the median over repeats; t = sqrt(0.4 ln n). "
              "speedup = brute time / numpy time (higher is better). Index memory counts every "
              "array the tree holds, its copy of the keys included.")
+    churn = [bench_churn(backend, 2, args.seed) for backend in ("numpy", "brute")]
+    print()
+    print_table(churn)
     if not args.quick:
         paths = write_results("hsr", rows, header, notes)
+        paths += write_results("hsr_churn", churn, header, (
+            f"{CHURN_DELETES} single deletes, on a fresh HSR of {CHURN_N} Gaussian points and on "
+            f"one whose points were all deleted and {CHURN_N} added back; ratio near 1 = "
+            "amortised."))
         print("wrote", *paths)
     return 0
 

@@ -22,6 +22,12 @@ from .hsr.numerics import TINY, UNIT_ROUNDOFF
 from .validate import as_matrix, as_positive_int, as_scalar, as_vector
 
 _EPS32 = 2.0**-24  # unit roundoff of float32
+_TINY32 = 2.0**-149  # smallest float32 (subnormal): a value below it rounds to 0 in float32
+
+
+def _exponent(x: float) -> int:
+    """The power of two e with ``x / 2^e`` in [0.5, 1) (0 for x = 0): dividing by 2^e is exact."""
+    return int(np.frexp(x)[1])
 
 
 def _need(module: str, package: str) -> object:
@@ -42,7 +48,7 @@ class _Peer:
     def __init__(self, keys: object) -> None:
         self.keys = np.array(as_matrix("K", keys), dtype=np.float64, order="C")
         self.n, self.d = self.keys.shape
-        self.max_norm = float(np.sqrt((self.keys**2).sum(axis=1)).max())
+        self.max_l1 = float(np.abs(self.keys).sum(axis=1).max())  # max_k sum_i |k_i|: no squares
 
     def _args(self, a: object, t: object) -> tuple[np.ndarray, float]:
         return as_vector("a", a, d=self.d), as_scalar("t", t)
@@ -67,10 +73,14 @@ class FaissFlat(_Peer):
     """faiss ``IndexFlatIP.range_search``: an exact O(n d) scan in float32.
 
     faiss reports scores ``> radius`` computed in float32. The float32 score of k differs from
-    the exact one by at most about ``(d + 2) u ||a|| ||k||`` (u = 2^-24: rounding a and k to
-    float32, then d products and sums), so searching with ``radius = t - 2 (d + 2) u ||a|| M``
-    (M the largest key norm) loses no key with ``<a, k> >= t``, ties included; the candidates
-    are then filtered exactly in float64.
+    the exact one by at most about ``(d + 2) u sum_i |a_i| |k_i|`` (u = 2^-24: rounding a and k
+    to float32, then d products and sums), plus what underflows below the float32 range (at
+    most ``2^-149 (1 + |a_i| + |k_i|)`` a term). Searching with
+
+        radius = t - 2 (d + 2) u max_i |a_i| M_1 - 2 d 2^-149 (1 + max|a| + max|k|)
+
+    (M_1 the largest ``sum_i |k_i|``: no squares, valid at every scale) loses no key with
+    ``<a, k> >= t``, ties included; the candidates are then filtered exactly in float64.
     """
 
     name = "faiss-flat"
@@ -80,6 +90,7 @@ class FaissFlat(_Peer):
         faiss = _need("faiss", "faiss-cpu")
         if np.abs(self.keys).max() > 1e18:
             raise ValueError("FaissFlat works in float32: keys must have magnitude <= 1e18")
+        self._max_abs = float(np.abs(self.keys).max())
         self.index = faiss.IndexFlatIP(self.d)
         self.index.add(self.keys.astype(np.float32))
 
@@ -88,7 +99,9 @@ class FaissFlat(_Peer):
         a, t = self._args(a, t)
         if np.abs(a).max(initial=0.0) > 1e18:
             raise ValueError("FaissFlat works in float32: a must have magnitude <= 1e18")
-        margin = 2.0 * (self.d + 2) * _EPS32 * float(np.linalg.norm(a)) * self.max_norm
+        big_a = float(np.abs(a).max(initial=0.0))
+        margin = (2.0 * (self.d + 2) * _EPS32 * big_a * self.max_l1
+                  + 2.0 * self.d * _TINY32 * (1.0 + big_a + self._max_abs))
         radius = np.float32(t - margin - 1e-30)
         if radius >= t - margin:  # float32 rounded the radius up: step one float32 down
             radius = np.nextafter(radius, np.float32(-np.inf))
@@ -107,7 +120,9 @@ class BallReduction(_Peer):
     ``||k'|| = M``), and a query q becomes ``q' = [q / ||q||, 0]``. Then
     ``||q' - k'||^2 = 1 + M^2 - 2 <q, k> / ||q||``, so ``<q, k> >= t`` iff
     ``||q' - k'|| <= r`` with ``r^2 = 1 + M^2 - 2 t / ||q||`` (nothing when r^2 < 0). The ball is
-    widened by a rounding margin and the candidates filtered exactly.
+    widened by a rounding margin and the candidates filtered exactly. Keys and query are first
+    divided by powers of two (exact) that bring their largest coordinates near 1, and t with
+    them, so that no square underflows or overflows at any scale.
 
     ``kind``: "sklearn-ball" (``sklearn.neighbors.BallTree``), "sklearn-kd"
     (``sklearn.neighbors.KDTree``) or "scipy-ckd" (``scipy.spatial.cKDTree``).
@@ -120,9 +135,12 @@ class BallReduction(_Peer):
             raise ValueError(f"kind must be one of {list(self.KINDS)}; got {kind!r}")
         super().__init__(keys)
         self.kind = self.name = kind
-        sq = (self.keys**2).sum(axis=1)
+        self._key_exp = _exponent(float(np.abs(self.keys).max()))
+        unit = np.ldexp(self.keys, -self._key_exp)  # largest coordinate in [0.5, 1)
+        sq = (unit**2).sum(axis=1)
+        self.max_norm = float(np.sqrt(sq.max()))  # M of the scaled keys, at most sqrt(d)
         lift = np.sqrt(np.maximum(self.max_norm**2 - sq, 0.0))
-        lifted = np.column_stack([self.keys, lift])
+        lifted = np.column_stack([unit, lift])
         # Rounding of ||q' - k'||^2, of the lift and of r^2, all relative to 1 + M^2.
         self._slack2 = 64.0 * (self.d + 4) * UNIT_ROUNDOFF * (1.0 + self.max_norm**2)
         if kind == "scipy-ckd":
@@ -136,14 +154,18 @@ class BallReduction(_Peer):
     def query(self, a: object, t: object) -> np.ndarray:
         """Sorted ids of every key with ``<a, k> >= t``."""
         a, t = self._args(a, t)
-        norm = float(np.linalg.norm(a))
+        a_exp = _exponent(float(np.abs(a).max(initial=0.0)))
+        unit = np.ldexp(a, -a_exp)
+        norm = float(np.linalg.norm(unit))
         if norm == 0.0:  # every score is exactly 0
             return np.arange(self.n, dtype=np.int64) if t <= 0 else np.zeros(0, np.int64)
-        r2 = 1.0 + self.max_norm**2 - 2.0 * t / norm
+        # <a, k> >= t  iff  <unit / norm, k / 2^key_exp> >= t / (2^(a_exp + key_exp) norm)
+        r2 = 1.0 + self.max_norm**2 - 2.0 * float(np.ldexp(t, -a_exp - self._key_exp)) / norm
         if r2 < -self._slack2:
             return np.zeros(0, dtype=np.int64)
-        radius = float(np.sqrt(max(r2, 0.0) + self._slack2))
-        point = np.append(a / norm, 0.0)
+        reach = 2.0 + self.max_norm  # every lifted key lies within 1 + M of the query point
+        radius = min(float(np.sqrt(max(r2, 0.0) + self._slack2)), reach)
+        point = np.append(unit / norm, 0.0)
         if self.kind == "scipy-ckd":
             candidates = self.tree.query_ball_point(point, radius, return_sorted=False)
         else:

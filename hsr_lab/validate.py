@@ -13,15 +13,27 @@ import numpy as np
 _NUMERIC_KINDS = "iuf"  # signed int, unsigned int, float
 
 
+def as_plain_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a plain ``np.ndarray`` (subclasses such as ``np.matrix`` converted).
+
+    A masked array is accepted as its data only when no entry is masked: a masked entry has no
+    value to use, so it is refused rather than silently read.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        if np.ma.getmaskarray(value).any():
+            raise ValueError(f"{name} must not have masked entries; got a masked array with "
+                             f"{int(np.ma.getmaskarray(value).sum())} masked (fill them, or "
+                             "drop those rows, first)")
+        value = value.data
+    try:
+        return np.asarray(value)  # a plain ndarray: subclasses become their base array
+    except (ValueError, TypeError) as err:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array; got {type(value).__name__}") from err
+
+
 def as_float_array(name: str, value: object) -> np.ndarray:
     """Return ``value`` as a float64 array, rejecting complex, object, string and bool data."""
-    if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except (ValueError, TypeError) as err:  # ragged lists and the like
-            raise TypeError(f"{name} must be a numeric array; got {type(value).__name__}") from err
+    arr = as_plain_array(name, value)
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"{name} must hold real numbers (int or float dtype); got dtype {arr.dtype}"
@@ -66,7 +78,11 @@ def as_scalar(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
             raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    out = float(value)  # type: ignore[arg-type]
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except OverflowError as err:  # an int beyond the float range
+        raise ValueError(f"{name} must be finite; got an integer beyond the float64 range "
+                         f"(about 1.8e308)") from err
     if not np.isfinite(out):
         raise ValueError(f"{name} must be finite; got {out}")
     return out

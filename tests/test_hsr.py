@@ -467,9 +467,9 @@ def test_bad_batched_queries_are_rejected_and_inputs_kept(backend):
 
 
 def test_lone_and_batched_walks_count_the_same_boxes_when_bounds_round():
-    """Found by hypothesis: with coordinates 2^25 apart a box bound rounds, and a BLAS product
-    summed in another order than the batch's einsum classified a box differently (same ids,
-    other counters). Both walks now compute the bounds the same way."""
+    """With coordinates 2^25 apart a box bound rounds; a BLAS product summed in another order
+    than the batch's einsum could classify a box differently (same ids, other counters), so
+    both walks compute the bounds with the same einsum."""
     from hsr_lab.hsr import NumpyKDTree
 
     values = np.array([0.0] * 16 + [-1.0] * 13 + [-(2.0**25), -1.5 * 2.0**-24])
@@ -481,3 +481,70 @@ def test_lone_and_batched_walks_count_the_same_boxes_when_bounds_round():
         found, cost = tree.query(A[i], t[i])
         np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], np.sort(found))
         assert stats[i] == cost
+
+
+# -- regressions of issue 13 (adversarial testing) ---------------------------------------------
+def test_rejected_add_leaves_the_structure_as_it_was():
+    """Issue 13.1: a refused add records nothing, not even its largest coordinate."""
+    hsr = HSR(np.zeros((4, 2)), backend="numpy")
+    with pytest.raises(ValueError, match="points"):
+        hsr.add([[1e200, 0.0]])
+    np.testing.assert_array_equal(hsr.add([[1.0, 2.0]]), [4])
+    np.testing.assert_array_equal(hsr.query([1e140, 0.0], 1.0), [4])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "reference", "brute"])
+def test_tiny_magnitudes_keep_the_margin(backend):
+    """Issue 13.2: squared norms of 1e-170 underflow to 0; the margin uses none."""
+    hsr = HSR(np.array([[-1e-170], [1e-193]]), backend=backend)
+    np.testing.assert_array_equal(hsr.query([-1.0], -1e-194), [0])
+    _, ids = hsr.query_many([[-1.0], [-1.0]], -1e-194)
+    np.testing.assert_array_equal(ids, [0, 0])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "brute"])
+def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkeypatch):
+    """Issue 13.3: once every block is dropped nothing dead is stored, so the next deletes
+    rebuild nothing."""
+    hsr = HSR(np.random.default_rng(0).standard_normal((1000, 2)), backend=backend)
+    hsr.delete(np.arange(1000))
+    ids = hsr.add(np.random.default_rng(1).standard_normal((1000, 2)))
+    merges = []
+    original = HSR._merge
+    monkeypatch.setattr(HSR, "_merge",
+                        lambda self, blocks: merges.append(1) or original(self, blocks))
+    for i in ids[:200]:
+        hsr.delete([i])
+    assert len(merges) == 0  # 200 of 1000 dead: no rebuild is due
+    assert len(hsr) == 800 and len(hsr.query([0.0, 0.0], 0.0)) == 800
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix, on purpose
+def test_numpy_subclasses_are_plain_arrays_and_masks_are_refused():
+    """Issue 13.7: np.matrix is read as a plain array; a masked entry is refused, not stored."""
+    P = np.random.default_rng(0).standard_normal((30, 2))
+    hsr = HSR(np.matrix(P), backend="numpy")
+    expected = HSR(P, backend="numpy").query([1.0, 0.5], 0.2)
+    np.testing.assert_array_equal(hsr.query(np.array([1.0, 0.5]), 0.2), expected)
+    _, ids = hsr.query_many(np.matrix([[1.0, 0.5]]), 0.2)
+    np.testing.assert_array_equal(ids, expected)
+    masked = np.ma.masked_array([[1.0, np.nan]], mask=[[False, True]])
+    with pytest.raises(ValueError, match=r"points.*masked"):
+        HSR(masked)
+    with pytest.raises(ValueError, match=r"A.*masked"):
+        hsr.query_many(np.ma.masked_array([[1.0, 2.0]], mask=[[True, False]]), 0.0)
+    unmasked = np.ma.masked_array(P)  # no entry masked: its data
+    np.testing.assert_array_equal(HSR(unmasked, backend="numpy").query([1.0, 0.5], 0.2), expected)
+
+
+def test_huge_int_threshold_and_uint64_ids_are_named():
+    """Issue 13.9: an int t beyond the float range is a ValueError naming t; a uint64 id of
+    2^63 is shown as given."""
+    hsr = HSR(np.zeros((3, 2)), backend="numpy")
+    with pytest.raises(ValueError, match="t"):
+        hsr.query([1.0, 0.0], 10**400)
+    with pytest.raises(ValueError, match="t"):
+        hsr.query_many([[1.0, 0.0]], 10**400)
+    with pytest.raises(ValueError, match=str(2**63)):
+        hsr.delete(np.array([2**63], dtype=np.uint64))
+    assert len(hsr) == 3

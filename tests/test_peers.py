@@ -175,3 +175,22 @@ def test_missing_optional_package_names_the_extra(monkeypatch, module, build):
     monkeypatch.setitem(sys.modules, f"{module}.neighbors", None)
     with pytest.raises(ImportError, match=r"hsr_lab\[peers\]"):
         build(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize(("key_exp", "a_exp"), [(-560, 0), (-1000, 990), (0, -1000), (450, -460),
+                                                (-60, -60), (60, 0), (55, -160), (-150, 0)])
+def test_margins_hold_at_every_scale(peer, key_exp, a_exp):
+    """Issue 13.2: margins built from squared norms vanish below about 1e-162. Keys scaled by
+    2^key_exp, queries by 2^a_exp and t by both: exact dyadic scores, the same answers."""
+    if peer == "faiss-flat" and max(key_exp, a_exp) > 55:
+        pytest.skip("FaissFlat works in float32: magnitudes up to 1e18")
+    rng = np.random.default_rng(11)
+    base = rng.integers(-4, 5, (60, 3)).astype(np.float64)
+    keys = np.ldexp(base, key_exp)
+    index, oracle = PEERS[peer](keys), HSR(base, backend="brute")
+    for _ in range(6):
+        a = rng.integers(-3, 4, 3).astype(np.float64)
+        t0 = float(rng.choice(base @ a)) if rng.random() < 0.7 else float(rng.integers(-5, 6))
+        got = index.query(np.ldexp(a, a_exp), float(np.ldexp(t0, key_exp + a_exp)))
+        np.testing.assert_array_equal(got, oracle.query(a, t0), err_msg=f"{peer} t0={t0}")

@@ -1,14 +1,18 @@
 """The fast path: the kd-tree of ``reference.py``, built and queried with whole-array NumPy.
 
-Readable twin: ``hsr_lab.hsr.reference.ReferenceKDTree`` (same splits, same three-way box test,
-same rounding margin). What changes is only how the work is organised:
+Readable twin: ``hsr_lab.hsr.reference.ReferenceKDTree`` (same splits, same tie rule, same
+three-way box test with ``mid``, ``spread`` and ``margin``, same outcomes ``pruned`` /
+``reported`` / ``scanned`` / ``opened``, same counters). What changes is only how the work is
+organised:
 
-- the nodes live in flat arrays in breadth-first order (``center``, ``half``, ``rad``,
-  ``start``, ``size``, ``child``), so one level of the tree is one contiguous block;
-- the points are stored permuted so that every subtree owns a contiguous range of rows;
+- the fields of ``reference.Node`` become one array per field, one row per node in
+  breadth-first order: ``center``, ``half``, ``rad``, ``start``, ``stop``, ``left`` and
+  ``right`` (children are adjacent, so ``right = left + 1``; both are -1 at a leaf); one level
+  of the tree is one contiguous block of rows;
+- the points are stored permuted so that every subtree owns the rows ``start:stop``;
 - a query walks the tree one level at a time: the box test of the whole frontier is one
-  product, nodes found inside are reported as id ranges without inner products, and only the
-  points of "open" leaves are scored, in one gather and one product;
+  product, nodes ``reported`` whole become id ranges without inner products, and only the
+  points of ``scanned`` leaves are scored, in one gather and one product;
 - ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
   pairs, so one level costs the same few NumPy calls for the whole batch, and ``query`` is the
   batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
@@ -19,7 +23,8 @@ same rounding margin). What changes is only how the work is organised:
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
 so the build costs O(n) NumPy work per level, O(n log n) in all. As in the reference, a node is
-split on the widest side of its cell (its parent's cell, cut at the median), and the query uses
+split on the widest side of its cell (its parent's cell, cut at the median), points are ordered
+by (coordinate, input row) so that ties split the same way in both twins, and the query uses
 the tight box of the node's points.
 """
 
@@ -30,11 +35,12 @@ import numpy as np
 from ._stats import BatchQueryStats, QueryStats
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .numerics import TINY, margin
+from .reference import Node
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
 _MAX_BATCH = 4096  # queries walked together at most
-_BOTH = np.array([0, 1])  # a node's children are left = child, right = child + 1
+_BOTH = np.array([0, 1])  # a node's children: left + 0 and right = left + 1
 
 
 def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -45,13 +51,13 @@ def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 def _weights(A: np.ndarray) -> np.ndarray:
     """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, d TINY]`` and
-    ``[a, -|a|, -slack, -d TINY]``, with ``slack = margin(d) ||a||``."""
+    ``[a, -|a|, -slack, -d TINY]``, with ``slack = margin(d) max_i |a_i|`` (see ``_bounds``)."""
     c, d = A.shape
     out = np.empty((c, 2, 2 * d + 2))
     out[:, :, :d] = A[:, None, :]
     np.abs(A, out=out[:, 0, d:2 * d])
     np.negative(out[:, 0, d:2 * d], out=out[:, 1, d:2 * d])
-    slack = margin(d) * np.sqrt(_dots(A, A))
+    slack = margin(d) * out[:, 0, d:2 * d].max(axis=1)  # no squares: valid at every scale
     out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
     out[:, 0, -1], out[:, 1, -1] = d * TINY, -d * TINY
     return out
@@ -112,6 +118,7 @@ class _LevelSplitter:
         order = np.argpartition(values, np.unique(np.concatenate([left, sizes[short]])), axis=1)
         seg = np.arange(n_seg)
         cut = values[seg, order[seg, left]]  # the median: the smallest value of the right half
+        self._break_ties(order, values, at, cut)
         order += starts[:, None]  # position in the node -> position in perm
         order[short, -1] = spare
         self._source[at.ravel()] = order.ravel()
@@ -123,9 +130,28 @@ class _LevelSplitter:
         child_lo[2 * seg + 1, dims] = cut
         return left, child_lo, child_hi
 
+    def _break_ties(self, order: np.ndarray, values: np.ndarray, at: np.ndarray,
+                    cut: np.ndarray) -> None:
+        """Where a node holds the median value more than once, order it by (value, input row).
+
+        That is the reference's rule (it sorts by that key), so that tied points go to the same
+        child in both twins. ``argpartition`` alone leaves ties in any order; the nodes without
+        a tie at the median (all of them on continuous data) keep its O(size) partition.
+        """
+        tied = np.flatnonzero(np.count_nonzero(values == cut[:, None], axis=1) > 1)
+        if len(tied):
+            rows = self.perm[at[tied]]  # input row of every entry (padding sorts last: inf)
+            order[tied] = np.lexsort((rows, values[tied]), axis=-1)
+
 
 class NumpyKDTree:
-    """Vectorised kd-tree answering ``<a, x> >= t``; the fast twin of ``ReferenceKDTree``."""
+    """Vectorised kd-tree answering ``<a, x> >= t``; the fast twin of ``ReferenceKDTree``.
+
+    Public names are the reference's, plus the fields of ``reference.Node`` as per-node arrays
+    (breadth-first order): ``center`` (nodes, d), ``half`` (nodes, d), ``rad``, ``start``,
+    ``stop``, ``left`` and ``right`` (nodes,). ``root`` and ``trace`` return ``Node`` objects
+    built from those arrays, so a walk can be read as the reference's.
+    """
 
     name = "numpy"
 
@@ -133,55 +159,65 @@ class NumpyKDTree:
         n, self.d = points.shape
         self.leaf_size = leaf_size
         splitter = _LevelSplitter(points)
-        starts, sizes, childs = self._build(splitter)
+        self.start, self.stop, self.left = self._build(splitter)
         perm = splitter.perm[:n]
         self.points = np.take(points, perm, axis=0)  # row j of the tree is row perm[j] of the input
-        self._ids = ids[perm]
-        self.start = starts.astype(np.int64)
-        self.size = sizes.astype(np.int64)
-        self.child = childs  # index of the left child (right = left + 1), or -1 at a leaf
-        self._leaf_width = int(self.size[self.child < 0].max())  # the most points of a leaf
-        self._boxes()
+        self.ids = ids[perm]
+        self._leaf_width = int((self.stop - self.start)[self.left < 0].max())  # widest leaf
+        self._packed = self._boxes()
+        # Views into the packed rows [center, half, rad, 1] (see _bounds): no copies.
+        self.center = self._packed[:, :self.d]
+        self.half = self._packed[:, self.d:2 * self.d]
+        self.rad = self._packed[:, 2 * self.d]
+
+    @property
+    def right(self) -> np.ndarray:
+        """Index of each node's right child, ``left + 1`` (children are adjacent), -1 at a leaf."""
+        return np.where(self.left >= 0, self.left + 1, -1)
 
     def _build(self, splitter: _LevelSplitter) -> tuple[np.ndarray, ...]:
-        """Split level by level; return each node's start, size and left child in BFS order."""
+        """Split level by level; return each node's start, stop and left child in BFS order."""
         starts, sizes = np.zeros(1, np.int64), np.array([len(splitter.perm) - 1], np.int64)
         lo, hi = splitter.points.min(axis=0)[None, :], splitter.points.max(axis=0)[None, :]
         levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n_nodes = 1  # nodes numbered so far, through the current level
         while len(starts):
             split = sizes > self.leaf_size
-            child = np.full(len(starts), -1, dtype=np.int64)
-            child[split] = n_nodes + 2 * np.arange(split.sum())
-            levels.append((starts, sizes, child))
+            left = np.full(len(starts), -1, dtype=np.int64)
+            left[split] = n_nodes + 2 * np.arange(split.sum())
+            levels.append((starts, starts + sizes, left))
             n_nodes += 2 * int(split.sum())
             if not split.any():
                 break
             s, z = starts[split], sizes[split]
-            left, lo, hi = splitter.split(s, z, lo[split], hi[split])
-            starts = np.stack([s, s + left], axis=1).ravel()
-            sizes = np.stack([left, z - left], axis=1).ravel()
-        self.level_offsets = np.cumsum([0] + [len(lv[0]) for lv in levels])
-        return tuple(np.concatenate(parts) for parts in zip(*levels, strict=True))
+            half, lo, hi = splitter.split(s, z, lo[split], hi[split])
+            starts = np.stack([s, s + half], axis=1).ravel()
+            sizes = np.stack([half, z - half], axis=1).ravel()
+        self._level_offsets = np.cumsum([0] + [len(lv[0]) for lv in levels])
+        return tuple(np.concatenate(parts).astype(np.int64) for parts in zip(*levels, strict=True))
 
-    def _boxes(self) -> None:
-        """Tight boxes: leaves by ``reduceat`` over their rows, parents from their children."""
+    def _boxes(self) -> np.ndarray:
+        """Tight boxes as packed rows ``[center, half, rad, 1]``: leaves by ``reduceat`` over
+        their rows, parents from their children; ``rad = sum_i max(|lo_i|, |hi_i|)``."""
         n_nodes = len(self.start)
         lo = np.empty((n_nodes, self.d))
         hi = np.empty((n_nodes, self.d))
-        leaves = np.flatnonzero(self.child < 0)
+        leaves = np.flatnonzero(self.left < 0)
         leaves = leaves[np.argsort(self.start[leaves], kind="stable")]  # they tile the rows
         lo[leaves] = np.minimum.reduceat(self.points, self.start[leaves], axis=0)
         hi[leaves] = np.maximum.reduceat(self.points, self.start[leaves], axis=0)
-        bounds = self.level_offsets
+        bounds = self._level_offsets
         for first, stop in zip(bounds[-2::-1], bounds[:0:-1], strict=True):  # deepest first
             level = np.arange(first, stop)
-            level = level[self.child[level] >= 0]
-            c = self.child[level]
-            lo[level] = np.minimum(lo[c], lo[c + 1])
-            hi[level] = np.maximum(hi[c], hi[c + 1])
-        rad = np.sqrt((np.maximum(np.abs(lo), np.abs(hi)) ** 2).sum(axis=1))
-        self.box = np.column_stack([(lo + hi) / 2, (hi - lo) / 2, rad, np.ones(n_nodes)])
+            level = level[self.left[level] >= 0]
+            left = self.left[level]
+            lo[level] = np.minimum(lo[left], lo[left + 1])
+            hi[level] = np.maximum(hi[left], hi[left + 1])
+        reach = np.maximum(np.abs(lo), np.abs(hi))
+        rad = reach[:, 0].copy()
+        for i in range(1, self.d):  # summed left to right, as the reference sums it
+            rad += reach[:, i]
+        return np.column_stack([(lo + hi) / 2, (hi - lo) / 2, rad, np.ones(n_nodes)])
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
@@ -209,46 +245,84 @@ class NumpyKDTree:
         found = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
         return np.concatenate(indptrs), found, BatchQueryStats.concat(stats)
 
-    def _walk(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """Walk the tree level by level for the c queries (A[i], t[i]) together.
+    def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
+        """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
+        "scanned" (a leaf whose points were tested) or "opened" (recursed into). Level by level
+        (the reference lists the same nodes depth-first)."""
+        pairs, pruned, reported, scanned = self._frontier(np.asarray(a, dtype=np.float64)[None, :],
+                                                          np.array([t], dtype=np.float64))
+        outcomes = np.select([pruned, reported, scanned], ["pruned", "reported", "scanned"],
+                             default="opened")
+        nodes = self._nodes()
+        return [(nodes[i], str(outcome)) for i, outcome in zip(pairs.tolist(), outcomes,
+                                                                 strict=True)]
 
-        Returns the CSR ``(indptr, ids)`` of what each query found (ids grouped by query) and
-        the counters. The frontier is a set of (query, node) pairs, coded ``query * nodes +
-        node`` in one array. Each node's row of ``self.box`` is ``[c, h, rad, 1]``; its inner
-        products with the query's two weight rows (``_weights``) are the two bounds of
-        ``ReferenceKDTree._visit``: ``<c, a> + <h, |a|> + margin`` and ``<c, a> - <h, |a|> -
-        margin``, margin = slack rad + d TINY.
+    @property
+    def root(self) -> Node:
+        """The tree as linked ``reference.Node`` objects, built from the arrays (to read)."""
+        return self._nodes()[0]
+
+    def _nodes(self) -> list[Node]:
+        """One ``Node`` per row of the arrays, children linked."""
+        nodes = [Node(c, h, r, s, e) for c, h, r, s, e in zip(
+            self.center.tolist(), self.half.tolist(), self.rad.tolist(), self.start.tolist(),
+            self.stop.tolist(), strict=True)]
+        for node, left in zip(nodes, self.left.tolist(), strict=True):
+            if left >= 0:
+                node.left, node.right = nodes[left], nodes[left + 1]
+        return nodes
+
+    def _walk(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """Walk the tree for the c queries (A[i], t[i]) together; return the CSR ``(indptr,
+        ids)`` of what each query found (ids grouped by query) and the counters."""
+        c = len(A)
+        pairs, pruned, reported, scanned = self._frontier(A, t)
+        queries = pairs // len(self.start) if c > 1 else pairs
+        counts = [_count(queries, mask, c) for mask in (None, pruned, reported)]
+        found = reported | scanned
+        return self._report(A, t, pairs[found], scanned[found], counts)
+
+    def _frontier(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every (query, node) pair the walk visits and its outcome: ``ReferenceKDTree._visit``
+        for a whole level of pairs at a time.
+
+        Returns ``(pairs, pruned, reported, scanned)`` (the other pairs were opened). A pair is
+        coded ``query * nodes + node`` in one array (just ``node`` for a batch of one).
         """
         c, n_nodes = len(A), len(self.start)
         weights = _weights(A)
         pairs = np.arange(c) * n_nodes  # every query at the root
-        levels = []  # per level: the frontier and what happened to each pair
+        levels = []
         while len(pairs):
             queries, nodes = np.divmod(pairs, n_nodes) if c > 1 else (pairs, pairs)
             upper, lower = self._bounds(queries, nodes, weights)
             limit = _per_query(t, queries)
-            outside, inside = upper < limit, lower >= limit
-            first = self.child[nodes]
-            opened = ~(inside | outside)
-            scanned = opened & (first < 0)  # open leaves: their points get scored
-            levels.append((pairs, outside, inside, scanned))
-            deeper = opened ^ scanned
-            down = (pairs + (first - nodes) if c > 1 else first)[deeper]  # (query, left child)
-            pairs = np.add.outer(down, _BOTH).ravel()
-        pairs, outside, inside, scanned = map(np.concatenate, zip(*levels, strict=True))
-        queries = pairs // n_nodes if c > 1 else pairs
-        counts = [_count(queries, mask, c) for mask in (None, outside, inside)]
-        found = inside | scanned
-        return self._report(A, t, pairs[found], scanned[found], counts)
+            pruned = upper < limit  # mid + spread + margin < t: box entirely outside
+            reported = lower >= limit  # mid - spread - margin >= t: box entirely inside
+            left = self.left[nodes]
+            undecided = ~(pruned | reported)
+            scanned = undecided & (left < 0)  # leaves: their points get scored
+            opened = undecided ^ scanned
+            levels.append((pairs, pruned, reported, scanned))
+            down = (pairs + (left - nodes) if c > 1 else left)[opened]  # (query, left child)
+            pairs = np.add.outer(down, _BOTH).ravel()  # the left and the right child
+        return tuple(map(np.concatenate, zip(*levels, strict=True)))
 
     def _bounds(self, queries: np.ndarray, nodes: np.ndarray, weights: np.ndarray
                 ) -> np.ndarray:
-        """Upper and lower bounds (2, f) of the score over the box of each (query, node)."""
+        """The two bounds (2, f) of ``ReferenceKDTree._visit`` for each (query, node):
+        ``mid + spread + margin`` and ``mid - spread - margin``, where ``mid = <center, a>``,
+        ``spread = <half, |a|>`` and ``margin = slack rad + d TINY``.
+
+        Packed step: the node's row ``[center, half, rad, 1]`` times the query's weight rows
+        ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack, -d TINY]`` (``_weights``) is
+        ``mid + spread + margin`` and ``mid - spread - margin``: both bounds in one einsum.
+        """
         step = max(1, _BLOCK // weights[0].size)
         if len(nodes) <= step:  # the usual case: one product
             # einsum for one query too: the bounds, and so the counters, come out bit for bit
             # the same alone and in a batch (a BLAS product may sum in another order).
-            return _dots(np.take(self.box, nodes, axis=0)[:, None, :],
+            return _dots(np.take(self._packed, nodes, axis=0)[:, None, :],
                          _per_query(weights, queries)).T
         return np.concatenate([self._bounds(queries[lo:lo + step], nodes[lo:lo + step], weights)
                                for lo in range(0, len(nodes), step)], axis=1)
@@ -267,19 +341,21 @@ class NumpyKDTree:
             pairs, scanned = pairs[order], scanned[order]
         queries, nodes = np.divmod(pairs, len(self.start)) if c > 1 else (pairs, pairs)
         whole, leaves = nodes[~scanned], nodes[scanned]
-        whole_ids = self._ids[ranges(self.start[whole], self.size[whole])]
+        whole_sizes = self.stop[whole] - self.start[whole]
+        leaf_sizes = self.stop[leaves] - self.start[leaves]
+        whole_ids = self.ids[ranges(self.start[whole], whole_sizes)]
         hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
-        hit_ids = self._ids[hit_rows]
+        hit_ids = self.ids[hit_rows]
         if c == 1:  # a single query: nothing to group
             found = np.concatenate([whole_ids, hit_ids])
             indptr = np.array([0, len(found)])
-            products = np.array([self.size[leaves].sum()])
+            products = np.array([leaf_sizes.sum()])
         else:
-            whole_counts = np.bincount(queries[~scanned], weights=self.size[whole], minlength=c)
+            whole_counts = np.bincount(queries[~scanned], weights=whole_sizes, minlength=c)
             hit_counts = np.bincount(queries[scanned], weights=hits, minlength=c)
             indptr, found = concat_rows([(indptr_of(whole_counts.astype(np.int64)), whole_ids),
                                          (indptr_of(hit_counts.astype(np.int64)), hit_ids)])
-            products = np.bincount(queries[scanned], weights=self.size[leaves], minlength=c)
+            products = np.bincount(queries[scanned], weights=leaf_sizes, minlength=c)
         return indptr, found, BatchQueryStats(*counts, products.astype(np.int64),
                                               np.diff(indptr))
 
@@ -290,7 +366,7 @@ class NumpyKDTree:
         (the padding reads the next rows, clipped at the last one, and is masked out), so each
         query's vector is gathered once per leaf, not once per point."""
         if len(A) == 1:  # one query: gather exactly the leaves' rows, one BLAS product
-            sizes = self.size[leaves]
+            sizes = self.stop[leaves] - self.start[leaves]
             rows = ranges(self.start[leaves], sizes)
             keep = np.take(self.points, rows, axis=0) @ A[0] >= t[0]
             offsets = np.cumsum(sizes) - sizes
@@ -300,14 +376,15 @@ class NumpyKDTree:
         step = max(1, _BLOCK // (self._leaf_width * self.d))
         rows, hits = [], []
         for lo in range(0, len(leaves), step):
-            grid = self.start[leaves[lo:lo + step], None] + width
+            chunk = leaves[lo:lo + step]
+            grid = self.start[chunk, None] + width
             points = np.take(self.points, grid, axis=0, mode="clip")
             who = queries[lo:lo + step]
             a = _per_query(A, who)
             scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
             limit = _per_query(t, who)
             hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
-            hit &= width < self.size[leaves[lo:lo + step], None]
+            hit &= width < (self.stop[chunk] - self.start[chunk])[:, None]
             rows.append(grid[hit])
             hits.append(np.count_nonzero(hit, axis=1))
         if not rows:
@@ -316,20 +393,20 @@ class NumpyKDTree:
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
-        return self.points, self._ids
+        return self.points, self.ids
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
     @property
     def depth(self) -> int:
-        """Number of levels below the root."""
-        return len(self.level_offsets) - 2
+        """Length of the longest root-to-leaf path (levels below the root)."""
+        return len(self._level_offsets) - 2
 
     @property
     def nbytes(self) -> int:
         """Bytes of every array the tree holds (its copy of the points included)."""
-        arrays = (self.points, self._ids, self.start, self.size, self.child, self.box)
+        arrays = (self.points, self.ids, self.start, self.stop, self.left, self._packed)
         return sum(arr.nbytes for arr in arrays)
 
     def __repr__(self) -> str:

@@ -12,7 +12,8 @@ error of any summation order (Higham, *Accuracy and Stability of Numerical Algor
 products and the rounding of ``t``). ``TINY`` covers underflow: a product below the smallest
 normal float loses at most ``TINY`` absolutely. The sum ``sum_i |a_i| |x_i|`` is bounded with
 L1-style quantities (no squares), so the margin stays valid at every finite scale: squared
-norms of 1e-170 underflow to 0, absolute values do not.
+norms of 1e-170 underflow to 0, absolute values do not. The kd-trees use, over a box
+``[lo, hi]``, ``sum_i |a_i| |x_i| <= max_i |a_i| * rad`` with ``rad = sum_i max(|lo_i|, |hi_i|)``.
 
 ``MAX_COORD`` and ``MAX_PRODUCT`` keep every inner product far from float64 overflow.
 """

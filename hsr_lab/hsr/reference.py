@@ -10,8 +10,16 @@ centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-sp
   computing a single inner product (they sit next to each other, so this is one slice);
 - **open**: otherwise recurse into both children, or test each point of a leaf.
 
-Both bounds are widened by a rounding margin (``numerics.margin``) so that a decision about a
-whole box never disagrees with the exact per-point test ``<a, x> >= t`` computed in float64.
+Both bounds are widened by a rounding margin so that a decision about a whole box never
+disagrees with the per-point test ``<a, x> >= t`` computed in float64:
+
+    margin = margin(d) max_i |a_i| rad + d TINY,   rad = sum_i max(|lo_i|, |hi_i|),
+
+which bounds ``margin(d) sum_i |a_i| |x_i| + d TINY`` (``numerics``) for every x in the box,
+without a square, so it holds at every finite scale.
+
+A node is split at the median of the widest side of its cell, the points ordered by
+(coordinate, input row): ties go to the same side in both twins.
 ``hsr_lab.hsr.kdtree.NumpyKDTree`` builds the same tree and runs the same test level by level.
 """
 
@@ -33,7 +41,7 @@ class Node:
 
     center: list[float]
     half: list[float]
-    rad: float  # an upper bound on ||x|| for x in the box
+    rad: float  # sum_i max(|lo_i|, |hi_i|): an upper bound on sum_i |x_i| over the box
     start: int
     stop: int
     left: Node | None = None
@@ -44,19 +52,24 @@ class Node:
         return self.left is None
 
 
-def _bounds(rows: list[tuple[list[float], int]]) -> tuple[list[float], list[float]]:
+Row = tuple[list[float], int, int]  # a point, its id, its row in the input
+
+
+def _bounds(rows: list[Row]) -> tuple[list[float], list[float]]:
     """The corners lo and hi of the tightest box around the given points."""
     d = len(rows[0][0])
-    return ([min(x[i] for x, _ in rows) for i in range(d)],
-            [max(x[i] for x, _ in rows) for i in range(d)])
+    return ([min(x[i] for x, _, _ in rows) for i in range(d)],
+            [max(x[i] for x, _, _ in rows) for i in range(d)])
 
 
-def _box(rows: list[tuple[list[float], int]]) -> tuple[list[float], list[float], float]:
-    """Centre, half-widths and norm bound of the tightest box around the given points."""
+def _box(rows: list[Row]) -> tuple[list[float], list[float], float]:
+    """Centre, half-widths and ``rad = sum_i max(|lo_i|, |hi_i|)`` of the tightest box."""
     lo, hi = _bounds(rows)
     center = [(low + high) / 2 for low, high in zip(lo, hi, strict=True)]
     half = [(high - low) / 2 for low, high in zip(lo, hi, strict=True)]
-    rad = math.sqrt(sum(max(abs(low), abs(high)) ** 2 for low, high in zip(lo, hi, strict=True)))
+    rad = 0.0
+    for low, high in zip(lo, hi, strict=True):  # L1-style: no square to underflow
+        rad += max(abs(low), abs(high))
     return center, half, rad
 
 
@@ -66,7 +79,7 @@ class ReferenceKDTree:
     name = "reference"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
-        rows = list(zip(points.tolist(), ids.tolist(), strict=True))
+        rows = list(zip(points.tolist(), ids.tolist(), range(len(ids)), strict=True))
         self.d = len(rows[0][0])
         self.leaf_size = leaf_size
         self.points: list[list[float]] = []  # in tree order: a subtree is a slice
@@ -74,20 +87,19 @@ class ReferenceKDTree:
         self._depth = 0
         self.root = self._build(rows, *_bounds(rows), 0)
 
-    def _build(self, rows: list[tuple[list[float], int]], lo: list[float], hi: list[float],
-               depth: int) -> Node:
+    def _build(self, rows: list[Row], lo: list[float], hi: list[float], depth: int) -> Node:
         """Split the cell ``[lo, hi]`` at the median of its widest side until a node holds at
         most leaf_size points. Queries use the node's tight box, not its cell."""
         center, half, rad = _box(rows)
         node = Node(center, half, rad, start=len(self.points), stop=len(self.points))
         self._depth = max(self._depth, depth)
         if len(rows) <= self.leaf_size:
-            for x, i in rows:
+            for x, i, _ in rows:
                 self.points.append(x)
                 self.ids.append(i)
         else:
             dim = max(range(self.d), key=lambda j: (hi[j] - lo[j], -j))  # lowest j on ties
-            rows = sorted(rows, key=lambda row: row[0][dim])
+            rows = sorted(rows, key=lambda row: (row[0][dim], row[2]))  # ties: by input row
             mid = len(rows) // 2
             left_hi, right_lo = list(hi), list(lo)
             left_hi[dim] = right_lo[dim] = rows[mid][0][dim]  # cut the cell at the median
@@ -119,7 +131,7 @@ class ReferenceKDTree:
               ) -> tuple[list[int], QueryStats]:
         """Run the query from the root: the ids found and the counters."""
         a_list = [float(v) for v in a]
-        slack = margin(self.d) * math.sqrt(sum(v * v for v in a_list))
+        slack = margin(self.d) * max(abs(v) for v in a_list)  # times rad: see the docstring
         found: list[int] = []
         stats = QueryStats()
         self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, found, stats, trace)

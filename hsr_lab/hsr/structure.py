@@ -85,11 +85,13 @@ class HSR:
         pts = as_matrix("points", points, d=self.d, allow_empty=True)
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
-        self._max_abs = max(self._max_abs, float(np.abs(pts).max()))
-        if self._max_abs > MAX_ABS:
+        largest = float(np.abs(pts).max())
+        if largest > MAX_ABS:  # refused before any state changes: a failed add changes nothing
             raise ValueError(f"points must have coordinates of magnitude at most {MAX_ABS:g} "
-                             "(larger inner products would overflow float64)")
+                             f"(larger inner products would overflow float64); got {largest:g}")
         ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
+        block = self._build(pts, ids)
+        self._max_abs = max(self._max_abs, largest)
         if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
             grown = np.zeros(max(2 * len(self._flags), self._n_ids + len(pts)), dtype=bool)
             grown[: self._n_ids] = self._alive
@@ -97,7 +99,7 @@ class HSR:
         self._flags[self._n_ids : self._n_ids + len(pts)] = True
         self._n_ids += len(pts)
         self._size += len(pts)
-        self._blocks.append(self._build(pts, ids))
+        self._blocks.append(block)
         while len(self._blocks) >= 2 and len(self._blocks[-2]) <= 2 * len(self._blocks[-1]):
             newer, older = self._blocks.pop(), self._blocks.pop()
             self._blocks.append(self._merge([older, newer]))
@@ -111,11 +113,12 @@ class HSR:
         if arr.dtype.kind not in "iu" or arr.ndim > 1:
             raise TypeError(f"ids must be an integer or a 1-D array of integers; got {arr.dtype} "
                             f"with shape {arr.shape}")
-        arr = arr.astype(np.int64).ravel()
-        bad = arr[(arr < 0) | (arr >= len(self._alive))]
+        arr = arr.ravel()
+        bad = arr[(arr < 0) | (arr >= len(self._alive))]  # compared in the caller's dtype
         if len(bad):
             raise ValueError(f"ids must be ids of stored points (0 .. {len(self._alive) - 1}); "
                              f"got {bad[:5].tolist()}")
+        arr = arr.astype(np.int64)
         if len(np.unique(arr)) != len(arr):
             raise ValueError("ids must not repeat an id")
         gone = arr[~self._alive[arr]]
@@ -124,8 +127,9 @@ class HSR:
         self._alive[arr] = False
         self._n_dead += len(arr)
         self._size -= len(arr)
-        if self._n_dead > len(self):
+        if self._n_dead > len(self):  # rebuild from the live points; nothing dead remains
             self._blocks = [self._merge(self._blocks)] if len(self) else []
+            self._n_dead = 0
 
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""

@@ -1,0 +1,340 @@
+"""Adversarial property battery: every backend, as a hostile user would feed it.
+
+Integer and dyadic data (ties exactly at the threshold, duplicates, collinear and lattice
+points), d = 1 .. 10, every backend (reference, numpy, brute, layers at d = 2, auto),
+``query`` and ``query_many``, stateful adds and deletes with rejected inputs interleaved, and
+scales 2^k for k in [-1000, 1000]. The oracle is computed independently, exactly, with
+``fractions.Fraction``: a stored point x is reported iff ``<a, x> >= t`` over the rationals.
+The data are chosen so that float64 computes every score exactly (the terms of one score share
+a power of two), so any disagreement is a bug, not rounding. Where a scale passes the
+documented limits (``MAX_COORD``, ``MAX_PRODUCT``) the expected outcome is a ValueError that
+names the argument. ``COUNT`` tallies the comparisons; ``test_zz_report`` prints the tally.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from conftest import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from hsr_lab import HSR
+from hsr_lab.hsr.numerics import MAX_COORD, MAX_PRODUCT
+
+COUNT: Counter[str] = Counter()  # comparisons made by the battery, by kind
+
+
+def backends_for(d: int) -> list[str]:
+    return ["reference", "numpy", "brute", "auto"] + (["layers"] if d == 2 else [])
+
+
+def exact_ids(points: np.ndarray, a: np.ndarray, t: float) -> list[int]:
+    """Rows x of points with <a, x> >= t, in exact rational arithmetic."""
+    fa, ft = [Fraction(v) for v in a.tolist()], Fraction(t)
+    return [i for i, x in enumerate(points.tolist())
+            if sum((Fraction(v) * w for v, w in zip(x, fa, strict=True)), Fraction(0)) >= ft]
+
+
+def too_big(points: np.ndarray, A: np.ndarray) -> tuple[bool, bool]:
+    """Whether HSR must refuse the points, and (if not) the queries: the documented limits."""
+    largest = float(np.abs(points).max())
+    return largest > MAX_COORD, float(np.abs(A).max()) * largest * points.shape[1] > MAX_PRODUCT
+
+
+# -- data -------------------------------------------------------------------------------------
+@st.composite
+def shapes(draw, n: int, d: int) -> np.ndarray:
+    """Small integers laid out adversarially: random, lattice, collinear or duplicated rows."""
+    kind = draw(st.sampled_from(["random", "lattice", "collinear", "duplicates"]))
+    span = draw(st.sampled_from([0, 1, 2, 5]))
+    ints = st.integers(-span, span)
+    if kind == "lattice":  # a full grid corner: every coordinate value shared by many points
+        side = draw(st.integers(1, 3))
+        grid = np.stack(np.meshgrid(*[np.arange(side)] * d, indexing="ij"), -1).reshape(-1, d)
+        return grid[:n].astype(np.float64) - side // 2
+    if kind == "collinear":  # c + s v: every point on one line
+        c = np.array(draw(st.lists(ints, min_size=d, max_size=d)), dtype=np.float64)
+        v = np.array(draw(st.lists(st.integers(-2, 2), min_size=d, max_size=d)), float)
+        steps = np.array(draw(st.lists(st.integers(-4, 4), min_size=n, max_size=n)), float)
+        return c + steps[:, None] * v
+    rows = draw(st.integers(1, n)) if kind == "duplicates" else n
+    base = np.array(draw(st.lists(ints, min_size=rows * d, max_size=rows * d)),
+                    dtype=np.float64).reshape(rows, d)
+    return base[np.arange(n) % rows]
+
+
+@st.composite
+def dyadic_instances(draw, max_n: int = 40, max_d: int = 10, max_m: int = 3):
+    """Points ``ints * 2^(k + e_row)``, queries ``ints * 2^j``, thresholds ``t0 * 2^(k + j)``
+    with t0 a stored point's score (a tie), that score divided by 2^1 .. 2^80, or a small
+    integer or half-integer.
+
+    Every score is exact in float64 (its terms share the power of two of their row), while the
+    boxes mix rows up to 2^180 apart, so their bounds round and the margin must cover that."""
+    n, d = draw(st.integers(1, max_n)), draw(st.integers(1, max_d))
+    points = draw(shapes(n, d))
+    if draw(st.booleans()):  # each row its own power of two: huge and tiny side by side
+        e = np.array(draw(st.lists(st.one_of(st.just(0), st.integers(-120, 60)),
+                                   min_size=len(points), max_size=len(points))))
+        points = np.ldexp(points, e[:, None])
+    k = draw(st.one_of(st.integers(-1000, 1000),
+                       st.sampled_from([0, -1000, -900, -700, -560, 490, 530])))
+    j = draw(st.one_of(st.integers(-10, 10).map(lambda s: s - k),
+                       st.integers(max(-1000, -1000 - k), min(1000, 1000 - k))))
+    j = max(-900 - k, min(900 - k, j))  # k + j in [-900, 900]: no score underflows or overflows
+    m = draw(st.integers(1, max_m))
+    A = np.array(draw(st.lists(st.integers(-3, 3), min_size=m * d, max_size=m * d)),
+                 dtype=np.float64).reshape(m, d)
+    t0 = []
+    for a in A:
+        kind = draw(st.sampled_from(["tie", "near", "int", "half"]))
+        score = float(points[draw(st.integers(0, len(points) - 1))] @ a)
+        if kind == "near":  # between 0 and a stored score, far below the box bounds' rounding
+            score = float(np.ldexp(score, -draw(st.integers(1, 80))))
+        t0.append(score if kind in ("tie", "near") else draw(st.integers(-8, 8)) + (
+            0.5 if kind == "half" else 0.0))
+    return np.ldexp(points, k), np.ldexp(A, j), np.ldexp(np.array(t0), k + j)
+
+
+# -- query and query_many against the exact oracle ---------------------------------------------
+def check_backend(points: np.ndarray, A: np.ndarray, t: np.ndarray, backend: str,
+                  leaf_size: int) -> None:
+    """One backend against the exact oracle: every query alone and all of them as a batch."""
+    refuse_points, refuse_queries = too_big(points, A)
+    if refuse_points:
+        with pytest.raises(ValueError, match="points"):
+            HSR(points, backend=backend, leaf_size=leaf_size)
+        COUNT["rejections"] += 1
+        return
+    hsr = HSR(points, backend=backend, leaf_size=leaf_size)
+    if refuse_queries:
+        with pytest.raises(ValueError, match="overflow"):
+            hsr.query_many(A, t)
+        COUNT["rejections"] += 1
+        return
+    expected = [exact_ids(points, a, float(t_i)) for a, t_i in zip(A, t, strict=True)]
+    for a, t_i, want in zip(A, t, expected, strict=True):
+        np.testing.assert_array_equal(hsr.query(a, float(t_i)), want, err_msg=backend)
+        COUNT["query"] += 1
+    indptr, ids = hsr.query_many(A, t)
+    for i, want in enumerate(expected):
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want, err_msg=backend)
+        COUNT["query_many rows"] += 1
+
+
+@settings(max_examples=examples(120))
+@given(dyadic_instances(), st.sampled_from([1, 2, 3, 8, 32]))
+def test_every_backend_equals_the_exact_oracle(instance, leaf_size):
+    points, A, t = instance
+    for backend in backends_for(points.shape[1]):
+        check_backend(points, A, t, backend, leaf_size)
+
+
+@settings(max_examples=examples(60))
+@given(dyadic_instances(max_n=60, max_d=2, max_m=4), st.sampled_from([1, 4]))
+def test_every_backend_in_the_plane_equals_the_exact_oracle(instance, leaf_size):
+    """The plane gets its own run: it is the only dimension with the convex layers."""
+    points, A, t = instance
+    for backend in backends_for(points.shape[1]):
+        check_backend(points, A, t, backend, leaf_size)
+
+
+@st.composite
+def two_scale_instances(draw):
+    """Rows at two scales 2^54 .. 2^200 apart in one box, and t just above or below a small
+    row's score: the box bounds round away everything the small rows contribute, so only the
+    margin stands between the box test and a wrong answer (it must not underflow)."""
+    n, d = draw(st.integers(2, 10)), draw(st.integers(1, 4))
+    gap = draw(st.integers(54, 200))
+    k = draw(st.integers(-1000 + gap, 490))
+    j = draw(st.integers(max(-1000, -1000 - k + gap), min(1000, 900 - k)))
+    ints = np.array(draw(st.lists(st.integers(-3, 3), min_size=n * d, max_size=n * d)),
+                    dtype=np.float64).reshape(n, d)
+    small = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    points = np.ldexp(ints, np.where(small, k - gap, k)[:, None])
+    a = np.ldexp(np.array(draw(st.lists(st.integers(-3, 3), min_size=d, max_size=d)), float), j)
+    score = float(points[draw(st.integers(0, n - 1))] @ a)
+    t = float(np.ldexp(score, -draw(st.integers(0, 40)))) * draw(st.sampled_from([1, -1]))
+    return points, a[None, :], np.array([t])
+
+
+@settings(max_examples=examples(100))
+@given(two_scale_instances(), st.sampled_from([1, 2, 32]))
+def test_mixed_scales_in_one_box_equal_the_exact_oracle(instance, leaf_size):
+    points, A, t = instance
+    for backend in backends_for(points.shape[1]):
+        check_backend(points, A, t, backend, leaf_size)
+
+
+@settings(max_examples=examples(40))
+@given(st.integers(1, 10), st.integers(-1000, 1000), st.integers(0, 2**32 - 1))
+def test_float_data_at_every_scale_equals_the_scan(d, k, seed):
+    """Gaussian data scaled by 2^k, a query by 2^-k: thresholds halfway between two distinct
+    scores, so that any correct float64 evaluation decides every point the same way."""
+    rng = np.random.default_rng(seed)
+    points = np.ldexp(rng.standard_normal((200, d)), k)
+    a = np.ldexp(rng.standard_normal(d), -k)
+    scores = np.unique(points @ a)
+    mids = (scores[1:] + scores[:-1]) / 2 if len(scores) > 1 else scores - 1.0
+    if too_big(points, a[None, :])[0]:
+        with pytest.raises(ValueError, match="points"):
+            HSR(points, backend="numpy")
+        COUNT["rejections"] += 1
+        return
+    for t in rng.choice(mids, 3):
+        want = np.flatnonzero(points @ a >= t)
+        for backend in backends_for(d):
+            hsr = HSR(points, backend=backend, leaf_size=4)
+            np.testing.assert_array_equal(hsr.query(a, float(t)), want, err_msg=backend)
+            _, ids = hsr.query_many(a[None, :], float(t))
+            np.testing.assert_array_equal(ids, want, err_msg=backend)
+            COUNT["float scaled"] += 2
+
+
+# -- stateful: updates with rejected inputs interleaved ------------------------------------------
+BAD_ADDS = [
+    (lambda d: np.zeros((1, d + 1)), ValueError),
+    (lambda d: np.full((1, d), np.nan), ValueError),
+    (lambda d: np.full((2, d), np.inf), ValueError),
+    (lambda d: np.full((1, d), 1e200), ValueError),
+    (lambda d: np.zeros((1, d), dtype=complex), TypeError),
+    (lambda d: np.array([["x"] * d]), TypeError),
+    (lambda d: np.zeros((1, 1, d)), ValueError),
+    (lambda d: np.zeros(d), ValueError),
+    (lambda d: [[0.0] * d, [0.0] * (d + 1)], TypeError),
+    (lambda d: np.ma.masked_array(np.full((2, d), np.nan), mask=True), ValueError),
+]
+BAD_DELETES = [
+    lambda ids, n_ids: ([-1], ValueError),
+    lambda ids, n_ids: ([n_ids], ValueError),
+    lambda ids, n_ids: (np.array([2**63], dtype=np.uint64), ValueError),
+    lambda ids, n_ids: ([0.0], TypeError),
+    lambda ids, n_ids: ([[0]], TypeError),
+    lambda ids, n_ids: ("0", TypeError),
+    lambda ids, n_ids: ([ids[0], ids[0]] if ids else [-5], ValueError),
+    lambda ids, n_ids: ([ids[-1], n_ids + 3] if ids else [n_ids], ValueError),
+]
+
+
+class UpdatesWithRejections(RuleBasedStateMachine):
+    """Adds, deletes and queries against a dict model; every rejected call must leave the
+    structure unchanged (repr, len and answers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hsr: HSR | None = None
+        self.model: dict[int, np.ndarray] = {}
+        self.n_ids = 0
+
+    def points(self, seed: int, m: int) -> np.ndarray:
+        ints = np.random.default_rng(seed).integers(-3, 4, (m, self.d)).astype(np.float64)
+        return np.ldexp(ints, self.k)
+
+    @precondition(lambda self: self.hsr is None)
+    @rule(backend=st.sampled_from(["numpy", "reference", "brute", "layers", "auto"]),
+          d=st.integers(1, 4), k=st.sampled_from([0, -1000, -560, 400]), n=st.integers(1, 12),
+          seed=st.integers(0, 2**16), leaf_size=st.sampled_from([1, 2, 5]))
+    def create(self, backend, d, k, n, seed, leaf_size):
+        self.d, self.k = (2 if backend == "layers" else d), k
+        pts = self.points(seed, n)
+        self.hsr = HSR(pts, backend=backend, leaf_size=leaf_size)
+        self.model, self.n_ids = dict(enumerate(pts)), n
+        self.largest = float(np.abs(pts).max())  # over every point ever stored
+
+    @precondition(lambda self: self.hsr is not None)
+    @rule(m=st.integers(0, 6), seed=st.integers(0, 2**16))
+    def add(self, m, seed):
+        pts = self.points(seed, m)
+        ids = self.hsr.add(pts)
+        np.testing.assert_array_equal(ids, np.arange(self.n_ids, self.n_ids + m))
+        self.model.update(zip(ids.tolist(), pts, strict=True))
+        self.n_ids += m
+        self.largest = max(self.largest, float(np.abs(pts).max(initial=0.0)))
+
+    @precondition(lambda self: self.hsr is not None and self.model)
+    @rule(data=st.data())
+    def delete(self, data):
+        ids = data.draw(st.lists(st.sampled_from(sorted(self.model)), unique=True, max_size=5))
+        self.hsr.delete(ids)
+        for i in ids:
+            del self.model[i]
+
+    @precondition(lambda self: self.hsr is not None and self.model)
+    @rule()
+    def delete_everything(self):
+        self.hsr.delete(sorted(self.model))
+        self.model.clear()
+
+    @precondition(lambda self: self.hsr is not None)
+    @rule(which=st.integers(0, len(BAD_ADDS) - 1))
+    def rejected_add(self, which):
+        make, error = BAD_ADDS[which]
+        self.rejected(lambda: self.hsr.add(make(self.d)), error, "points")
+
+    @precondition(lambda self: self.hsr is not None)
+    @rule(which=st.integers(0, len(BAD_DELETES) - 1))
+    def rejected_delete(self, which):
+        ids, error = BAD_DELETES[which](sorted(self.model), self.n_ids)
+        self.rejected(lambda: self.hsr.delete(ids), error, "ids")
+
+    @precondition(lambda self: self.hsr is not None)
+    @rule(which=st.integers(0, 4))
+    def rejected_query(self, which):
+        d, huge = self.d, 4 * MAX_PRODUCT / max(self.largest, 1e-300)
+        calls = [(lambda: self.hsr.query([1.0] * (d + 1), 0.0), "a"),
+                 (lambda: self.hsr.query([1.0] * d, float("nan")), "t"),
+                 (lambda: self.hsr.query([huge] * d, 0.0), "overflow"),
+                 (lambda: self.hsr.query_many([[1.0] * d], np.zeros(3)), "t"),
+                 (lambda: self.hsr.query([1.0] * d, 10**400), "t")]
+        call, name = calls[which]
+        if name == "overflow" and (self.largest == 0 or not np.isfinite(huge)):
+            return  # no query overflows with these points
+        self.rejected(call, ValueError, name)
+
+    def rejected(self, call, error, name: str) -> None:
+        """The call must raise ``error`` naming ``name`` and change nothing."""
+        before = (repr(self.hsr), len(self.hsr), self.answers())
+        with pytest.raises(error, match=name):
+            call()
+        assert (repr(self.hsr), len(self.hsr), self.answers()) == before
+        COUNT["rejections"] += 1
+
+    def answers(self) -> list[list[int]]:
+        """The answers to a few fixed queries (with a scale that only the true limits refuse)."""
+        A = np.ldexp(np.array([[1.0] * self.d, [-1.0] + [0.0] * (self.d - 1)]), -self.k)
+        return [self.hsr.query(a, 0.0).tolist() for a in A] + [
+            self.hsr.query_many(A, [1.0, -2.0])[1].tolist()]
+
+    @precondition(lambda self: self.hsr is not None)
+    @rule(data=st.data())
+    def query(self, data):
+        a = np.array(data.draw(st.lists(st.integers(-2, 2), min_size=self.d, max_size=self.d)),
+                     dtype=np.float64)
+        a, t = np.ldexp(a, -self.k), float(data.draw(st.integers(-6, 6)))
+        want = [i for i in sorted(self.model) if exact_ids(self.model[i][None, :], a, t)]
+        np.testing.assert_array_equal(self.hsr.query(a, t), want)
+        np.testing.assert_array_equal(self.hsr.query_many(a[None, :], t)[1], want)
+        COUNT["stateful queries"] += 2
+
+    @invariant()
+    def size_matches(self):
+        if self.hsr is not None:
+            assert len(self.hsr) == len(self.model)
+
+
+TestUpdatesWithRejections = UpdatesWithRejections.TestCase
+TestUpdatesWithRejections.settings = settings(max_examples=examples(40),
+                                              stateful_step_count=25, deadline=None)
+
+
+def test_zz_report(capsys):
+    """Print how many comparisons the battery made in this session (runs last in the file)."""
+    with capsys.disabled():
+        total = sum(COUNT.values())
+        print(f"\nadversarial battery: {total} checks, "
+              + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items())), end=" ")

@@ -1,0 +1,135 @@
+"""The readable twin and the fast twin: same names, same tree, same outcome at every node.
+
+``ReferenceKDTree`` walks depth-first over linked ``Node`` objects; ``NumpyKDTree`` walks level
+by level over per-node arrays. A node is identified by the rows ``start:stop`` it owns, which
+is the same in both whenever the splits are the same (they share one tie rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from conftest import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hsr_lab.hsr import NumpyKDTree, ReferenceKDTree
+from hsr_lab.hsr.reference import Node
+
+
+def twins(points: np.ndarray, leaf_size: int) -> tuple[ReferenceKDTree, NumpyKDTree]:
+    """Both trees over the same points and ids."""
+    ids = np.arange(len(points), dtype=np.int64)
+    return ReferenceKDTree(points, ids, leaf_size), NumpyKDTree(points, ids, leaf_size)
+
+
+def public(obj: object) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+def outcomes(tree, a: np.ndarray, t: float) -> dict[tuple[int, int], str]:
+    """What the walk did at each node, keyed by the node's rows (start, stop)."""
+    visited = tree.trace(a, t)
+    table = {(node.start, node.stop): outcome for node, outcome in visited}
+    assert len(table) == len(visited)  # a node is visited once
+    return table
+
+
+def leaf_sets(tree) -> dict[tuple[int, int], frozenset[int]]:
+    """The ids each node owns, keyed by (start, stop), for every node of the tree."""
+    ids = np.asarray(tree.ids).tolist()
+    out, stack = {}, [tree.root]
+    while stack:
+        node = stack.pop()
+        out[node.start, node.stop] = frozenset(ids[node.start:node.stop])
+        stack.extend(child for child in (node.left, node.right) if child is not None)
+    return out
+
+
+def assert_same_walk(ref: ReferenceKDTree, fast: NumpyKDTree, a: np.ndarray, t: float) -> None:
+    """Same node outcomes, same ids, same counters, alone and in a batch."""
+    assert outcomes(ref, a, t) == outcomes(fast, a, t)
+    (ids_ref, stats_ref), (ids_fast, stats_fast) = ref.query(a, t), fast.query(a, t)
+    np.testing.assert_array_equal(np.sort(ids_ref), np.sort(ids_fast))
+    assert stats_ref == stats_fast
+    _, _, batch = fast.query_many(np.stack([a, a]), t)
+    assert batch[0] == batch[1] == stats_ref
+
+
+def test_the_twins_expose_the_same_public_names():
+    """NumpyKDTree adds only the fields of Node, held as one array per field."""
+    ref, fast = twins(np.random.default_rng(0).standard_normal((100, 3)), 4)
+    node_fields = {f.name for f in fields(Node)}
+    assert public(fast) == public(ref) | node_fields
+    assert "ReferenceKDTree" in NumpyKDTree.__doc__  # the fast one names its readable twin
+    for name in ("ids", "points", "d", "leaf_size", "depth", "nbytes", "name"):
+        assert hasattr(ref, name) and hasattr(fast, name)
+    assert len(ref) == len(fast) and ref.depth == fast.depth
+
+
+def test_the_twins_build_the_same_boxes():
+    ref, fast = twins(np.random.default_rng(1).standard_normal((3000, 4)), 8)
+    rows = {}
+    stack = [ref.root]
+    while stack:
+        node = stack.pop()
+        rows[node.start, node.stop] = node
+        stack.extend(c for c in (node.left, node.right) if c is not None)
+    assert len(rows) == len(fast.start)
+    for i in range(len(fast.start)):
+        node = rows[int(fast.start[i]), int(fast.stop[i])]
+        assert node.center == fast.center[i].tolist() and node.half == fast.half[i].tolist()
+        assert node.rad == float(fast.rad[i])
+        assert (node.left is None) == (fast.left[i] < 0) == (fast.right[i] < 0)
+    assert leaf_sets(ref) == leaf_sets(fast)
+
+
+@pytest.mark.parametrize(("d", "leaf_size"), [(1, 1), (2, 4), (3, 8), (5, 2), (8, 16)])
+def test_the_twins_agree_node_by_node_on_data_without_ties(d, leaf_size):
+    rng = np.random.default_rng(d)
+    ref, fast = twins(rng.standard_normal((1500, d)), leaf_size)
+    for _ in range(10):
+        a = rng.standard_normal(d)
+        assert_same_walk(ref, fast, a, float(rng.normal(0, 1.5)))
+
+
+@st.composite
+def tied_points(draw, max_n: int = 80, max_d: int = 6):
+    """Small integers: many tied coordinates, duplicates, collinear and lattice points."""
+    n, d = draw(st.integers(1, max_n)), draw(st.integers(1, max_d))
+    span = draw(st.sampled_from([0, 1, 2, 5]))
+    values = draw(st.lists(st.integers(-span, span), min_size=n * d, max_size=n * d))
+    points = np.array(values, dtype=np.float64).reshape(n, d)
+    if draw(st.booleans()):  # whole rows repeated: exact duplicates
+        points = np.concatenate([points, points[: draw(st.integers(0, n))]])
+    return points
+
+
+@settings(max_examples=examples(60))
+@given(tied_points(), st.integers(1, 6), st.data())
+def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, data):
+    ref, fast = twins(points, leaf_size)
+    assert leaf_sets(ref) == leaf_sets(fast)
+    d = points.shape[1]
+    for _ in range(3):
+        a = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=d, max_size=d)), float)
+        pick = data.draw(st.integers(0, len(points) - 1))
+        t = float(points[pick] @ a) if data.draw(st.booleans()) else float(
+            data.draw(st.integers(-8, 8)))
+        assert_same_walk(ref, fast, a, t)
+
+
+def test_trace_lists_every_visit_with_its_outcome():
+    ref, fast = twins(np.random.default_rng(2).standard_normal((2000, 2)), 8)
+    a, t = np.array([0.6, 0.8]), 1.0
+    for tree in (ref, fast):
+        visited = tree.trace(a, t)
+        kinds = {outcome for _, outcome in visited}
+        assert kinds == {"pruned", "reported", "scanned", "opened"}
+        _, stats = tree.query(a, t)
+        assert len(visited) == stats.nodes_visited
+        assert sum(o == "pruned" for _, o in visited) == stats.nodes_pruned
+        scanned = sum(n.stop - n.start for n, o in visited if o == "scanned")
+        assert scanned == stats.inner_products
