@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hsr_lab.hsr import NumpyKDTree, ReferenceKDTree
-from hsr_lab.hsr.reference import Node
+from hsr_lab.hsr._base import Node
 
 
 def twins(points: np.ndarray, leaf_size: int) -> tuple[ReferenceKDTree, NumpyKDTree]:

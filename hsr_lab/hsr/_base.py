@@ -7,12 +7,30 @@ in how a block answers a query.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from ._stats import BatchQueryStats, QueryStats
 from .csr import indptr_of
+
+
+@dataclass
+class Node:
+    """One cell of the kd-tree: its points are ``points[start:stop]`` of the tree."""
+
+    center: list[float]
+    half: list[float]
+    rad: float  # sum_i max(|lo_i|, |hi_i|): an upper bound on sum_i |x_i| over the box
+    start: int
+    stop: int
+    left: Node | None = None
+    right: Node | None = None
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.left is None
 
 
 class StaticIndex(Protocol):

@@ -5,10 +5,10 @@ three-way box test with ``mid``, ``spread`` and ``margin``, same outcomes ``prun
 ``reported`` / ``scanned`` / ``opened``, same counters). What changes is only how the work is
 organised:
 
-- the fields of ``reference.Node`` become one array per field, one row per node in
-  breadth-first order: ``center``, ``half``, ``rad``, ``start``, ``stop``, ``left`` and
-  ``right`` (children are adjacent, so ``right = left + 1``; both are -1 at a leaf); one level
-  of the tree is one contiguous block of rows;
+- the fields of ``Node`` (``_base.py``, shared with ``reference.py``) become one array per
+  field, one row per node in breadth-first order: ``center``, ``half``, ``rad``, ``start``,
+  ``stop``, ``left`` and ``right`` (children are adjacent, so ``right = left + 1``; both are
+  -1 at a leaf); one level of the tree is one contiguous block of rows;
 - the points are stored permuted so that every subtree owns the rows ``start:stop``;
 - a query walks the tree one level at a time: the box test of the whole frontier is one
   product, nodes ``reported`` whole become id ranges without inner products, and only the
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .numerics import TINY, margin
-from .reference import Node
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -147,7 +147,7 @@ class _LevelSplitter:
 class NumpyKDTree:
     """Vectorised kd-tree answering ``<a, x> >= t``; the fast twin of ``ReferenceKDTree``.
 
-    Public names are the reference's, plus the fields of ``reference.Node`` as per-node arrays
+    Public names are the reference's, plus the fields of ``Node`` as per-node arrays
     (breadth-first order): ``center`` (nodes, d), ``half`` (nodes, d), ``rad``, ``start``,
     ``stop``, ``left`` and ``right`` (nodes,). ``root`` and ``trace`` return ``Node`` objects
     built from those arrays, so a walk can be read as the reference's.
@@ -259,7 +259,7 @@ class NumpyKDTree:
 
     @property
     def root(self) -> Node:
-        """The tree as linked ``reference.Node`` objects, built from the arrays (to read)."""
+        """The tree as linked ``Node`` objects, built from the arrays (to read)."""
         return self._nodes()[0]
 
     def _nodes(self) -> list[Node]:

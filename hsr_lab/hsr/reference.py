@@ -26,31 +26,12 @@ A node is split at the median of the widest side of its cell, the points ordered
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from ._base import query_many_by_loop
+from ._base import Node, query_many_by_loop
 from ._stats import BatchQueryStats, QueryStats
 from .numerics import TINY, margin, score
-
-
-@dataclass
-class Node:
-    """One cell of the kd-tree: its points are ``points[start:stop]`` of the tree."""
-
-    center: list[float]
-    half: list[float]
-    rad: float  # sum_i max(|lo_i|, |hi_i|): an upper bound on sum_i |x_i| over the box
-    start: int
-    stop: int
-    left: Node | None = None
-    right: Node | None = None
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.left is None
-
 
 Row = tuple[list[float], int, int]  # a point, its id, its row in the input
 
