@@ -21,12 +21,12 @@ from PIL import Image
 from hsr_lab import widgets
 from hsr_lab.experiments import KEY_KINDS, measure_query_cost
 from hsr_lab.experiments.cost import make_keys
-from hsr_lab.figures.interactive import (
+from hsr_lab.figures.views import (
     view_relu_attention,
     view_scaling,
     view_softmax_threshold,
 )
-from hsr_lab.widgets import _apply_layout, _fix_layout, _keep, _png
+from hsr_lab.widgets.render import apply_layout, fix_layout, keep, png_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +121,7 @@ def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     for artist in panel.scene.moving:  # now draw every artist the ordinary way
         artist.set_animated(False)
     panel.result.canvas.draw()
-    full = _pixels(widgets._png(panel.result, panel._layout[1]))
+    full = _pixels(png_bytes(panel.result, panel._layout[1]))
     assert blitted.shape == full.shape
     # Identical up to antialiasing where a spine meets the shading (a few levels in a few
     # pixels); drawing anything in the wrong order changes whole lines by tens of levels.
@@ -190,9 +190,9 @@ def test_a_panel_redrawn_into_its_figure_looks_like_a_fresh_figure(make):
         panel.controls[control].value = value
         if panel.message is not None:  # a value the math does not allow: nothing drawn
             continue
-        fresh = _keep(panel.view(**panel.values()))  # the same view, into a new figure
-        _apply_layout(fresh, panel._layout[0])
-        assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, panel._layout[1]))), \
+        fresh = keep(panel.view(**panel.values()))  # the same view, into a new figure
+        apply_layout(fresh, panel._layout[0])
+        assert np.array_equal(_pixels(panel.png), _pixels(png_bytes(fresh, panel._layout[1]))), \
             (control, value)
 
 
@@ -201,8 +201,8 @@ def test_a_drawing_that_outgrows_the_frozen_frame_is_laid_out_again():
     left = panel._layout[0][0].x0
     panel.controls["b"].value = -2.0  # y tick labels such as 3.96 x 10^-15: much wider
     assert panel._layout[0][0].x0 > left + 0.05  # the axes made room for them
-    fresh = _keep(panel.view(**panel.values()))
-    assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, _fix_layout(fresh)[1])))
+    fresh = keep(panel.view(**panel.values()))
+    assert np.array_equal(_pixels(panel.png), _pixels(png_bytes(fresh, fix_layout(fresh)[1])))
 
 
 def test_an_unexpected_error_is_named_in_the_panel_not_swallowed():
