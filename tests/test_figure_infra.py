@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -553,3 +554,54 @@ def test_house_style_keeps_interactive_mode_turned_on_inside_it():
         assert mpl.is_interactive()
     finally:
         mpl.interactive(was)
+
+
+# ---------------------------------------------------------------- layers and names
+
+UPPER = ("figures", "widgets", "experiments", "data", "cli.py", "__main__.py")
+
+
+def _imports(path: Path, package: Path) -> list[tuple[str, str]]:
+    """(module, name) for every ``from ... import name`` in ``path``, modules made absolute."""
+    import ast
+
+    here = ["hsr_lab", *path.relative_to(package).with_suffix("").parts]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level] if node.level else []
+            module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            found += [(module, alias.name) for alias in node.names]
+    return found
+
+
+def test_the_upper_layers_import_no_private_name_of_another_package():
+    package = Path(hsr_lab.__file__).parent
+    leaks = []
+    for path in package.rglob("*.py"):
+        top = path.relative_to(package).parts[0]
+        if top not in UPPER:
+            continue
+        for module, name in _imports(path, package):
+            parts = module.split(".")
+            if parts[0] != "hsr_lab" or (len(parts) > 1 and parts[1] == top.removesuffix(".py")):
+                continue  # outside hsr_lab, or inside the importing package: its own business
+            private = [p for p in [*parts[1:], name] if p.startswith("_") and p != "__future__"]
+            if private:
+                leaks.append(f"{path.relative_to(package)}: from {module} import {name}")
+    assert not leaks, leaks
+
+
+def test_one_file_name_rule_for_cache_entries_saved_files_and_registered_figures(monkeypatch):
+    import hsr_lab.cache as cache_module
+
+    monkeypatch.setattr(figures, "REGISTRY", {})
+    for good in ("a", "query_work", "0d"):
+        assert cache_module.is_file_name(good)
+        figures.figure(good, "ok")  # accepted: a decorator comes back
+    for bad in ("Upper", "a.b", "a-b", "_x", "", "a/b"):
+        with pytest.raises(ValueError, match="figure name"):
+            figures.figure(bad, "bad")
+    for source in ("figures/__init__.py", "figures/_save.py", "cache.py"):
+        text = (Path(hsr_lab.__file__).parent / source).read_text()
+        assert "re.compile" not in text or source == "cache.py", source

@@ -6,7 +6,11 @@ raise or return a Figure, and a panel's ``result`` changes when one of its contr
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
+import re
+import sys
 
 import matplotlib
 
@@ -18,8 +22,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from hsr_lab import widgets
-from hsr_lab.experiments import KEY_KINDS, measure_query_cost
+from hsr_lab import HSR, relu_attention, widgets
+from hsr_lab.experiments import KEY_KINDS, measure_query_cost, relu_tree_counters
 from hsr_lab.experiments.cost import make_keys
 from hsr_lab.figures.views import (
     view_relu_attention,
@@ -76,7 +80,7 @@ def test_views_reject_values_the_math_does_not_allow(view, kwargs, name):
 
 PANELS = [
     (widgets.plane_panel, "offset", 0.2),
-    (widgets.relu_panel, "b", 1.0),
+    (widgets.relu_panel, "b", 0.5),
     (widgets.softmax_panel, "planted", 6),
     (widgets.scaling_panel, "c", 0.8),
 ]
@@ -224,3 +228,80 @@ def test_planted_instance_rejects_counts_that_are_not_keys(planted):
 
     with pytest.raises(ValueError, match="planted"):
         planted_instance(4, 10, 4, planted, 0)
+
+
+# ---------------------------------------------------------------- teaching paths show the tree
+
+
+def _counter(text: str, name: str) -> int:
+    """The number before ``name`` in a title: 'kd-tree per row: 77 nodes visited' -> 77."""
+    return int(re.search(rf"(\d+) {name}", text).group(1))
+
+
+@pytest.mark.parametrize("n", [None, 8192])  # the panel's default and the slider's largest n
+def test_the_relu_panel_shows_the_kd_tree_pruning(n):
+    panel = widgets.relu_panel()
+    if n is not None:
+        panel.controls["n"].value = n
+    n = panel.controls["n"].value
+    left, right = _titles(panel.result)
+    assert _counter(left, "nodes visited") > 0 and _counter(left, "pruned") > 0, left
+    assert 0 < _counter(right, "inner products per row") < n, right
+
+
+def test_relu_tree_counters_are_the_trees_and_refuse_other_backends():
+    rng = np.random.default_rng(1)
+    Q, K = rng.standard_normal((8, 3)), rng.standard_normal((3000, 3))
+    by_backend = {backend: relu_tree_counters(Q, K, 1.0, backend)
+                  for backend in ("numpy", "reference")}
+    for cost in by_backend.values():
+        assert np.all(cost.nodes_visited > 0) and np.all(cost.nodes_pruned > 0)
+        assert np.all(cost.inner_products < len(K))
+    reported = HSR(K, backend="brute").query_many(Q, np.sqrt(3) * 1.0, stats=True)[2]
+    for cost in by_backend.values():
+        assert np.array_equal(cost.points_reported, reported.points_reported)
+    for backend in ("auto", "brute", "layers"):
+        with pytest.raises(ValueError, match="backend must be a kd-tree"):
+            relu_tree_counters(Q, K, 1.0, backend)
+        with pytest.raises(ValueError, match="backend"):
+            view_relu_attention(n=64, backend=backend)
+
+
+@pytest.mark.parametrize("make", [widgets.plane_panel, widgets.relu_panel, widgets.softmax_panel,
+                                  widgets.scaling_panel, widgets.cost_panel],
+                         ids=lambda make: make.__name__)
+def test_every_control_is_named_as_the_argument_it_reaches(make, monkeypatch):
+    monkeypatch.setattr(widgets.Panel, "refresh", lambda self: None)  # no drawing needed
+    panel = make()
+    view = panel.scene.show if isinstance(panel, widgets.ScenePanel) else panel.view
+    assert set(panel.controls) <= set(inspect.signature(view).parameters)
+
+
+def test_the_relu_sliders_reach_attention_and_the_tree_under_their_names():
+    for func in (view_relu_attention, relu_attention):
+        assert {"alpha", "b"} <= set(inspect.signature(func).parameters)
+    assert "b" in inspect.signature(relu_tree_counters).parameters
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("hsr_lab.figures.interactive", "hsr_lab.figures.views"),
+    ("hsr_lab.data.real_stats", "hsr_lab.experiments.real_stats"),
+])
+def test_an_old_import_path_still_works_and_says_where_to_go(old, new, monkeypatch):
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning, match=re.escape(new)):
+        alias = importlib.import_module(old)
+    target = importlib.import_module(new)
+    assert alias.__all__ and all(getattr(alias, name) is getattr(target, name)
+                                 for name in alias.__all__)
+
+
+def test_the_panels_module_is_thin_shells_and_render_holds_the_machinery():
+    from hsr_lab.widgets import render
+
+    assert widgets.Panel is render.Panel and widgets.ScenePanel is render.ScenePanel
+    shells = inspect.getsource(widgets)
+    assert "canvas" not in shells and "Bbox" not in shells and "PIL" not in shells
+    for name in ("plane_panel", "relu_panel", "softmax_panel", "scaling_panel", "cost_panel"):
+        lines = inspect.getsource(getattr(widgets, name)).splitlines()
+        assert len(lines) <= 25 and "Panel(" in "".join(lines), name

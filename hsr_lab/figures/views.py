@@ -19,16 +19,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
-from hsr_lab import HSR, theory
+from hsr_lab import theory
 from hsr_lab.attention import relu_attention, softmax_attention
-from hsr_lab.experiments import measure_query_cost, planted_instance, sparsity_sweep
+from hsr_lab.experiments import (
+    measure_query_cost,
+    planted_instance,
+    relu_tree_counters,
+    sparsity_sweep,
+)
 from hsr_lab.experiments.common import unit_vectors
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, house_style, new_figure
 from hsr_lab.figures._common import log_n_axes
-from hsr_lab.hsr import BatchQueryStats
 from hsr_lab.validate import as_positive_int, as_scalar
-
-TREES = ("numpy", "reference")  # the backends that are kd-trees: what the views teach
 
 
 def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -37,21 +39,23 @@ def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
     return unit_vectors(rng, m, d), rng.standard_normal((n, d)), rng.standard_normal((n, d))
 
 
-def view_relu_attention(n: int = 512, d: int = 8, alpha: int = 1, b: float = 0.5, m: int = 32,
-                        seed: int = 0, backend: str = "numpy") -> Figure:
+def view_relu_attention(n: int = 2048, d: int = 4, alpha: int = 1, b: float = 1.0,
+                        m: int = 32, seed: int = 0, backend: str = "numpy") -> Figure:
     """The activated entries of ReLU^alpha attention, A = ReLU(Q K^T / sqrt(d) - b)^alpha.
 
     Left: the mask of activated entries (one half-space query per row, <q_i, k_j> >= sqrt(d) b,
     reports them) and the kd-tree's nodes visited and pruned per row. Right: the weights of the
     first row, the inner products per row against n, and the HSR output against the dense one.
-    ``backend`` is a tree: "numpy" or "reference".
+    ``backend`` is a tree: "numpy" or "reference". At the defaults the tree prunes: per row it
+    visits 77 nodes, prunes 16 and computes 778 inner products for n = 2048 (1439 of 65536
+    entries activated); at d = 8, b = 0.5 it prunes almost nothing and computes more than n.
     """
     n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
     Q, K, V = _instance(m, n, d, seed)
     dense = relu_attention(Q, K, V, alpha=alpha, b=b)
-    fast, stats = relu_attention(Q, K, V, alpha=alpha, b=b, method="hsr", backend=_tree(backend),
+    tree = relu_tree_counters(Q, K, b, backend)  # it checks that backend is a tree
+    fast, stats = relu_attention(Q, K, V, alpha=alpha, b=b, method="hsr", backend=backend,
                                  return_stats=True)
-    tree = tree_counters(K, Q, b, backend)
     scores = Q @ K.T / np.sqrt(d)
     with house_style():
         fig, (ax_map, ax_row) = new_figure(width_ratio=2, height=2.6, ncols=2)
@@ -69,23 +73,6 @@ def view_relu_attention(n: int = 512, d: int = 8, alpha: int = 1, b: float = 0.5
                    title=f"{stats.inner_products.mean():.0f} inner products per row, n = {n}\n"
                          f"HSR vs dense: max |diff| = {np.abs(fast - dense).max():.1e}")
     return fig
-
-
-def tree_counters(K: np.ndarray, Q: np.ndarray, b: float, backend: str = "numpy"
-                  ) -> BatchQueryStats:
-    """The kd-tree's ``BatchQueryStats`` for the rows of ReLU^alpha attention: one query per
-    row, ``HSR(K, backend).query_many(Q, t)`` at t = sqrt(d) b (nodes visited and pruned, inner
-    products, keys reported)."""
-    t = np.sqrt(K.shape[1]) * as_scalar("b", b)
-    return HSR(K, backend=_tree(backend)).query_many(Q, t, stats=True)[2]
-
-
-def _tree(backend: str) -> str:
-    """``backend`` if it names a kd-tree ("numpy" or "reference"), else a ValueError."""
-    if backend not in TREES:
-        raise ValueError(f"backend must be a kd-tree, one of {TREES}, so that the counters are "
-                         f"the tree's; got {backend!r}")
-    return backend
 
 
 def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: int = 16,

@@ -53,16 +53,18 @@ def plane_panel(n: int = 200) -> Panel:
 
 
 def relu_panel() -> Panel:
-    """ReLU^alpha attention: n, d, alpha and b; the activated entries and HSR == dense."""
+    """ReLU^alpha attention: n, d, alpha and b; the activated entries, the kd-tree's counters
+    (nodes visited and pruned, inner products) and HSR == dense."""
     return Panel(
         view_relu_attention,
-        {"n": widgets.IntSlider(512, min=16, max=8192, step=16, description="keys n", **_SLIDER),
-         "d": widgets.IntSlider(8, min=1, max=128, description="dimension d", **_SLIDER),
+        {"n": widgets.IntSlider(2048, min=16, max=8192, step=16, description="keys n",
+                                **_SLIDER),
+         "d": widgets.IntSlider(4, min=1, max=128, description="dimension d", **_SLIDER),
          "alpha": widgets.BoundedIntText(1, min=-1, max=6, description="alpha",
                                          layout=widgets.Layout(width="140px")),
-         "b": widgets.FloatSlider(0.5, min=-1.0, max=3.0, step=0.05, description="threshold b",
+         "b": widgets.FloatSlider(1.0, min=-1.0, max=3.0, step=0.05, description="threshold b",
                                   **_SLIDER)},
-        "ReLU^alpha attention: A = ReLU(QK^T/sqrt(d) - b)^alpha",
+        "ReLU^alpha attention: A = ReLU(QK^T/sqrt(d) - b)^alpha, through the kd-tree",
     )
 
 
