@@ -79,7 +79,7 @@ def test_views_reject_values_the_math_does_not_allow(view, kwargs, name):
 
 
 PANELS = [
-    (widgets.plane_panel, "offset", 0.2),
+    (widgets.plane_panel, "t", 0.2),
     (widgets.relu_panel, "b", 0.5),
     (widgets.softmax_panel, "planted", 6),
     (widgets.scaling_panel, "c", 0.8),
@@ -117,7 +117,7 @@ def _pixels(png: bytes) -> np.ndarray:
 def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     panel = widgets.plane_panel()
     boxes = [panel.scene.box]
-    for control, value in [("angle", 2.0), ("offset", 1.3), ("n", 20), ("n", 200), ("n", 20)]:
+    for control, value in [("angle", 2.0), ("t", 1.3), ("n", 20), ("n", 200), ("n", 20)]:
         panel.controls[control].value = value  # blitted onto one of the kept backgrounds
         boxes.append(panel.scene.box)
     assert len(set(boxes)) == 2  # 20 points need a smaller view than 200: a second background

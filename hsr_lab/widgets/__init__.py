@@ -45,8 +45,8 @@ def plane_panel(n: int = 200) -> Panel:
         PlaneScene(),
         {"angle": widgets.FloatSlider(0.6, min=0, max=6.28, step=0.05,
                                       description="angle of a", **_SLIDER),
-         "offset": widgets.FloatSlider(1.0, min=-2.5, max=3.0, step=0.05,
-                                       description="offset t", **_SLIDER),
+         "t": widgets.FloatSlider(1.0, min=-2.5, max=3.0, step=0.05, description="offset t",
+                                  **_SLIDER),
          "n": widgets.IntSlider(n, min=20, max=2000, step=20, description="points n", **_SLIDER)},
         "Half-plane <a, x> >= t over Gaussian points",
     )
