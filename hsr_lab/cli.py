@@ -114,7 +114,7 @@ def _draw(name: str, out_dir: Path, quick: bool, seed: int) -> bool:
 def _out_dir(text: str) -> Path:
     """The ``--out`` folder; an empty name is a mistake (Path('') would be the current folder)."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("--out needs a folder name; got an empty one "
+        raise argparse.ArgumentTypeError("a folder name is needed; got an empty one "
                                          "(write --out . for the current folder)")
     return Path(text)
 
