@@ -33,15 +33,15 @@ from hsr_lab import widgets
 # (panel, its arguments, control, the values a user moves it through, in turn)
 MOVES = [
     (widgets.plane_panel, {}, "angle", [2.0, 0.6]),
-    (widgets.plane_panel, {}, "offset", [0.5, 1.0]),
+    (widgets.plane_panel, {}, "t", [0.5, 1.0]),
     (widgets.plane_panel, {}, "n", [400, 200]),
     (widgets.plane_panel, {}, "n", list(range(220, 1000, 20))),  # a new n every move: cold
-    (widgets.plane_panel, {"n": 2000}, "offset", [0.5, 1.0]),  # the slider's largest n
-    (widgets.relu_panel, {}, "n", [1024, 512]),
-    (widgets.relu_panel, {}, "d", [16, 8]),
+    (widgets.plane_panel, {"n": 2000}, "t", [0.5, 1.0]),  # the slider's largest n
+    (widgets.relu_panel, {}, "n", [4096, 2048]),
+    (widgets.relu_panel, {}, "d", [8, 4]),
     (widgets.relu_panel, {}, "alpha", [2, 1]),
-    (widgets.relu_panel, {}, "b", [0.3, 0.5]),
-    (widgets.relu_panel, {}, "n", [8192, 512]),  # the slider's largest n
+    (widgets.relu_panel, {}, "b", [0.5, 1.0]),
+    (widgets.relu_panel, {}, "n", [8192, 2048]),  # the slider's largest n
     (widgets.softmax_panel, {}, "b", [0.5, 1.0]),
     (widgets.softmax_panel, {}, "planted", [6, 2]),
     (widgets.scaling_panel, {}, "c", [0.6, 0.4]),

@@ -35,7 +35,9 @@ from hsr_lab import config
 
 PARAMS_KEY = "__params__"  # 0-d str array: the JSON that was hashed, checked on load
 KEYS_KEY = "__keys__"  # 1-d str array: the result's keys in order, so a partial file is caught
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# A name that is a file name on every system, without folder: letters, digits, '_', '.', '-'
+# (not first). Cache entries, saved figures and registered figures all use it.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 Arrays = dict[str, np.ndarray]
 
@@ -79,6 +81,11 @@ def cache_path(
     return _path_for(name, _identity(name, params), cache_dir)
 
 
+def is_file_name(name: object) -> bool:
+    """Whether ``name`` is a string that ``FILE_NAME`` matches whole."""
+    return isinstance(name, str) and FILE_NAME.fullmatch(name) is not None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Yield a temporary file next to ``path``; on success it replaces ``path`` in one step.
@@ -99,7 +106,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
 
 
 # Modules that only draw or wire things up: editing them changes no sweep's numbers.
-_NOT_COMPUTING = ("figures", "widgets.py", "cli.py", "__main__.py")
+_NOT_COMPUTING = ("figures", "widgets", "cli.py", "__main__.py")
 
 
 @functools.cache
@@ -121,7 +128,7 @@ def code_fingerprint(root: str | os.PathLike[str] | None = None) -> str:
 
 def _identity(name: str, params: Mapping[str, Any]) -> str:
     """The canonical JSON of (name, params, version) that is hashed and stored."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_file_name(name):
         raise ValueError(
             "name must be a non-empty file-name-safe string (letters, digits, '_', '.', '-'); "
             f"got {name!r}"

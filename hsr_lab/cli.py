@@ -1,7 +1,12 @@
 """Command line: ``python -m hsr_lab figures [--quick] [--only NAME ...] [--out DIR] [--list]``.
 
-Each task is a subcommand (only ``figures`` for now); ``main`` returns the exit code: 0 on
-success, 2 for a mistake in the command (unknown figure, folder that cannot be written).
+Each task is a subcommand (only ``figures`` for now); ``main`` returns the exit code:
+
+- 0: every figure asked for was drawn and saved;
+- 2: a mistake in the command or its settings (unknown figure, ``--out ''``, a folder that
+  cannot be written, an invalid ``HSR_LAB_QUICK``); nothing is drawn;
+- 3: some figures were skipped because an optional package they need is missing (one line each
+  on stderr says which and how to install it); every other figure was drawn and saved.
 """
 
 from __future__ import annotations
@@ -14,8 +19,13 @@ from pathlib import Path
 import matplotlib
 
 from hsr_lab.config import quick_mode
+from hsr_lab.optional import MissingOptional
 
 PROG = "hsr_lab"
+EXIT_USAGE = 2  # a mistake in the command or its settings: nothing drawn
+EXIT_SKIPPED = 3  # some figures need a missing optional package: the others were drawn
+EXIT_CODES = f"""exit codes: 0 every figure drawn; {EXIT_USAGE} a mistake in the command (nothing \
+drawn); {EXIT_SKIPPED} some figures skipped for a missing optional package (the others drawn)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "figures",
         help="draw the figures and save each as PDF and PNG",
         description="Draw the registered figures and save each as <name>.pdf and <name>.png.",
+        epilog=EXIT_CODES,
     )
     figs.add_argument("--quick", action="store_true", help="tiny parameters (or HSR_LAB_QUICK=1)")
     figs.add_argument(
@@ -35,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     figs.add_argument(
         "--out",
-        type=Path,
+        type=_out_dir,
         default=Path("figures"),
         metavar="DIR",
         help="output folder (default: figures)",
@@ -60,10 +71,6 @@ def _run_figures(args: argparse.Namespace) -> int:
         matplotlib.use("Agg")
     from hsr_lab import figures  # after the backend is chosen
 
-    try:
-        quick = args.quick or quick_mode()
-    except ValueError as err:
-        return _fail(str(err))
     names = list(dict.fromkeys(args.only or figures.REGISTRY))  # drop repeats, keep order
     unknown = [name for name in names if name not in figures.REGISTRY]
     if unknown:
@@ -74,13 +81,42 @@ def _run_figures(args: argparse.Namespace) -> int:
             print(f"{name}: {figures.REGISTRY[name].caption}")
         return 0
     try:
+        quick = args.quick or quick_mode()  # read after --list, which does not need it
+    except ValueError as err:
+        return _fail(str(err))
+    try:
         out_dir = figures.prepare_out_dir(args.out)  # fail before drawing anything slow
-        for name in names:
-            for path in figures.render_figure(name, out_dir, quick=quick, seed=args.seed):
-                print(path, flush=True)
+        skipped = [name for name in names if not _draw(name, out_dir, quick, args.seed)]
     except figures.FigureOutputError as err:
         return _fail(str(err))
+    if skipped:
+        print(f"{PROG} figures: {len(skipped)} skipped for a missing optional package: "
+              f"{', '.join(skipped)}", file=sys.stderr)
+        return EXIT_SKIPPED
     return 0
+
+
+def _draw(name: str, out_dir: Path, quick: bool, seed: int) -> bool:
+    """Draw and save one figure, printing its paths; False (and one line on stderr saying how
+    to install it) if it needs an optional package that is missing."""
+    from hsr_lab import figures
+
+    try:
+        paths = figures.render_figure(name, out_dir, quick=quick, seed=seed)
+    except MissingOptional as err:
+        print(f"{PROG} figures: skipped {name}: {err}", file=sys.stderr, flush=True)
+        return False
+    for path in paths:
+        print(path, flush=True)
+    return True
+
+
+def _out_dir(text: str) -> Path:
+    """The ``--out`` folder; an empty name is a mistake (Path('') would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a folder name is needed; got an empty one "
+                                         "(write --out . for the current folder)")
+    return Path(text)
 
 
 def _seed(text: str) -> int:
@@ -95,4 +131,4 @@ def _seed(text: str) -> int:
 
 def _fail(message: str) -> int:
     print(f"{PROG} figures: error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE

@@ -18,14 +18,17 @@ _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 def quick_mode() -> bool:
-    """True when the environment variable ``HSR_LAB_QUICK`` is "1", "true" or "yes"."""
-    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    """True when the environment variable ``HSR_LAB_QUICK`` is 1/true/yes/on, False when it is
+    unset, empty or 0/false/no/off (any case); a ValueError naming the value otherwise."""
+    raw = os.environ.get(QUICK_ENV, "")
+    value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
     # A typo should not silently start the full, slow run.
-    raise ValueError(f"{QUICK_ENV} must be one of 1/true/yes/on or 0/false/no/off; got {value!r}")
+    raise ValueError(f"{QUICK_ENV}={raw!r} is not a valid value: use one of 1/true/yes/on or "
+                     "0/false/no/off")
 
 
 def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:

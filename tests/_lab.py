@@ -45,6 +45,18 @@ def must_not_skip() -> bool:
     return ci or os.environ.get("HSR_LAB_REQUIRE_BROWSER") == "1"
 
 
+def same_interpreter(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths start the same python in the same environment, however spelled.
+
+    ``venv/bin/python`` and ``venv/bin/python3`` are one interpreter: both resolve to the same
+    file, from the same ``bin`` folder (which decides the venv through its ``pyvenv.cfg``). A
+    link to the same base python from another folder is another environment.
+    """
+    a, b = Path(a).absolute(), Path(b).absolute()
+    return (os.path.realpath(a) == os.path.realpath(b)
+            and os.path.realpath(a.parent) == os.path.realpath(b.parent))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -82,7 +94,8 @@ def _ensure_python3_kernel(env: dict[str, str]) -> None:
     spec = json.loads(listing.stdout)["kernelspecs"].get("python3", {}).get("spec", {})
     # jupyter_client runs a spec whose argv[0] is a bare python name with sys.executable.
     bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info)}
-    if spec.get("argv", [""])[0] in bare | {sys.executable}:
+    argv0 = spec.get("argv", [""])[0]
+    if argv0 in bare or (os.path.isabs(argv0) and same_interpreter(argv0, sys.executable)):
         return
     kernel_dir = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / "python3"
     kernel_dir.mkdir(parents=True, exist_ok=True)

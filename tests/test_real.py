@@ -167,7 +167,7 @@ def test_cached_extractions_read_back_what_extract_computes(tmp_path):
 
 # ------------------------------------------------------------------- the analysis
 def test_share_activated_matches_the_gaussian_prediction_on_gaussian_scores():
-    from hsr_lab.data import real_stats
+    from hsr_lab.experiments import real_stats
 
     S = np.random.default_rng(0).normal(3.0, 2.0, size=(400, 1000))
     share = real_stats.share_activated(S)

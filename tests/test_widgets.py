@@ -6,7 +6,11 @@ raise or return a Figure, and a panel's ``result`` changes when one of its contr
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
+import re
+import sys
 
 import matplotlib
 
@@ -18,15 +22,15 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from hsr_lab import widgets
-from hsr_lab.experiments import KEY_KINDS, measure_query_cost
+from hsr_lab import HSR, relu_attention, widgets
+from hsr_lab.experiments import KEY_KINDS, measure_query_cost, relu_tree_counters
 from hsr_lab.experiments.cost import make_keys
-from hsr_lab.figures.interactive import (
+from hsr_lab.figures.views import (
     view_relu_attention,
     view_scaling,
     view_softmax_threshold,
 )
-from hsr_lab.widgets import _apply_layout, _fix_layout, _keep, _png
+from hsr_lab.widgets.render import apply_layout, fix_layout, keep, png_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +79,8 @@ def test_views_reject_values_the_math_does_not_allow(view, kwargs, name):
 
 
 PANELS = [
-    (widgets.plane_panel, "offset", 0.2),
-    (widgets.relu_panel, "b", 1.0),
+    (widgets.plane_panel, "t", 0.2),
+    (widgets.relu_panel, "b", 0.5),
     (widgets.softmax_panel, "planted", 6),
     (widgets.scaling_panel, "c", 0.8),
 ]
@@ -113,7 +117,7 @@ def _pixels(png: bytes) -> np.ndarray:
 def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     panel = widgets.plane_panel()
     boxes = [panel.scene.box]
-    for control, value in [("angle", 2.0), ("offset", 1.3), ("n", 20), ("n", 200), ("n", 20)]:
+    for control, value in [("angle", 2.0), ("t", 1.3), ("n", 20), ("n", 200), ("n", 20)]:
         panel.controls[control].value = value  # blitted onto one of the kept backgrounds
         boxes.append(panel.scene.box)
     assert len(set(boxes)) == 2  # 20 points need a smaller view than 200: a second background
@@ -121,7 +125,7 @@ def test_the_blitted_plane_panel_matches_a_full_redraw_of_the_same_scene():
     for artist in panel.scene.moving:  # now draw every artist the ordinary way
         artist.set_animated(False)
     panel.result.canvas.draw()
-    full = _pixels(widgets._png(panel.result, panel._layout[1]))
+    full = _pixels(png_bytes(panel.result, panel._layout[1]))
     assert blitted.shape == full.shape
     # Identical up to antialiasing where a spine meets the shading (a few levels in a few
     # pixels); drawing anything in the wrong order changes whole lines by tens of levels.
@@ -190,9 +194,9 @@ def test_a_panel_redrawn_into_its_figure_looks_like_a_fresh_figure(make):
         panel.controls[control].value = value
         if panel.message is not None:  # a value the math does not allow: nothing drawn
             continue
-        fresh = _keep(panel.view(**panel.values()))  # the same view, into a new figure
-        _apply_layout(fresh, panel._layout[0])
-        assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, panel._layout[1]))), \
+        fresh = keep(panel.view(**panel.values()))  # the same view, into a new figure
+        apply_layout(fresh, panel._layout[0])
+        assert np.array_equal(_pixels(panel.png), _pixels(png_bytes(fresh, panel._layout[1]))), \
             (control, value)
 
 
@@ -201,8 +205,8 @@ def test_a_drawing_that_outgrows_the_frozen_frame_is_laid_out_again():
     left = panel._layout[0][0].x0
     panel.controls["b"].value = -2.0  # y tick labels such as 3.96 x 10^-15: much wider
     assert panel._layout[0][0].x0 > left + 0.05  # the axes made room for them
-    fresh = _keep(panel.view(**panel.values()))
-    assert np.array_equal(_pixels(panel.png), _pixels(_png(fresh, _fix_layout(fresh)[1])))
+    fresh = keep(panel.view(**panel.values()))
+    assert np.array_equal(_pixels(panel.png), _pixels(png_bytes(fresh, fix_layout(fresh)[1])))
 
 
 def test_an_unexpected_error_is_named_in_the_panel_not_swallowed():
@@ -224,3 +228,80 @@ def test_planted_instance_rejects_counts_that_are_not_keys(planted):
 
     with pytest.raises(ValueError, match="planted"):
         planted_instance(4, 10, 4, planted, 0)
+
+
+# ---------------------------------------------------------------- teaching paths show the tree
+
+
+def _counter(text: str, name: str) -> int:
+    """The number before ``name`` in a title: 'kd-tree per row: 77 nodes visited' -> 77."""
+    return int(re.search(rf"(\d+) {name}", text).group(1))
+
+
+@pytest.mark.parametrize("n", [None, 8192])  # the panel's default and the slider's largest n
+def test_the_relu_panel_shows_the_kd_tree_pruning(n):
+    panel = widgets.relu_panel()
+    if n is not None:
+        panel.controls["n"].value = n
+    n = panel.controls["n"].value
+    left, right = _titles(panel.result)
+    assert _counter(left, "nodes visited") > 0 and _counter(left, "pruned") > 0, left
+    assert 0 < _counter(right, "inner products per row") < n, right
+
+
+def test_relu_tree_counters_are_the_trees_and_refuse_other_backends():
+    rng = np.random.default_rng(1)
+    Q, K = rng.standard_normal((8, 3)), rng.standard_normal((3000, 3))
+    by_backend = {backend: relu_tree_counters(Q, K, 1.0, backend)
+                  for backend in ("numpy", "reference")}
+    for cost in by_backend.values():
+        assert np.all(cost.nodes_visited > 0) and np.all(cost.nodes_pruned > 0)
+        assert np.all(cost.inner_products < len(K))
+    reported = HSR(K, backend="brute").query_many(Q, np.sqrt(3) * 1.0, stats=True)[2]
+    for cost in by_backend.values():
+        assert np.array_equal(cost.points_reported, reported.points_reported)
+    for backend in ("auto", "brute", "layers"):
+        with pytest.raises(ValueError, match="backend must be a kd-tree"):
+            relu_tree_counters(Q, K, 1.0, backend)
+        with pytest.raises(ValueError, match="backend"):
+            view_relu_attention(n=64, backend=backend)
+
+
+@pytest.mark.parametrize("make", [widgets.plane_panel, widgets.relu_panel, widgets.softmax_panel,
+                                  widgets.scaling_panel, widgets.cost_panel],
+                         ids=lambda make: make.__name__)
+def test_every_control_is_named_as_the_argument_it_reaches(make, monkeypatch):
+    monkeypatch.setattr(widgets.Panel, "refresh", lambda self: None)  # no drawing needed
+    panel = make()
+    view = panel.scene.show if isinstance(panel, widgets.ScenePanel) else panel.view
+    assert set(panel.controls) <= set(inspect.signature(view).parameters)
+
+
+def test_the_relu_sliders_reach_attention_and_the_tree_under_their_names():
+    for func in (view_relu_attention, relu_attention):
+        assert {"alpha", "b"} <= set(inspect.signature(func).parameters)
+    assert "b" in inspect.signature(relu_tree_counters).parameters
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("hsr_lab.figures.interactive", "hsr_lab.figures.views"),
+    ("hsr_lab.data.real_stats", "hsr_lab.experiments.real_stats"),
+])
+def test_an_old_import_path_still_works_and_says_where_to_go(old, new, monkeypatch):
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning, match=re.escape(new)):
+        alias = importlib.import_module(old)
+    target = importlib.import_module(new)
+    assert alias.__all__ and all(getattr(alias, name) is getattr(target, name)
+                                 for name in alias.__all__)
+
+
+def test_the_panels_module_is_thin_shells_and_render_holds_the_machinery():
+    from hsr_lab.widgets import render
+
+    assert widgets.Panel is render.Panel and widgets.ScenePanel is render.ScenePanel
+    shells = inspect.getsource(widgets)
+    assert "canvas" not in shells and "Bbox" not in shells and "PIL" not in shells
+    for name in ("plane_panel", "relu_panel", "softmax_panel", "scaling_panel", "cost_panel"):
+        lines = inspect.getsource(getattr(widgets, name)).splitlines()
+        assert len(lines) <= 25 and "Panel(" in "".join(lines), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,21 +30,26 @@ class PlaneQuery:
     inner_products: int  # points the kd-tree scored: those of the leaves it scanned
 
 
-def plane_query(n: int = 300, angle: float = 0.6, offset: float = 1.0, leaf_size: int = 8,
-                seed: int = 0) -> PlaneQuery:
+def plane_query(n: int = 300, angle: float = 0.6, t: float = 1.0, leaf_size: int = 8,
+                seed: int = 0, *, offset: float | None = None) -> PlaneQuery:
     """Gaussian points in the plane and the half-plane with normal (cos angle, sin angle).
 
-    Reports {x : <a, x> >= t} with a = (cos angle, sin angle), t = offset, and traces the
-    pure-Python kd-tree (``ReferenceKDTree.trace``) and the convex layers on the same query.
+    Reports {x : <a, x> >= t} with a = (cos angle, sin angle), and traces the pure-Python
+    kd-tree (``ReferenceKDTree.trace``) and the convex layers on the same query.
+    ``offset`` is a deprecated name of ``t`` (it warns; it goes away in the next release).
     """
+    if offset is not None:
+        warnings.warn("plane_query(offset=...) is deprecated: the offset is t, as in "
+                      "HSR.query(a, t)", DeprecationWarning, stacklevel=2)
+        t = offset
     points, tree, layers = _structures(n, leaf_size, seed)
     a = np.array([np.cos(angle), np.sin(angle)])
-    visited = tree.trace(a, offset)
+    visited = tree.trace(a, t)
     cells = np.array([[c[0] - h[0], c[1] - h[1], c[0] + h[0], c[1] + h[1]]
                       for c, h in ((node.center, node.half) for node, _ in visited)])
-    reported, stats = layers.query(a, offset)
+    reported, stats = layers.query(a, t)
     scanned = sum(node.stop - node.start for node, outcome in visited if outcome == "scanned")
-    return PlaneQuery(points, a, float(offset), np.sort(reported), cells,
+    return PlaneQuery(points, a, float(t), np.sort(reported), cells,
                       np.array([outcome for _, outcome in visited]), list(layers.layers),
                       stats.nodes_visited, scanned)
 

@@ -70,7 +70,7 @@ def softmax_error_sweep(b_values=None, planted=(0, 4), n: int | None = None, d: 
             dense = softmax_attention(Q, K, V)
             for i, b in enumerate(progress(b_arr, f"softmax sweep (planted={p})")):
                 approx, stats = softmax_attention(Q, K, V, method="hsr", b=float(b),
-                                                  return_stats=True)
+                                                  backend="numpy", return_stats=True)
                 eps = stats.dropped_mass
                 out["max_dropped"][i, j], out["mean_dropped"][i, j] = eps.max(), eps.mean()
                 out["error"][i, j] = np.abs(approx - dense).max()

@@ -13,8 +13,11 @@ import numpy as np
 
 from .. import theory
 from ..cache import cached
-from ..hsr import HSR
+from ..hsr import HSR, BatchQueryStats
+from ..validate import as_matrix, as_scalar
 from .common import progress, resolve_quick, seeds_for, unit_vectors
+
+TREES = ("numpy", "reference")  # the kd-tree backends: the structure the lab teaches
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,21 @@ def query_work_sweep(n_values=None, dims=(2, 3, 4, 8, 16, 64), n_queries: int = 
 
     r = cached("query_work", params, compute, force=force)
     return WorkSweep(n_arr, d_arr, r["nodes"], r["ip"], r["k"])
+
+
+def relu_tree_counters(Q: object, K: object, b: float, backend: str = "numpy"
+                       ) -> BatchQueryStats:
+    """What the kd-tree does for the rows of ReLU^alpha attention: one half-space query per row,
+    ``HSR(K, backend).query_many(Q, t)`` at t = sqrt(d) b, counted (nodes visited, pruned and
+    reported whole, inner products, keys reported; one entry per row).
+
+    ``backend`` must be a tree ("numpy" or "reference"): "auto" may pick the scan, whose
+    counters show no tree at all.
+    """
+    if backend not in TREES:
+        raise ValueError(f"backend must be a kd-tree, one of {TREES}, so that the counters are "
+                         f"the tree's; got {backend!r}")
+    K = as_matrix("K", K)
+    Q = as_matrix("Q", Q, d=K.shape[1])
+    t = np.sqrt(K.shape[1]) * as_scalar("b", b)
+    return HSR(K, backend=backend).query_many(Q, t, stats=True)[2]

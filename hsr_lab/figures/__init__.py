@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from hsr_lab.cache import is_file_name
 from hsr_lab.figures._save import FigureOutputError, prepare_out_dir, save_figure
-from hsr_lab.figures._style import (
-    COLORS,
-    LINESTYLES,
-    MARKERS,
-    drawing_into,
-    house_style,
-    new_figure,
-)
+from hsr_lab.figures._style import COLORS, LINESTYLES, MARKERS, house_style, new_figure
+from hsr_lab.figures.redraw import drawing_into
 
 __all__ = [
     "COLORS",
@@ -44,7 +38,6 @@ __all__ = [
 ]
 
 FigureFunc = Callable[..., Figure]
-_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,8 @@ REGISTRY: dict[str, FigureSpec] = {}
 
 def figure(name: str, caption: str) -> Callable[[FigureFunc], FigureFunc]:
     """Register ``fig_<name>`` under ``name``; the function then always draws in house style."""
-    if not _NAME.fullmatch(name):
+    # A file name (cache.FILE_NAME) that also completes the function name fig_<name>.
+    if not (is_file_name(name) and name == name.lower() and f"fig_{name}".isidentifier()):
         raise ValueError(f"figure name must be lower-case letters, digits and '_'; got {name!r}")
 
     def register(func: FigureFunc) -> FigureFunc:

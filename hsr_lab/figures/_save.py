@@ -8,13 +8,12 @@ embedded as TrueType (``pdf.fonttype: 42`` in the house style), and the renderer
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from hsr_lab.cache import atomic_write
+from hsr_lab.cache import atomic_write, is_file_name
 from hsr_lab.figures._style import house_style
 
 FORMATS = ("pdf", "png")
@@ -23,7 +22,6 @@ _METADATA = {  # None removes the entry that matplotlib would otherwise write
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
     "png": {"Software": None},
 }
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class FigureOutputError(OSError):
@@ -46,7 +44,7 @@ def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
 
 def save_figure(fig: Figure, out_dir: str | os.PathLike[str], name: str) -> list[Path]:
     """Write ``<out_dir>/<name>.pdf`` and ``<out_dir>/<name>.png``; return their paths."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_file_name(name):
         raise ValueError(
             "name must be a file name without folder or extension (letters, digits, '_', '.', "
             f"'-'); got {name!r}"

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib import style as mpl_style
 from matplotlib.figure import Figure
+
+from hsr_lab.figures.redraw import refill, target_figure
 
 STYLE_FILE = "hsr_lab.mplstyle"
 
@@ -58,24 +58,6 @@ MARKERS: tuple[str, ...] = tuple(_CYCLE["marker"])
 COLUMN_WIDTH, ROW_HEIGHT = (float(x) for x in _PARAMS["figure.figsize"])  # inches
 
 
-_TARGET: ContextVar[Figure | None] = ContextVar("hsr_lab_target_figure", default=None)
-
-
-@contextlib.contextmanager
-def drawing_into(fig: Figure) -> Iterator[Figure]:
-    """Inside this block, ``new_figure`` clears and refills ``fig`` instead of making a new one.
-
-    The widget panels redraw a view into the same figure on every slider move: its canvas and
-    renderer survive, so matplotlib's text-layout cache (keyed on the renderer) stays warm and
-    a redraw costs about half of drawing a brand-new figure.
-    """
-    token = _TARGET.set(fig)
-    try:
-        yield fig
-    finally:
-        _TARGET.reset(token)
-
-
 def new_figure(
     width_ratio: float = 1.0,
     height: float | None = None,
@@ -98,59 +80,7 @@ def new_figure(
     elif not height > 0:
         raise ValueError(f"height must be positive (inches); got {height!r}")
     size = (COLUMN_WIDTH * width_ratio, height)
-    target = _TARGET.get()
+    target = target_figure()
     if target is None:
         return plt.subplots(nrows, ncols, figsize=size, **subplots_kw)
-    target.set_size_inches(size)
-    axes = _emptied_grid(target, nrows, ncols) if not subplots_kw else None
-    if axes is None:
-        target.clear()
-        axes = target.subplots(nrows, ncols, **subplots_kw)
-    return target, axes
-
-
-def _emptied_grid(fig: Figure, nrows: int, ncols: int) -> Any:
-    """``fig``'s axes, emptied to look like fresh ones, if they form an nrows x ncols grid.
-
-    Creating axes (and their ticks) is the slowest part of a redraw; emptying keeps the Axis
-    objects and their ticks. Removed: every artist, legend, title and label, and the figure's
-    own legends and texts; reset as ``Axes.clear`` sets them: limits (autoscaled again),
-    scales, direction, margins, colours, spines, the colour cycle and the grid. Not reset: tick
-    parameters (resetting them recreates the ticks); a view that changes them must set them on
-    every call. Returns the axes as ``plt.subplots`` would (one, or an array), or None if the
-    grid differs.
-    """
-    axes = fig.axes
-    specs = [ax.get_subplotspec() for ax in axes]
-    if len(axes) != nrows * ncols or any(spec is None for spec in specs) \
-            or specs[0].get_geometry()[:2] != (nrows, ncols):
-        return None
-    for artist in [*fig.legends, *fig.texts]:
-        artist.remove()
-    rc = mpl.rcParams
-    for ax in axes:
-        for artist in [*ax.lines, *ax.images, *ax.collections, *ax.patches, *ax.texts]:
-            artist.remove()
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        ax.containers.clear()
-        for loc in ("left", "center", "right"):
-            ax.set_title("", loc=loc)
-        ax.set(xlabel="", ylabel="", xscale="linear", yscale="linear", aspect="auto",
-               facecolor=rc["axes.facecolor"], xmargin=rc["axes.xmargin"],
-               ymargin=rc["axes.ymargin"])
-        if ax.xaxis_inverted():
-            ax.invert_xaxis()
-        if ax.yaxis_inverted():
-            ax.invert_yaxis()
-        ax.set_axis_on()
-        for side, spine in ax.spines.items():
-            spine.set_visible(rc[f"axes.spines.{side}"])
-        ax.set_prop_cycle(None)
-        ax.grid(False)
-        if rc["axes.grid"]:
-            ax.grid(True, which=rc["axes.grid.which"], axis=rc["axes.grid.axis"])
-        ax.relim()
-        ax.set_autoscale_on(True)
-        ax.autoscale_view()
-    return axes[0] if len(axes) == 1 else np.array(axes).reshape(nrows, ncols).squeeze()
+    return target, refill(target, size, nrows, ncols, **subplots_kw)

@@ -1,157 +1,21 @@
-"""Views behind the notebook widgets: plain functions ``view_*(...) -> Figure``.
+"""Deprecated alias of ``hsr_lab.figures.views`` (the views behind the widget panels).
 
-Each one is what a widget panel redraws when a slider moves (``hsr_lab.widgets``), so it is
-sized to answer well under 200 ms at its defaults. They are not registered figures: their
-arguments are the sliders' values. Bad values raise ``ValueError``/``TypeError`` with a
-message the panel shows instead of a plot.
+Importing it warns (``DeprecationWarning``); it goes away in the next release. Import from
+``hsr_lab.figures.views`` instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
 
-import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter
+from hsr_lab.figures.views import (
+    view_query_cost,
+    view_relu_attention,
+    view_scaling,
+    view_softmax_threshold,
+)
 
-from hsr_lab import theory
-from hsr_lab.attention import relu_attention, softmax_attention
-from hsr_lab.experiments import measure_query_cost, planted_instance, sparsity_sweep
-from hsr_lab.experiments.common import unit_vectors
-from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, house_style, new_figure
-from hsr_lab.figures._common import log_n_axes
-from hsr_lab.validate import as_positive_int, as_scalar
+__all__ = ["view_query_cost", "view_relu_attention", "view_scaling", "view_softmax_threshold"]
 
-
-def _instance(m: int, n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Unit-norm Gaussian queries, standard Gaussian keys and values: Q (m, d), K, V (n, d)."""
-    rng = np.random.default_rng(seed)
-    return unit_vectors(rng, m, d), rng.standard_normal((n, d)), rng.standard_normal((n, d))
-
-
-def view_relu_attention(n: int = 512, d: int = 8, alpha: int = 1, b: float = 0.5, m: int = 32,
-                        seed: int = 0) -> Figure:
-    """The activated entries of ReLU^alpha attention, A = ReLU(Q K^T / sqrt(d) - b)^alpha.
-
-    Left: the mask of activated entries (one half-space query per row reports them). Right: the
-    weights of the first row. The title compares the HSR output with the dense one.
-    """
-    n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
-    Q, K, V = _instance(m, n, d, seed)
-    dense = relu_attention(Q, K, V, alpha=alpha, b=b)
-    fast, stats = relu_attention(Q, K, V, alpha=alpha, b=b, method="hsr", return_stats=True)
-    scores = Q @ K.T / np.sqrt(d)
-    with house_style():
-        fig, (ax_map, ax_row) = new_figure(width_ratio=2, height=2.6, ncols=2)
-        ax_map.imshow(scores > as_scalar("b", b), aspect="auto", cmap="Greys",
-                      interpolation="nearest")
-        ax_map.grid(False)
-        ax_map.set(xlabel="key j", ylabel="query i",
-                   title=f"activated: {stats.total_activated} of {m * n} entries, "
-                         f"{stats.empty_rows} empty rows")
-        weights = np.maximum(scores[0] - b, 0.0) ** alpha
-        ax_row.plot(np.arange(n), weights, color=COLORS[0], marker="", lw=0.8)
-        ax_row.set(xlabel="key j", ylabel=r"$\mathrm{ReLU}(s_{0j} - b)^\alpha$",
-                   title=f"HSR vs dense: max |diff| = {np.abs(fast - dense).max():.1e}")
-    return fig
-
-
-def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: int = 16,
-                           m: int = 32, seed: int = 0) -> Figure:
-    """Softmax kept only where s_ij >= b: dropped mass eps_i and error, against the bound.
-
-    ``planted`` keys score high for every query (massive activations, like attention sinks; see
-    ``hsr_lab.experiments.planted_instance``). The bound is ||Attn - Attn_hat||_inf <=
-    2 max_i eps_i ||V||_inf.
-    """
-    n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
-    Q, K, V = planted_instance(m, n, d, planted, seed)  # it checks ``planted``
-    dense = softmax_attention(Q, K, V)
-    approx, stats = softmax_attention(Q, K, V, method="hsr", b=b, return_stats=True)
-    eps = stats.dropped_mass
-    error = np.abs(approx - dense).max(axis=1)
-    bound = theory.softmax_error_bound(eps, np.abs(V).max())
-    with house_style():
-        fig, ax = new_figure(width_ratio=1.4, height=2.6)
-        rows = np.arange(m)
-        ax.plot(rows, eps, label=r"dropped mass $\epsilon_i$", marker="o", ls="")
-        ax.plot(rows, error, label=r"error $\max_j |Attn - \widehat{Attn}|$", marker="s", ls="")
-        ax.axhline(bound, color="black", ls="--", marker="",
-                   label=r"bound $2 \max_i \epsilon_i \|V\|_\infty$")
-        ax.set_yscale("symlog", linthresh=1e-6)
-        ax.set(xlabel="query row i", ylim=(0, None),
-               title=f"b = {b:.2f}: kept {stats.total_activated / m:.0f} of {n} keys per row")
-        ax.legend(loc="upper right", fontsize=7)
-    return fig
-
-
-def view_scaling(c: float = 0.4, d: int = 16, seed: int = 0) -> Figure:
-    """Activated entries per row against n at b = sigma_a sqrt(c ln n): slope 1 - c/2 predicted."""
-    c = as_scalar("c", c)
-    if not 0 < c < 2:
-        raise ValueError(f"c must lie in (0, 2) so that n^(1 - c/2) grows; got {c}")
-    sweep = sparsity_sweep(n_values=2 ** np.arange(8, 16), c_values=(c,), seeds=3, d=d,
-                           n_queries=8, seed=seed, quick=True)
-    n = sweep.n.astype(float)
-    counts = sweep.counts[0]  # (seeds, n)
-    fit = theory.fit_exponent(np.tile(n, len(counts)), np.maximum(counts.ravel(), 1e-3))
-    with house_style():
-        fig, ax = new_figure(width_ratio=1.4, height=2.6)
-        ax.loglog(n, counts.mean(axis=0), ls="", marker="o",
-                  label=f"measured: slope {fit.slope:.3f} [{fit.slope_low:.3f}, "
-                        f"{fit.slope_high:.3f}]")
-        ax.loglog(n, theory.expected_activated(n, c), marker="",
-                  label=r"exact $n\,\Phi_c(\sqrt{c \ln n})$")
-        ax.loglog(n, theory.paper_bound(n, c), marker="", ls="--",
-                  label=f"bound $n^{{1-c/2}}$, slope {1 - c / 2:.2f}")
-        ax.set(xlabel="n (keys)", ylabel="activated entries per row", title=f"c = {c:.2f}")
-        ax.legend(loc="upper left", fontsize=7)
-    return fig
-
-
-def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed: int = 0,
-                    progress: Callable[[int, int], None] | None = None) -> Figure:
-    """Measured time of one query, kd-tree against the dense scan, for n = 2^10 .. 2^log2_n.
-
-    Left: median time per query (``hsr_lab.experiments.measure_query_cost``: keys of the given
-    kind, t = sigma_a sqrt(0.4 ln n), one BLAS thread on both sides). Right: the tree's work,
-    (box tests + inner products) / n, against the scan's 1 and k / n, what any exact method
-    must report. This runs a measurement (seconds): the panel has a button and a progress bar.
-    """
-    log2_n = as_positive_int("log2_n", log2_n)
-    if not 10 <= log2_n <= 22:
-        raise ValueError(f"log2_n must lie in [10, 22]; got {log2_n}")
-    cost = measure_query_cost(2 ** np.arange(10, log2_n + 1), d, keys, seed=seed,
-                              on_step=progress)
-    n = cost.n.astype(float)
-    with house_style():
-        fig, (ax_time, ax_share) = new_figure(width_ratio=2, height=2.6, ncols=2)
-        curves = {ax_time: [("kd-tree", 1e3 * cost.tree_s), ("dense scan", 1e3 * cost.scan_s)],
-                  ax_share: [("tree: (box tests + inner products) / n", cost.work / n),
-                             ("reported: k / n", cost.reported / n)]}
-        for ax, lines in curves.items():
-            for i, (label, values) in enumerate(lines):
-                ax.plot(n, values, color=COLORS[i], ls=LINESTYLES[i], marker=MARKERS[i],
-                        label=label)
-        ax_share.axhline(1.0, color="black", lw=0.8, ls="--", marker="", label="scan: 1")
-        log_n_axes(ax_time, n, "ms per query (median)", xlabel="n (keys)")
-        log_n_axes(ax_share, n, "work / n", xlabel="n (keys)")
-        for ax in (ax_time, ax_share):  # plain numbers at 1, 2, 5 x 10^k: no crowded minors
-            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-            ax.yaxis.set_major_formatter("{x:g}")
-            ax.yaxis.set_minor_formatter(NullFormatter())
-        ax_time.set_title(f"d = {cost.d}, {keys} keys: {_verdict(float(cost.speedup[-1]))}\n"
-                          f"at $n = 2^{{{log2_n}}}$ (1 BLAS thread)")
-        ax_share.set_title("work per query, as a share of n")
-        for ax in (ax_time, ax_share):
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, fontsize=7)
-    return fig
-
-
-def _verdict(speedup: float) -> str:
-    """'tree 2.3x faster than the scan', '... slower ...', or 'tree and scan on par'."""
-    if 0.95 <= speedup <= 1.05:
-        return "tree and scan on par"
-    if speedup > 1:
-        return f"tree {speedup:.1f}x faster than the scan"
-    return f"tree {1 / speedup:.1f}x slower than the scan"
+warnings.warn("hsr_lab.figures.interactive is deprecated: import from hsr_lab.figures.views",
+              DeprecationWarning, stacklevel=2)

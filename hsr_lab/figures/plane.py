@@ -30,7 +30,7 @@ _SHADE = COLORS[4]
 def fig_hsr_plane(quick: bool = False, seed: int = 0, **kw) -> Figure:
     """Gaussian points, the half-plane <a, x> >= t, and the work of a kd-tree and of convex layers.
 
-    ``kw`` goes to ``plane_query`` (n, angle, offset, leaf_size); 200 points (quick: 100).
+    ``kw`` goes to ``plane_query`` (n, angle, t, leaf_size); 200 points (quick: 100).
     """
     kw = {"n": 100 if quick else 200, "seed": seed, **kw}
     scene = PlaneScene(**{k: kw.pop(k) for k in ("leaf_size", "seed") if k in kw})
@@ -66,11 +66,12 @@ class PlaneScene:
             self._grey = [ax.scatter([], [], s=4, color=FAINT, linewidths=0, zorder=4)
                           for ax in self.axes]
 
-    def show(self, n: int = 200, angle: float = 0.6, offset: float = 1.0) -> PlaneQuery:
-        """Draw the query with normal a = (cos angle, sin angle) and offset t over n Gaussian
-        points (the same seed); return its trace."""
-        pq = plane_query(n=n, angle=angle, offset=offset, leaf_size=self.leaf_size,
-                         seed=self.seed)
+    def show(self, n: int = 200, angle: float = 0.6, t: float = 1.0,
+             offset: float | None = None) -> PlaneQuery:
+        """Draw the query <a, x> >= t, a = (cos angle, sin angle), over n Gaussian points (the
+        same seed); return its trace. ``offset``: deprecated name of ``t``."""
+        pq = plane_query(n=n, angle=angle, t=t, leaf_size=self.leaf_size, seed=self.seed,
+                         offset=offset)
         if n != self.n:  # a new point set (grey points are moving artists)
             self.n = n
             for grey in self._grey:

@@ -25,7 +25,7 @@ POST_HOC = ("post-hoc view: thresholds applied to a softmax model's scores "
 def fig_real_attention(quick: bool = False, seed: int = 0, force: bool = False) -> Figure:
     """2 x 2 panels: QQ plot, share-activated heatmap, HSR work against n, dropped mass."""
     from hsr_lab.data import cached_extractions
-    from hsr_lab.data.real_stats import real_sweep
+    from hsr_lab.experiments.real_stats import real_sweep
 
     sweep = real_sweep(quick=quick, seed=seed, force=force)
     opts = dict(count=2, min_tokens=96, max_tokens=128) if quick else {}
@@ -41,7 +41,7 @@ def fig_real_attention(quick: bool = False, seed: int = 0, force: bool = False) 
 
 def _qq_panel(ax: Axes, S: np.ndarray) -> None:
     """Row-standardised scores against normal quantiles, with and without token 0."""
-    from hsr_lab.data.real_stats import qq_points
+    from hsr_lab.experiments.real_stats import qq_points
 
     for j, (layer, head) in enumerate(QQ_HEADS):
         for sink, ls, mk in ((True, "-", MARKERS[j]), (False, ":", "")):

@@ -1,11 +1,13 @@
-"""Widget panels for the notebooks: thin shells around plain ``view_*`` functions.
+"""Rendering machinery of the widget panels: frozen layouts, blitting, cropped PNGs.
 
 A ``Panel`` is a row of controls above an image; moving a control (on release:
-``continuous_update=False``) calls the view with every control's value and shows the figure.
-Redraws are kept well under 200 ms (``benchmarks/bench_widgets.py`` times them) by:
+``continuous_update=False``) calls a plain view function with every control's value and shows
+the figure. ``hsr_lab.widgets`` builds the notebooks' panels from these two classes. Redraws
+stay well under 200 ms (``benchmarks/bench_widgets.py`` times them) by:
 
-- drawing into the same figure every time (``drawing_into``), so matplotlib's text-layout
-  cache stays warm, and keeping the first layout solution (solving it costs more than drawing);
+- drawing into the same figure every time (``hsr_lab.figures.redraw.drawing_into``), so
+  matplotlib's text-layout cache stays warm, and keeping the first layout solution (solving
+  it costs more than drawing);
 - rendering the canvas once at screen resolution and encoding the PNG ourselves, cropped to
   the frame of the first figure (``savefig(bbox_inches=...)`` draws more than once);
 - for the plane, a ``ScenePanel``: the axes and legends are drawn once per view box and kept
@@ -36,22 +38,13 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from hsr_lab.experiments import KEY_KINDS
 from hsr_lab.figures import drawing_into, house_style
-from hsr_lab.figures.interactive import (
-    view_query_cost,
-    view_relu_attention,
-    view_scaling,
-    view_softmax_threshold,
-)
-from hsr_lab.figures.plane import PlaneScene
 
-_SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
 RENDER_DPI = 100  # screen size: a two-column figure is ~900 px wide; files are saved at 300
 _PAD = 0.05  # inches of white around the artists, as savefig(pad_inches=0.05)
 
 
-def _keep(fig: Figure) -> Figure:
+def keep(fig: Figure) -> Figure:
     """Take ``fig`` away from pyplot (it is shown as the panel's image, not again inline) and
     give it its own Agg canvas (closing a figure leaves it a canvas that cannot draw)."""
     plt.close(fig)
@@ -66,7 +59,7 @@ def _drop_layout_engine(fig: Figure) -> None:
         fig.set_layout_engine(None)
 
 
-def _fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
+def fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
     """Solve ``fig``'s layout, draw it, then freeze it; return the axes positions and the frame.
 
     The house style's constrained layout places the axes in one draw; the engine is then
@@ -83,8 +76,8 @@ def _fix_layout(fig: Figure) -> tuple[list[Bbox], Bbox]:
     return [ax.get_position() for ax in fig.axes], frame
 
 
-def _apply_layout(fig: Figure, positions: list[Bbox]) -> None:
-    """Draw ``fig`` with its axes at ``positions`` (a layout frozen by ``_fix_layout``)."""
+def apply_layout(fig: Figure, positions: list[Bbox]) -> None:
+    """Draw ``fig`` with its axes at ``positions`` (a layout frozen by ``fix_layout``)."""
     fig.set_dpi(RENDER_DPI)
     _drop_layout_engine(fig)
     for ax, position in zip(fig.axes, positions, strict=True):
@@ -118,7 +111,7 @@ def _spills(fig: Figure, frame: Bbox) -> bool:
     return any(np.any(np.abs(band.astype(np.int16) - background) > 1) for band in bands)
 
 
-def _png(fig: Figure, frame: Bbox) -> bytes:
+def png_bytes(fig: Figure, frame: Bbox) -> bytes:
     """The canvas as it stands, cropped to ``frame`` (pixels), as PNG bytes (fast zlib level)."""
     rgba = np.asarray(fig.canvas.buffer_rgba())
     top, bottom, left, right = _frame_box(rgba, frame)
@@ -204,15 +197,15 @@ class Panel(widgets.VBox):
             with drawing_into(self._figure):
                 fig = self.view(**values)
         if fig is not self._figure:  # the first figure (or a view that made its own)
-            self._figure, self._layout = _keep(fig), None
+            self._figure, self._layout = keep(fig), None
         if self._layout is not None and len(self._layout[0]) == len(fig.axes):
             # A move changes data and titles, not the arrangement: keep the first layout,
             # unless the new drawing does not fit its frame.
-            _apply_layout(fig, self._layout[0])
+            apply_layout(fig, self._layout[0])
             if not _spills(fig, self._layout[1]):
-                return fig, _png(fig, self._layout[1])
-        self._layout = _fix_layout(fig)
-        return fig, _png(fig, self._layout[1])
+                return fig, png_bytes(fig, self._layout[1])
+        self._layout = fix_layout(fig)
+        return fig, png_bytes(fig, self._layout[1])
 
 
 class Scene(Protocol):
@@ -234,7 +227,7 @@ class ScenePanel(Panel):
                  title: str = "") -> None:
         self.scene = scene
         self._backgrounds: dict[Hashable, object] = {}  # static_key -> bitmap of the rest
-        _keep(scene.figure)
+        keep(scene.figure)
         super().__init__(self._show, controls, title)
 
     def _show(self, **values: object) -> Figure:
@@ -244,18 +237,18 @@ class ScenePanel(Panel):
     def _render(self, values: dict[str, object]) -> tuple[Figure, bytes]:
         fig = self._show(**values)
         if self._layout is None:
-            self._fix_layout()
+            self._relayout()
         self._blit()
         if _spills(fig, self._layout[1]):  # the drawing outgrew the frozen frame
-            self._fix_layout()
+            self._relayout()
             self._blit()
-        return fig, _png(fig, self._layout[1])
+        return fig, png_bytes(fig, self._layout[1])
 
-    def _fix_layout(self) -> None:
+    def _relayout(self) -> None:
         """Solve the layout with every artist drawn; the kept backgrounds are then stale."""
         for artist in self.scene.moving:
             artist.set_animated(False)
-        self._layout, self._backgrounds = _fix_layout(self.scene.figure), {}
+        self._layout, self._backgrounds = fix_layout(self.scene.figure), {}
 
     def _blit(self) -> None:
         """Restore the background of the current view box (drawing it the first time), then
@@ -273,68 +266,3 @@ class ScenePanel(Panel):
         fig.canvas.restore_region(background)
         for artist in scene.moving:
             fig.draw_artist(artist)
-
-
-def plane_panel(n: int = 200) -> Panel:
-    """HSR in the plane: the half-plane's angle and offset; kd-tree cells and convex layers."""
-    return ScenePanel(
-        PlaneScene(),
-        {"angle": widgets.FloatSlider(0.6, min=0, max=6.28, step=0.05,
-                                      description="angle of a", **_SLIDER),
-         "offset": widgets.FloatSlider(1.0, min=-2.5, max=3.0, step=0.05,
-                                       description="offset t", **_SLIDER),
-         "n": widgets.IntSlider(n, min=20, max=2000, step=20, description="points n", **_SLIDER)},
-        "Half-plane <a, x> >= t over Gaussian points",
-    )
-
-
-def relu_panel() -> Panel:
-    """ReLU^alpha attention: n, d, alpha and b; the activated entries and HSR == dense."""
-    return Panel(
-        view_relu_attention,
-        {"n": widgets.IntSlider(512, min=16, max=8192, step=16, description="keys n", **_SLIDER),
-         "d": widgets.IntSlider(8, min=1, max=128, description="dimension d", **_SLIDER),
-         "alpha": widgets.BoundedIntText(1, min=-1, max=6, description="alpha",
-                                         layout=widgets.Layout(width="140px")),
-         "b": widgets.FloatSlider(0.5, min=-1.0, max=3.0, step=0.05, description="threshold b",
-                                  **_SLIDER)},
-        "ReLU^alpha attention: A = ReLU(QK^T/sqrt(d) - b)^alpha",
-    )
-
-
-def softmax_panel() -> Panel:
-    """Thresholded softmax: the threshold b and the number of planted large scores."""
-    return Panel(
-        view_softmax_threshold,
-        {"b": widgets.FloatSlider(1.0, min=-2.0, max=4.0, step=0.1, description="threshold b",
-                                  **_SLIDER),
-         "planted": widgets.IntSlider(2, min=0, max=16, description="planted large scores",
-                                      **_SLIDER)},
-        "Softmax over the massively activated entries only",
-    )
-
-
-def scaling_panel() -> Panel:
-    """Sparsity scaling: the constant c of b = sigma sqrt(c ln n); slope 1 - c/2."""
-    return Panel(
-        view_scaling,
-        {"c": widgets.FloatSlider(0.4, min=0.0, max=2.0, step=0.05, description="c", **_SLIDER)},
-        "Activated entries per row at b = sigma_a sqrt(c ln n)",
-    )
-
-
-def cost_panel(log2_n: int = 16) -> Panel:
-    """Query time on this machine, kd-tree vs dense scan: d, the largest n and the kind of keys.
-
-    A measurement, not a drawing: it runs once when the panel is built (at these defaults), then
-    only when the button is pressed, with a progress bar.
-    """
-    return Panel(
-        view_query_cost,
-        {"d": widgets.IntSlider(4, min=1, max=128, description="dimension d", **_SLIDER),
-         "log2_n": widgets.IntSlider(log2_n, min=10, max=22, description="largest n = 2^",
-                                     **_SLIDER),
-         "keys": widgets.Dropdown(options=KEY_KINDS, value="isotropic", description="keys")},
-        "Where the tree beats the scan: measured on this machine",
-        button="Measure",
-    )
