@@ -52,7 +52,8 @@ def _environment_sections() -> dict[str, dict[str, str]]:
             current = header.group(2) or header.group(1)
             assert current not in sections, f"environment.yml: section {current} twice"
             sections[current] = {}
-        elif (item := ITEM.match(line)) and current is not None:
+        elif (item := ITEM.match(line)) and current is not None and item.group(1) not in (
+                "pip:", "-e ."):
             package, spec = _split(item.group(1))
             assert package not in sections[current], f"environment.yml: {package} twice"
             sections[current][package] = spec
