@@ -10,6 +10,7 @@ from ..hsr import BACKENDS
 from ..hsr.numerics import MAX_COORD as MAX_KEY
 from ..hsr.numerics import MAX_PRODUCT
 from ..validate import as_matrix, as_positive_int, as_scalar
+from .scores import max_abs
 
 METHODS = ("dense", "hsr")
 KINDS = ("relu", "softmax")
@@ -26,11 +27,6 @@ def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.nda
     keys("K", K)
     magnitude("Q", max_abs(Q), "K", max_abs(K), Q.shape[1])
     return Q, K, V
-
-
-def max_abs(X: np.ndarray) -> float:
-    """max |X_ij| (0 for an empty array)."""
-    return float(np.abs(X).max(initial=0.0))
 
 
 def keys(name: str, K: np.ndarray) -> None:

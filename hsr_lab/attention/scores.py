@@ -1,0 +1,116 @@
+"""The score, the kept set and the bounds of a row: decided once, the same way on every path.
+
+The score of query i and key j is ``s_ij = <q_i, k_j> / sqrt(d)``. Dense attention computes it
+with a matrix product, the HSR rows with one inner product per (row, key) pair, the decoder
+with a matrix-vector product: three summation orders, three roundings. Deciding ``s_ij >= b``
+(softmax) or ``s_ij > b`` (ReLU^alpha) on those rounded values would let a key exactly at b be
+kept by one path and dropped by another. So every path decides on the *decisive score*
+
+    sigma_ij = fl( fl(<q_i, k_j>) / fl(sqrt(d)) ),   fl(<q_i, k_j>) correctly rounded,
+
+a function of (q_i, k_j, d) alone. Any computed score s_ij is within
+
+    tol_i = margin(d) ||q_i||_1 max_j |k_j| / sqrt(d) + 2 d TINY
+
+of sigma_ij (``hsr.numerics.margin``: any summation order, plus the rounding of sigma itself),
+so where ``|s_ij - b| > tol_i`` both lie on the same side of b, and only the rare entries
+within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` replaces
+those entries by sigma_ij; after it, the kept set ``{j : s_ij >= b}`` (or ``> b``) is
+identical on every path, and the weights of the kept entries agree to rounding.
+
+The bounds are L1-style (no squares), so nothing under- or overflows at any finite scale.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from ..hsr.numerics import MAX_PRODUCT, TINY, margin
+
+# Work sizes of the attention paths, in one place.
+SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
+ROW_BLOCK = 1 << 18  # floats in one temporary of the exact rows (2 MiB)
+QUERY_IDS = 1 << 22  # reported ids one chunk of batched queries may hold (32 MiB of int64)
+QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a quarter)
+
+
+def row_bounds(seen: np.ndarray | int, sinks: int, window: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The sinks ``[0, s0)`` and the window ``[w0, seen)`` of rows that see ``seen`` keys.
+
+    ``s0 = min(sinks, seen)`` and ``w0 = max(seen - window, s0)``: the two never overlap, and
+    the keys ``[s0, w0)`` between them are the ones a half-space query decides.
+    """
+    s0 = np.minimum(sinks, seen)
+    return s0, np.maximum(np.subtract(seen, window), s0)
+
+
+def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
+    """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
+    d = Q.shape[1]
+    l1 = np.abs(Q).sum(axis=1) * max_key  # >= sum_k |q_k| |k_k| for every key
+    return margin(d) * l1 / math.sqrt(d) + 2 * d * TINY
+
+
+def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
+    """Per row of Q (m x d), the half-space query offset: every key with decisive score
+    ``sigma_ij >= b`` has ``<q_i, k_j> >=`` it, however a structure sums ``<q_i, k_j>``:
+
+        t_i = sqrt(d) b' - margin(d) (||q_i||_1 max|k| + sqrt(d) |b'|) - 2 d TINY,
+
+    with b' = b clamped to ``[-2 MAX_PRODUCT, 2 MAX_PRODUCT]``. Every ``|<q, k>|`` is at most
+    ``||q||_1 max|k| <= d max|q| max|k| <= MAX_PRODUCT`` (``_checks.magnitude``), so the clamp
+    changes no answer (a b beyond it keeps nothing or everything) and t stays finite; the
+    L1-style bound neither underflows nor overflows at any finite scale.
+    """
+    d = Q.shape[1]
+    root = math.sqrt(d)
+    b = min(max(b, -2 * MAX_PRODUCT), 2 * MAX_PRODUCT)
+    spread = np.abs(Q).sum(axis=1) * max_key + root * abs(b)
+    return root * b - margin(d) * spread - 2 * d * TINY
+
+
+def decisive(q: np.ndarray, k: np.ndarray) -> float:
+    """sigma = fl(fl(<q, k>) / sqrt(d)), the inner product summed exactly (as fractions)."""
+    exact = sum((Fraction(a) * Fraction(x) for a, x in zip(q.tolist(), k.tolist(), strict=True)),
+                Fraction(0))
+    return float(exact) / math.sqrt(len(q))  # float(Fraction) rounds correctly
+
+
+def settle(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
+           rows: np.ndarray, cols: np.ndarray) -> None:
+    """In place: every score of S within tol of b becomes its decisive score sigma.
+
+    S is a block (r x w: rows ``rows`` of Q against keys ``cols``, tol a column (r, 1)) or a
+    flat list of pairs (S[e] is row ``rows[e]`` against key ``cols[e]``, tol per entry).
+    """
+    with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is not near
+        gap = S - b
+    np.abs(gap, out=gap)
+    if S.ndim == 2:  # a block: look only into rows that hold a near entry (few or none)
+        some = np.flatnonzero(gap.min(axis=1, initial=np.inf) <= tol[:, 0])
+        if len(some) == 0:
+            return
+        i, j = np.nonzero(gap[some] <= tol[some])
+        near, at_q, at_k = (some[i], j), rows[some[i]], cols[j]
+    else:
+        (e,) = np.nonzero(gap <= tol)
+        near, at_q, at_k = (e,), rows[e], cols[e]
+    if len(at_q):
+        S[near] = [decisive(Q[a], K[c]) for a, c in zip(at_q, at_k, strict=True)]
+
+
+def max_abs(X: np.ndarray) -> float:
+    """max |X_ij| (0 for an empty array)."""
+    return float(np.abs(X).max(initial=0.0))
+
+
+def value_scale(max_value: float, n: int) -> float:
+    """A power of two c with ``n max|V| c`` far below overflow: sums of weighted values are
+    taken on ``c V`` and divided by c at the end (c = 1 unless V is near the float limit)."""
+    if max_value * max(n, 1) < 2.0**1000:
+        return 1.0
+    return 2.0 ** -(math.frexp(max_value)[1] + math.frexp(float(max(n, 1)))[1])
