@@ -78,8 +78,9 @@ def normalise(W: np.ndarray, V: np.ndarray, max_value: float) -> tuple[np.ndarra
     c = value_scale(max_value, V.shape[0])
     if c == 1.0:
         return (W @ V) / np.where(empty, 1.0, D)[..., None], empty
-    out = (W @ (V * c)) / np.where(empty, 1.0, D)[..., None] / c
-    return np.clip(out, -max_value, max_value, out=out), empty
+    out = (W @ (V * c)) / np.where(empty, 1.0, D)[..., None]
+    np.clip(out, -max_value * c, max_value * c, out=out)  # before 1/c: no rounding overflows
+    return out / c, empty
 
 
 def _row_blocks(m: int, n: int) -> list[tuple[int, int]]:

@@ -110,9 +110,9 @@ def _weighted_sum(W: np.ndarray, V: np.ndarray, idx: np.ndarray, indptr: np.ndar
         values *= c
     out = _segment(np.add, W[:, None] * values, indptr, 0.0, one)
     out /= np.where(D > 0, D, 1.0)[:, None]
-    if c != 1.0:
+    if c != 1.0:  # clipped first, so that no rounding overflows when 1/c scales it back
+        np.clip(out, -max_value * c, max_value * c, out=out)
         out /= c
-        np.clip(out, -max_value, max_value, out=out)
     return out
 
 
