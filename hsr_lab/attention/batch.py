@@ -3,8 +3,8 @@
 Row i of ReLU^alpha attention is non-zero exactly at ``{ j : <q_i, k_j> > sqrt(d) b }``.
 ``hsr_attention`` builds one static ``HSR`` over the n keys (ids are the rows of K), asks it
 for every row at once (``HSR.query_many``: the NumPy kd-tree walks all the queries together,
-level by level, with the offsets lowered by the decoder's rounding margin), and computes each
-row exactly over the keys it reported, plus the sinks and the window:
+level by level, with the offsets of ``scores.hsr_offset``), and computes each row exactly over
+the keys it reported, plus the sinks and the window:
 
     s_ij = <q_i, k_j> / sqrt(d),   A_ij = ReLU(s_ij - b)^alpha   (softmax: exp(s_ij), kept
     where s_ij >= b),   Attn_i = sum_j A_ij v_j / sum_j A_ij,

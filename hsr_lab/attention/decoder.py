@@ -12,6 +12,11 @@ O(log^2 n) amortised) and answers with the exact row over the whole cache. The c
 is one HSR query plus O(d (k + sinks + window)) for the row, against O(d n) for the dense step
 (``attend_dense``, which is also the oracle of the tests).
 
+The offset is lowered by a rounding margin (``scores.hsr_offset``), so the query reports every
+key whose decisive score (``scores.py``) is >= b, and perhaps a few more; the row then keeps
+exactly the keys dense attention keeps (``scores.settle`` on both), and its values agree with
+``attend_dense`` to rounding.
+
 The row is ``rows.exact_rows`` with one row: the kernel ``batch.hsr_attention`` runs over a
 whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included), with the
 same query offset (``scores.hsr_offset``). ``attend_dense`` is ``dense.py`` on one row.
@@ -171,8 +176,7 @@ class Decoder:
         """Keys [0, s0) are sinks and [w0, n) the window: both kept without asking the HSR."""
         if self._n == 0:
             raise ValueError("the cache is empty: append a key and a value first (or use step)")
-        s0, w0 = row_bounds(self._n, self.sinks, self.window)
-        return int(s0), int(w0)
+        return row_bounds(self._n, self.sinks, self.window)  # type: ignore[return-value]
 
     def _query(self, q: object, extra: float = 0.0) -> np.ndarray:
         """Validate q against the cache (and a key about to be added)."""

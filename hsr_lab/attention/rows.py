@@ -72,9 +72,10 @@ def _block_rows(Q: np.ndarray, K: np.ndarray, V: np.ndarray, indptr: np.ndarray,
     """``exact_rows`` for one block: the scores of every (row, key) pair, then the weights,
     ``D`` and ``W V`` as segment reductions over the rows (``one``: a single row, reduced as
     whole arrays)."""
-    row = row_of(indptr)
+    row = np.zeros(len(idx), dtype=np.int64) if one else row_of(indptr)
+    tol = tolerance(Q, rule.max_key)
     s = _pair_scores(Q, K, row, idx, one)
-    settle(s, rule.b, tolerance(Q, rule.max_key)[row], Q, K, row, idx)
+    settle(s, rule.b, tol if one else tol[row], Q, K, row, idx)
     if rule.kind == "relu":
         W = relu_gap(s, rule.b)  # ReLU(s_j - b), in place
         kept = W > 0

@@ -35,17 +35,20 @@ SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
 ROW_BLOCK = 1 << 18  # floats in one temporary of the exact rows (2 MiB)
 QUERY_IDS = 1 << 22  # reported ids one chunk of batched queries may hold (32 MiB of int64)
 QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a quarter)
+NEAR_CHECK = 1 << 14  # score entries checked against b at once (128 KiB: stays in cache)
 
 
 def row_bounds(seen: np.ndarray | int, sinks: int, window: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray | int, np.ndarray | int]:
     """The sinks ``[0, s0)`` and the window ``[w0, seen)`` of rows that see ``seen`` keys.
 
     ``s0 = min(sinks, seen)`` and ``w0 = max(seen - window, s0)``: the two never overlap, and
     the keys ``[s0, w0)`` between them are the ones a half-space query decides.
     """
+    if isinstance(seen, int):  # one decoding step: plain integers are faster
+        return min(sinks, seen), max(seen - window, min(sinks, seen))
     s0 = np.minimum(sinks, seen)
-    return s0, np.maximum(np.subtract(seen, window), s0)
+    return s0, np.maximum(seen - window, s0)
 
 
 def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
@@ -87,20 +90,34 @@ def settle(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarra
     S is a block (r x w: rows ``rows`` of Q against keys ``cols``, tol a column (r, 1)) or a
     flat list of pairs (S[e] is row ``rows[e]`` against key ``cols[e]``, tol per entry).
     """
-    with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is not near
-        gap = S - b
-    np.abs(gap, out=gap)
     if S.ndim == 2:  # a block: look only into rows that hold a near entry (few or none)
-        some = np.flatnonzero(gap.min(axis=1, initial=np.inf) <= tol[:, 0])
+        some = _rows_near(S, b, tol)
         if len(some) == 0:
             return
-        i, j = np.nonzero(gap[some] <= tol[some])
+        with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is far
+            i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
         near, at_q, at_k = (some[i], j), rows[some[i]], cols[j]
     else:
-        (e,) = np.nonzero(gap <= tol)
+        with np.errstate(over="ignore"):
+            (e,) = np.nonzero(np.abs(S - b) <= tol)
         near, at_q, at_k = (e,), rows[e], cols[e]
     if len(at_q):
         S[near] = [decisive(Q[a], K[c]) for a, c in zip(at_q, at_k, strict=True)]
+
+
+def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
+    """The rows of a block S with an entry within tol (a column) of b, checked a few rows at a
+    time in one small buffer: a block-sized temporary would cost more than the check."""
+    step = max(1, NEAR_CHECK // max(S.shape[1], 1))
+    buf = np.empty((min(step, len(S)), S.shape[1]))
+    found = np.zeros(len(S), dtype=bool)
+    with np.errstate(over="ignore"):
+        for lo in range(0, len(S), step):
+            gap = buf[: min(step, len(S) - lo)]
+            np.subtract(S[lo:lo + len(gap)], b, out=gap)
+            np.abs(gap, out=gap)
+            found[lo:lo + len(gap)] = gap.min(axis=1, initial=np.inf) <= tol[lo:lo + len(gap), 0]
+    return np.flatnonzero(found)
 
 
 def max_abs(X: np.ndarray) -> float:
