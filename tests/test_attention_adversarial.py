@@ -190,3 +190,35 @@ def test_every_scale_2_to_the_k_gives_the_same_kept_entries(problem, kk, kq, kv,
     Q, K, V = Q * 2.0**kq, K * 2.0**kk, V * 2.0**kv
     b = b * 2.0 ** (kq + kk) if kq + kk > -1074 else 0.0
     same(kind, Q, K, V, b, 2, causal=causal, backend=backend, sinks=1)
+
+
+# -- the decisive score --------------------------------------------------------------------------
+scaled_floats = st.builds(lambda x, k: x * 2.0**k, st.floats(-2, 2), st.integers(-600, 480))
+
+
+@settings(max_examples=examples(200))
+@given(st.integers(1, 6).flatmap(lambda d: st.tuples(
+    arrays(np.float64, (4, d), elements=scaled_floats),
+    arrays(np.float64, (4, d), elements=scaled_floats))))
+def test_decisive_scores_are_the_correctly_rounded_inner_products(pair):
+    """decisive_many (TwoProduct and fsum, or fractions) equals the fraction sum, always."""
+    from fractions import Fraction
+
+    from hsr_lab.attention.scores import decisive_many
+
+    A, X = pair
+    expected = [float(sum((Fraction(a) * Fraction(x) for a, x in zip(r, s, strict=True)),
+                          Fraction(0))) / np.sqrt(A.shape[1]) for r, s in zip(A, X, strict=True)]
+    np.testing.assert_array_equal(decisive_many(A, X), expected)
+
+
+def test_keys_all_at_zero_with_b_zero_stay_fast():
+    """Every entry on the threshold (zero keys, b = 0): each needs its decisive score."""
+    import time
+
+    rng = np.random.default_rng(5)
+    Q, K, V = rng.standard_normal((200, 8)), np.zeros((500, 8)), rng.standard_normal((500, 2))
+    start = time.perf_counter()
+    for kind in ("relu", "softmax"):
+        same(kind, Q, K, V, 0.0)
+    assert time.perf_counter() - start < 10

@@ -83,6 +83,38 @@ def decisive(q: np.ndarray, k: np.ndarray) -> float:
     return float(exact) / math.sqrt(len(q))  # float(Fraction) rounds correctly
 
 
+def decisive_many(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``decisive(A[e], X[e])`` for every pair e (rows of A and X, N x d), faster.
+
+    Where every coordinate of the pair is 0 or of magnitude in ``[2^-480, 2^480]``, each product
+    is split exactly as ``a x = p + err`` (Dekker's TwoProduct: no overflow, and err cannot
+    underflow) and ``math.fsum`` rounds the sum of the 2d terms correctly; other pairs go
+    through fractions. Both give the correctly rounded ``<a, x>``.
+    """
+    p = A * X
+    err = _product_error(A, X, p)
+    mag = np.abs(np.concatenate([A, X], axis=1))
+    safe = ((mag == 0) | ((mag >= 2.0**-480) & (mag <= 2.0**480))).all(axis=1)
+    root = math.sqrt(A.shape[1])
+    terms = np.concatenate([p, err], axis=1).tolist()
+    return np.array([math.fsum(t) / root if ok else decisive(a, x)
+                     for t, ok, a, x in zip(terms, safe.tolist(), A, X, strict=True)])
+
+
+def _product_error(A: np.ndarray, X: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``A X - p`` exactly, where p = fl(A X) (Dekker: each factor split into 26-bit halves)."""
+    a_hi, a_lo = _halves(A)
+    x_hi, x_lo = _halves(X)
+    return ((a_hi * x_hi - p) + a_hi * x_lo + a_lo * x_hi) + a_lo * x_lo
+
+
+def _halves(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split: A = hi + lo exactly, hi and lo with at most 26 significant bits."""
+    c = (2.0**27 + 1.0) * A
+    hi = c - (c - A)
+    return hi, A - hi
+
+
 def settle(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
            rows: np.ndarray, cols: np.ndarray) -> None:
     """In place: every score of S within tol of b becomes its decisive score sigma.
@@ -102,7 +134,7 @@ def settle(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarra
             (e,) = np.nonzero(np.abs(S - b) <= tol)
         near, at_q, at_k = (e,), rows[e], cols[e]
     if len(at_q):
-        S[near] = [decisive(Q[a], K[c]) for a, c in zip(at_q, at_k, strict=True)]
+        S[near] = decisive_many(np.take(Q, at_q, axis=0), np.take(K, at_k, axis=0))
 
 
 def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
