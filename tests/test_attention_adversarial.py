@@ -222,3 +222,12 @@ def test_keys_all_at_zero_with_b_zero_stay_fast():
     for kind in ("relu", "softmax"):
         same(kind, Q, K, V, 0.0)
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("make", [
+    lambda b: relu_attention([[1.0]], [[1.0]], [[1.0]], b=b),
+    lambda b: softmax_attention([[1.0]], [[1.0]], [[1.0]], b=b, method="hsr"),
+    lambda b: Decoder(1, b=b)])
+def test_an_integer_threshold_beyond_the_float_range_is_refused_naming_b(make):
+    with pytest.raises(ValueError, match=r"^b must be"):
+        make(10**400)

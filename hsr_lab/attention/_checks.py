@@ -56,7 +56,12 @@ def threshold(value: object, required: bool = True) -> float | None:
     if value is None:
         raise ValueError("b must be a finite real threshold on the score <q, k>/sqrt(d); "
                          "got None")
-    return as_scalar("b", value)
+    try:
+        return as_scalar("b", value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"b must be a finite real threshold on the score <q, k>/sqrt(d) "
+                         f"(at most about 1.8e308 in magnitude); got an integer of "
+                         f"{len(str(abs(int(value))))} digits") from None  # type: ignore[call-overload]
 
 
 def count(name: str, value: object) -> int:
