@@ -10,9 +10,10 @@ kept by one path and dropped by another. So every path decides on the *decisive 
 
 a function of (q_i, k_j, d) alone. Any computed score s_ij is within
 
-    tol_i = margin(d) ||q_i||_1 max_j |k_j| / sqrt(d) + 2 d TINY
+    tol_i = rel(d) ||q_i||_1 max_j |k_j| / sqrt(d) + 2 d TINY,   rel(d) = margin(d) + 4 u
 
-of sigma_ij (``hsr.numerics.margin``: any summation order, plus the rounding of sigma itself),
+of sigma_ij (``hsr.numerics.margin`` covers any summation order, the 4 u the roundings of
+sigma, of the division by sqrt(d) and of tol itself),
 so where ``|s_ij - b| > tol_i`` both lie on the same side of b, and only the rare entries
 within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` replaces
 those entries by sigma_ij; after it, the kept set ``{j : s_ij >= b}`` (or ``> b``) is
@@ -28,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..hsr.numerics import MAX_PRODUCT, TINY, margin
+from ..hsr.numerics import MAX_PRODUCT, TINY, UNIT_ROUNDOFF, margin
 
 # Work sizes of the attention paths, in one place.
 SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
@@ -55,14 +56,19 @@ def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
     """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
     d = Q.shape[1]
     l1 = np.abs(Q).sum(axis=1) * max_key  # >= sum_k |q_k| |k_k| for every key
-    return margin(d) * l1 / math.sqrt(d) + 2 * d * TINY
+    return _relative(d) * l1 / math.sqrt(d) + 2 * d * TINY
+
+
+def _relative(d: int) -> float:
+    """rel(d): the relative rounding bound of a score against its decisive score."""
+    return margin(d) + 4 * UNIT_ROUNDOFF
 
 
 def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
     """Per row of Q (m x d), the half-space query offset: every key with decisive score
     ``sigma_ij >= b`` has ``<q_i, k_j> >=`` it, however a structure sums ``<q_i, k_j>``:
 
-        t_i = sqrt(d) b' - margin(d) (||q_i||_1 max|k| + sqrt(d) |b'|) - 2 d TINY,
+        t_i = sqrt(d) b' - rel(d) (||q_i||_1 max|k| + sqrt(d) |b'|) - 2 d TINY,
 
     with b' = b clamped to ``[-2 MAX_PRODUCT, 2 MAX_PRODUCT]``. Every ``|<q, k>|`` is at most
     ``||q||_1 max|k| <= d max|q| max|k| <= MAX_PRODUCT`` (``_checks.magnitude``), so the clamp
@@ -73,7 +79,7 @@ def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
     root = math.sqrt(d)
     b = min(max(b, -2 * MAX_PRODUCT), 2 * MAX_PRODUCT)
     spread = np.abs(Q).sum(axis=1) * max_key + root * abs(b)
-    return root * b - margin(d) * spread - 2 * d * TINY
+    return root * b - _relative(d) * spread - 2 * d * TINY
 
 
 def decisive(q: np.ndarray, k: np.ndarray) -> float:
@@ -91,8 +97,9 @@ def decisive_many(A: np.ndarray, X: np.ndarray) -> np.ndarray:
     underflow) and ``math.fsum`` rounds the sum of the 2d terms correctly; other pairs go
     through fractions. Both give the correctly rounded ``<a, x>``.
     """
-    p = A * X
-    err = _product_error(A, X, p)
+    with np.errstate(all="ignore"):  # pairs outside the safe range: computed, then unused
+        p = A * X
+        err = _product_error(A, X, p)
     mag = np.abs(np.concatenate([A, X], axis=1))
     safe = ((mag == 0) | ((mag >= 2.0**-480) & (mag <= 2.0**480))).all(axis=1)
     root = math.sqrt(A.shape[1])
