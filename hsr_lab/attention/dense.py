@@ -11,9 +11,9 @@ Causal (query i sees keys 0..i) is a mask on S. Sinks (the first ``sinks`` keys)
 (the last ``window`` keys a row sees: i - window + 1 .. i when causal) are always kept; they
 change a thresholded softmax, never ReLU^alpha, which is exact whatever is computed densely.
 
-Which entries are kept is decided on the decisive score (``scores.settle``): the entries of S
-within rounding of b are replaced by the correctly rounded score, so the kept set is the one
-every HSR path keeps, to the entry; the values then agree to rounding.
+Which entries are kept is decided on the decisive score (``scores.settle_block``): the entries
+of S within rounding of b are replaced by the correctly rounded score, so the kept set is the
+one every HSR path keeps, to the entry; the values then agree to rounding.
 
 Three numerical choices, all leaving ``D^{-1} A V`` unchanged: softmax subtracts the row max
 before ``exp`` and ReLU^alpha divides by the row max before the power, so neither A nor D can
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._stats import AttentionStats
-from .scores import SCORE_BLOCK, max_abs, row_bounds, settle, tolerance, value_scale
+from .scores import SCORE_BLOCK, max_abs, row_bounds, settle_block, tolerance, value_scale
 
 _HUGE = 2.0**1020  # |b| above this: S - b could overflow (|S| <= MAX_PRODUCT, far below)
 
@@ -107,12 +107,12 @@ def _masks(seen: np.ndarray, n_keys: int, sinks: int, window: int
 def _scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool, b: float | None,
             tol: np.ndarray) -> np.ndarray:
     """``S = Q K^T / sqrt(d)`` for rows r0..r1 (only keys 0..r1-1 when causal), the entries
-    within rounding of b settled to their decisive score (``scores.settle``)."""
+    within rounding of b settled to their decisive score (``scores.settle_block``)."""
     keys = K[:r1] if causal else K
     S = Q[r0:r1] @ keys.T
     S /= np.sqrt(Q.shape[1])
     if b is not None:
-        settle(S, b, tol[r0:r1, None], Q, K, np.arange(r0, r1), np.arange(len(keys)))
+        settle_block(S, b, tol[r0:r1, None], Q, K, r0)
     return S
 
 

@@ -15,9 +15,10 @@ a function of (q_i, k_j, d) alone. Any computed score s_ij is within
 of sigma_ij (``hsr.numerics.margin`` covers any summation order, the 4 u the roundings of
 sigma, of the division by sqrt(d) and of tol itself),
 so where ``|s_ij - b| > tol_i`` both lie on the same side of b, and only the rare entries
-within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` replaces
-those entries by sigma_ij; after it, the kept set ``{j : s_ij >= b}`` (or ``> b``) is
-identical on every path, and the weights of the kept entries agree to rounding.
+within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` (a list of
+pairs) and ``settle_block`` (a block of rows) replace those entries by sigma_ij; after them, the
+kept set ``{j : s_ij >= b}`` (or ``> b``) is identical on every path, and the weights of the
+kept entries agree to rounding.
 
 The bounds are L1-style (no squares), so nothing under- or overflows at any finite scale.
 """
@@ -122,26 +123,25 @@ def _halves(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, A - hi
 
 
-def settle(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
-           rows: np.ndarray, cols: np.ndarray) -> None:
-    """In place: every score of S within tol of b becomes its decisive score sigma.
+def settle(s: np.ndarray, b: float, tol: np.ndarray | float, Q: np.ndarray, K: np.ndarray,
+           row: np.ndarray, col: np.ndarray) -> None:
+    """In place: every score of the flat list s within tol of b becomes its decisive score
+    sigma (``s[e]`` is row ``row[e]`` of Q against key ``col[e]`` of K; tol per entry)."""
+    with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is far
+        (e,) = np.nonzero(np.abs(s - b) <= tol)
+    if len(e):
+        s[e] = decisive_many(np.take(Q, row[e], axis=0), np.take(K, col[e], axis=0))
 
-    S is a block (r x w: rows ``rows`` of Q against keys ``cols``, tol a column (r, 1)) or a
-    flat list of pairs (S[e] is row ``rows[e]`` against key ``cols[e]``, tol per entry).
-    """
-    if S.ndim == 2:  # a block: look only into rows that hold a near entry (few or none)
-        some = _rows_near(S, b, tol)
-        if len(some) == 0:
-            return
-        with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is far
-            i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
-        near, at_q, at_k = (some[i], j), rows[some[i]], cols[j]
-    else:
-        with np.errstate(over="ignore"):
-            (e,) = np.nonzero(np.abs(S - b) <= tol)
-        near, at_q, at_k = (e,), rows[e], cols[e]
-    if len(at_q):
-        S[near] = decisive_many(np.take(Q, at_q, axis=0), np.take(K, at_k, axis=0))
+
+def settle_block(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
+                 r0: int) -> None:
+    """``settle`` for a block: S[i, j] is row r0 + i of Q against key j, tol a column."""
+    some = _rows_near(S, b, tol)  # look only into rows that hold a near entry (few or none)
+    if len(some) == 0:
+        return
+    with np.errstate(over="ignore"):
+        i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
+    S[some[i], j] = decisive_many(np.take(Q, r0 + some[i], axis=0), np.take(K, j, axis=0))
 
 
 def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
