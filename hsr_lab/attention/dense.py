@@ -27,9 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._stats import AttentionStats
-from .scores import SCORE_BLOCK, max_abs, row_bounds, settle_block, tolerance, value_scale
-
-_HUGE = 2.0**1020  # |b| above this: S - b could overflow (|S| <= MAX_PRODUCT, far below)
+from .scores import FAR_B, SCORE_BLOCK, max_abs, row_bounds, settle_block, tolerance, value_scale
 
 
 def relu_power(R: np.ndarray, alpha: int) -> np.ndarray:
@@ -46,7 +44,7 @@ def relu_power(R: np.ndarray, alpha: int) -> np.ndarray:
 def relu_gap(S: np.ndarray, b: float) -> np.ndarray:
     """``ReLU(S - b)`` in place, halved (both S and b) when ``|b|`` is so large that ``S - b``
     could overflow: the weights are divided by their row max next, so the factor cancels."""
-    if abs(b) > _HUGE:
+    if abs(b) > FAR_B:
         S *= 0.5
         b *= 0.5
     S -= b
@@ -116,6 +114,18 @@ def _scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool, b: flo
     return S
 
 
+def _relu_scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool, b: float,
+                 tol: np.ndarray) -> np.ndarray:
+    """``ReLU(S - b)`` for rows r0..r1, in place on the score block. The entries within rounding
+    of b are settled on ``S - b`` (``settle_block(shift=b)``), which the ReLU needs anyway."""
+    S = _scores(Q, K, r0, r1, causal, None, tol)
+    if abs(b) > FAR_B:  # nothing is near b
+        return relu_gap(S, b)
+    S -= b
+    settle_block(S, b, tol[r0:r1, None], Q, K, r0, shift=b)
+    return np.maximum(S, 0.0, out=S)
+
+
 def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float,
                causal: bool, bounds: tuple[float, float] | None = None
                ) -> tuple[np.ndarray, AttentionStats]:
@@ -128,7 +138,7 @@ def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float
     max_key, top = bounds or (max_abs(K), max_abs(V))
     tol = tolerance(Q, max_key)
     for r0, r1 in _row_blocks(m, n):
-        R = relu_gap(_scores(Q, K, r0, r1, causal, b, tol), b)  # ReLU(s_ij - b), in place
+        R = _relu_scores(Q, K, r0, r1, causal, b, tol)  # ReLU(s_ij - b)
         if causal:  # query i sees keys 0..i: only the diagonal block holds keys j > i
             R[:, r0:r1][np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool), 1)] = 0.0
         activated[r0:r1] = np.count_nonzero(R, axis=1)

@@ -71,31 +71,36 @@ def _block_rows(Q: np.ndarray, K: np.ndarray, V: np.ndarray, indptr: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``exact_rows`` for one block: the scores of every (row, key) pair, then the weights,
     ``D`` and ``W V`` as segment reductions over the rows (``one``: a single row, reduced as
-    whole arrays)."""
-    row = np.zeros(len(idx), dtype=np.int64) if one else row_of(indptr)
+    whole arrays; ``row`` is then None and a row's value broadcasts to its entries)."""
+    row = None if one else row_of(indptr)
     tol = tolerance(Q, rule.max_key)
-    s = _pair_scores(Q, K, row, idx, one)
-    settle(s, rule.b, tol if one else tol[row], Q, K, row, idx)
+    s = _pair_scores(Q, K, row, idx)
+    settle(s, rule.b, _spread(tol, row), Q, K, row, idx)
     if rule.kind == "relu":
         W = relu_gap(s, rule.b)  # ReLU(s_j - b), in place
         kept = W > 0
         top = _segment(np.maximum, W, indptr, 0.0, one)
-        W /= np.where(top > 0, top, 1.0)[row]
+        W /= _spread(np.where(top > 0, top, 1.0), row)
         if rule.alpha > 1:
             np.power(W, rule.alpha, out=W)
     else:
         kept = (s >= rule.b) | forced  # type: ignore[operator]
         top = _segment(np.maximum, np.where(kept, s, -np.inf), indptr, -np.inf, one)
-        W = np.exp(s - top[row], where=kept, out=np.zeros_like(s))
+        W = np.exp(s - _spread(top, row), where=kept, out=np.zeros_like(s))
     return _weighted_sum(W, V, idx, indptr, rule.max_value, one), kept
 
 
-def _pair_scores(Q: np.ndarray, K: np.ndarray, row: np.ndarray, idx: np.ndarray, one: bool
+def _spread(per_row: np.ndarray, row: np.ndarray | None) -> np.ndarray:
+    """A value per row, given to each of the row's entries (one row: it broadcasts as is)."""
+    return per_row if row is None else per_row[row]
+
+
+def _pair_scores(Q: np.ndarray, K: np.ndarray, row: np.ndarray | None, idx: np.ndarray
                  ) -> np.ndarray:
     """s_e = <q_row[e], k_idx[e]> / sqrt(d) for every pair e (np.take: several times faster
     than fancy indexing for gathering rows)."""
     keys = np.take(K, idx, axis=0)
-    s = keys @ Q[0] if one else np.einsum("ij,ij->i", keys, np.take(Q, row, axis=0))
+    s = keys @ Q[0] if row is None else np.einsum("ij,ij->i", keys, np.take(Q, row, axis=0))
     s /= np.sqrt(Q.shape[1])
     return s
 
@@ -109,7 +114,10 @@ def _weighted_sum(W: np.ndarray, V: np.ndarray, idx: np.ndarray, indptr: np.ndar
     values = np.take(V, idx, axis=0)
     if c != 1.0:
         values *= c
-    out = _segment(np.add, W[:, None] * values, indptr, 0.0, one)
+    if one:  # a matrix-vector product
+        out = (W @ values)[None]
+    else:
+        out = _segment(np.add, W[:, None] * values, indptr, 0.0, one)
     out /= np.where(D > 0, D, 1.0)[:, None]
     if c != 1.0:  # clipped first, so that no rounding overflows when 1/c scales it back
         np.clip(out, -max_value * c, max_value * c, out=out)

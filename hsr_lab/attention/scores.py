@@ -37,7 +37,8 @@ SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
 ROW_BLOCK = 1 << 18  # floats in one temporary of the exact rows (2 MiB)
 QUERY_IDS = 1 << 22  # reported ids one chunk of batched queries may hold (32 MiB of int64)
 QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a quarter)
-NEAR_CHECK = 1 << 14  # score entries checked against b at once (128 KiB: stays in cache)
+NEAR_CHECK = 1 << 16  # score entries checked against b at once (512 KiB: stays in cache)
+FAR_B = 2.0**1020  # |b| beyond: no score is near b (|s| <= MAX_PRODUCT), s - b may overflow
 
 
 def row_bounds(seen: np.ndarray | int, sinks: int, window: int
@@ -56,8 +57,8 @@ def row_bounds(seen: np.ndarray | int, sinks: int, window: int
 def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
     """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
     d = Q.shape[1]
-    l1 = np.abs(Q).sum(axis=1) * max_key  # >= sum_k |q_k| |k_k| for every key
-    return _relative(d) * l1 / math.sqrt(d) + 2 * d * TINY
+    l1 = np.abs(Q).sum(axis=1)  # ||q_i||_1; times max|k|, at least sum_k |q_k| |k_k|
+    return l1 * (_relative(d) * max_key / math.sqrt(d)) + 2 * d * TINY  # underflow: < TINY
 
 
 def _relative(d: int) -> float:
@@ -123,39 +124,48 @@ def _halves(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, A - hi
 
 
-def settle(s: np.ndarray, b: float, tol: np.ndarray | float, Q: np.ndarray, K: np.ndarray,
-           row: np.ndarray, col: np.ndarray) -> None:
+def settle(s: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
+           row: np.ndarray | None, col: np.ndarray) -> None:
     """In place: every score of the flat list s within tol of b becomes its decisive score
-    sigma (``s[e]`` is row ``row[e]`` of Q against key ``col[e]`` of K; tol per entry)."""
-    with np.errstate(over="ignore"):  # |b| near the float limit: an infinite gap is far
-        (e,) = np.nonzero(np.abs(s - b) <= tol)
+    sigma (``s[e]`` is row ``row[e]`` of Q, or its only row if row is None, against key
+    ``col[e]`` of K; tol per entry, or one for all)."""
+    if abs(b) > FAR_B:
+        return
+    (e,) = np.nonzero(np.abs(s - b) <= tol)
     if len(e):
-        s[e] = decisive_many(np.take(Q, row[e], axis=0), np.take(K, col[e], axis=0))
+        at_q = np.zeros(len(e), dtype=np.int64) if row is None else row[e]
+        s[e] = decisive_many(np.take(Q, at_q, axis=0), np.take(K, col[e], axis=0))
 
 
 def settle_block(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
-                 r0: int) -> None:
-    """``settle`` for a block: S[i, j] is row r0 + i of Q against key j, tol a column."""
+                 r0: int, shift: float = 0.0) -> None:
+    """``settle`` for a block: S[i, j] is the score of row r0 + i of Q against key j, minus
+    ``shift`` (the ReLU subtracts b first: then S is near b - shift = 0); tol a column."""
+    if abs(b) > FAR_B:
+        return
+    b -= shift
     some = _rows_near(S, b, tol)  # look only into rows that hold a near entry (few or none)
     if len(some) == 0:
         return
-    with np.errstate(over="ignore"):
-        i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
-    S[some[i], j] = decisive_many(np.take(Q, r0 + some[i], axis=0), np.take(K, j, axis=0))
+    i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
+    sigma = decisive_many(np.take(Q, r0 + some[i], axis=0), np.take(K, j, axis=0))
+    S[some[i], j] = sigma - shift
 
 
 def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
     """The rows of a block S with an entry within tol (a column) of b, checked a few rows at a
     time in one small buffer: a block-sized temporary would cost more than the check."""
+    if S.size <= NEAR_CHECK:  # small enough for one temporary (a decoding step)
+        gap = np.abs(S - b) if b else np.abs(S)
+        return np.flatnonzero(gap.min(axis=1, initial=np.inf) <= tol[:, 0])
     step = max(1, NEAR_CHECK // max(S.shape[1], 1))
     buf = np.empty((min(step, len(S)), S.shape[1]))
     found = np.zeros(len(S), dtype=bool)
-    with np.errstate(over="ignore"):
-        for lo in range(0, len(S), step):
-            gap = buf[: min(step, len(S) - lo)]
-            np.subtract(S[lo:lo + len(gap)], b, out=gap)
-            np.abs(gap, out=gap)
-            found[lo:lo + len(gap)] = gap.min(axis=1, initial=np.inf) <= tol[lo:lo + len(gap), 0]
+    for lo in range(0, len(S), step):
+        gap = buf[: min(step, len(S) - lo)]
+        np.abs(np.subtract(S[lo:lo + len(gap)], b, out=gap) if b else S[lo:lo + len(gap)],
+               out=gap)
+        found[lo:lo + len(gap)] = gap.min(axis=1, initial=np.inf) <= tol[lo:lo + len(gap), 0]
     return np.flatnonzero(found)
 
 
