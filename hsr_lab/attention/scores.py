@@ -157,6 +157,8 @@ def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
     time in one small buffer: a block-sized temporary would cost more than the check."""
     if S.size <= NEAR_CHECK:  # small enough for one temporary (a decoding step)
         gap = np.abs(S - b) if b else np.abs(S)
+        if gap.min(initial=np.inf) > tol.max(initial=0.0):  # the usual case: none at all
+            return np.empty(0, dtype=np.int64)
         return np.flatnonzero(gap.min(axis=1, initial=np.inf) <= tol[:, 0])
     step = max(1, NEAR_CHECK // max(S.shape[1], 1))
     buf = np.empty((min(step, len(S)), S.shape[1]))
