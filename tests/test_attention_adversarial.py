@@ -167,10 +167,12 @@ def test_ties_at_b_keep_the_same_entries_on_both_paths(problem, alpha, sinks, wi
 
 
 @settings(max_examples=examples(30))
-@given(tie_problems(), st.integers(1, 3), st.sampled_from(["relu", "softmax"]))
-def test_decoder_rows_keep_the_same_entries_as_its_dense_rows(problem, alpha, kind):
+@given(tie_problems(), st.integers(1, 3), st.sampled_from(["relu", "softmax"]), st.data())
+def test_decoder_rows_keep_the_same_entries_as_its_dense_rows(problem, alpha, kind, data):
     Q, K, V, b, _ = problem
-    decoder = Decoder(Q.shape[1], alpha=alpha, b=b, kind=kind, sinks=1, window=1)
+    backend = data.draw(st.sampled_from(backends_for(Q.shape[1])))
+    decoder = Decoder(Q.shape[1], alpha=alpha, b=b, kind=kind, sinks=1, window=1,
+                      backend=backend)
     for k, v, q in zip(K, V, np.resize(Q, (len(K), Q.shape[1])), strict=True):
         row, cost = decoder.step(q, k, v)
         ref, ref_cost = decoder.attend_dense(q)

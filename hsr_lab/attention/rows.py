@@ -9,9 +9,10 @@ half-space query reported, plus its sinks and window. Over those keys only, for 
     D_ii = sum_j W_ij,   Attn_i = sum_j W_ij v_j / D_ii      (a zero row when D_ii = 0)
 
 The row's common factor (its max) cancels in ``D^{-1} W V``: this is ``dense.py``'s formula on
-the keys that carry weight, so the rows equal the dense ones, and the kept sets are identical
-(the score decision is ``scores.settle`` on both paths). The sums over a row's keys are segment
-reductions over the flat list (``np.add.reduceat``), never a Python loop over rows.
+the keys that carry weight, so the kept sets are identical to the dense ones (the score
+decision is ``scores.settle`` on both paths) and the rows agree with them to rounding. The
+sums over a row's keys are segment reductions over the flat list (``np.add.reduceat``), never a
+Python loop over rows.
 ``Decoder.attend`` calls it with one row, ``hsr_attention`` with a batch of rows.
 
 ``dropped_mass`` measures the softmax mass outside each row's kept keys, eps_i (a dense pass:
