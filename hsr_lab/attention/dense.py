@@ -148,8 +148,8 @@ def dense_relu(Q: np.ndarray, K: np.ndarray, V: np.ndarray, alpha: int, b: float
             R[:, r0:r1][np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool), 1)] = 0.0
         activated[r0:r1] = _count_rows(R)
         out[r0:r1], empty[r0:r1] = normalise(relu_power(R, alpha), V[: R.shape[1]], top)
-    seen = np.arange(1, m + 1) if causal else np.full(m, n)
-    return out, AttentionStats("dense", "relu", activated, seen.astype(np.int64),
+    seen = np.arange(1, m + 1) if causal else np.full(m, n, dtype=np.int64)
+    return out, AttentionStats("dense", "relu", activated, seen,
                                np.zeros(m, dtype=np.int64), empty)
 
 
@@ -177,7 +177,7 @@ def dense_softmax(Q: np.ndarray, K: np.ndarray, V: np.ndarray, b: float | None, 
             eps[r0:r1] = dropped_mass(S, visible, kept)
         activated[r0:r1] = _count_rows(kept)
         out[r0:r1], empty[r0:r1] = normalise(softmax_weights(S, kept), V[: S.shape[1]], top)
-    seen = np.arange(1, m + 1) if causal else np.full(m, n)
-    return out, AttentionStats("dense", "softmax", activated, seen.astype(np.int64),
+    seen = np.arange(1, m + 1) if causal else np.full(m, n, dtype=np.int64)
+    return out, AttentionStats("dense", "softmax", activated, seen,
                                np.zeros(m, dtype=np.int64), empty,
                                dropped_mass=eps if measure_dropped else None)
