@@ -112,7 +112,7 @@ def _scores(Q: np.ndarray, K: np.ndarray, r0: int, r1: int, causal: bool, b: flo
     """``S = Q K^T / sqrt(d)`` for rows r0..r1 (only keys 0..r1-1 when causal), the entries
     within rounding of b settled to their decisive score (``scores.settle_block``)."""
     keys = K[:r1] if causal else K
-    S = Q[r0:r1] @ keys.T
+    S = (keys @ Q[r0])[None] if r1 - r0 == 1 else Q[r0:r1] @ keys.T  # one row: a matvec
     S /= np.sqrt(Q.shape[1])
     if b is not None:
         settle_block(S, b, tol[r0:r1, None], Q, K, r0)

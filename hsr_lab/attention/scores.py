@@ -58,7 +58,9 @@ def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
     """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
     d = Q.shape[1]
     l1 = np.abs(Q).sum(axis=1)  # ||q_i||_1; times max|k|, at least sum_k |q_k| |k_k|
-    return l1 * (_relative(d) * max_key / math.sqrt(d)) + 2 * d * TINY  # underflow: < TINY
+    l1 *= _relative(d) * max_key / math.sqrt(d)  # an underflow here loses less than TINY
+    l1 += 2 * d * TINY
+    return l1
 
 
 def _relative(d: int) -> float:
