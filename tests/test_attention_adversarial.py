@@ -154,7 +154,7 @@ def backends_for(d: int) -> list[str]:
     return BACKENDS + (["layers"] if d == 2 else [])
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(200))
 @given(tie_problems(), st.integers(1, 3), st.integers(0, 2), st.integers(0, 2), st.data())
 def test_ties_at_b_keep_the_same_entries_on_both_paths(problem, alpha, sinks, window, data):
     Q, K, V, b, causal = problem
@@ -166,7 +166,7 @@ def test_ties_at_b_keep_the_same_entries_on_both_paths(problem, alpha, sinks, wi
         np.testing.assert_array_equal(X, copy)
 
 
-@settings(max_examples=examples(30))
+@settings(max_examples=examples(80))
 @given(tie_problems(), st.integers(1, 3), st.sampled_from(["relu", "softmax"]), st.data())
 def test_decoder_rows_keep_the_same_entries_as_its_dense_rows(problem, alpha, kind, data):
     Q, K, V, b, _ = problem
@@ -180,7 +180,7 @@ def test_decoder_rows_keep_the_same_entries_as_its_dense_rows(problem, alpha, ki
         close(row, ref, V)
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(200))
 @given(tie_problems(dyadic=False), st.integers(-1000, 490), st.integers(-1000, 1000),
        st.integers(-1000, 1000), st.sampled_from(["relu", "softmax"]), st.data())
 def test_every_scale_2_to_the_k_gives_the_same_kept_entries(problem, kk, kq, kv, kind, data):
@@ -189,9 +189,11 @@ def test_every_scale_2_to_the_k_gives_the_same_kept_entries(problem, kk, kq, kv,
     Q, K, V, b, causal = problem
     kq = min(kq, 984 - kk)  # max|Q| max|K| d <= 4 * 4 * 6 * 2^984 < 1e300
     backend = data.draw(st.sampled_from(backends_for(Q.shape[1])))
+    alpha, sinks, window = (data.draw(st.integers(0, 3)) for _ in range(3))
     Q, K, V = Q * 2.0**kq, K * 2.0**kk, V * 2.0**kv
     b = b * 2.0 ** (kq + kk) if kq + kk > -1074 else 0.0
-    same(kind, Q, K, V, b, 2, causal=causal, backend=backend, sinks=1)
+    same(kind, Q, K, V, b, alpha + 1, causal=causal, backend=backend, sinks=sinks,
+         window=window)
 
 
 # -- the decisive score --------------------------------------------------------------------------
