@@ -2,9 +2,12 @@
 
 Decoding: one step is one query row over a cache of n keys. HSR: the half-space query (NumPy
 kd-tree) plus the exact row over the k reported keys (``Decoder.attend``). Dense: the scores of
-all n keys with one matvec, ReLU, normalise, weighted sum (``Decoder.attend_dense``). Scan: the
+all n keys with one matvec, the check of the scores near b that the HSR row makes too
+(``attention.scores.settle``), ReLU, normalise, weighted sum (``Decoder.attend_dense``, which is
+``dense.py`` on one row). Scan: the
 dense scan ``K q >= sqrt(d) b`` followed by the same exact row over the k keys it finds (the
-``brute`` backend: what ``backend="auto"`` does for d > 4 or blocks under 2^17 keys).
+``brute`` backend: what ``backend="auto"`` does for blocks under ``hsr.auto.MIN_N`` keys or
+wider than ``hsr.auto.MAX_D``).
 Gaussian keys and values (std 1), unit-norm Gaussian queries, alpha = 1,
 b = paper_threshold(n, sigma_a) with sigma_a = ||q|| / sqrt(d), so that about n^{4/5} keys are
 activated. Times are medians of ``--repeats`` calls after a warm-up, per query, then the

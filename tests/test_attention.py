@@ -184,7 +184,7 @@ def test_causal_hsr_counts_the_keys_it_reports_and_drops():
     """One static tree over all n keys: row i's query work includes keys j > i, which the
     row drops; the exact row scores only its sinks, its visible reported keys and its window."""
     from hsr_lab import HSR
-    from hsr_lab.attention.decoder import hsr_offset
+    from hsr_lab.attention.scores import hsr_offset
 
     rng = np.random.default_rng(14)
     n, sinks, window = 300, 2, 3
@@ -209,15 +209,16 @@ def test_causal_hsr_counts_the_keys_it_reports_and_drops():
 @pytest.mark.parametrize("causal", [False, True])
 def test_hsr_attention_in_tiny_chunks_and_blocks_equals_one_pass(monkeypatch, causal):
     import hsr_lab.attention.batch as batch
+    import hsr_lab.attention.rows as rows
 
     rng = np.random.default_rng(15)
     K, V, Q = (rng.standard_normal((120, 2)) for _ in range(3))
     runs = {}
     for tiny in (False, True):
         if tiny:  # chunks of a few rows, blocks of a few entries
-            monkeypatch.setattr(batch, "_MAX_ROWS", 7)
-            monkeypatch.setattr(batch, "_IDS", 50)
-            monkeypatch.setattr(batch, "_BLOCK", 40)
+            monkeypatch.setattr(batch, "QUERY_ROWS", 7)
+            monkeypatch.setattr(batch, "QUERY_IDS", 50)
+            monkeypatch.setattr(rows, "ROW_BLOCK", 40)
         runs[tiny] = [
             relu_attention(Q, K, V, 3, 0.1, causal=causal, method="hsr", backend="numpy",
                            sinks=2, window=4, return_stats=True),

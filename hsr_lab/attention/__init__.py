@@ -9,9 +9,11 @@
 - ``AttentionStats``: activated entries, inner products, tree nodes visited, empty rows and
   (softmax) dropped mass, per row.
 
-Modules: ``dense`` (the formulas, the reference), ``decoder`` (the HSR method one row at a
-time), ``batch`` (the HSR method over a batch of rows, what ``method="hsr"`` runs), ``api``
-(the two functions above), ``_stats``, ``_checks``.
+Modules: ``dense`` (the formulas, the reference), ``scores`` (the score decision ``s_ij >= b``
+made identically on every path, the sinks and window of a row, the query offset), ``rows`` (the
+row kernel: exact rows over CSR lists of keys), ``decoder`` (the HSR method one row at a time),
+``batch`` (the HSR method over a batch of rows, what ``method="hsr"`` runs), ``api`` (the two
+functions above), ``_stats``, ``_checks``.
 """
 
 from ._stats import AttentionStats

@@ -10,6 +10,7 @@ from ..hsr import BACKENDS
 from ..hsr.numerics import MAX_COORD as MAX_KEY
 from ..hsr.numerics import MAX_PRODUCT
 from ..validate import as_matrix, as_positive_int, as_scalar
+from .scores import max_abs
 
 METHODS = ("dense", "hsr")
 KINDS = ("relu", "softmax")
@@ -26,11 +27,6 @@ def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.nda
     keys("K", K)
     magnitude("Q", max_abs(Q), "K", max_abs(K), Q.shape[1])
     return Q, K, V
-
-
-def max_abs(X: np.ndarray) -> float:
-    """max |X_ij| (0 for an empty array)."""
-    return float(np.abs(X).max(initial=0.0))
 
 
 def keys(name: str, K: np.ndarray) -> None:
@@ -60,7 +56,12 @@ def threshold(value: object, required: bool = True) -> float | None:
     if value is None:
         raise ValueError("b must be a finite real threshold on the score <q, k>/sqrt(d); "
                          "got None")
-    return as_scalar("b", value)
+    try:
+        return as_scalar("b", value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"b must be a finite real threshold on the score <q, k>/sqrt(d) "
+                         f"(at most about 1.8e308 in magnitude); got an integer of "
+                         f"{len(str(abs(int(value))))} digits") from None  # type: ignore[call-overload]
 
 
 def count(name: str, value: object) -> int:

@@ -27,7 +27,10 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     method="dense" computes S = Q K^T / sqrt(d) in full. method="hsr" asks an ``HSR`` structure
     (``backend``) for ``{ j : <q_i, k_j> >= sqrt(d) b }`` once per row, which holds every
     non-zero entry of the row (the ties, ReLU(0) = 0, weigh nothing), and computes the row over
-    those keys only: the same result, without error. The first ``sinks`` keys and the last
+    those keys only. The same result as method="dense", in this precise sense: the kept
+    entries ``s_ij > b`` are identical (both methods decide on the correctly rounded score,
+    ``scores.py``), so ``stats.activated`` and ``stats.empty`` are equal, and the values agree
+    to rounding (the sums are taken in another order). The first ``sinks`` keys and the last
     ``window`` keys a row sees are computed densely; for ReLU^alpha this changes nothing but
     the work.
 
@@ -37,6 +40,9 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     are computed vectorised. Keep a ``Decoder`` to reuse a structure across calls. Causal rows
     ask the same structure over all n keys and drop the keys j > i it reports: the query work
     in ``stats`` (nodes visited, inner products) includes those dropped keys.
+
+    Every finite input that passes the checks gives a finite output (a convex combination of
+    rows of V, even for V near the float limit), never NaN; the inputs are never modified.
 
     Returns Attn (m x d_v), and the ``AttentionStats`` if ``return_stats``.
     """
@@ -74,7 +80,8 @@ def softmax_attention(Q: object, K: object, V: object, causal: bool = False,
 
     method="dense" computes the kept set from the full S = Q K^T / sqrt(d) (b=None: plain
     softmax). method="hsr" needs b and finds the kept entries with one half-space query per row
-    (``<q_i, k_j> >= sqrt(d) b``, all rows asked at once, as for ``relu_attention``).
+    (``<q_i, k_j> >= sqrt(d) b``, all rows asked at once, as for ``relu_attention``): the kept
+    entries are the ones method="dense" keeps, exactly, and the values agree to rounding.
     Measuring eps_i needs the normaliser of the whole row, the very dense work HSR avoids: it
     is done for measurement only, and ``measure_dropped=False`` skips it
     (``stats.dropped_mass`` is then None).

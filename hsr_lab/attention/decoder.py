@@ -12,10 +12,14 @@ O(log^2 n) amortised) and answers with the exact row over the whole cache. The c
 is one HSR query plus O(d (k + sinks + window)) for the row, against O(d n) for the dense step
 (``attend_dense``, which is also the oracle of the tests).
 
-A whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included) does not
-go through ``Decoder`` one row at a time: ``batch.hsr_attention`` asks one static structure for
-every row at once (``HSR.query_many``) and computes the rows with the same offset
-(``hsr_offset``) and the same formulas, vectorised over the rows.
+The offset is lowered by a rounding margin (``scores.hsr_offset``), so the query reports every
+key whose decisive score (``scores.py``) is >= b, and perhaps a few more; the row then keeps
+exactly the keys dense attention keeps (``scores.settle`` on both), and its values agree with
+``attend_dense`` to rounding.
+
+The row is ``rows.exact_rows`` with one row: the kernel ``batch.hsr_attention`` runs over a
+whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included), with the
+same query offset (``scores.hsr_offset``). ``attend_dense`` is ``dense.py`` on one row.
 """
 
 from __future__ import annotations
@@ -23,29 +27,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..hsr import DEFAULT_LEAF_SIZE, HSR
-from ..hsr.numerics import TINY, margin
 from ..validate import as_matrix, as_positive_int, as_vector
 from . import _checks as check
 from ._stats import AttentionStats, row_stats
-from .dense import dropped_mass, normalise, relu_power, softmax_weights
-
-# The query offset is lowered by a rounding margin so that every key whose score the exact row
-# computes as >= b is reported, whatever order the HSR structure sums <q, k> in; keys reported
-# in excess weigh exactly 0 (ReLU) or are filtered out (softmax) by the exact row. It is the
-# margin the kd-tree's box bounds use (``hsr.numerics.margin``, ``TINY``).
-
-
-def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
-    """The query offsets ``sqrt(d) b`` of the rows of Q (m x d), lowered by the rounding margin.
-
-    ``sqrt(d) b - 4 (d + 2) u (||q|| sqrt(d) max|k| + sqrt(d) |b|) - d TINY`` with u = 2^-52:
-    every key whose score ``<q, k> / sqrt(d)`` is computed as >= b, in any summation order,
-    has ``<q, k> >=`` the offset as the HSR structure computes it.
-    """
-    d = Q.shape[1]
-    root = np.sqrt(d)
-    norms = np.sqrt(np.einsum("ij,ij->i", Q, Q)) * root * max_key + root * abs(b)
-    return root * b - margin(d) * norms - d * TINY
+from .dense import dense_relu, dense_softmax
+from .rows import Rule, dropped_mass, exact_rows
+from .scores import hsr_offset, row_bounds
 
 
 class Decoder:
@@ -86,6 +73,7 @@ class Decoder:
         self._values: np.ndarray | None = None
         self._n = 0
         self._max_key = 0.0  # max |k_j|, for the rounding margin and the overflow check
+        self._max_value = 0.0  # max |v_j|, to keep the weighted sum of values finite
         self._hsr: HSR | None = None
         if keys is not None or values is not None:
             self._prefill(keys, values)
@@ -117,6 +105,7 @@ class Decoder:
         self._values[self._n:need] = V
         self._n = need
         self._max_key = max(self._max_key, check.max_abs(K))
+        self._max_value = max(self._max_value, check.max_abs(V))
 
     def append(self, k_new: object, v_new: object) -> None:
         """Add one key (d,) and value (d_v,) to the cache (and to the HSR structure)."""
@@ -141,7 +130,7 @@ class Decoder:
         """The exact row over the cache, finding the keys that matter with one HSR query."""
         q = self._query(q)
         n = self._n
-        s0, w0 = self._dense_bounds()
+        s0, w0 = self._bounds()
         parts, nodes, products = [np.arange(s0)], 0, 0
         if s0 < w0:  # keys between the sinks and the window: ask the structure
             assert self._hsr is not None
@@ -151,58 +140,43 @@ class Decoder:
             nodes, products = cost.nodes_visited, cost.inner_products
         parts.append(np.arange(w0, n))
         idx = np.concatenate(parts)
-        forced = np.zeros(len(idx), dtype=bool)
-        forced[:s0], forced[len(idx) - (n - w0):] = True, True
-        # np.take(axis=0) gathers rows several times faster than fancy indexing
-        keys, values = np.take(self._keys, idx, axis=0), np.take(self._values, idx, axis=0)
-        out, stats = self._row(q, keys, values, forced, idx, "hsr")
-        stats.inner_products += products
-        stats.nodes_visited += nodes
-        return out, stats
+        forced = None  # softmax keeps the sinks and the window whatever their score
+        if self.kind == "softmax":
+            forced = (idx < s0) | (idx >= w0)
+        indptr = np.array([0, len(idx)])
+        out, kept = exact_rows(q[None, :], self._keys, self._values, indptr, idx, forced,
+                               self._rule(), step=True)
+        eps = None
+        if self.kind == "softmax" and self.measure_dropped:
+            eps = float(dropped_mass(q[None, :], self._keys[:n], np.array([0, kept.sum()]),
+                                     idx[kept], np.array([n]))[0])
+        activated = int(np.count_nonzero(kept))
+        return out[0], row_stats("hsr", self.kind, activated, len(idx) + products, nodes, eps)
 
     def attend_dense(self, q: object) -> tuple[np.ndarray, AttentionStats]:
-        """The dense step: scores of all n keys (one matvec), weights, normalise, weighted sum."""
+        """The dense step: ``dense.py`` on one row (scores of all n keys with one matvec,
+        weights, normalise, weighted sum): the oracle of ``attend``."""
         q = self._query(q)
-        s0, w0 = self._dense_bounds()
-        positions = np.arange(self._n)
-        forced = (positions < s0) | (positions >= w0) if self.kind == "softmax" else None
-        keys, values = self._keys[: self._n], self._values[: self._n]  # type: ignore[index]
-        return self._row(q, keys, values, forced, None, "dense")
-
-    def _row(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray,
-             forced: np.ndarray | None, idx: np.ndarray | None, method: str
-             ) -> tuple[np.ndarray, AttentionStats]:
-        """Attention over the given keys: s_j = <q, k_j>/sqrt(d), weights, D^{-1} A V."""
-        s = keys @ q / np.sqrt(self.d)
-        eps = None
+        self._bounds()
+        n, Q = self._n, q[None, :]
+        keys, values = self._keys[:n], self._values[:n]  # type: ignore[index]
+        bounds = (self._max_key, self._max_value)
         if self.kind == "relu":
-            R = np.maximum(s - self.b, 0.0)  # ReLU(s_j - b)
-            activated = int(np.count_nonzero(R))
-            out, _ = normalise(relu_power(R, self.alpha), values)
+            out, stats = dense_relu(Q, keys, values, self.alpha, self.b, False, bounds)
         else:
-            kept = (s >= self.b) | forced  # type: ignore[operator]
-            activated = int(np.count_nonzero(kept))
-            out, _ = normalise(softmax_weights(s, kept), values)
-            if self.measure_dropped and idx is None:
-                eps = float(dropped_mass(s, np.ones(len(s), dtype=bool), kept))
-            elif self.measure_dropped:
-                eps = self._dropped(q, idx[kept])
-        return out, row_stats(method, self.kind, activated, len(keys), 0, eps)
+            out, stats = dense_softmax(Q, keys, values, self.b, False, self.sinks, self.window,
+                                       self.measure_dropped, bounds)
+        return out[0], stats
 
-    def _dropped(self, q: np.ndarray, kept_ids: np.ndarray) -> float:
-        """eps, the softmax mass outside ``kept_ids`` over the whole row (a full pass, to
-        measure: this is the dense work the HSR method avoids, so it is not counted)."""
-        s = self._keys[: self._n] @ q / np.sqrt(self.d)
-        kept = np.zeros(self._n, dtype=bool)
-        kept[kept_ids] = True
-        return float(dropped_mass(s, np.ones(self._n, dtype=bool), kept))
+    def _rule(self) -> Rule:
+        """The weights of a row over this cache (``rows.Rule``)."""
+        return Rule(self.kind, self.alpha, self.b, self._max_key, self._max_value)
 
-    def _dense_bounds(self) -> tuple[int, int]:
+    def _bounds(self) -> tuple[int, int]:
         """Keys [0, s0) are sinks and [w0, n) the window: both kept without asking the HSR."""
         if self._n == 0:
             raise ValueError("the cache is empty: append a key and a value first (or use step)")
-        s0 = min(self.sinks, self._n)
-        return s0, max(self._n - self.window, s0)
+        return row_bounds(self._n, self.sinks, self.window)  # type: ignore[return-value]
 
     def _query(self, q: object, extra: float = 0.0) -> np.ndarray:
         """Validate q against the cache (and a key about to be added)."""

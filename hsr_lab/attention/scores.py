@@ -1,0 +1,186 @@
+"""The score, the kept set and the bounds of a row: decided once, the same way on every path.
+
+The score of query i and key j is ``s_ij = <q_i, k_j> / sqrt(d)``. Dense attention computes it
+with a matrix product, the HSR rows with one inner product per (row, key) pair, the decoder
+with a matrix-vector product: three summation orders, three roundings. Deciding ``s_ij >= b``
+(softmax) or ``s_ij > b`` (ReLU^alpha) on those rounded values would let a key exactly at b be
+kept by one path and dropped by another. So every path decides on the *decisive score*
+
+    sigma_ij = fl( fl(<q_i, k_j>) / fl(sqrt(d)) ),   fl(<q_i, k_j>) correctly rounded,
+
+a function of (q_i, k_j, d) alone. Any computed score s_ij is within
+
+    tol_i = rel(d) ||q_i||_1 max_j |k_j| / sqrt(d) + 2 d TINY,   rel(d) = margin(d) + 4 u
+
+of sigma_ij (``hsr.numerics.margin`` covers any summation order, the 4 u the roundings of
+sigma, of the division by sqrt(d) and of tol itself),
+so where ``|s_ij - b| > tol_i`` both lie on the same side of b, and only the rare entries
+within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` (a list of
+pairs) and ``settle_block`` (a block of rows) replace those entries by sigma_ij; after them, the
+kept set ``{j : s_ij >= b}`` (or ``> b``) is identical on every path, and the weights of the
+kept entries agree to rounding.
+
+The bounds are L1-style (no squares), so nothing under- or overflows at any finite scale.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from ..hsr.numerics import MAX_PRODUCT, TINY, UNIT_ROUNDOFF, margin
+
+# Work sizes of the attention paths, in one place.
+SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
+ROW_BLOCK = 1 << 18  # floats in one temporary of the exact rows (2 MiB)
+QUERY_IDS = 1 << 22  # reported ids one chunk of batched queries may hold (32 MiB of int64)
+QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a quarter)
+NEAR_CHECK = 1 << 16  # score entries checked against b at once (512 KiB: stays in cache)
+FAR_B = 2.0**1020  # |b| beyond: no score is near b (|s| <= MAX_PRODUCT), s - b may overflow
+
+
+def row_bounds(seen: np.ndarray | int, sinks: int, window: int
+               ) -> tuple[np.ndarray | int, np.ndarray | int]:
+    """The sinks ``[0, s0)`` and the window ``[w0, seen)`` of rows that see ``seen`` keys.
+
+    ``s0 = min(sinks, seen)`` and ``w0 = max(seen - window, s0)``: the two never overlap, and
+    the keys ``[s0, w0)`` between them are the ones a half-space query decides.
+    """
+    if isinstance(seen, int):  # one decoding step: plain integers are faster
+        return min(sinks, seen), max(seen - window, min(sinks, seen))
+    s0 = np.minimum(sinks, seen)
+    return s0, np.maximum(seen - window, s0)
+
+
+def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
+    """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
+    d = Q.shape[1]
+    l1 = np.abs(Q).sum(axis=1)  # ||q_i||_1; times max|k|, at least sum_k |q_k| |k_k|
+    l1 *= _relative(d) * max_key / math.sqrt(d)  # an underflow here loses less than TINY
+    l1 += 2 * d * TINY
+    return l1
+
+
+def _relative(d: int) -> float:
+    """rel(d): the relative rounding bound of a score against its decisive score."""
+    return margin(d) + 4 * UNIT_ROUNDOFF
+
+
+def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
+    """Per row of Q (m x d), the half-space query offset: every key with decisive score
+    ``sigma_ij >= b`` has ``<q_i, k_j> >=`` it, however a structure sums ``<q_i, k_j>``:
+
+        t_i = sqrt(d) b' - rel(d) (||q_i||_1 max|k| + sqrt(d) |b'|) - 2 d TINY,
+
+    with b' = b clamped to ``[-2 MAX_PRODUCT, 2 MAX_PRODUCT]``. Every ``|<q, k>|`` is at most
+    ``||q||_1 max|k| <= d max|q| max|k| <= MAX_PRODUCT`` (``_checks.magnitude``), so the clamp
+    changes no answer (a b beyond it keeps nothing or everything) and t stays finite; the
+    L1-style bound neither underflows nor overflows at any finite scale.
+    """
+    d = Q.shape[1]
+    root = math.sqrt(d)
+    b = min(max(b, -2 * MAX_PRODUCT), 2 * MAX_PRODUCT)
+    spread = np.abs(Q).sum(axis=1) * max_key + root * abs(b)
+    return root * b - _relative(d) * spread - 2 * d * TINY
+
+
+def decisive(q: np.ndarray, k: np.ndarray) -> float:
+    """sigma = fl(fl(<q, k>) / sqrt(d)), the inner product summed exactly (as fractions)."""
+    exact = sum((Fraction(a) * Fraction(x) for a, x in zip(q.tolist(), k.tolist(), strict=True)),
+                Fraction(0))
+    return float(exact) / math.sqrt(len(q))  # float(Fraction) rounds correctly
+
+
+def decisive_many(A: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``decisive(A[e], X[e])`` for every pair e (rows of A and X, N x d), faster.
+
+    Where every coordinate of the pair is 0 or of magnitude in ``[2^-480, 2^480]``, each product
+    is split exactly as ``a x = p + err`` (Dekker's TwoProduct: no overflow, and err cannot
+    underflow) and ``math.fsum`` rounds the sum of the 2d terms correctly; other pairs go
+    through fractions. Both give the correctly rounded ``<a, x>``.
+    """
+    with np.errstate(all="ignore"):  # pairs outside the safe range: computed, then unused
+        p = A * X
+        err = _product_error(A, X, p)
+    mag = np.abs(np.concatenate([A, X], axis=1))
+    safe = ((mag == 0) | ((mag >= 2.0**-480) & (mag <= 2.0**480))).all(axis=1)
+    root = math.sqrt(A.shape[1])
+    terms = np.concatenate([p, err], axis=1).tolist()
+    return np.array([math.fsum(t) / root if ok else decisive(a, x)
+                     for t, ok, a, x in zip(terms, safe.tolist(), A, X, strict=True)])
+
+
+def _product_error(A: np.ndarray, X: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``A X - p`` exactly, where p = fl(A X) (Dekker: each factor split into 26-bit halves)."""
+    a_hi, a_lo = _halves(A)
+    x_hi, x_lo = _halves(X)
+    return ((a_hi * x_hi - p) + a_hi * x_lo + a_lo * x_hi) + a_lo * x_lo
+
+
+def _halves(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split: A = hi + lo exactly, hi and lo with at most 26 significant bits."""
+    c = (2.0**27 + 1.0) * A
+    hi = c - (c - A)
+    return hi, A - hi
+
+
+def settle(s: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
+           row: np.ndarray | None, col: np.ndarray) -> None:
+    """In place: every score of the flat list s within tol of b becomes its decisive score
+    sigma (``s[e]`` is row ``row[e]`` of Q, or its only row if row is None, against key
+    ``col[e]`` of K; tol per entry, or one for all)."""
+    if abs(b) > FAR_B:
+        return
+    (e,) = np.nonzero(np.abs(s - b) <= tol)
+    if len(e):
+        at_q = np.zeros(len(e), dtype=np.int64) if row is None else row[e]
+        s[e] = decisive_many(np.take(Q, at_q, axis=0), np.take(K, col[e], axis=0))
+
+
+def settle_block(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
+                 r0: int, shift: float = 0.0) -> None:
+    """``settle`` for a block: S[i, j] is the score of row r0 + i of Q against key j, minus
+    ``shift`` (the ReLU subtracts b first: then S is near b - shift = 0); tol a column."""
+    if abs(b) > FAR_B:
+        return
+    b -= shift
+    some = _rows_near(S, b, tol)  # look only into rows that hold a near entry (few or none)
+    if len(some) == 0:
+        return
+    i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
+    sigma = decisive_many(np.take(Q, r0 + some[i], axis=0), np.take(K, j, axis=0))
+    S[some[i], j] = sigma - shift
+
+
+def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:
+    """The rows of a block S with an entry within tol (a column) of b, checked a few rows at a
+    time in one small buffer: a block-sized temporary would cost more than the check."""
+    if S.size <= NEAR_CHECK:  # small enough for one temporary (a decoding step)
+        gap = np.abs(S - b) if b else np.abs(S)
+        if gap.min(initial=np.inf) > tol.max(initial=0.0):  # the usual case: none at all
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(gap.min(axis=1, initial=np.inf) <= tol[:, 0])
+    step = max(1, NEAR_CHECK // max(S.shape[1], 1))
+    buf = np.empty((min(step, len(S)), S.shape[1]))
+    found = np.zeros(len(S), dtype=bool)
+    for lo in range(0, len(S), step):
+        gap = buf[: min(step, len(S) - lo)]
+        np.abs(np.subtract(S[lo:lo + len(gap)], b, out=gap) if b else S[lo:lo + len(gap)],
+               out=gap)
+        found[lo:lo + len(gap)] = gap.min(axis=1, initial=np.inf) <= tol[lo:lo + len(gap), 0]
+    return np.flatnonzero(found)
+
+
+def max_abs(X: np.ndarray) -> float:
+    """max |X_ij| (0 for an empty array)."""
+    return float(np.abs(X).max(initial=0.0))
+
+
+def value_scale(max_value: float, n: int) -> float:
+    """A power of two c with ``n max|V| c`` far below overflow: sums of weighted values are
+    taken on ``c V`` and divided by c at the end (c = 1 unless V is near the float limit)."""
+    if max_value * max(n, 1) < 2.0**1000:
+        return 1.0
+    return 2.0 ** -(math.frexp(max_value)[1] + math.frexp(float(max(n, 1)))[1])
