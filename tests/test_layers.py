@@ -149,24 +149,25 @@ def test_gaussian_property(n: int, seed: int) -> None:
 # --------------------------------------------------------------------------- adversarial
 
 
-@settings(max_examples=300, deadline=None)
-@given(data=st.data(), points=exact_points)
-def test_exact_integer_points(data, points) -> None:
+def check_layers_and_queries(data, points) -> None:
+    """Build the layers, check their invariants, then four exact queries against the scan."""
     index, pts, ids = build(points)
     check_layers(index, pts, ids)
     for _ in range(4):
         a, t = data.draw(exact_queries(points))
         check_query(index, pts, ids, a, t)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), points=exact_points)
+def test_exact_integer_points(data, points) -> None:
+    check_layers_and_queries(data, points)
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), points=scaled_points())
 def test_power_of_two_scaled_points(data, points) -> None:
-    index, pts, ids = build(points)
-    check_layers(index, pts, ids)
-    for _ in range(4):
-        a, t = data.draw(exact_queries(points))
-        check_query(index, pts, ids, a, t)
+    check_layers_and_queries(data, points)
 
 
 @pytest.mark.parametrize(
