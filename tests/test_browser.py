@@ -156,8 +156,8 @@ def test_the_kernel_check_accepts_this_python_under_another_spelling(tmp_path):
 
 def test_make_lab_serves_on_loopback_only_behind_its_token(tmp_path):
     """``make lab`` as in the README: 127.0.0.1 with a token, nothing left once stopped."""
-    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT).returncode != 0:
-        message = "the install stamp is out of date: `make install` (or `make test`) first"
+    if subprocess.run(["make", "-q", ".venv/.installed-lab"], cwd=ROOT).returncode != 0:
+        message = "the lab install stamp is out of date: `make install-lab` (or `make test`) first"
         if must_not_skip():
             pytest.fail(message)
         pytest.skip(message)
