@@ -70,8 +70,8 @@ def gallery_page(entries: list[tuple[str, str, str]]) -> str:
              "`hsr_lab.figures.fig_<name>`, which the notebooks call inline. Captions and "
              "descriptions come from `figures/README.md`.\n"]
     for name, caption, description in entries:
-        parts.append(f"## {name}\n\n:::{{figure}} figures/{name}.png\n:name: fig-{name}\n"
-                     f":width: 100%\n\n{caption}\n:::\n\n{description}\n")
+        parts.append(f"## {name}\n\n```{{figure}} figures/{name}.png\n:name: fig-{name}\n"
+                     f":width: 100%\n\n{caption}\n```\n\n{description}\n")
     return "\n".join(parts)
 
 

@@ -24,10 +24,11 @@ exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
 root_doc = "index"
 language = "en"
 
-# MyST: $...$ and $$...$$ math as in the notebooks; anchors for links such as
+# MyST: $...$ and $$...$$ math as in the notebooks (also mid-paragraph); anchors for links such as
 # 02_relu_attention.ipynb#the-reduction from the landing page and between notebooks.
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
+myst_dmath_double_inline = True  # $$...$$ inside a paragraph, as Jupyter shows it
 
 # Execution: every build runs every notebook (its sweeps come from hsr_lab's on-disk cache),
 # so the pages never show outputs of older code. An error in a cell fails the build.
@@ -46,6 +47,7 @@ html_title = "hsr_lab: half-space-reporting sparse attention"
 html_static_path = ["_static"]
 html_css_files = ["book.css"]
 html_last_updated_fmt = None  # same sources, same pages
+html_context = {"default_mode": "light"}  # unset, the theme logs an error on every page
 html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,
@@ -69,4 +71,6 @@ def _drop_widget_state(app, doctree) -> None:
 
 
 def setup(app) -> None:
+    # Every page loads MathJax: the navigation's titles hold math on pages that have none.
+    app.set_html_assets_policy("always")
     app.connect("doctree-read", _drop_widget_state)
