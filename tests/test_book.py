@@ -9,12 +9,16 @@ must have typeset every math element, leaving no raw ``$...$`` or ``\\(`` in the
 internal link and its anchor must resolve. A screenshot of each page goes to
 ``test-artifacts/book/``.
 
+``HSR_LAB_BOOK_SITE=build/book/html`` checks a site already built instead (the full one of
+``make book``, say) and builds nothing.
+
 Skipped when /usr/bin/chromium or Sphinx is missing, except in CI (``CI`` or
 ``HSR_LAB_REQUIRE_BROWSER=1``): there it fails.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import importlib.util
@@ -60,6 +64,8 @@ def _require(condition: bool, message: str) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The quick book, built once with its own sweep cache; the folder of its HTML."""
+    if built := os.environ.get("HSR_LAB_BOOK_SITE"):
+        return Path(built).resolve()
     _require(importlib.util.find_spec("myst_nb") is not None,
              "Sphinx and myst-nb are missing: `make install-book` (or `make test`) adds them")
     out = tmp_path_factory.mktemp("book")
@@ -209,6 +215,18 @@ def visit(site, origin, browser):
         tab.close()
         return {**report, "url": url, "console": console, "failed": failed}
     return functools.cache(open_page)
+
+
+def test_a_panel_offers_its_picture_and_a_line_about_jupyterlab_beside_the_live_view():
+    """What a page without widgets shows (text/html) and what JupyterLab shows (the view)."""
+    pytest.importorskip("ipywidgets")
+    from hsr_lab.widgets import plane_panel
+
+    bundle = plane_panel(n=40)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert f'src="data:image/png;base64,{bundle["image/png"]}"' in bundle["text/html"]
+    assert "JupyterLab" in bundle["text/html"] and "make lab" in bundle["text/html"]
 
 
 def test_the_book_has_a_page_for_every_notebook_and_nothing_unexpected(site):
