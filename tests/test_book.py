@@ -253,11 +253,10 @@ def test_page_loads_offline_with_images_math_and_links(name, site, origin, visit
 
 
 @pytest.mark.parametrize("name", [c for c in CHAPTERS if c.startswith("notebooks/")])
-def test_notebook_page_is_typeset_and_its_panels_are_pictures(name, visit):
-    """Every notebook has math (MathJax did it) and shows each panel as its picture, with the
-    one line that says where the sliders move."""
+def test_notebook_page_shows_its_panels_as_pictures(name, visit):
+    """A notebook that uses a widget panel shows each as its picture, with the one line that
+    says where the sliders move; never an empty box."""
     page = visit(name)
-    assert page["images"] > 0
     source = json.loads((ROOT / f"{name}.ipynb").read_text())
     if any("hsr_lab.widgets" in "".join(c["source"]) for c in source["cells"]):
         assert page["panels"], f"{name} imports a widget panel but the page shows none"

@@ -79,7 +79,8 @@ def build(out: Path, *, quick: bool, strict: bool = False) -> float:
     """Stage the sources and run Sphinx into ``out/html``; the seconds it took.
 
     ``-E``: every build reads and runs every notebook afresh, so no page shows outputs of older
-    code (Sphinx would skip a notebook whose file did not change)."""
+    code (Sphinx would skip a notebook whose file did not change). ``-T``: a failing cell's
+    error is printed, not only saved in a log file."""
     start = time.perf_counter()
     stage(out / "src")
     env = dict(os.environ, HSR_LAB_QUICK="1" if quick else "0")
@@ -88,7 +89,7 @@ def build(out: Path, *, quick: bool, strict: bool = False) -> float:
     # The kernels import hsr_lab from this checkout even where it is not installed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(CONF),
-               "-d", str(out / "doctrees"), "-E", "-q", str(out / "src"), str(out / "html")]
+               "-d", str(out / "doctrees"), "-E", "-q", "-T", str(out / "src"), str(out / "html")]
     if strict:  # every warning (a broken link or anchor, say) fails the build
         command += ["-W", "--keep-going"]
     subprocess.run(command, env=env, check=True)
