@@ -163,12 +163,10 @@ class Panel(widgets.VBox):
         super().__init__([*header, rows, self.note, self.image])
         self.refresh()
 
-    def _repr_mimebundle_(self, **kwargs) -> dict[str, object] | None:
+    def _repr_mimebundle_(self, **kwargs) -> dict[str, object]:
         """The live widget's view, plus a still for readers without a kernel: the picture as
         ``image/png`` and, as ``text/html``, that picture above one line about the sliders."""
         bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:  # a closed widget shows nothing
-            return None
         if self.png:
             data = base64.b64encode(self.png).decode("ascii")
             bundle["image/png"] = data
