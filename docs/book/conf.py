@@ -2,10 +2,12 @@
 sources and runs Sphinx with ``-c docs/book``).
 
 Sphinx + myst-nb + sphinx-book-theme: every asset ships in a Python package, so the site
-builds and reads offline. MathJax 3 comes from the ``sphinx-mathjax-offline`` package (copied
-into ``_static/mathjax``), never from a CDN. Widget panels show their still (``text/html``:
-the picture plus one line about ``make lab``; see ``hsr_lab.widgets.render``) instead of the
-live widget view, and no ipywidgets JavaScript is loaded.
+builds and reads offline. (Jupyter Book 1 is a layer over these same three; Jupyter Book 2 and
+mystmd fetch their theme from the network at build time.) MathJax 3 comes from the
+``sphinx-mathjax-offline`` package (copied into ``_static/mathjax``), never from a CDN.
+Widget panels show their still (``text/html``: the picture plus one line about ``make lab``;
+see ``hsr_lab.widgets.render``) instead of the live widget view, and no ipywidgets JavaScript
+is loaded.
 """
 
 from __future__ import annotations
