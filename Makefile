@@ -25,11 +25,15 @@ READERS := safetensors>=0.8 tokenizers>=0.23
 #          the model's files and readers); also all that `make figures` needs
 #   bench: + the peers that benchmarks/bench_peers.py measures (faiss, scikit-learn)
 #   test:  + pytest, hypothesis, ruff, playwright, and torch + transformers as the oracle
+#   book:  + Sphinx, myst-nb, sphinx-book-theme and MathJax (`make book`; the test builds it)
 LAB_STAMP   := $(VENV)/.installed-lab
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_STAMP  := $(VENV)/.installed-test
+BOOK_STAMP  := $(VENV)/.installed-book
+# `make book QUICK=1`: the same site with tiny parameters (HSR_LAB_QUICK=1), in build/book-quick.
+QUICK ?=
 
-.PHONY: lab test test-long lint figures bench install install-lab install-test clean
+.PHONY: lab test test-long lint figures bench book install install-lab install-test install-book clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,19 +48,24 @@ $(BENCH_STAMP): $(LAB_STAMP)
 	$(PIP) -e ".[notebooks,readers,peers]"
 	touch $@
 
-$(TEST_STAMP): $(BENCH_STAMP)
-	$(PIP) -e ".[notebooks,readers,peers,test,validate]"
+$(TEST_STAMP): $(BENCH_STAMP) $(BOOK_STAMP)
+	$(PIP) -e ".[notebooks,readers,peers,test,validate,book]"
+	touch $@
+
+$(BOOK_STAMP): $(LAB_STAMP)
+	$(PIP) -e ".[notebooks,book]"
 	touch $@
 
 install-lab: $(LAB_STAMP)
 install-test: $(TEST_STAMP)
+install-book: $(BOOK_STAMP)
 install: install-test
 
 lab: $(LAB_STAMP)
 	$(PY) -m jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS)
 
 lint: $(TEST_STAMP)
-	$(PY) -m ruff check hsr_lab tests benchmarks notebooks
+	$(PY) -m ruff check hsr_lab tests benchmarks notebooks docs
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -71,5 +80,9 @@ figures: $(LAB_STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
+# The notebooks, run, as an offline static site: build/book/html/index.html.
+book: $(BOOK_STAMP)
+	$(PY) docs/book/build.py $(if $(filter-out 0,$(QUICK)),--quick,) $(BOOK_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .hsr_lab_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .hsr_lab_cache test-artifacts build/book build/book-quick

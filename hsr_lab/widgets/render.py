@@ -18,10 +18,16 @@ A drawing that outgrows the frozen frame (a longer tick label, say) is laid out 
 A value the math does not allow (alpha = 0, c >= 2, ...) shows a readable message instead of a
 traceback. ``panel.result`` is the figure shown (or None), ``panel.png`` its bytes and
 ``panel.message`` the last message, so tests can drive a panel without a browser.
+
+Where no widget can run (the rendered book, nbconvert, GitHub's viewer), a panel shows the
+picture it drew last as a plain image, with one line saying where the sliders move: its
+display data carries that as ``text/html`` and ``image/png`` beside the live widget's view,
+which JupyterLab prefers.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from collections.abc import Callable, Hashable
@@ -40,6 +46,7 @@ from PIL import Image
 
 from hsr_lab.figures import drawing_into, house_style
 
+STATIC_NOTE = "The sliders move in JupyterLab: run <code>make lab</code> and open this notebook."
 RENDER_DPI = 100  # screen size: a two-column figure is ~900 px wide; files are saved at 300
 _PAD = 0.05  # inches of white around the artists, as savefig(pad_inches=0.05)
 
@@ -136,6 +143,7 @@ class Panel(widgets.VBox):
         self.result: Figure | None = None
         self.png = b""
         self.message: str | None = None
+        self._title = title or "widget panel"
         self.redraws = 0
         self._figure: Figure | None = None  # every redraw refills this figure
         self._layout: tuple[list[Bbox], Bbox] | None = None  # axes positions, frame
@@ -154,6 +162,20 @@ class Panel(widgets.VBox):
         rows = widgets.Box(row, layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([*header, rows, self.note, self.image])
         self.refresh()
+
+    def _repr_mimebundle_(self, **kwargs) -> dict[str, object]:
+        """The live widget's view, plus a still for readers without a kernel: the picture as
+        ``image/png`` and, as ``text/html``, that picture above one line about the sliders."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if self.png:
+            data = base64.b64encode(self.png).decode("ascii")
+            bundle["image/png"] = data
+            body = f'<img src="data:image/png;base64,{data}" alt="{html.escape(self._title)}">'
+        else:
+            body = f"<p>Cannot draw this: {html.escape(self.message or '')}</p>"
+        bundle["text/html"] = (f'<figure class="hsr-panel">{body}'
+                               f"<figcaption>{STATIC_NOTE}</figcaption></figure>")
+        return bundle
 
     def values(self) -> dict[str, object]:
         """The controls' current values, by argument name (and ``progress`` with a button)."""
