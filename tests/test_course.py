@@ -65,6 +65,8 @@ def test_claims_table_cells_exist_and_are_code_cells():
         found = [c for c in cells(path) if c.get("id") == cell_id]
         assert found, f"{path.name} has no cell {cell_id!r} (cited by the claims table)"
         assert found[0]["cell_type"] == "code", f"{path.name}:{cell_id} is not a code cell"
+        first = source(found[0]).splitlines()[0]
+        assert first.startswith("# Claims table (notebook 00):") and cell_id in first, first
     # That they run without error is checked by test_notebooks.py, which runs every notebook.
 
 
