@@ -20,7 +20,14 @@ from .softmax import (
     planted_instance,
     softmax_error_sweep,
 )
-from .sparsity import RowMaxSweep, SparsitySweep, activation_mask, row_max_sweep, sparsity_sweep
+from .sparsity import (
+    RowMaxSweep,
+    SparsitySweep,
+    activation_mask,
+    one_row_scores,
+    row_max_sweep,
+    sparsity_sweep,
+)
 from .work import (
     TREES,
     BoxSlack,
@@ -54,6 +61,7 @@ __all__ = [
     "line_counterexample",
     "line_points",
     "measure_query_cost",
+    "one_row_scores",
     "per_row_vs_scalar",
     "plane_query",
     "planted_instance",

@@ -124,3 +124,14 @@ def row_max_sweep(n_values=None, rows: int | None = None, d: int = 16, seed: int
 
     r = cached("row_max", params, compute, force=force)
     return RowMaxSweep(n_arr, r["max"], r["mean"], rows, d)
+
+
+def one_row_scores(n: int = 2**16, d: int = 16, c: float = 0.4, seed: int = 0
+                   ) -> tuple[np.ndarray, float, float]:
+    """One row's scores s_j = <q, k_j>/sqrt(d) for a unit query and n Gaussian keys, with
+    sigma_a (= 1/sqrt(d) here) and the paper's threshold b = sigma_a sqrt(c ln n)."""
+    rng = np.random.default_rng(seed)
+    q = unit_vectors(rng, 1, d)[0]
+    scores = rng.standard_normal((n, d)) @ q / np.sqrt(d)
+    sigma_a = float(theory.score_sigma(1.0, 1.0, d))
+    return scores, sigma_a, float(theory.paper_threshold(n, sigma_a, c))

@@ -9,7 +9,7 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 
 from hsr_lab import theory
-from hsr_lab.experiments import SparsitySweep, row_max_sweep, sparsity_sweep
+from hsr_lab.experiments import SparsitySweep, one_row_scores, row_max_sweep, sparsity_sweep
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
 from hsr_lab.figures._common import fit_positive, fmt_fit, log_n_axes
 
@@ -105,4 +105,24 @@ def fig_sparsity_row_max(quick: bool = False, seed: int = 0, **kw) -> Figure:
     log_n_axes(ax, n, "activated entries per row, k")
     ax.set_title("every row stays below $2\\,n^{4/5}$", fontsize=8)
     ax.legend(fontsize=6.5, loc="upper left")
+    return fig
+
+
+@figure("score_tail", "One row's scores at n = 2^16, d = 16: a histogram with the paper's "
+        "threshold b = sigma_a sqrt(0.4 ln n) and the kept upper tail, about "
+        "n Phibar(sqrt(0.4 ln n)) keys.")
+def fig_score_tail(quick: bool = False, seed: int = 0, n: int = 2**16, d: int = 16) -> Figure:
+    """Histogram of s_j = <q, k_j>/sqrt(d) for one unit query and n Gaussian keys; the kept
+    scores s_j > b shaded. ``quick`` draws the same row (it is cheap)."""
+    scores, sigma_a, b = one_row_scores(n, d, seed=seed)
+    kept = scores > b
+    fig, ax = new_figure(width_ratio=1.6, height=2.4)
+    _, edges, _ = ax.hist(scores, bins=120, color="0.7", label="dropped")
+    ax.hist(scores[kept], bins=edges, color=COLORS[1], hatch="////",
+            label=f"kept: {int(kept.sum())} of {n} (E = {theory.expected_activated(n):.0f})")
+    ax.axvline(b, color="black", lw=1, marker="")
+    ax.set(xlabel=r"score $s_j = \langle q, k_j\rangle/\sqrt{d}$", ylabel="keys")
+    ax.set_title(rf"$b = \sigma_a\sqrt{{0.4\,\ln n}} = {b:.3f}$, $\sigma_a = {sigma_a:.3f}$",
+                 fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
     return fig
