@@ -97,6 +97,28 @@ def test_notation_table_fixes_the_symbols_the_issue_names():
         assert symbol in symbols, f"notation table lacks {symbol}"
 
 
+GREEK = re.compile(r"\\(alpha|beta|gamma|delta|epsilon|eta|tau|mu|sigma|lambda|varphi|Phi)"
+                   r"(_\{[^}]*\}|_[A-Za-z0-9])?(?![A-Za-z])")
+# Symbols a notebook may introduce for one derivation, defined where they are used.
+LOCAL = {
+    r"\lambda": "the Markov/Chernoff parameter (nb 3) and a positive scale (nb 2)",
+    r"\delta": "the relative excess of the binomial Chernoff bound (nb 3)",
+    r"\varphi": "the standard normal density, in Mills' ratio (nb 3)",
+    r"\eta": "the exponent slack of a fine-grained hardness statement (nb 5)",
+    r"\sigma_{a,i}": "row i's own score spread, the per-row threshold (nb 5)",
+}
+
+
+def test_the_notebooks_use_the_symbols_of_the_notation_table():
+    table = {m.group(0) for m in GREEK.finditer(" ".join(notation_symbols()))}
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        text = "\n".join(source(c) for c in cells(path)
+                         if c["cell_type"] == "markdown" and c.get("id") != "notation")
+        used = {m.group(0) for m in GREEK.finditer(text)}
+        unknown = used - table - set(LOCAL)
+        assert not unknown, f"{path.name} uses {sorted(unknown)}, not in the notation table"
+
+
 def _markdown(path) -> str:
     return "\n".join(source(c) for c in cells(path) if c["cell_type"] == "markdown")
 
