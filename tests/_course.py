@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 COURSE = NOTEBOOKS / "00_paper_and_lab.ipynb"
 CELL_REF = re.compile(r"`(\d\d):([A-Za-z0-9_-]+)`")  # `03:whp-check`: notebook 03, cell id
-TEST_REF = re.compile(r"`(test_[a-z0-9_]+\.py)::([a-z0-9_]+)`")
+TEST_REF = re.compile(r"`(test_[a-z0-9_]+\.py)`<br>`::([a-z0-9_]+)`")  # file, then test
 
 
 def cells(path: Path) -> list[dict]:

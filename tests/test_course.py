@@ -190,14 +190,14 @@ def test_no_row_exceeds_the_whp_bound():
     assert np.all(rows.row_mean < theory.paper_bound(rows.n))
 
 
-def test_gaussian_keys_drop_most_softmax_mass_at_the_papers_threshold():
+def test_papers_threshold_drops_gaussian_mass():
     mass = dropped_mass_vs_n(n_values=[1024, 16384])
     assert mass.b[-1] == pytest.approx(0.4925, abs=1e-3)  # the "b = 0.5" of n = 16384, d = 16
     assert mass.mean_dropped[-1, 0] > 0.9  # Gaussian keys: about 96% dropped
     assert mass.max_dropped[:, 1].max() < 0.05  # planted sinks: a few percent
 
 
-def test_per_row_and_scalar_thresholds_agree_on_isotropic_keys():
+def test_per_row_vs_scalar_threshold():
     iso = per_row_vs_scalar("isotropic", n=2**12)
     assert abs(np.median(iso.per_row) - np.median(iso.scalar)) < 0.1 * np.median(iso.per_row)
     aniso = per_row_vs_scalar("anisotropic", n=2**12)
@@ -211,7 +211,7 @@ def test_insertion_rebuilds_few_points_per_add():
     assert ins.blocks.max() <= np.log2(ins.n) + 1
 
 
-def test_leaf_boxes_are_too_wide_to_prune_in_high_dimension():
+def test_leaf_boxes_too_wide_in_high_d():
     slack = leaf_box_slack(n=2**11, d=64)
     assert slack.depth < 64 and slack.slack > 3 * slack.t and slack.pruned_share == 0.0
     low = leaf_box_slack(n=2**11, d=2)

@@ -272,7 +272,7 @@ def test_bad_input_names_the_argument(call, error, match):
 # ---------------------------------------------------------------- the derivations of the course
 
 
-def test_gaussian_tail_bound_is_above_the_exact_tail_and_gives_n_to_minus_c_over_2():
+def test_gaussian_tail_bound():
     x = np.linspace(0.0, 8.0, 81)
     assert np.all(th.upper_tail(x) <= th.gaussian_tail_bound(x))
     assert th.upper_tail(2.0) == pytest.approx(PHI_C_2)
