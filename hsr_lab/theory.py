@@ -15,11 +15,13 @@ at most n * n^{-1/5} = n^{4/5} non-zero entries in expectation (paper_bound) and
 Chernoff bound on the binomial count, at most 2 n^{4/5} with high probability
 (paper_whp_bound). A general c gives about n^{1 - c/2}.
 
-The exact expectation is E[k] = n Phi_c(sqrt(c ln n)) (expected_activated), Phi_c the standard
-normal upper tail. Mills' ratio, Phi_c(t) ~ phi(t) / t with phi(t) = exp(-t^2/2) / sqrt(2 pi),
+The exact expectation is E[k] = n Phibar(sqrt(c ln n)) (expected_activated), Phibar the
+standard normal upper tail (upper_tail; written Phibar rather than Phi_c, which would read as
+depending on the constant c). Mills' ratio, Phibar(t) ~ phi(t) / t with
+phi(t) = exp(-t^2/2) / sqrt(2 pi),
 gives at t = sqrt(c ln n)
 
-    n^{1 - c/2} / E[k] = exp(-t^2/2) / Phi_c(t) ~ sqrt(2 pi) t = sqrt(2 pi c ln n)
+    n^{1 - c/2} / E[k] = exp(-t^2/2) / Phibar(t) ~ sqrt(2 pi) t = sqrt(2 pi c ln n)
 
 (mills_ratio_factor; sqrt(0.8 pi ln n) at c = 0.4). The approximation is good only for large
 t, with relative error about 1/t^2: at n = 2^20 it gives 5.9 where the exact ratio is 6.7.
@@ -58,16 +60,21 @@ __all__ = [
     "ExponentFit",
     "RunningTime",
     "activation_probability",
+    "binomial_tail",
     "bounds_table",
+    "chernoff_binomial_bound",
     "decoding_cost",
     "dropped_mass_bound",
     "expected_activated",
     "fit_exponent",
+    "gaussian_tail_bound",
+    "kdtree_depth",
     "local_slope",
     "mills_ratio_factor",
     "paper_bound",
     "paper_threshold",
     "paper_whp_bound",
+    "paper_whp_failure",
     "part1_build",
     "part1_exponent",
     "part1_query_work",
@@ -76,6 +83,7 @@ __all__ = [
     "prefill_cost",
     "score_sigma",
     "softmax_error_bound",
+    "upper_tail",
 ]
 
 
@@ -174,14 +182,14 @@ def score_sigma(q_norm: npt.ArrayLike, sigma_k: float, d: int) -> FloatOrArray:
 
 
 def activation_probability(b: npt.ArrayLike, sigma: npt.ArrayLike) -> FloatOrArray:
-    """P(s_j > b) = Phi_c(b / sigma) for s_j ~ N(0, sigma^2), Phi_c the normal upper tail."""
+    """P(s_j > b) = Phibar(b / sigma) for s_j ~ N(0, sigma^2), Phibar the normal upper tail."""
     b = _reals("b", b)
     sigma = _reals("sigma", sigma, lo=0.0, lo_open=True, hint=" (a standard deviation)")
     return _out(special.ndtr(-b / sigma))
 
 
 def expected_activated(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
-    """E[k] = n Phi_c(sqrt(c ln n)): the exact expected count of s_j > b = sigma_a sqrt(c ln n).
+    """E[k] = n Phibar(sqrt(c ln n)): the exact expected count of s_j > b = sigma_a sqrt(c ln n).
 
     It does not depend on sigma_a, since b scales with it.
     """
@@ -203,8 +211,53 @@ def paper_whp_bound(n: npt.ArrayLike) -> FloatOrArray:
     return _out(2.0 * n**0.8)
 
 
+def upper_tail(x: npt.ArrayLike) -> FloatOrArray:
+    """Phibar(x) = P(Z > x) for Z ~ N(0, 1): the standard normal upper tail (exact)."""
+    return _out(special.ndtr(-_reals("x", x)))
+
+
+def gaussian_tail_bound(x: npt.ArrayLike) -> FloatOrArray:
+    """exp(-x^2 / 2) >= Phibar(x) for x >= 0: the Chernoff bound on the normal upper tail.
+
+    From Markov on e^{lambda Z}: P(Z > x) <= exp(lambda^2/2 - lambda x), smallest at
+    lambda = x. At x = sqrt(c ln n) it is n^{-c/2}, the step behind n^{4/5} (c = 0.4).
+    """
+    x = _reals("x", x, lo=0.0, hint=" (the bound is stated for x >= 0)")
+    return _out(np.exp(-(x**2) / 2.0))
+
+
+def chernoff_binomial_bound(mu_high: npt.ArrayLike, delta: npt.ArrayLike) -> FloatOrArray:
+    """exp(-delta^2 mu_H / (2 + delta)) >= P(X >= (1 + delta) mu_H), for X a sum of independent
+    0/1 variables with E[X] <= mu_H and delta > 0 (the multiplicative Chernoff bound).
+
+    delta = 1 gives exp(-mu_H / 3): a count whose mean is at most mu_H exceeds 2 mu_H with
+    probability at most exp(-mu_H / 3).
+    """
+    mu_high = _reals("mu_high", mu_high, lo=0.0, hint=" (an upper bound on a mean count)")
+    delta = _reals("delta", delta, lo=0.0, lo_open=True, hint=" (the relative excess)")
+    return _out(np.exp(-(delta**2) * mu_high / (2.0 + delta)))
+
+
+def binomial_tail(n: npt.ArrayLike, p: npt.ArrayLike, k: npt.ArrayLike) -> FloatOrArray:
+    """P(X >= k) for X ~ Binomial(n, p), exact (scipy): the oracle of the Chernoff bound."""
+    n = _sizes("n", n)
+    p = _reals("p", p, lo=0.0, hi=1.0, hint=" (a probability)")
+    k = _reals("k", k)
+    return _out(stats.binom.sf(np.ceil(k) - 1, n, p))
+
+
+def paper_whp_failure(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+    """exp(-n^{1 - c/2} / 3): the Chernoff bound on P(a row keeps more than 2 n^{1 - c/2}).
+
+    A row's count is Binomial(n, p) with p = Phibar(sqrt(c ln n)) <= n^{-c/2}, so its mean is
+    at most mu_H = n^{1 - c/2}; ``chernoff_binomial_bound(mu_H, 1)``. With m rows, a union
+    bound gives m exp(-n^{4/5} / 3) at c = 0.4: negligible for any n worth the name.
+    """
+    return chernoff_binomial_bound(paper_bound(n, c), 1.0)
+
+
 def mills_ratio_factor(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
-    """paper_bound / expected_activated = exp(-t^2/2) / Phi_c(t) at t = sqrt(c ln n).
+    """paper_bound / expected_activated = exp(-t^2/2) / Phibar(t) at t = sqrt(c ln n).
 
     By Mills' ratio it is about sqrt(2 pi) t = sqrt(2 pi c ln n) (sqrt(0.8 pi ln n) at
     c = 0.4), from above, with relative error about 1/t^2 = 1/(c ln n). It equals 2 at n = 1.
@@ -213,14 +266,14 @@ def mills_ratio_factor(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
     n = _sizes("n", n)
     c = _c(c)
     t = np.sqrt(c * np.log(n))
-    # In logs: exp(-t^2/2) and Phi_c(t) both underflow for astronomically large n.
+    # In logs: exp(-t^2/2) and Phibar(t) both underflow for astronomically large n.
     return _out(np.exp(-(t**2) / 2.0 - special.log_ndtr(-t)))
 
 
 def local_slope(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
-    """d ln E[k] / d ln n = 1 - (c / (2t)) phi(t) / Phi_c(t), t = sqrt(c ln n), E[k] = n Phi_c(t).
+    """d ln E[k] / d ln n = 1 - (c / (2t)) phi(t) / Phibar(t), t = sqrt(c ln n), E[k] = n Phibar(t).
 
-    Since phi(t)/Phi_c(t) > t, this is below 1 - c/2; it increases towards it as
+    Since phi(t)/Phibar(t) > t, this is below 1 - c/2; it increases towards it as
     1 - c/2 - 1/(2 ln n) + O(1/ln^2 n). Requires n > 1 (it tends to -inf as n -> 1).
     """
     n = _reals("n", n, lo=1.0, lo_open=True, hint=" (the slope diverges at n = 1)")
@@ -283,6 +336,20 @@ def part2_build(n: npt.ArrayLike, d: int) -> FloatOrArray:
     n = _sizes("n", n)
     with np.errstate(over="ignore"):
         return _out(n ** float(_dim(d) // 2))
+
+
+def kdtree_depth(n: npt.ArrayLike, leaf_size: int = 32) -> FloatOrArray:
+    """ceil(log2(n / leaf_size)): levels of a median-split kd-tree whose leaves hold at most
+    ``leaf_size`` points (0 if n <= leaf_size).
+
+    Each level splits one coordinate, so a root-to-leaf path splits at most this many distinct
+    coordinates: at n = 2^20 and leaf size 32 that is 15, and a leaf's box is never cut in at
+    least d - 15 of its coordinates (49 at d = 64). Those unsplit sides keep every box wide,
+    which is why the box test prunes nothing in high dimension.
+    """
+    n = _sizes("n", n)
+    leaf = as_positive_int("leaf_size", leaf_size)
+    return _out(np.maximum(np.ceil(np.log2(n / leaf)), 0.0))
 
 
 @dataclass(frozen=True, eq=False)

@@ -267,3 +267,35 @@ def test_softmax_error_bounds():
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ---------------------------------------------------------------- the derivations of the course
+
+
+def test_gaussian_tail_bound():
+    x = np.linspace(0.0, 8.0, 81)
+    assert np.all(th.upper_tail(x) <= th.gaussian_tail_bound(x))
+    assert th.upper_tail(2.0) == pytest.approx(PHI_C_2)
+    for n in (1e3, 1e6, 2.0**40):
+        for c in (0.4, 1.0):
+            x = math.sqrt(c * math.log(n))
+            assert th.gaussian_tail_bound(x) == pytest.approx(n ** (-c / 2), rel=1e-12)
+
+
+def test_chernoff_binomial_bound_is_above_the_exact_binomial_tail():
+    for n in (100, 1000, 10_000, 100_000):
+        p = th.upper_tail(math.sqrt(0.4 * math.log(n)))
+        mu_h = th.paper_bound(n)
+        assert n * p <= mu_h
+        exact = th.binomial_tail(n, p, 2 * mu_h)
+        assert exact <= th.chernoff_binomial_bound(mu_h, 1.0) == th.paper_whp_failure(n)
+    assert th.chernoff_binomial_bound(30.0, 1.0) == pytest.approx(math.exp(-10.0))
+    assert th.binomial_tail(10, 0.5, 0) == pytest.approx(1.0)
+    assert th.binomial_tail(10, 0.5, 10) == pytest.approx(0.5**10)
+
+
+def test_kdtree_depth():
+    assert th.kdtree_depth(2**20, 32) == 15
+    assert th.kdtree_depth(32, 32) == 0
+    assert th.kdtree_depth(33, 32) == 1
+    assert 64 - th.kdtree_depth(2**20, 32) == 49

@@ -4,31 +4,70 @@ Every sweep takes a ``seed`` (results are deterministic), a ``quick`` flag (defa
 ``HSR_LAB_QUICK`` environment variable) that shrinks it to seconds, and ``force`` to recompute
 instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress bar.
 ``measure_query_cost`` is the exception: it times queries on this machine, so it is never
-cached. ``relu_tree_counters`` counts what the kd-tree does for one attention call (no cache).
+cached. ``relu_tree_counters`` counts what the kd-tree does for one attention call (no cache);
+``leaf_box_slack`` and ``per_row_vs_scalar`` are small one-shot measurements (no cache).
 ``hsr_lab.experiments.real_stats`` (imported on its own: it reads ``hsr_lab.data``) is the
 cached sweep over real attention scores.
 """
 
-from .cost import KEY_KINDS, QueryCost, measure_query_cost
+from .cost import KEY_KINDS, QueryCost, ThresholdRows, measure_query_cost, per_row_vs_scalar
+from .dynamic import InsertionCost, insertion_cost
 from .plane import PlaneQuery, plane_query
-from .softmax import SoftmaxSweep, planted_instance, softmax_error_sweep
-from .sparsity import SparsitySweep, activation_mask, sparsity_sweep
-from .work import TREES, WorkSweep, query_work_sweep, relu_tree_counters
+from .softmax import (
+    MassSweep,
+    SoftmaxSweep,
+    dropped_mass_vs_n,
+    planted_instance,
+    softmax_error_sweep,
+)
+from .sparsity import (
+    RowMaxSweep,
+    SparsitySweep,
+    activation_mask,
+    one_row_scores,
+    row_max_sweep,
+    sparsity_sweep,
+)
+from .work import (
+    TREES,
+    BoxSlack,
+    LineSweep,
+    WorkSweep,
+    leaf_box_slack,
+    line_counterexample,
+    line_points,
+    query_work_sweep,
+    relu_tree_counters,
+)
 
 __all__ = [
     "KEY_KINDS",
     "TREES",
+    "BoxSlack",
+    "InsertionCost",
+    "LineSweep",
+    "MassSweep",
     "PlaneQuery",
     "QueryCost",
+    "RowMaxSweep",
     "SoftmaxSweep",
     "SparsitySweep",
+    "ThresholdRows",
     "WorkSweep",
     "activation_mask",
+    "dropped_mass_vs_n",
+    "insertion_cost",
+    "leaf_box_slack",
+    "line_counterexample",
+    "line_points",
     "measure_query_cost",
+    "one_row_scores",
+    "per_row_vs_scalar",
     "plane_query",
     "planted_instance",
     "query_work_sweep",
     "relu_tree_counters",
+    "row_max_sweep",
     "softmax_error_sweep",
     "sparsity_sweep",
 ]

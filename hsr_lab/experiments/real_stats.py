@@ -6,7 +6,7 @@ and standard deviation over the row) and the paper's threshold becomes
 
     b_i = mu_i + sigma_i sqrt(c ln n),   c = 0.4,
 
-so that under the Gaussian model P(s_ij >= b_i) = Phi_c(sqrt(c ln n)) =
+so that under the Gaussian model P(s_ij >= b_i) = Phibar(sqrt(c ln n)) =
 ``theory.expected_activated(n) / n``. Thresholding real softmax scores this way is a post-hoc
 view: no public model uses ReLU^alpha attention, so these counts say how sparse ReLU^alpha
 *would* be on keys like these, and how much softmax mass the paper's "massively activated"
@@ -42,7 +42,7 @@ def share_activated(S: np.ndarray, c: float = C) -> np.ndarray:
 
 
 def gaussian_share(n: int, c: float = C) -> float:
-    """What the Gaussian model predicts for ``share_activated``: Phi_c(sqrt(c ln n))."""
+    """What the Gaussian model predicts for ``share_activated``: Phibar(sqrt(c ln n))."""
     return float(theory.expected_activated(n, c)) / n
 
 
@@ -88,7 +88,7 @@ class RealSweep:
     """Every number the ``real_attention`` figure draws (arrays over layers L and heads H).
 
     share: (L, H) mean share of entries with s_ij >= b_i, over rows and passages;
-    prediction: Phi_c(sqrt(c ln n)) at the mean passage length n_share.
+    prediction: Phibar(sqrt(c ln n)) at the mean passage length n_share.
     n: the key counts of the work sweep; work, reported: (len(n), L*H) mean per query.
     eps_free, eps_sink: (L, H) mean dropped mass with sinks=0 and sinks=1.
     sink_mass: (L, H) mean softmax probability on token 0 ([CLS]).

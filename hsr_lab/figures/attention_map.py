@@ -47,7 +47,7 @@ def fig_activation_map(quick: bool = False, seed: int = 0, **kw) -> Figure:
     fig.colorbar(image, ax=ax_r, label=f"$\\mathrm{{ReLU}}(s_{{ij}} - b){power}$ (white: 0)")
     predicted = float(theory.expected_activated(n, c)) / n
     ax_r.set_title(f"b = {b:.2f}: {mask.mean():.1%} of entries activated\n"
-                   rf"(expected $\Phi_c(\sqrt{{{c:g}\,\ln n}})$ = {predicted:.1%})")
+                   rf"(expected $\bar\Phi(\sqrt{{{c:g}\,\ln n}})$ = {predicted:.1%})")
     for ax in (ax_s, ax_r):
         image_panel(ax)
         ax.set(xlabel="key j", ylabel="query i")

@@ -79,7 +79,7 @@ def _work_panel(ax: Axes, sweep) -> None:
     ax.plot(n, np.median(sweep.reported, axis=1), color=COLORS[2], ls=LINESTYLES[2],
             marker=MARKERS[2], label="reported k (measured)")
     ax.plot(n, theory.expected_activated(n), color="0.4", ls=":", marker="",
-            label=r"Gaussian $n\,\Phi_c(\sqrt{0.4 \ln n})$")
+            label=r"Gaussian $n\,\bar\Phi(\sqrt{0.4 \ln n})$")
     ax.set_title("HSR on the real keys (d = 32)")
     ax.legend(fontsize=6, loc="upper left")
 

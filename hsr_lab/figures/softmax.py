@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from hsr_lab.experiments import softmax_error_sweep
+from hsr_lab import theory
+from hsr_lab.experiments import dropped_mass_vs_n, softmax_error_sweep
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
+from hsr_lab.figures._common import log_n_axes
 
 
 @figure("softmax_error", "Softmax kept only where s >= b: dropped mass and output error against "
@@ -34,4 +36,33 @@ def fig_softmax_error(quick: bool = False, seed: int = 0, **kw) -> Figure:
                title=r"error $\leq 2 \max_i \epsilon_i \|V\|_\infty$")
     for ax in (ax_mass, ax_err):
         ax.legend(fontsize=6, loc="lower right")
+    return fig
+
+
+@figure("softmax_mass_vs_n", "Softmax mass dropped at the paper's threshold "
+        "b = sigma_a sqrt(0.4 ln n) as n grows: Gaussian keys drop about 95% of it, planted "
+        "sinks a few percent; kept entries per row against n^{4/5}.")
+def fig_softmax_mass_vs_n(quick: bool = False, seed: int = 0, **kw) -> Figure:
+    """Left: max_i eps_i (markers, solid) and mean_i eps_i (dotted) against n. Right: kept
+    entries per row against n, with n^{4/5}. ``kw`` goes to ``dropped_mass_vs_n``."""
+    sweep = dropped_mass_vs_n(quick=quick, seed=seed, **kw)
+    n = sweep.n
+    fig, (ax_mass, ax_kept) = new_figure(width_ratio=2, height=2.8, ncols=2)
+    for j, planted in enumerate(sweep.planted):
+        label = "Gaussian keys" if planted == 0 else f"+ {planted} planted sinks"
+        ax_mass.plot(n, sweep.max_dropped[:, j], color=COLORS[j], ls=LINESTYLES[j],
+                     marker=MARKERS[j], mfc="white", label=f"{label}: max")
+        ax_mass.plot(n, sweep.mean_dropped[:, j], color=COLORS[j], ls=":", marker="",
+                     label=f"{label}: mean")
+        ax_kept.plot(n, sweep.kept[:, j], color=COLORS[j], ls=LINESTYLES[j], marker=MARKERS[j],
+                     mfc="white", label=label)
+    ax_kept.plot(n, theory.paper_bound(n.astype(float)), color="black", ls=(0, (4, 2)),
+                 marker="", label=r"$n^{4/5}$")
+    log_n_axes(ax_mass, n, r"dropped mass $\epsilon_i$", yscale="linear")
+    ax_mass.set_ylim(0.0, 1.05)
+    ax_mass.set_title(f"dropped mass at the paper's b (d = {sweep.d})", fontsize=8)
+    ax_mass.legend(fontsize=6, loc="center right")
+    log_n_axes(ax_kept, n, "kept entries per row")
+    ax_kept.set_title("kept entries per row", fontsize=8)
+    ax_kept.legend(fontsize=6, loc="upper left")
     return fig

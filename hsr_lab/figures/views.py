@@ -123,7 +123,7 @@ def view_scaling(c: float = 0.4, d: int = 16, seed: int = 0) -> Figure:
                   label=f"measured: slope {fit.slope:.3f} [{fit.slope_low:.3f}, "
                         f"{fit.slope_high:.3f}]")
         ax.loglog(n, theory.expected_activated(n, c), marker="",
-                  label=r"exact $n\,\Phi_c(\sqrt{c \ln n})$")
+                  label=r"exact $n\,\bar\Phi(\sqrt{c \ln n})$")
         ax.loglog(n, theory.paper_bound(n, c), marker="", ls="--",
                   label=f"bound $n^{{1-c/2}}$, slope {1 - c / 2:.2f}")
         ax.set(xlabel="n (keys)", ylabel="activated entries per row", title=f"c = {c:.2f}")
@@ -136,7 +136,8 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
     """Measured time of one query, kd-tree against the dense scan, for n = 2^10 .. 2^log2_n.
 
     Left: median time per query (``hsr_lab.experiments.measure_query_cost``: keys of the given
-    kind, t = sigma_a sqrt(0.4 ln n), one BLAS thread on both sides). Right: the tree's work,
+    kind, t = sqrt(d) b with b = sigma_a sqrt(0.4 ln n) per row, one BLAS thread on both
+    sides). Right: the tree's work,
     (box tests + inner products) / n, against the scan's 1 and k / n, what any exact method
     must report. This runs a measurement (seconds): the panel has a button and a progress bar.
     """
