@@ -310,6 +310,9 @@ def extract(text: str, layers: object = None, heads: object = None,
 
     layers = _indices("layers", layers, N_LAYERS)
     heads = _indices("heads", heads, N_HEADS)
+    for name, chosen in (("layers", layers), ("heads", heads)):
+        if len(set(chosen)) < len(chosen):
+            raise ValueError(f"{name} must not repeat an index; got {list(chosen)}")
     ids = _text_ids(text, _max_tokens(max_tokens))
     _check_attention_size(attention, layers, heads, len(ids))
     return run(np.array(ids, dtype=np.int64), layers, heads, attention=attention,
@@ -324,18 +327,24 @@ def run(ids: np.ndarray, layers: tuple[int, ...], heads: tuple[int, ...], *,
 
     w = load_weights()
     x = w["token_embd.weight"][ids]
-    keep, got = (heads if attention else ()), {}
-    bar = tqdm(range(max(layers) + 1), desc=f"SmolLM2 n={len(ids)}", disable=not progress,
-               leave=False)
+    n, L, H = len(ids), len(layers), len(heads)
+    shapes = dict(Q=(L, H, n, HEAD_DIM), K=(L, N_KV_HEADS, n, HEAD_DIM),
+                  V=(L, N_KV_HEADS, n, HEAD_DIM), norms=(L, n), peaks=(L, n),
+                  P=(L, H, n, n) if attention else None, hidden=(L, n, HIDDEN) if hidden else None)
+    arrays = {name: np.empty(shape, np.float32) for name, shape in shapes.items() if shape}
+    bar = tqdm(range(max(layers) + 1), desc=f"SmolLM2 n={n}", disable=not progress, leave=False)
     for layer in bar:
-        chosen = layer in layers
-        x_in = x
-        x, (Q, K, V), P = block(x, w, layer, keep if chosen else ())
-        if chosen:
-            got[layer] = dict(Q=Q[list(heads)], K=K, V=V, norms=np.linalg.norm(x_in, axis=-1),
-                              peaks=np.abs(x_in).max(axis=-1), P=P, hidden=x_in)
-    names = ["Q", "K", "V", "norms", "peaks"] + ["P"] * attention + ["hidden"] * hidden
-    arrays = {name: np.stack([got[layer][name] for layer in layers]) for name in names}
+        if layer not in layers:
+            x = block(x, w, layer)[0]
+            continue
+        li = layers.index(layer)  # written into preallocated arrays: no second copy at the end
+        arrays["norms"][li], arrays["peaks"][li] = np.linalg.norm(x, axis=-1), np.abs(x).max(-1)
+        if hidden:
+            arrays["hidden"][li] = x
+        x, (Q, K, V), P = block(x, w, layer, heads if attention else ())
+        arrays["Q"][li], arrays["K"][li], arrays["V"][li] = Q[list(heads)], K, V
+        if attention:
+            arrays["P"][li] = P
     if max(layers) == N_LAYERS - 1:
         arrays["logits"] = logits(x[-1], w)
     arrays["ids"] = ids.copy()
