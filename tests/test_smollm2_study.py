@@ -77,6 +77,9 @@ def test_quick_study_is_cached_and_consistent(tmp_path, monkeypatch):
     L, N = len(s.layers), len(s.sizes)
     assert s.count.shape == (L, 9, N) and s.eps_topk.shape == (L, 9) and s.norms.shape[0] == L
     assert s.pr_post.shape == s.pr_pre.shape == (L, 3)
+    for name in ("work_post", "work_pre", "quest", "proj_share", "proj_work"):
+        assert getattr(s, name).shape == (L, 9) and (getattr(s, name) >= 0).all()
+    assert (s.quest <= 1).all() and (s.proj_share <= 1).all()
     assert (s.count_max <= s.sizes).all() and (s.count <= s.count_max).all()
     for method in ("hsr", "hsr_sink", "streaming", "topk"):
         assert (getattr(s, f"err_{method}") <= getattr(s, f"bound_{method}") + 1e-9).all()
@@ -87,3 +90,18 @@ def test_quick_study_is_cached_and_consistent(tmp_path, monkeypatch):
     again = study.smollm2_study(quick=True)
     np.testing.assert_array_equal(again.count, s.count)
     assert len(list(tmp_path.glob("smollm2_study-*.npz"))) == 1
+
+
+def test_projection_filter_never_loses_a_reported_key():
+    rng = np.random.default_rng(5)
+    K = rng.normal(size=(600, 64)) @ np.diag(np.linspace(3, 0.1, 64))
+    A = rng.normal(size=(6, 64))
+    t = np.quantile(A @ K.T, 0.97)
+    share, work = study.projected_candidates(K, A, t, r=8)
+    assert (A @ K.T >= t).mean() <= share <= 1 and work > 0
+    axes = np.linalg.svd(K - K.mean(axis=0), full_matrices=False)[2][:8].T
+    slack = np.linalg.norm(A - A @ axes @ axes.T, axis=1) * np.linalg.norm(
+        K - K @ axes @ axes.T, axis=1).max()
+    passes = (A @ axes) @ (K @ axes).T >= (t - slack)[:, None]
+    assert passes[A @ K.T >= t].all()
+    assert 0 <= study.quest_pages(K, A, t) <= 1 and study.tree_work(K, A, t) > 0

@@ -140,6 +140,56 @@ def unrope(K: np.ndarray) -> np.ndarray:
     return out
 
 
+def tree_work(K: np.ndarray, A: np.ndarray, t: float) -> float:
+    """Mean ``QueryStats.work`` / n of the lab's kd-tree HSR over the queries A at offset t
+    (1 = as much as a scan; box tests count like inner products)."""
+    from hsr_lab import HSR
+
+    index = HSR(np.asarray(K, np.float64), backend="numpy")
+    work = [index.query(a, t, stats=True)[1].work for a in np.asarray(A, np.float64)]
+    return float(np.mean(work)) / len(K)
+
+
+def quest_pages(K: np.ndarray, A: np.ndarray, t: float, page_size: int = 16) -> float:
+    """Share of Quest's pages (``peers.QuestPages``) whose box bound reaches t: the share of
+    keys that must be scanned."""
+    from hsr_lab.peers import QuestPages
+
+    pages = QuestPages(np.asarray(K, np.float64), page_size)
+    A = np.asarray(A, np.float64)
+    bound = np.maximum(A, 0) @ pages.hi.T + np.minimum(A, 0) @ pages.lo.T
+    return float((bound >= t).mean())
+
+
+def projected_candidates(K: np.ndarray, A: np.ndarray, t: float, r: int = 8
+                         ) -> tuple[float, float]:
+    """Exact search in r dimensions, then recheck: with P the top-r principal axes of K,
+    <a, k> <= <Pa, Pk> + ||a_perp|| max ||k_perp||, so every key with <a, k> >= t has
+    <Pa, Pk> >= t - ||a_perp|| max ||k_perp||. Returns the share of keys that pass this
+    filter (each needs an exact recheck) and the kd-tree work / n of the r-dim query."""
+    K, A = np.asarray(K, np.float64), np.asarray(A, np.float64)
+    axes = np.linalg.svd(K - K.mean(axis=0), full_matrices=False)[2][:r].T  # (64, r)
+    Kp, Ap = K @ axes, A @ axes
+    k_perp = np.linalg.norm(K - Kp @ axes.T, axis=1).max()
+    slack = np.linalg.norm(A - Ap @ axes.T, axis=1) * k_perp
+    share = float(((Ap @ Kp.T) >= (t - slack)[:, None]).mean())
+    from hsr_lab import HSR
+
+    index = HSR(Kp, backend="numpy")
+    work = [index.query(a, t - s, stats=True)[1].work for a, s in zip(Ap, slack, strict=True)]
+    return share, float(np.mean(work)) / len(K)
+
+
+def pruning(Q: np.ndarray, K: np.ndarray, n: int, rows: int, b: float) -> dict[str, float]:
+    """Can HSR prune these keys? Work / n of a kd-tree on the post- and pre-RoPE keys, Quest's
+    page share, and the projection filter, for the last ``rows`` queries at t = sqrt(d) b."""
+    A, t = Q[n - rows:n], float(np.sqrt(HEAD_DIM) * b)
+    share, work = projected_candidates(K[:n], A, t)
+    return dict(work_post=tree_work(K[:n], A, t),
+                work_pre=tree_work(unrope(K[:n]), unrope(Q[:n])[n - rows:], t),
+                quest=quest_pages(K[:n], A, t), proj_share=share, proj_work=work)
+
+
 # ----------------------------------------------------------------------------- the sweep
 @dataclass(frozen=True, eq=False)
 class SmolStudy:
@@ -155,6 +205,10 @@ class SmolStudy:
     mass, measured max ||Attn - Attn_hat||_inf and 2 max eps ||V||_inf, for the methods
     hsr, hsr_sink, streaming and topk (the last two at hsr_sink's kept count).
     pr_post, pr_pre: (L, 3) participation ratio of the keys after and before RoPE.
+    work_post, work_pre: (L, H) kd-tree work / n at the largest n, keys after / before RoPE.
+    quest: (L, H) share of Quest pages (16 keys) whose bound reaches t = sqrt(d) b.
+    proj_share, proj_work: (L, H) share of keys passing the 8-dim projection filter (each
+    rechecked exactly), and the kd-tree work / n in those 8 dimensions.
     """
 
     layers: np.ndarray
@@ -184,17 +238,20 @@ class SmolStudy:
                 f"{self.gaussian_fit().slope:.3f} vs 0.8; mass on token 0 "
                 f"{self.sink0.mean():.2f}; dropped mass hsr {self.eps_hsr.mean():.3f}, "
                 f"+sink {self.eps_hsr_sink.mean():.3f}, streaming {self.eps_streaming.mean():.3f},"
-                f" top-k {self.eps_topk.mean():.3f})")
+                f" top-k {self.eps_topk.mean():.3f}; kd-tree work/n {self.work_post.mean():.2f})")
 
 
-def study(ex, sizes: np.ndarray, m: int, c: float = C) -> dict[str, np.ndarray]:
-    """``head_study`` for every extracted (layer, head) of ``ex`` (all 9 heads), stacked."""
+def study(ex, sizes: np.ndarray, m: int, tree_rows: int = 8, c: float = C
+          ) -> dict[str, np.ndarray]:
+    """``head_study`` and ``pruning`` for every extracted (layer, head) of ``ex`` (all 9
+    heads), stacked."""
     L, H = len(ex.layers), len(ex.heads)
     per: dict[str, np.ndarray] = {}
     for li in progress(range(L), desc=f"SmolLM2 study n<={sizes[-1]}"):
         for hi, h in enumerate(ex.heads):
-            res = head_study(ex.Q[li, hi], ex.K[li, KV_HEAD[h]], ex.V[li, KV_HEAD[h]], sizes, m,
-                             c)
+            Q, K = ex.Q[li, hi], ex.K[li, KV_HEAD[h]]
+            res = head_study(Q, K, ex.V[li, KV_HEAD[h]], sizes, m, c)
+            res |= pruning(Q, K, int(sizes[-1]), tree_rows, float(res["b"][-1]))
             for key, value in res.items():
                 per.setdefault(key, np.zeros((L, H, *np.shape(value))))[li, hi] = value
     pr = {f"pr_{kind}": np.array([[participation_ratio(keys) for keys in layer] for layer in
