@@ -9,6 +9,7 @@ cached.
 
 from .cost import KEY_KINDS, QueryCost, measure_query_cost
 from .plane import PlaneQuery, plane_query
+from .smollm2 import SmolStudy, smollm2_study
 from .softmax import SoftmaxSweep, planted_instance, softmax_error_sweep
 from .sparsity import SparsitySweep, activation_mask, sparsity_sweep
 from .work import WorkSweep, query_work_sweep
@@ -17,6 +18,7 @@ __all__ = [
     "KEY_KINDS",
     "PlaneQuery",
     "QueryCost",
+    "SmolStudy",
     "SoftmaxSweep",
     "SparsitySweep",
     "WorkSweep",
@@ -25,6 +27,7 @@ __all__ = [
     "plane_query",
     "planted_instance",
     "query_work_sweep",
+    "smollm2_study",
     "softmax_error_sweep",
     "sparsity_sweep",
 ]
