@@ -155,9 +155,12 @@ def causal_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, keep: Sequence
     for s in range(0, n, CHUNK):
         e = min(s + CHUNK, n)
         q = Q[:, s:e].reshape(N_KV_HEADS, -1, e - s, HEAD_DIM)  # (g, h within group, rows, 64)
-        S = q @ Kt[..., :e] / np.float32(np.sqrt(HEAD_DIM))
-        S[..., np.arange(e)[None, :] > np.arange(s, e)[:, None]] = -np.inf  # future keys
-        S = np.exp(S - S.max(axis=-1, keepdims=True))
+        S = q @ Kt[..., :e]
+        S *= np.float32(1 / np.sqrt(HEAD_DIM))  # 1/8 exactly, as transformers scales
+        future = np.triu(np.ones((e - s, e - s), dtype=bool), 1)  # only the block s..e has any
+        S[..., s:e][..., future] = -np.inf
+        S -= S.max(axis=-1, keepdims=True)  # in place: S is the largest array here
+        np.exp(S, out=S)
         S /= S.sum(axis=-1, keepdims=True)
         out[:, s:e] = (S @ Vg[:, :, :e]).reshape(N_HEADS, e - s, HEAD_DIM)
         if P is not None:
