@@ -77,6 +77,8 @@ def test_quick_study_is_cached_and_consistent(tmp_path, monkeypatch):
     L, N = len(s.layers), len(s.sizes)
     assert s.count.shape == (L, 9, N) and s.eps_topk.shape == (L, 9) and s.norms.shape[0] == L
     assert s.pr_post.shape == s.pr_pre.shape == (L, 3)
+    assert s.pca_post.shape == (L, 3, 64)
+    np.testing.assert_allclose(s.pca_pre.sum(axis=-1), 1.0)
     for name in ("work_post", "work_pre", "quest", "proj_share", "proj_work"):
         assert getattr(s, name).shape == (L, 9) and (getattr(s, name) >= 0).all()
     assert (s.quest <= 1).all() and (s.proj_share <= 1).all()

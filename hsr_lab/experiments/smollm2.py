@@ -121,11 +121,17 @@ def head_study(Q: np.ndarray, K: np.ndarray, V: np.ndarray, sizes: np.ndarray, m
                    kept=k.mean()))
 
 
+def spectrum(K: np.ndarray) -> np.ndarray:
+    """The PCA spectrum of the keys: eigenvalues of their covariance, largest first, as
+    shares of the total variance (d values summing to 1)."""
+    lam = np.linalg.eigvalsh(np.cov(np.asarray(K, np.float64), rowvar=False))[::-1]
+    return np.clip(lam, 0.0, None) / lam.sum()
+
+
 def participation_ratio(K: np.ndarray) -> float:
     """(sum lambda)^2 / sum lambda^2 of the keys' covariance: an effective dimension, from 1
     (all variance on one axis) to d (isotropic)."""
-    lam = np.linalg.eigvalsh(np.cov(np.asarray(K, np.float64), rowvar=False))
-    return float(lam.sum() ** 2 / np.square(lam).sum())
+    return float(1.0 / np.square(spectrum(K)).sum())
 
 
 def unrope(K: np.ndarray) -> np.ndarray:
@@ -204,7 +210,8 @@ class SmolStudy:
     eps_<method>, eps_max_<method>, err_<method>, bound_<method>: (L, H) mean and max dropped
     mass, measured max ||Attn - Attn_hat||_inf and 2 max eps ||V||_inf, for the methods
     hsr, hsr_sink, streaming and topk (the last two at hsr_sink's kept count).
-    pr_post, pr_pre: (L, 3) participation ratio of the keys after and before RoPE.
+    pca_post, pca_pre: (L, 3, 64) PCA spectrum (variance shares) of the keys after / before
+    RoPE; pr_post, pr_pre: (L, 3) their participation ratio 1 / sum share^2.
     work_post, work_pre: (L, H) kd-tree work / n at the largest n, keys after / before RoPE.
     quest: (L, H) share of Quest pages (16 keys) whose bound reaches t = sqrt(d) b.
     proj_share, proj_work: (L, H) share of keys passing the 8-dim projection filter (each
@@ -254,10 +261,11 @@ def study(ex, sizes: np.ndarray, m: int, tree_rows: int = 8, c: float = C
             res |= pruning(Q, K, int(sizes[-1]), tree_rows, float(res["b"][-1]))
             for key, value in res.items():
                 per.setdefault(key, np.zeros((L, H, *np.shape(value))))[li, hi] = value
-    pr = {f"pr_{kind}": np.array([[participation_ratio(keys) for keys in layer] for layer in
-                                  (ex.K if kind == "post" else unrope(ex.K))])
-          for kind in ("post", "pre")}
-    return per | pr | dict(norms=ex.norms, peaks=ex.peaks)
+    keys = dict(post=ex.K, pre=unrope(ex.K))  # (L, 3, n, 64) after and before RoPE
+    pca = {f"pca_{kind}": np.array([[spectrum(k) for k in layer] for layer in K])
+           for kind, K in keys.items()}
+    pr = {f"pr_{kind}": 1.0 / np.square(pca[f"pca_{kind}"]).sum(axis=-1) for kind in keys}
+    return per | pca | pr | dict(norms=ex.norms, peaks=ex.peaks)
 
 
 def smollm2_study(quick: bool | None = None, seed: int = 0, force: bool = False
