@@ -233,11 +233,11 @@ def test_long_passages_are_reproducible_and_within_budget():
 
 @needs_smol
 def test_cached_extraction_reads_back_what_extract_computes(tmp_path):
-    opts = dict(max_tokens=96, seed=0, layers=[0, 29], cache_dir=tmp_path, progress=False)
+    opts = dict(max_tokens=48, seed=0, layers=[0, 29], cache_dir=tmp_path, progress=False)
     first = long_text.cached_extraction(**opts)
     assert len(list(tmp_path.glob("smollm2_qkv-*.npz"))) == 1
     again = long_text.cached_extraction(**opts)
-    direct = smollm2.extract(long_text.long_passage(96), layers=[0, 29])
+    direct = smollm2.extract(long_text.long_passage(48), layers=[0, 29])
     for ex in (first, again):
         assert ex.tokens == direct.tokens and ex.heads == tuple(range(9))
         np.testing.assert_array_equal(ex.K, direct.K)
