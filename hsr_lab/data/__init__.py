@@ -6,8 +6,15 @@ without them; the first call that needs the model raises an ImportError that say
 
     from hsr_lab.data import extract, passages
     ex = extract(passages(1)[0])     # ex.Q, ex.K, ex.V: (6 layers, 12 heads, n, 32)
+
+The second model, SmolLM2-135M (a decoder LM with 8192 positions, 4-bit Q4_1 weights), has
+the same interface in ``hsr_lab.data.smollm2`` and long offline text in ``long_text``:
+
+    from hsr_lab.data import long_text, smollm2
+    ex = smollm2.extract(long_text.long_passage(256), layers=[0, 15])  # Q: (2, 9, n, 64)
 """
 
+from hsr_lab.data import long_text, smollm2
 from hsr_lab.data.corpus import cached_extractions, passages
 from hsr_lab.data.minilm import (
     HEAD_DIM,
@@ -27,6 +34,8 @@ __all__ = [
     "cached_extractions",
     "extract",
     "extract_windows",
+    "long_text",
     "model_dir",
     "passages",
+    "smollm2",
 ]

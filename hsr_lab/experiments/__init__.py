@@ -13,6 +13,7 @@ cached sweep over real attention scores.
 from .cost import KEY_KINDS, QueryCost, ThresholdRows, measure_query_cost, per_row_vs_scalar
 from .dynamic import InsertionCost, insertion_cost
 from .plane import PlaneQuery, plane_query
+from .smollm2 import SmolStudy, smollm2_study
 from .softmax import (
     MassSweep,
     SoftmaxSweep,
@@ -50,6 +51,7 @@ __all__ = [
     "PlaneQuery",
     "QueryCost",
     "RowMaxSweep",
+    "SmolStudy",
     "SoftmaxSweep",
     "SparsitySweep",
     "ThresholdRows",
@@ -68,6 +70,7 @@ __all__ = [
     "query_work_sweep",
     "relu_tree_counters",
     "row_max_sweep",
+    "smollm2_study",
     "softmax_error_sweep",
     "sparsity_sweep",
 ]

