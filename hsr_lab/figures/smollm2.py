@@ -78,7 +78,7 @@ def _count_panel(ax: Axes, s) -> None:
     ax.plot(n, s.count_max.reshape(-1, len(n)).max(axis=0), color=COLORS[2], ls=LINESTYLES[2],
             marker=MARKERS[2], label="paper's b, max over rows and heads")
     ax.plot(n, theory.expected_activated(n), color="0.4", ls=":", marker="",
-            label=rf"Gaussian $n\bar{\Phi}$: slope {fmt_fit(s.gaussian_fit())}")
+            label=rf"Gaussian $n\bar\Phi$: slope {fmt_fit(s.gaussian_fit())}")
     ax.plot(n, theory.paper_whp_bound(n), color="k", ls="--", marker="", lw=0.8,
             label=r"$2n^{4/5}$")
     ax.set_title(r"sparsity at $b = \sigma_a \sqrt{0.4 \ln n}$")
