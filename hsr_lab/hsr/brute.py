@@ -1,13 +1,109 @@
-"""The dense scan ``K @ a >= t``: the oracle every structure is tested against, and the baseline."""
+"""The dense scan ``K @ a >= t``: the oracle every structure is tested against, and the baseline.
+
+float64 keys are scored in float64. float32 keys stay float32 and are scored in float32, a chunk
+of rows at a time (no float64 copy of K); a row whose float32 score lies within the proven band
+of t (``numerics.band32``) is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the
+stored values, exactly as for float64 keys.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ._stats import BatchQueryStats, QueryStats
-from .csr import indptr_of, sort_rows
+from .csr import concat_rows, indptr_of, sort_rows
+from .numerics import band32, ceil32, float32_safe
 
 _BLOCK = 1 << 21  # scores computed at once by query_many: 16 MiB of float64
+_CHUNK32 = 1 << 16  # rows of float32 keys scored at once by a lone query (256 KiB of scores)
+
+
+def key_dtype(points: np.ndarray) -> type:
+    """The dtype keys are stored in: float32 stays float32, everything else becomes float64."""
+    return np.float32 if points.dtype == np.float32 else np.float64
+
+
+def compact_ids(ids: np.ndarray) -> np.ndarray:
+    """The ids as int32 when they fit (half the memory), else int64; read back as int64."""
+    small = len(ids) == 0 or (ids.min() >= 0 and ids.max() < 2**31)
+    return np.array(ids, dtype=np.int32 if small else np.int64)
+
+
+def l1_reach(points: np.ndarray) -> float:
+    """An upper bound on ``sum_i |x_i|`` over the rows x, summed in float64 a chunk at a time
+    (rounded up by a relative 2^-40, far more than that sum's rounding)."""
+    reach = 0.0
+    for start in range(0, len(points), _CHUNK32):
+        chunk = np.abs(points[start:start + _CHUNK32], dtype=np.float64)
+        reach = max(reach, float(chunk.sum(axis=1).max()))
+    return reach * (1 + 2.0**-40)
+
+
+def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: float
+           ) -> np.ndarray:
+    """Rows of the float32 ``points`` with ``fl64(<a, x>) >= t``: scored in float32, the rows
+    within ``band32`` of t rescored in float64, a chunk of rows at a time. ``rad`` bounds
+    ``sum_i |x_i|`` and ``max_abs`` the largest |x_i| of every row."""
+    d, a_max = points.shape[1], float(np.abs(a).max(initial=0.0))
+    if not float32_safe(d, a_max, max_abs):  # float32 could overflow: score in float64
+        return np.concatenate([np.flatnonzero(points[s:s + _CHUNK32].astype(np.float64) @ a >= t)
+                               + s for s in range(0, len(points), _CHUNK32)])
+    a32, band = a.astype(np.float32), band32(d, a_max, rad, t)
+    lo, hi = ceil32(t - band), ceil32(t + band)
+    found = []
+    for start in range(0, len(points), _CHUNK32):
+        chunk = points[start:start + _CHUNK32]
+        scores = chunk @ a32
+        near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
+        sure = scores[near] >= hi
+        if not sure.all():  # the few rows in the band: decided in float64
+            unsure = near[~sure]
+            sure[~sure] = chunk[unsure].astype(np.float64) @ a >= t
+        found.append(near[sure] + start)
+    return np.concatenate(found)
+
+
+def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndarray:
+    """The mask ``fl64(<a, x>) >= t`` over the float32 rows x: float32 scores decide outside
+    ``band32`` of t, float64 ones inside (the caller has checked ``float32_safe``)."""
+    a_max = float(np.abs(a).max(initial=0.0))
+    band = band32(points.shape[1], a_max, rad, t)
+    scores = points @ a.astype(np.float32)
+    keep = scores >= ceil32(t + band)
+    near = np.flatnonzero(scores >= ceil32(t - band))
+    near = near[~keep[near]]
+    if len(near):  # the few rows in the band: decided in float64
+        keep[near] = points[near].astype(np.float64) @ a >= t
+    return keep
+
+
+def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``: float32 products of
+    A with column chunks of the points (one gemm each), then the band rows in float64."""
+    m, d = A.shape
+    a_max = np.abs(A).max(axis=1, initial=0.0)
+    safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
+    if not safe.all():  # rare: huge queries; answer those rows one by one
+        answers = [scan32(points, a, float(t_i), rad, max_abs) for a, t_i in zip(A, t, strict=True)]
+        return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
+            np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
+    band = np.array([band32(d, float(v), rad, float(t_i)) for v, t_i in zip(a_max, t, strict=True)])
+    lo, hi = ceil32(t - band)[:, None], ceil32(t + band)
+    A32 = A.astype(np.float32)
+    step = max(1, _BLOCK // max(m, 1))
+    parts = [(np.zeros(m + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))]
+    for start in range(0, len(points), step):
+        chunk = points[start:start + step]
+        scores = A32 @ chunk.T
+        rows, cols = np.nonzero(scores >= lo)
+        sure = scores[rows, cols] >= hi[rows]
+        if not sure.all():
+            unsure = np.flatnonzero(~sure)
+            exact = np.einsum("rk,rk->r", chunk[cols[unsure]].astype(np.float64), A[rows[unsure]])
+            sure[unsure] = exact >= t[rows[unsure]]
+        parts.append((indptr_of(np.bincount(rows[sure], minlength=m)), cols[sure] + start))
+    return concat_rows(parts)
 
 
 class BruteForce:
@@ -16,45 +112,59 @@ class BruteForce:
     name = "brute"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
-        self.points = np.array(points, dtype=np.float64, order="C")
-        self._ids = np.array(ids, dtype=np.int64)
+        self.points = np.array(points, dtype=key_dtype(points), order="C")
+        self._ids = compact_ids(ids)
         self._ascending = bool((np.diff(self._ids) > 0).all())
+        self._rad = l1_reach(self.points)
+        self._max_abs = float(max(self.points.max(), -self.points.min()))
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t``: the scan itself."""
-        found = self._ids[np.flatnonzero(self.points @ a >= t)]
+        if self.points.dtype == np.float32:
+            rows = scan32(self.points, a, t, self._rad, self._max_abs)
+        else:
+            rows = np.flatnonzero(self.points @ a >= t)
+        found = self._ids[rows].astype(np.int64)
         n = len(self._ids)
         return found, QueryStats(inner_products=n, points_reported=len(found))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """``query(A[i], t[i])`` for the m rows of A: the scan ``A K^T >= t`` by blocks of rows.
+        """``query(A[i], t[i])`` for the m rows of A: the scan ``A K^T >= t`` by blocks.
 
         Returns ``(indptr, ids, stats)``: row i's ids (ascending if ``sort``) are
         ``ids[indptr[i]:indptr[i + 1]]``. The scores come from a matrix product (BLAS gemm)
         instead of ``query``'s matrix-vector product: the same sums, possibly rounded
-        differently, so a score within a few units in the last place of t could be decided
-        differently (never when the scores are exact, as with small integers).
+        differently, so for float64 keys a score within a few units in the last place of t
+        could be decided differently (never when the scores are exact, as with small
+        integers). float32 keys rescore the band in float64, as ``query`` does.
         """
         m, n = len(A), len(self._ids)
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
-        step = max(1, _BLOCK // n)
-        counts, found = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-        for lo in range(0, m, step):
-            rows, cols = np.nonzero(A[lo:lo + step] @ self.points.T >= t[lo:lo + step, None])
-            counts.append(np.bincount(rows, minlength=len(A[lo:lo + step])))
-            found.append(self._ids[cols])  # grouped by row, in storage order within a row
-        indptr = indptr_of(np.concatenate(counts))
-        ids = np.concatenate(found)
+        if self.points.dtype == np.float32:
+            indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
+            ids = self._ids[rows].astype(np.int64)
+        else:
+            indptr, ids = self._scan64_many(A, t)
         if sort and not self._ascending:
             ids = sort_rows(indptr, ids)
         stats = BatchQueryStats.zeros(m)
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)
         return indptr, ids, stats
 
+    def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float64 keys: ``A K^T >= t`` by blocks of rows of A."""
+        step = max(1, _BLOCK // len(self._ids))
+        counts, found = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        for lo in range(0, len(A), step):
+            rows, cols = np.nonzero(A[lo:lo + step] @ self.points.T >= t[lo:lo + step, None])
+            counts.append(np.bincount(rows, minlength=len(A[lo:lo + step])))
+            found.append(self._ids[cols].astype(np.int64))  # grouped by row, storage order
+        return indptr_of(np.concatenate(counts)), np.concatenate(found)
+
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids."""
-        return self.points, self._ids
+        return self.points, self._ids.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -70,4 +180,4 @@ class BruteForce:
         return self.points.nbytes + self._ids.nbytes
 
     def __repr__(self) -> str:
-        return f"BruteForce(n={len(self)}, d={self.points.shape[1]})"
+        return f"BruteForce(n={len(self)}, d={self.points.shape[1]}, {self.points.dtype})"

@@ -34,8 +34,9 @@ import numpy as np
 
 from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
+from .brute import compact_ids, decide32, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
-from .numerics import TINY, margin
+from .numerics import TINY, band32, ceil32, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -93,7 +94,7 @@ class _LevelSplitter:
         self._next = np.empty_like(self.perm)
         self._source = np.arange(n + 1, dtype=np.int64)  # identity outside the split nodes
         self._at = np.empty(n + n // 2 + 1, dtype=np.int64)  # a level holds n points + pads
-        self._values = np.empty(len(self._at))
+        self._values = np.empty(len(self._at), dtype=points.dtype)
 
     def split(self, starts: np.ndarray, sizes: np.ndarray, lo: np.ndarray, hi: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,12 +158,14 @@ class NumpyKDTree:
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         n, self.d = points.shape
+        points = np.asarray(points, dtype=key_dtype(points))
         self.leaf_size = leaf_size
         splitter = _LevelSplitter(points)
         self.start, self.stop, self.left = self._build(splitter)
         perm = splitter.perm[:n]
         self.points = np.take(points, perm, axis=0)  # row j of the tree is row perm[j] of the input
-        self.ids = ids[perm]
+        self.ids = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        self._max_abs = float(max(self.points.max(), -self.points.min()))
         self._leaf_width = int((self.stop - self.start)[self.left < 0].max())  # widest leaf
         self._packed = self._boxes()
         # Views into the packed rows [center, half, rad, 1] (see _bounds): no copies.
@@ -347,7 +350,7 @@ class NumpyKDTree:
         hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
         hit_ids = self.ids[hit_rows]
         if c == 1:  # a single query: nothing to group
-            found = np.concatenate([whole_ids, hit_ids])
+            found = np.concatenate([whole_ids, hit_ids]).astype(np.int64)
             indptr = np.array([0, len(found)])
             products = np.array([leaf_sizes.sum()])
         else:
@@ -364,11 +367,16 @@ class NumpyKDTree:
         """Score the points of each open (query, leaf) pair: the rows that pass, and how many
         per pair. A leaf's rows are gathered as one row of a grid padded to the widest leaf
         (the padding reads the next rows, clipped at the last one, and is masked out), so each
-        query's vector is gathered once per leaf, not once per point."""
+        query's vector is gathered once per leaf, not once per point. float32 points are
+        scored in float32 and the band around t rescored in float64 (``decide32``)."""
         if len(A) == 1:  # one query: gather exactly the leaves' rows, one BLAS product
             sizes = self.stop[leaves] - self.start[leaves]
             rows = ranges(self.start[leaves], sizes)
-            keep = np.take(self.points, rows, axis=0) @ A[0] >= t[0]
+            points = np.take(self.points, rows, axis=0)
+            if self._float32_for(A):
+                keep = decide32(points, A[0], t[0], float(self.rad[leaves].max(initial=0.0)))
+            else:
+                keep = points @ A[0] >= t[0]
             offsets = np.cumsum(sizes) - sizes
             hits = np.add.reduceat(keep, offsets) if len(rows) else np.zeros(0, np.int64)
             return rows[keep], hits
@@ -381,9 +389,12 @@ class NumpyKDTree:
             points = np.take(self.points, grid, axis=0, mode="clip")
             who = queries[lo:lo + step]
             a = _per_query(A, who)
-            scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
-            limit = _per_query(t, who)
-            hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
+            if self._float32_for(A):
+                hit = self._decide32_grid(points, a, _per_query(t, who), chunk)
+            else:
+                scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
+                limit = _per_query(t, who)
+                hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
             hit &= width < (self.stop[chunk] - self.start[chunk])[:, None]
             rows.append(grid[hit])
             hits.append(np.count_nonzero(hit, axis=1))
@@ -391,9 +402,30 @@ class NumpyKDTree:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(rows), np.concatenate(hits)
 
+    def _float32_for(self, A: np.ndarray) -> bool:
+        """Whether these queries score float32 points in float32 (``numerics.float32_safe``)."""
+        return self.points.dtype == np.float32 and float32_safe(
+            self.d, float(np.abs(A).max(initial=0.0)), self._max_abs)
+
+    def _decide32_grid(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
+                       leaves: np.ndarray) -> np.ndarray:
+        """``fl64(<a, x>) >= t`` over a grid of float32 leaf rows (f, w, d), one query per
+        row of the grid (a is (f, d) or one (d,) vector): float32 scores outside each pair's
+        ``band32``, float64 inside."""
+        a = np.broadcast_to(a, (len(points), self.d))
+        t = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(points),))
+        band = band32(self.d, np.abs(a).max(axis=1), self.rad[leaves], t)
+        scores = _dots(points, a.astype(np.float32)[:, None, :])
+        keep = scores >= ceil32(t + band)[:, None]
+        near = np.nonzero((scores >= ceil32(t - band)[:, None]) & ~keep)
+        if len(near[0]):  # the few points in the band: decided in float64
+            exact = _dots(points[near].astype(np.float64), a[near[0]])
+            keep[near] = exact >= t[near[0]]
+        return keep
+
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
-        return self.points, self.ids
+        return self.points, self.ids.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)

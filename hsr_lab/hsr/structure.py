@@ -54,7 +54,10 @@ class HSR:
     Parameters
     ----------
     points : (n, d) array of float32 or float64 (ints are accepted), n >= 1, finite.
-        Copied: the caller's array is never modified. Stored as float64.
+        Copied: the caller's array is never modified. float32 keys are stored and scored in
+        float32 (``dtype``), anything else in float64 (``add`` of points that are not float32
+        values turns the whole HSR to float64); either way a point is reported iff
+        ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
         "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default 32).
@@ -65,7 +68,8 @@ class HSR:
         if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be one of {['auto', *BACKENDS]}; got {backend!r}")
         self.leaf_size = as_positive_int("leaf_size", leaf_size)
-        pts = as_matrix("points", points)
+        pts = as_matrix("points", points, keep_float32=True)
+        self.dtype = np.dtype(pts.dtype)
         if backend == "layers" and pts.shape[1] != 2:
             raise ValueError("backend 'layers' works in the plane only (d = 2); "
                              f"got d = {pts.shape[1]}")
@@ -82,7 +86,8 @@ class HSR:
     # -- updates -----------------------------------------------------------------------------
     def add(self, points: object) -> np.ndarray:
         """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``."""
-        pts = as_matrix("points", points, d=self.d, allow_empty=True)
+        pts = self._as_dtype(as_matrix("points", points, d=self.d, allow_empty=True,
+                                       keep_float32=True))
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
@@ -131,6 +136,23 @@ class HSR:
             self._blocks = [self._merge(self._blocks)] if len(self) else []
             self._n_dead = 0
 
+    def _as_dtype(self, points: np.ndarray) -> np.ndarray:
+        """The points in the stored dtype. Points that are not float32 values (they would
+        round) turn an HSR over float32 keys into one over float64 keys, every block rebuilt:
+        answers are always about the values given, never about rounded ones."""
+        if points.dtype == self.dtype:
+            return points
+        cast = points.astype(self.dtype)
+        if self.dtype == np.float32 and not np.array_equal(cast, points):
+            self.dtype = np.dtype(np.float64)
+            rebuilt = []
+            for block in self._blocks:
+                stored, ids = block.items()
+                rebuilt.append(self._build(stored.astype(np.float64), ids))
+            self._blocks = rebuilt
+            return points.astype(np.float64)
+        return cast
+
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
         if self.backend == "auto":
@@ -140,7 +162,7 @@ class HSR:
     def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
         """Rebuild several blocks as one, dropping dead points."""
         pairs = [block.items() for block in blocks]
-        points = np.concatenate([p for p, _ in pairs])
+        points = np.concatenate([p for p, _ in pairs]).astype(self.dtype, copy=False)
         ids = np.concatenate([i for _, i in pairs])
         keep = self._alive[ids]
         self._n_dead -= int(np.count_nonzero(~keep))
@@ -229,8 +251,9 @@ class HSR:
 
     def __repr__(self) -> str:
         n = len(self)
-        keys = max(1, n * self.d * 8)
+        keys = max(1, n * self.d * self.dtype.itemsize)
         kinds = sorted({block.name for block in self._blocks})
         return (f"HSR(backend={self.backend!r} [{', '.join(kinds)}], n={n}, d={self.d}, "
+                f"dtype={self.dtype}, "
                 f"blocks={[len(b) for b in self._blocks]}, depth={self.depth}, "
                 f"memory={self.nbytes / 2**20:.2f} MiB = {self.nbytes / keys:.2f}x the keys)")
