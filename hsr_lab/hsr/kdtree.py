@@ -41,8 +41,8 @@ from .numerics import TINY, band32, ceil32, float32_safe, margin
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
 _MAX_BATCH = 4096  # queries walked together at most
-_BOTH = np.array([0, 1])
-_FEW_RANGES = 256  # up to this many ranges, slices beat building an index array  # a node's children: left + 0 and right = left + 1
+_BOTH = np.array([0, 1])  # a node's children: left + 0 and right = left + 1
+_FEW_RANGES = 256  # up to this many ranges, slices beat building an index array
 
 
 def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
