@@ -12,6 +12,10 @@ timing, never the answers: every backend reports exactly the same ids.
 - ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
   batch shares the tree's per-level overhead among its rows, so the tree can win batches it
   would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
+- ``query_many``: what ``HSR(backend="auto").query_many`` asks each block. A tree block
+  answers a batch either with its walk or with a scan of its own arrays (no second copy of
+  the keys); the first batch of each size class (m in [2^j, 2^(j+1))) races the two on that
+  batch, and the winner answers every later batch of that class.
 
 The sample queries sit at the paper's threshold (``theory.paper_threshold``), so each reports
 about n^{4/5} keys, the workload the paper is about.
@@ -20,6 +24,7 @@ about n^{4/5} keys, the workload the paper is about.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -27,6 +32,7 @@ import numpy as np
 
 from ..theory import paper_threshold
 from ._base import StaticIndex
+from ._stats import BatchQueryStats
 from .brute import BruteForce
 from .kdtree import NumpyKDTree
 
@@ -106,3 +112,31 @@ def plan_batch(tree: S, scan: S, A: np.ndarray, t: np.ndarray) -> S:
     rows = np.linspace(0, len(A) - 1, min(len(A), BATCH_ROWS)).astype(np.int64)
     A_s, t_s = A[rows], t[rows]
     return faster([tree, scan], lambda s: s.query_many(A_s, t_s, sort=False), rounds=2)
+
+
+# Per tree block: its scan (sharing the tree's arrays) and the winner per batch size class.
+_BATCH_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+    """``block.query_many(A, t, sort)``, answered by the faster of the tree's walk and a scan
+    of the tree's points for this batch size class (raced on the first such batch: both
+    answer it, twice each, and the winner's answer is returned). Scans answer directly."""
+    if not isinstance(block, NumpyKDTree) or len(A) < 2:
+        return block.query_many(A, t, sort)
+    plan = _BATCH_PLANS.setdefault(block, {})
+    if "scan" not in plan:
+        plan["scan"] = BruteForce.over(block.points, block.ids)
+    size_class = len(A).bit_length()
+    if size_class not in plan:
+        answers: dict[int, tuple] = {}
+        candidates = [block, plan["scan"]]
+
+        def ask(i: int) -> None:
+            answers[i] = candidates[i].query_many(A, t, sort)
+
+        times = best_times([lambda: ask(0), lambda: ask(1)], rounds=2)
+        plan[size_class] = candidates[int(np.argmin(times))]
+        return answers[int(np.argmin(times))]
+    return plan[size_class].query_many(A, t, sort)

@@ -118,6 +118,17 @@ class BruteForce:
         self._rad = l1_reach(self.points)
         self._max_abs = float(max(self.points.max(), -self.points.min()))
 
+    @classmethod
+    def over(cls, points: np.ndarray, ids: np.ndarray) -> BruteForce:
+        """A scan over arrays another structure already holds (shared, not copied): the
+        points in their stored dtype and the ids, both read-only here."""
+        scan = cls.__new__(cls)
+        scan.points, scan._ids = points, ids
+        scan._ascending = bool((np.diff(ids) > 0).all())
+        scan._rad = l1_reach(points)
+        scan._max_abs = float(max(points.max(), -points.min()))
+        return scan
+
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t``: the scan itself."""
         if self.points.dtype == np.float32:
