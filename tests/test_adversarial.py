@@ -8,7 +8,8 @@ independently, exactly, with ``fractions.Fraction``: a stored point x is reporte
 ``<a, x> >= t`` over the rationals. The data are chosen so that float64 computes every score
 exactly (the terms of one score share a power of two), so any disagreement is a bug, not
 rounding. Where a scale passes the documented limits (``MAX_COORD``, ``MAX_PRODUCT``) the
-expected outcome is a ValueError that names the argument. ``COUNT`` tallies the comparisons; ``test_zz_report`` prints the tally.
+expected outcome is a ValueError that names the argument. ``COUNT`` tallies the comparisons;
+``test_zz_report`` prints the tally.
 """
 
 from __future__ import annotations
