@@ -15,7 +15,7 @@ from .csr import concat_rows, indptr_of, sort_rows
 from .numerics import band32, ceil32, float32_safe
 
 _BLOCK = 1 << 21  # scores computed at once by query_many: 16 MiB of float64
-_CHUNK32 = 1 << 16  # rows of float32 keys scored at once by a lone query (256 KiB of scores)
+_CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
 
 
 def key_dtype(points: np.ndarray) -> type:
@@ -55,12 +55,14 @@ def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: flo
         chunk = points[start:start + _CHUNK32]
         scores = chunk @ a32
         near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
-        sure = scores[near] >= hi
-        if not sure.all():  # the few rows in the band: decided in float64
-            unsure = near[~sure]
-            sure[~sure] = chunk[unsure].astype(np.float64) @ a >= t
-        found.append(near[sure] + start)
-    return np.concatenate(found)
+        unsure = scores[near] < hi
+        if unsure.any():  # the few rows in the band: decided in float64
+            rows = near[unsure]
+            keep = ~unsure
+            keep[unsure] = chunk[rows].astype(np.float64) @ a >= t
+            near = near[keep]
+        found.append(near + start if start else near)
+    return found[0] if len(found) == 1 else np.concatenate(found)
 
 
 def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndarray:
@@ -114,7 +116,7 @@ class BruteForce:
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         self.points = np.array(points, dtype=key_dtype(points), order="C")
         self._ids = compact_ids(ids)
-        self._ascending = bool((np.diff(self._ids) > 0).all())
+        self.ascending = bool((np.diff(self._ids) > 0).all())  # query returns sorted ids
         self._rad = l1_reach(self.points)
         self._max_abs = float(max(self.points.max(), -self.points.min()))
 
@@ -124,7 +126,7 @@ class BruteForce:
         points in their stored dtype and the ids, both read-only here."""
         scan = cls.__new__(cls)
         scan.points, scan._ids = points, ids
-        scan._ascending = bool((np.diff(ids) > 0).all())
+        scan.ascending = bool((np.diff(ids) > 0).all())
         scan._rad = l1_reach(points)
         scan._max_abs = float(max(points.max(), -points.min()))
         return scan
@@ -157,7 +159,7 @@ class BruteForce:
             ids = self._ids[rows].astype(np.int64)
         else:
             indptr, ids = self._scan64_many(A, t)
-        if sort and not self._ascending:
+        if sort and not self.ascending:
             ids = sort_rows(indptr, ids)
         stats = BatchQueryStats.zeros(m)
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)

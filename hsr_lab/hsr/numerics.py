@@ -51,6 +51,7 @@ MAX_PRODUCT = 1e300  # largest allowed bound on |<q, k>|, far below the overflow
 UNIT_ROUNDOFF32 = 2.0**-24  # u32, float32's unit roundoff
 TINY32 = 2.0**-126  # smallest normal float32
 ETA32 = 2.0**-149  # smallest subnormal float32: twice the largest error of rounding into it
+_MAX32 = float(np.finfo(np.float32).max)
 MAX_PRODUCT32 = 2.0**100  # largest |<a, x>| bound scored in float32 (overflow at 2^128)
 
 
@@ -90,9 +91,12 @@ def float32_safe(d: int, max_abs_a: float, max_abs_x: float) -> bool:
     return max_abs_a <= MAX_PRODUCT32 and max_abs_a * max_abs_x * d <= MAX_PRODUCT32
 
 
-def ceil32(x: np.ndarray | float) -> np.ndarray:
+def ceil32(x: np.ndarray | float) -> np.ndarray | np.float32:
     """The smallest float32 >= x, elementwise (+-inf beyond the float32 range), so that for a
     float32 s, ``s >= ceil32(x)`` iff ``s >= x`` and ``s < ceil32(x)`` iff ``s < x``."""
+    if np.ndim(x) == 0 and abs(float(x)) <= _MAX32:  # one value: scalar arithmetic, no arrays
+        y = np.float32(x)
+        return np.nextafter(y, np.float32(np.inf)) if float(y) < float(x) else y
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(over="ignore"):
         y = x.astype(np.float32)

@@ -190,7 +190,12 @@ class HSR:
         ids = np.concatenate(found)
         if self._n_dead:
             ids = ids[self._alive[ids]]
-        ids.sort()
+        ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce) and (
+            self._blocks[0].ascending)  # a scan over ascending ids finds them in order
+        if not ordered and self._n_ids < 2**31:  # int32 sorts faster
+            ids = np.sort(ids.astype(np.int32)).astype(np.int64)
+        elif not ordered:
+            ids.sort()
         total.points_reported = len(ids)
         return (ids, total) if stats else ids
 
