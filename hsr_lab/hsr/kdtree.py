@@ -20,9 +20,17 @@ organised:
   ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
   in float64 and may differ only for a point within one rounding error of t (as backends may).
 
+Points keep their dtype. float32 points are stored as float32 (ids as int32 when they fit:
+the index is about 1.35x the float32 keys at d = 4) and the points of open leaves are scored in
+float32; a point whose float32 score lies within ``numerics.band32`` of t is rescored in
+float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the reference (which
+holds their exact float64 values) computes it. The box bounds stay in float64 for either dtype.
+
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
-so the build costs O(n) NumPy work per level, O(n log n) in all. As in the reference, a node is
+so the build costs O(n) NumPy work per level, O(n log n) in all. The points move with the
+permutation at every level (each node's rows stay contiguous, so reads are local), and a level
+whose nodes all have one size (n a power of two) is the points reshaped, without padding. As in the reference, a node is
 split on the widest side of its cell (its parent's cell, cut at the median), points are ordered
 by (coordinate, input row) so that ties split the same way in both twins, and the query uses
 the tight box of the node's points.
