@@ -95,9 +95,17 @@ def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
     tree = NumpyKDTree(points, ids, leaf_size)
     totals = np.zeros(2)
     for u, t in zip(*sample_queries(points), strict=True):
-        totals += best_times([lambda u=u, t=t: tree.query(u, t),
+        totals += best_times([lambda u=u, t=t: sorted_ids(tree.query(u, t)[0]),
                               lambda u=u, t=t: scan.query(u, t)], repeats)
     return tree if totals[0] < totals[1] else scan
+
+
+def sorted_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids in ascending order, as ``HSR.query`` returns them: sorted as int32 when they fit (a
+    tree's answer must be sorted, a scan's over ascending ids already is; the race counts it)."""
+    if len(ids) and ids.max() < 2**31:
+        return np.sort(ids.astype(np.int32)).astype(np.int64)
+    return np.sort(ids)
 
 
 def races_batch(m: int, d: int) -> bool:
@@ -118,25 +126,38 @@ def plan_batch(tree: S, scan: S, A: np.ndarray, t: np.ndarray) -> S:
 _BATCH_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-    """``block.query_many(A, t, sort)``, answered by the faster of the tree's walk and a scan
-    of the tree's points for this batch size class (raced on the first such batch: both
-    answer it, twice each, and the winner's answer is returned). Scans answer directly."""
-    if not isinstance(block, NumpyKDTree) or len(A) < 2:
+def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = True,
+               leaf_size: int = 32) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+    """``block.query_many(A, t, sort)``, answered by the faster of a tree walk and a scan for
+    this batch size class (m in [2^j, 2^(j+1))): raced on the first such batch (both answer
+    it, twice each, and the winner's answer is returned), the winner kept for the class.
+
+    A tree block scans its own arrays (no second copy of the keys). A scan block that a tree
+    could serve (n >= ``MIN_N``, d <= ``MAX_D``) builds one (``leaf_size``) on its first batch
+    and keeps it only if it wins some size class; other blocks answer directly.
+    """
+    n, d = block.points.shape  # type: ignore[attr-defined]  (a tree or a scan)
+    tree_able = isinstance(block, NumpyKDTree) or (n >= MIN_N and d <= MAX_D)
+    if len(A) < 2 or not tree_able:
         return block.query_many(A, t, sort)
-    plan = _BATCH_PLANS.setdefault(block, {})
-    if "scan" not in plan:
-        plan["scan"] = BruteForce.over(block.points, block.ids)
+    plan = _BATCH_PLANS.get(block)
+    if plan is None:  # the other candidate; it holds no reference to the block (weak keys)
+        other = (BruteForce.over(block.points, block.ids) if isinstance(block, NumpyKDTree)
+                 else NumpyKDTree(*block.items(), leaf_size))
+        plan = _BATCH_PLANS[block] = {"other": other}
     size_class = len(A).bit_length()
-    if size_class not in plan:
-        answers: dict[int, tuple] = {}
-        candidates = [block, plan["scan"]]
+    if size_class not in plan and plan["other"] is None:
+        plan[size_class] = False
+    if size_class in plan:
+        return (plan["other"] if plan[size_class] else block).query_many(A, t, sort)
+    answers: dict[int, tuple] = {}
+    candidates = [block, plan["other"]]
 
-        def ask(i: int) -> None:
-            answers[i] = candidates[i].query_many(A, t, sort)
+    def ask(i: int) -> None:
+        answers[i] = candidates[i].query_many(A, t, sort)
 
-        times = best_times([lambda: ask(0), lambda: ask(1)], rounds=2)
-        plan[size_class] = candidates[int(np.argmin(times))]
-        return answers[int(np.argmin(times))]
-    return plan[size_class].query_many(A, t, sort)
+    won = int(np.argmin(best_times([lambda: ask(0), lambda: ask(1)], rounds=2)))
+    plan[size_class] = bool(won)
+    if isinstance(block, BruteForce) and not any(v is True for v in plan.values()):
+        plan["other"] = None  # a scan block whose scan won: free the tree built for the race
+    return answers[won]

@@ -30,10 +30,10 @@ Building splits every node of a level at once: the values of each node's split c
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
 so the build costs O(n) NumPy work per level, O(n log n) in all. The points move with the
 permutation at every level (each node's rows stay contiguous, so reads are local), and a level
-whose nodes all have one size (n a power of two) is the points reshaped, without padding. As in the reference, a node is
-split on the widest side of its cell (its parent's cell, cut at the median), points are ordered
-by (coordinate, input row) so that ties split the same way in both twins, and the query uses
-the tight box of the node's points.
+whose nodes all have one size (n a power of two) is the points reshaped, without padding. As
+in the reference, a node is split on the widest side of its cell (its parent's cell, cut at the
+median), points are ordered by (coordinate, input row) so that ties split the same way in both
+twins, and the query uses the tight box of the node's points.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
@@ -216,7 +218,8 @@ class HSR:
         if not isinstance(sort, bool | np.bool_):
             raise TypeError(f"sort must be True or False; got {sort!r}")
         each_sorted = bool(sort) and len(self._blocks) == 1  # else sorted once, after merging
-        ask = auto.query_many if self.backend == "auto" else type(self)._ask_block
+        ask = (partial(auto.query_many, leaf_size=self.leaf_size) if self.backend == "auto"
+               else type(self)._ask_block)
         answers = [ask(block, A_mat, t_vec, sort=each_sorted) for block in self._blocks]
         indptr, ids = np.zeros(len(A_mat) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if answers:  # (every point deleted: no block at all)
