@@ -30,14 +30,14 @@ import sys
 import time
 from collections.abc import Callable
 
+# faiss's OpenMP threads must not spin after a call: on a shared machine the spinning steals the
+# core from whatever is timed next. Set before anything loads an OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 from _common import machine_header, print_table, unit_queries, write_results
 
 from hsr_lab import HSR
-
-# faiss's OpenMP threads must not spin after a call: on a shared machine the spinning steals the
-# core from whatever is timed next.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from hsr_lab.optional import available
 from hsr_lab.theory import paper_threshold
 
