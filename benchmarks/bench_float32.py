@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                  "tree_speedup = scan / tree. index_mem = "
                  "tree bytes / key bytes. nan: not run (no faiss for float64 keys; no tree "
                  f"over keys larger than {TREE_MAX_BYTES / 2**30:g} GiB, for memory).")
+        notes += " Command: python benchmarks/bench_float32.py " + " ".join(
+            sys.argv[1:] if argv is None else argv) + "."
         if not args.quick:
             paths += write_results(f"hsr_{dtype}", rows, header, notes)
     if paths:

@@ -64,7 +64,8 @@ class HSR:
         values turns the whole HSR to float64); either way a point is reported iff
         ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
-        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``).
+        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``),
+        and again per batch size class for ``query_many`` (``auto.query_many``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default
         ``DEFAULT_LEAF_SIZE`` = 32 for float64 keys, ``DEFAULT_LEAF_SIZE32`` = 128 for float32).
     """
