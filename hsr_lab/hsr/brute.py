@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._stats import BatchQueryStats, QueryStats
-from .csr import concat_rows, indptr_of, sort_rows
-from .numerics import band32, ceil32, float32_safe
+from .csr import indptr_of, sort_rows
+from .numerics import above32, abs_max, band32, below32, float32_safe
 
 _BLOCK = 1 << 21  # scores computed at once by query_many: 16 MiB of float64
+_BLOCK32 = 1 << 18  # float32 scores of one batch chunk (1 MiB: the gathers stay in cache)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
 
 
@@ -50,19 +51,19 @@ def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: flo
     """Rows of the float32 ``points`` with ``fl64(<a, x>) >= t``: scored in float32, the rows
     within ``band32`` of t rescored in float64, a chunk of rows at a time. ``rad`` bounds
     ``sum_i |x_i|`` and ``max_abs`` the largest |x_i| of every row."""
-    d, a_max = points.shape[1], float(np.abs(a).max(initial=0.0))
+    d, a_max = points.shape[1], abs_max(a)
     if not float32_safe(d, a_max, max_abs):  # float32 could overflow: score in float64
         return np.concatenate([np.flatnonzero(points[s:s + _CHUNK32].astype(np.float64) @ a >= t)
                                + s for s in range(0, len(points), _CHUNK32)])
     a32, band = a.astype(np.float32), band32(d, a_max, rad, t)
-    lo, hi = ceil32(t - band), ceil32(t + band)
+    lo, hi = below32(t - band), above32(t + band)
     found = []
     for start in range(0, len(points), _CHUNK32):
         chunk = points[start:start + _CHUNK32]
         scores = chunk @ a32
         near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
         unsure = scores[near] < hi
-        if unsure.any():  # the few rows in the band: decided in float64
+        if np.count_nonzero(unsure):  # the few rows in the band: decided in float64
             rows = near[unsure]
             keep = ~unsure
             keep[unsure] = chunk[rows].astype(np.float64) @ a >= t
@@ -74,11 +75,10 @@ def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: flo
 def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndarray:
     """The mask ``fl64(<a, x>) >= t`` over the float32 rows x: float32 scores decide outside
     ``band32`` of t, float64 ones inside (the caller has checked ``float32_safe``)."""
-    a_max = float(np.abs(a).max(initial=0.0))
-    band = band32(points.shape[1], a_max, rad, t)
+    band = band32(points.shape[1], abs_max(a), rad, t)
     scores = points @ a.astype(np.float32)
-    keep = scores >= ceil32(t + band)
-    near = np.flatnonzero(scores >= ceil32(t - band))
+    keep = scores >= above32(t + band)
+    near = np.flatnonzero(scores >= below32(t - band))
     near = near[~keep[near]]
     if len(near):  # the few rows in the band: decided in float64
         keep[near] = points[near].astype(np.float64) @ a >= t
@@ -97,21 +97,29 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
         return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
             np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
     band = np.array([band32(d, float(v), rad, float(t_i)) for v, t_i in zip(a_max, t, strict=True)])
-    lo, hi = ceil32(t - band)[:, None], ceil32(t + band)
+    lo, hi = below32(t - band)[:, None], above32(t + band)
     A32 = A.astype(np.float32)
-    step = max(1, _BLOCK // max(m, 1))
-    parts = [(np.zeros(m + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))]
+    step = max(1, _BLOCK32 // max(m, 1))
+    found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for start in range(0, len(points), step):
         chunk = points[start:start + step]
         scores = A32 @ chunk.T
-        rows, cols = nonzero2(scores >= lo)
-        sure = scores.ravel()[rows * scores.shape[1] + cols] >= hi[rows]
-        if not sure.all():
-            unsure = np.flatnonzero(~sure)
-            exact = np.einsum("rk,rk->r", chunk[cols[unsure]].astype(np.float64), A[rows[unsure]])
-            sure[unsure] = exact >= t[rows[unsure]]
-        parts.append((indptr_of(np.bincount(rows[sure], minlength=m)), cols[sure] + start))
-    return concat_rows(parts)
+        near = np.flatnonzero(scores >= lo)
+        rows, cols = np.divmod(near, scores.shape[1])
+        unsure = scores.ravel()[near] < hi[rows]
+        if np.count_nonzero(unsure):  # the few pairs in the band: decided in float64
+            at = np.flatnonzero(unsure)
+            keep = ~unsure
+            keep[at] = np.einsum("rk,rk->r", chunk[cols[at]].astype(np.float64),
+                                 A[rows[at]]) >= t[rows[at]]
+            rows, cols = rows[keep], cols[keep]
+        found_rows.append(rows)
+        found_cols.append(cols + start if start else cols)
+    rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
+    # Group by query row, each row's points in storage order: a stable sort of small
+    # integers (NumPy sorts 16-bit keys by radix, in linear time).
+    order = np.argsort(rows.astype(np.uint16) if m < 2**16 else rows, kind="stable")
+    return indptr_of(np.bincount(rows, minlength=m)), cols[order]
 
 
 class BruteForce:
@@ -123,6 +131,8 @@ class BruteForce:
         self.points = np.array(points, dtype=key_dtype(points), order="C")
         self._ids = compact_ids(ids)
         self.ascending = bool((np.diff(self._ids) > 0).all())  # query returns sorted ids
+        self._first = int(self._ids[0])  # ids first .. first + n - 1 in order: no id lookup
+        self._consecutive = self.ascending and int(self._ids[-1]) - self._first == len(ids) - 1
         self._rad = l1_reach(self.points)
         self._max_abs = float(max(self.points.max(), -self.points.min()))
 
@@ -133,6 +143,8 @@ class BruteForce:
         scan = cls.__new__(cls)
         scan.points, scan._ids = points, ids
         scan.ascending = bool((np.diff(ids) > 0).all())
+        scan._first = int(ids[0])
+        scan._consecutive = scan.ascending and int(ids[-1]) - scan._first == len(ids) - 1
         scan._rad = l1_reach(points)
         scan._max_abs = float(max(points.max(), -points.min()))
         return scan
@@ -143,7 +155,10 @@ class BruteForce:
             rows = scan32(self.points, a, t, self._rad, self._max_abs)
         else:
             rows = np.flatnonzero(self.points @ a >= t)
-        found = self._ids[rows].astype(np.int64)
+        if self._consecutive:  # the usual block: row i holds id first + i
+            found = rows + self._first if self._first else rows
+        else:
+            found = self._ids[rows].astype(np.int64)
         n = len(self._ids)
         return found, QueryStats(inner_products=n, points_reported=len(found))
 

@@ -44,7 +44,7 @@ from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
 from .brute import compact_ids, decide32, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
-from .numerics import TINY, band32, ceil32, float32_safe, margin
+from .numerics import TINY, above32, abs_max, band32, below32, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -462,7 +462,7 @@ class NumpyKDTree:
     def _float32_for(self, A: np.ndarray) -> bool:
         """Whether these queries score float32 points in float32 (``numerics.float32_safe``)."""
         return self.points.dtype == np.float32 and float32_safe(
-            self.d, float(np.abs(A).max(initial=0.0)), self._max_abs)
+            self.d, abs_max(A.ravel()), self._max_abs)
 
     def _decide32_grid(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
                        leaves: np.ndarray) -> np.ndarray:
@@ -473,8 +473,8 @@ class NumpyKDTree:
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(points),))
         band = band32(self.d, np.abs(a).max(axis=1), self.rad[leaves], t)
         scores = _dots(points, a.astype(np.float32)[:, None, :])
-        keep = scores >= ceil32(t + band)[:, None]
-        near = np.nonzero((scores >= ceil32(t - band)[:, None]) & ~keep)
+        keep = scores >= above32(t + band)[:, None]
+        near = np.nonzero((scores >= below32(t - band)[:, None]) & ~keep)
         if len(near[0]):  # the few points in the band: decided in float64
             exact = _dots(points[near].astype(np.float64), a[near[0]])
             keep[near] = exact >= t[near[0]]

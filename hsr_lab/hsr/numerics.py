@@ -51,7 +51,7 @@ MAX_PRODUCT = 1e300  # largest allowed bound on |<q, k>|, far below the overflow
 UNIT_ROUNDOFF32 = 2.0**-24  # u32, float32's unit roundoff
 TINY32 = 2.0**-126  # smallest normal float32
 ETA32 = 2.0**-149  # smallest subnormal float32: twice the largest error of rounding into it
-_MAX32 = float(np.finfo(np.float32).max)
+_SPAN32 = 2.0**127  # thresholds are clamped here: float32_safe keeps every score below 2^101
 MAX_PRODUCT32 = 2.0**100  # largest |<a, x>| bound scored in float32 (overflow at 2^128)
 
 
@@ -91,14 +91,28 @@ def float32_safe(d: int, max_abs_a: float, max_abs_x: float) -> bool:
     return max_abs_a <= MAX_PRODUCT32 and max_abs_a * max_abs_x * d <= MAX_PRODUCT32
 
 
-def ceil32(x: np.ndarray | float) -> np.ndarray | np.float32:
-    """The smallest float32 >= x, elementwise (+-inf beyond the float32 range), so that for a
-    float32 s, ``s >= ceil32(x)`` iff ``s >= x`` and ``s < ceil32(x)`` iff ``s < x``."""
-    if np.ndim(x) == 0 and abs(float(x)) <= _MAX32:  # one value: scalar arithmetic, no arrays
-        y = np.float32(x)
-        return np.nextafter(y, np.float32(np.inf)) if float(y) < float(x) else y
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        y = x.astype(np.float32)
-    below = y.astype(np.float64) < x
-    return np.where(below, np.nextafter(y, np.float32(np.inf)), y)
+def abs_max(a: np.ndarray) -> float:
+    """``max_i |a_i|`` of a vector (Python's abs over a short one: a NumPy reduction costs more)."""
+    return float(max(map(abs, a.tolist()), default=0.0)) if a.size <= 32 else float(
+        np.abs(a).max(initial=0.0))
+
+
+def below32(x: np.ndarray | float) -> np.ndarray | np.float32:
+    """A float32 at most x (elementwise), within two float32 units of it: for a float32 score
+    s with |s| <= 2^126, ``s < below32(x)`` implies ``s < x``. ``x - 2^-23 |x| - 2^-149``
+    rounded to nearest: the widening exceeds half a float32 unit at every scale."""
+    if isinstance(x, float):  # one value: scalar arithmetic, no arrays
+        x = min(max(x, -_SPAN32), _SPAN32)
+        return np.float32(x - abs(x) * 2.0**-23 - ETA32)
+    x = np.clip(x, -_SPAN32, _SPAN32)
+    return (x - np.abs(x) * 2.0**-23 - ETA32).astype(np.float32)
+
+
+def above32(x: np.ndarray | float) -> np.ndarray | np.float32:
+    """A float32 at least x (elementwise), within two float32 units of it: for a float32
+    score s with |s| <= 2^126, ``s >= above32(x)`` implies ``s >= x``."""
+    if isinstance(x, float):
+        x = min(max(x, -_SPAN32), _SPAN32)
+        return np.float32(x + abs(x) * 2.0**-23 + ETA32)
+    x = np.clip(x, -_SPAN32, _SPAN32)
+    return (x + np.abs(x) * 2.0**-23 + ETA32).astype(np.float32)

@@ -36,7 +36,7 @@ from .brute import BruteForce
 from .csr import concat_rows, keep_rows, sort_rows
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
-from .numerics import MAX_COORD, MAX_PRODUCT
+from .numerics import MAX_COORD, MAX_PRODUCT, abs_max
 from .reference import ReferenceKDTree
 
 BACKENDS: dict[str, type[StaticIndex]] = {
@@ -185,12 +185,12 @@ class HSR:
         a_vec = as_vector("a", a, d=self.d)
         t_val = as_scalar("t", t)
         self._check_magnitude("a", a_vec)
-        found, total = [np.zeros(0, dtype=np.int64)], QueryStats()
-        for block in self._blocks:
-            ids, cost = block.query(a_vec, t_val)
-            found.append(ids)
-            total = total + cost
-        ids = np.concatenate(found)
+        answers = [block.query(a_vec, t_val) for block in self._blocks]
+        if len(answers) == 1:  # one block (the usual case): its fresh arrays, no copy
+            ids, total = answers[0]
+        else:
+            ids = np.concatenate([np.zeros(0, dtype=np.int64)] + [i for i, _ in answers])
+            total = sum((cost for _, cost in answers), QueryStats())
         if self._n_dead:
             ids = ids[self._alive[ids]]
         ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce) and (
@@ -243,7 +243,7 @@ class HSR:
 
     def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
         """Refuse query vectors whose inner products with the points could overflow float64."""
-        if float(np.abs(queries).max(initial=0.0)) * self._max_abs * self.d > MAX_PRODUCT:
+        if abs_max(queries.ravel()) * self._max_abs * self.d > MAX_PRODUCT:
             raise ValueError(f"{name} is too large for these points: <a, x> would overflow "
                              "float64")
 
