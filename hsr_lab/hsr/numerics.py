@@ -32,8 +32,10 @@ sum of any order (FMA included) adds ``gamma_d(u32) sum |fl32(a)_i| |x_i| + d TI
 ``d u32 <= 1/16``, ``gamma_d(u32) (1 + u32) + u32 + gamma_d(u) <= (1.07 d + 1.1) u32``, which
 ``4 (d + 2) u32`` covers with room for the float64 rounding of ``rad`` and of the band itself;
 ``sum |a_i||x_i| <= max_i |a_i| rad`` as for the boxes. ``band32`` adds ``2^-52 |t|`` for the
-rounding of ``t +- band``. The float32 path is taken only while ``fl32(a)`` and every product
-stay far from float32 overflow (``float32_safe``); otherwise the keys are scored in float64.
+rounding of ``t +- band``, and ``below32`` / ``above32`` turn ``t - band`` and ``t + band`` into
+float32 thresholds that are at least as wide, so each score is compared exactly. The float32 path
+is taken only while ``fl32(a)`` and every product stay far from float32 overflow and
+``d <= 2^20`` (``float32_safe``); otherwise the keys are scored in float64.
 
 The kd-tree's box bounds stay in float64 for either dtype (the float32 values convert exactly),
 so the box margin above is the one that applies to them: it compares a box with the float64
@@ -87,8 +89,8 @@ def band32(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
 
 def float32_safe(d: int, max_abs_a: float, max_abs_x: float) -> bool:
     """Whether a query with these magnitudes may be scored in float32: ``fl32(a)`` finite and
-    every product and partial sum far below float32 overflow."""
-    return max_abs_a <= MAX_PRODUCT32 and max_abs_a * max_abs_x * d <= MAX_PRODUCT32
+    every product and partial sum far below float32 overflow, and ``d u32 <= 1/16``."""
+    return d <= 2**20 and max_abs_a <= MAX_PRODUCT32 and max_abs_a * max_abs_x * d <= MAX_PRODUCT32
 
 
 def abs_max(a: np.ndarray) -> float:
