@@ -155,10 +155,7 @@ class BruteForce:
             rows = scan32(self.points, a, t, self._rad, self._max_abs)
         else:
             rows = np.flatnonzero(self.points @ a >= t)
-        if self._consecutive:  # the usual block: row i holds id first + i
-            found = rows + self._first if self._first else rows
-        else:
-            found = self._ids[rows].astype(np.int64)
+        found = self._id_of(rows)
         n = len(self._ids)
         return found, QueryStats(inner_products=n, points_reported=len(found))
 
@@ -177,7 +174,7 @@ class BruteForce:
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
         if self.points.dtype == np.float32:
             indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
-            ids = self._ids[rows].astype(np.int64)
+            ids = self._id_of(rows)
         else:
             indptr, ids = self._scan64_many(A, t)
         if sort and not self.ascending:
@@ -185,6 +182,13 @@ class BruteForce:
         stats = BatchQueryStats.zeros(m)
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)
         return indptr, ids, stats
+
+    def _id_of(self, rows: np.ndarray) -> np.ndarray:
+        """The int64 ids of the given rows (no lookup in the usual block, where row i holds
+        id ``first + i``)."""
+        if self._consecutive:
+            return rows + self._first if self._first else rows
+        return self._ids[rows].astype(np.int64)
 
     def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float64 keys: ``A K^T >= t`` by blocks of rows of A."""
