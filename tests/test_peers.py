@@ -208,7 +208,8 @@ def test_auto_batches_race_tree_and_scan_per_size_class(monkeypatch):
     want = [np.flatnonzero(keys.astype(np.float64) @ a >= t_i) for a, t_i in zip(A, t, strict=True)]
     for block_wins, first in ((True, BruteForce), (False, BruteForce), (True, NumpyKDTree)):
         monkeypatch.setattr(auto, "best_times", lambda fns, rounds, f=first: (
-            [0.0, 1.0] if f is NumpyKDTree else [1.0, 0.0]))  # plan_block: [tree, scan]
+            [0.0, 1.0, 1.0] if f is NumpyKDTree else [1.0, 0.0, 1.0])[:len(fns)])
+        # plan_block times [tree, scan] and, where faiss is installed, faiss's scan
         block = auto.plan_block(keys, np.arange(len(keys)), 32)
         assert isinstance(block, first)
         def race(fns, rounds, block_wins=block_wins):  # runs both, as the real race does
@@ -224,3 +225,20 @@ def test_auto_batches_race_tree_and_scan_per_size_class(monkeypatch):
         plan = auto._BATCH_PLANS[block]
         assert plan[len(A).bit_length()] is (not block_wins)
         assert (plan["other"] is None) == (first is BruteForce and block_wins)
+
+
+def test_auto_may_keep_faiss_scan_for_float32_keys(monkeypatch):
+    """Where faiss answers the samples fastest, "auto" keeps it; its answers stay exact."""
+    pytest.importorskip("faiss")
+    from hsr_lab.hsr import auto
+    from hsr_lab.hsr.faiss_scan import FaissScan
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(-2**12, 2**12, (auto.MIN_N, auto.MAX_D + 4)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 0.0][:len(fns)])
+    block = auto.plan_block(keys, np.arange(len(keys)), 32)  # candidates: [scan, faiss]
+    assert isinstance(block, FaissScan)
+    a = rng.integers(-2**20, 2**20, keys.shape[1]).astype(np.float64)
+    t = float(keys[7].astype(np.float64) @ a)
+    np.testing.assert_array_equal(block.query(a, t)[0],
+                                  np.flatnonzero(keys.astype(np.float64) @ a >= t))

@@ -5,10 +5,11 @@ the dense scan ``K @ a >= t`` is faster. Rather than guess, "auto" races the two
 queries (``best_times``) and keeps the winner. Only *which* structure answers depends on the
 timing, never the answers: every backend reports exactly the same ids.
 
-- ``plan_block``: one static block of ``HSR`` for lone queries. Blocks smaller than ``MIN_N``
-  or wider than ``MAX_D`` are scanned without a trial: there the tree's per-level overhead, or
-  its failure to prune, loses to the scan every time it was measured
-  (``benchmarks/results/hsr.md``), and building one only to throw it away costs more.
+- ``plan_block``: one static block of ``HSR`` for lone queries: the tree, the scan, or (float32
+  keys, faiss installed) faiss's scan made exact (``faiss_scan.FaissScan``). Blocks smaller
+  than ``MIN_N`` are scanned without a trial, and blocks wider than ``MAX_D`` get no tree: there
+  the tree's per-level overhead, or its failure to prune, loses to the scan every time it was
+  measured (``benchmarks/results/hsr.md``), and building one only to throw it away costs more.
 - ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
   batch shares the tree's per-level overhead among its rows, so the tree can win batches it
   would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
@@ -31,6 +32,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..theory import paper_threshold
+from . import faiss_scan
 from ._base import StaticIndex
 from ._stats import BatchQueryStats
 from .brute import BruteForce
@@ -83,21 +85,34 @@ def sample_queries(points: np.ndarray, count: int = SAMPLES, seed: int = 0
 
 def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
                repeats: int = REPEATS) -> StaticIndex:
-    """The block "auto" builds: a kd-tree if it answers the sample queries faster than the scan.
+    """The block "auto" builds: whichever of the kd-tree (d <= ``MAX_D``), the scan and, for
+    float32 keys where faiss is installed, faiss's scan answers the sample queries fastest.
 
-    Both candidates answer the same ``sample_queries`` in turn, each sample timed as its best of
-    ``repeats`` runs, and the tree is kept only if its total is lower.
+    The candidates answer the same ``sample_queries`` in turn, each sample timed as its best of
+    ``repeats`` runs (a tree's answer sorted, as ``HSR.query`` sorts it); the lowest total wins.
     """
     n, d = points.shape
     scan = BruteForce(points, ids, leaf_size)
-    if n < MIN_N or d > MAX_D:
+    if n < MIN_N:
         return scan
-    tree = NumpyKDTree(points, ids, leaf_size)
-    totals = np.zeros(2)
+    candidates: list[StaticIndex] = [scan]
+    if d <= MAX_D:
+        candidates.insert(0, NumpyKDTree(points, ids, leaf_size))
+    if faiss_scan.usable(points):
+        candidates.append(faiss_scan.FaissScan(points, ids, leaf_size))
+    if len(candidates) == 1:
+        return scan
+    totals = np.zeros(len(candidates))
     for u, t in zip(*sample_queries(points), strict=True):
-        totals += best_times([lambda u=u, t=t: sorted_ids(tree.query(u, t)[0]),
-                              lambda u=u, t=t: scan.query(u, t)], repeats)
-    return tree if totals[0] < totals[1] else scan
+        totals += best_times([lambda c=c, u=u, t=t: answer(c, u, t) for c in candidates],
+                             repeats)
+    return candidates[int(np.argmin(totals))]
+
+
+def answer(block: StaticIndex, a: np.ndarray, t: float) -> np.ndarray:
+    """The ids ``HSR.query`` would return from this block alone: a tree's sorted."""
+    found = block.query(a, t)[0]
+    return sorted_ids(found) if isinstance(block, NumpyKDTree) else found
 
 
 def sorted_ids(ids: np.ndarray) -> np.ndarray:
@@ -158,6 +173,6 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
 
     won = int(np.argmin(best_times([lambda: ask(0), lambda: ask(1)], rounds=2)))
     plan[size_class] = bool(won)
-    if isinstance(block, BruteForce) and not any(v is True for v in plan.values()):
+    if not isinstance(block, NumpyKDTree) and not any(v is True for v in plan.values()):
         plan["other"] = None  # a scan block whose scan won: free the tree built for the race
     return answers[won]

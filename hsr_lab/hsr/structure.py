@@ -34,6 +34,7 @@ from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .csr import concat_rows, keep_rows, sort_rows
+from .faiss_scan import FaissScan
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
 from .numerics import MAX_COORD, MAX_PRODUCT, abs_max
@@ -193,8 +194,8 @@ class HSR:
             total = sum((cost for _, cost in answers), QueryStats())
         if self._n_dead:
             ids = ids[self._alive[ids]]
-        ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce) and (
-            self._blocks[0].ascending)  # a scan over ascending ids finds them in order
+        ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce | FaissScan
+                                                        ) and self._blocks[0].ascending
         if not ordered and self._n_ids < 2**31:  # int32 sorts faster
             ids = np.sort(ids.astype(np.int32)).astype(np.int64)
         elif not ordered:
