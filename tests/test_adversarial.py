@@ -255,6 +255,9 @@ def test_faiss_scan_equals_the_exact_oracle(instance):
     scan = FaissScan(points, np.arange(len(points)), 1)
     expected = [exact_ids(points, a, float(t_i)) for a, t_i in zip(A, t, strict=True)]
     indptr, ids, _ = scan.query_many(A, t)
+    search_indptr, search_ids, _ = scan._search(A, t)  # faiss's batched search
+    np.testing.assert_array_equal(search_indptr, indptr)
+    np.testing.assert_array_equal(search_ids, ids)
     for i, (a, t_i, want) in enumerate(zip(A, t, expected, strict=True)):
         np.testing.assert_array_equal(scan.query(a, float(t_i))[0], want)
         np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids, l1_reach
+from .brute import compact_ids, l1_reach, scan32_many
 from .csr import indptr_of, sort_rows
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
@@ -44,17 +44,29 @@ class FaissScan:
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost."""
-        _, ids, stats = self.query_many(a[None, :], np.array([t]), sort=False)
+        _, ids, stats = self._search(a[None, :], np.array([t]), sort=False)
         if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # faiss lists rows in order
             ids.sort()
         return ids, stats[0]
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """``query(A[i], t[i])`` for the m rows of A: one ``range_search`` at the lowest of the
-        rows' thresholds, then each row's own band (rows ascending if ``sort``)."""
-        m, d = A.shape
+        """``query(A[i], t[i])`` for the m rows of A (rows ascending if ``sort``): the NumPy
+        batch scan ``brute.scan32_many`` over faiss's storage, which measured faster than
+        faiss's own batched ``range_search`` on one thread."""
+        m = len(A)
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
+        indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
+        ids = self._ids[rows].astype(np.int64)
+        if sort:
+            ids = sort_rows(indptr, ids)
+        return indptr, ids, self._stats(indptr)
+
+    def _search(self, A: np.ndarray, t: np.ndarray, sort: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` by one faiss ``range_search`` at the lowest of the rows'
+        thresholds, then each row's own band."""
+        m, d = A.shape
         a_max = np.array([abs_max(a) for a in A])
         if not all(float32_safe(d, float(v), self._max_abs) for v in a_max):
             return self._float64_many(A, t, sort)
