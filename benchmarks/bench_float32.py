@@ -19,7 +19,7 @@ against the float64 evaluation on the stored values before timing.
 
     python benchmarks/bench_float32.py                   # n = 2^18, 2^20, 2^22; d = 2 .. 128
     python benchmarks/bench_float32.py --quick           # a smoke run
-    python benchmarks/bench_float32.py --log2n 22 --dims 2 3 4 --dtypes float32
+    python benchmarks/bench_float32.py --log2n 22 --dims 2 3 4 --dtypes float32 --out hsr_targets
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="hsr", help="results/<out>_<dtype>.{csv,md}")
     args = parser.parse_args(argv)
     sizes = [12] if args.quick else args.log2n
     dims = [2, 8] if args.quick else args.dims
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         notes += " Command: python benchmarks/bench_float32.py " + " ".join(
             sys.argv[1:] if argv is None else argv) + "."
         if not args.quick:
-            paths += write_results(f"hsr_{dtype}", rows, header, notes)
+            paths += write_results(f"{args.out}_{dtype}", rows, header, notes)
     if paths:
         print("wrote", *paths)
     return 0
