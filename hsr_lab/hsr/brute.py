@@ -14,7 +14,6 @@ from ._stats import BatchQueryStats, QueryStats
 from .csr import indptr_of, sort_rows
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
-_BLOCK = 1 << 21  # scores computed at once by query_many: 16 MiB of float64
 _BLOCK32 = 1 << 18  # float32 scores of one batch chunk (1 MiB: the gathers stay in cache)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
 
@@ -191,14 +190,19 @@ class BruteForce:
         return self._ids[rows].astype(np.int64)
 
     def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float64 keys: ``A K^T >= t`` by blocks of rows of A."""
-        step = max(1, _BLOCK // len(self._ids))
-        counts, found = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-        for lo in range(0, len(A), step):
-            rows, cols = nonzero2(A[lo:lo + step] @ self.points.T >= t[lo:lo + step, None])
-            counts.append(np.bincount(rows, minlength=len(A[lo:lo + step])))
-            found.append(self._ids[cols].astype(np.int64))  # grouped by row, storage order
-        return indptr_of(np.concatenate(counts)), np.concatenate(found)
+        """float64 keys: ``A K^T >= t`` by cache-sized column chunks of K^T (one gemm each, K
+        read once per batch), grouped by row as ``scan32_many`` groups them."""
+        m = len(A)
+        step = max(1, _BLOCK32 // max(m, 1))
+        found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        for start in range(0, len(self.points), step):
+            scores = A @ self.points[start:start + step].T
+            rows, cols = nonzero2(scores >= t[:, None])
+            found_rows.append(rows)
+            found_cols.append(cols + start if start else cols)
+        rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
+        order = np.argsort(rows.astype(np.uint16) if m < 2**16 else rows, kind="stable")
+        return indptr_of(np.bincount(rows, minlength=m)), self._id_of(cols[order])
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids."""
