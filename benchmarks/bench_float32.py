@@ -185,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="hsr", help="results/<out>_<dtype>.{csv,md}")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds per query (a multiple of 2x the methods lets "
+                             "every method follow every other one alike)")
     args = parser.parse_args(argv)
     sizes = [12] if args.quick else args.log2n
     dims = [2, 8] if args.quick else args.dims
-    n_queries, rounds = (2, 3) if args.quick else (7, 5)
+    n_queries, rounds = (2, 3) if args.quick else (7, args.rounds)
     header = machine_header()
     print(header)
     paths = []
