@@ -405,13 +405,21 @@ def test_query_many_takes_its_chunks_and_slices_like_one_batch(monkeypatch):
     import hsr_lab.hsr.kdtree as kdtree
 
     rng = np.random.default_rng(9)
-    points = rng.standard_normal((2000, 3))
-    A, t = rng.standard_normal((37, 3)), rng.normal(0.0, 1.0, 37)
-    expected = {b: HSR(points, backend=b, leaf_size=8).query_many(A, t, stats=True)
-                for b in ("numpy", "brute")}
-    monkeypatch.setattr(kdtree, "_MAX_BATCH", 4)
-    monkeypatch.setattr(kdtree, "_BLOCK", 64)
-    monkeypatch.setattr(brute, "_BLOCK", 3000)
+    for dtype in (np.float64, np.float32):
+        points = rng.standard_normal((2000, 3)).astype(dtype)
+        A, t = rng.standard_normal((37, 3)), rng.normal(0.0, 1.0, 37)
+        with monkeypatch.context() as patch:
+            expected = {b: HSR(points, backend=b, leaf_size=8).query_many(A, t, stats=True)
+                        for b in ("numpy", "brute")}
+            patch.setattr(kdtree, "_MAX_BATCH", 4)
+            patch.setattr(kdtree, "_BLOCK", 64)
+            patch.setattr(brute, "_BLOCK32", 3000)
+            patch.setattr(brute, "_CHUNK32", 300)
+            check_chunked(points, A, t, expected)
+
+
+def check_chunked(points: np.ndarray, A: np.ndarray, t: np.ndarray, expected: dict) -> None:
+    """Every backend's chunked answers (and counters) equal its answers in one piece."""
     for backend, (indptr, ids, stats) in expected.items():
         hsr = HSR(points, backend=backend, leaf_size=8)
         got_ptr, got, got_stats = hsr.query_many(A, t, stats=True)
