@@ -1,14 +1,17 @@
 """Half-space reporting: NumPy kd-tree and pure-Python twin against the dense scan.
 
-Gaussian keys, unit-norm queries, the paper's threshold t = sqrt(0.4 ln n) (so about n^{4/5}
-keys are reported). Per (n, d): k, median query time of brute, numpy and reference (reference
-only up to n = 2^16), build time, index memory / key memory, and the speed-up ratios.
+Gaussian keys stored in one dtype (float32 by default, the dtype of users' embeddings and
+caches; ``--dtype float64`` for the other), unit-norm queries, the paper's threshold
+t = sqrt(0.4 ln n) (so about n^{4/5} keys are reported). Per (n, d): k, median query time of
+brute (the scan ``K @ a >= t`` in the keys' dtype), numpy and reference (reference only up to
+n = 2^16), build time, index memory / key memory, and the speed-up ratios.
 
 A second table checks that updates stay amortised after a churn: delete every point, add
 50,000 back, then 200 single deletes, timed against the same deletes on a fresh structure.
 
     python benchmarks/bench_hsr.py            # the full grid, n = 2^14 .. 2^22 (minutes)
     python benchmarks/bench_hsr.py --quick    # a smoke run
+    python benchmarks/bench_hsr.py --dtype float64 --out hsr_float64_grid
 """
 
 from __future__ import annotations
@@ -34,16 +37,24 @@ DIMS = (2, 3, 4, 8, 16, 64)
 REFERENCE_MAX_N = 2**16
 
 
-def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[str, object]:
+def exact(keys: np.ndarray, q: np.ndarray, t: float) -> np.ndarray:
+    """``fl64(<q, k>) >= t`` on the stored keys, a chunk at a time (no float64 copy of K)."""
+    step = 1 << 16
+    return np.concatenate([np.flatnonzero(keys[s:s + step].astype(np.float64) @ q >= t) + s
+                           for s in range(0, len(keys), step)])
+
+
+def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,
+               dtype: str = "float32") -> dict[str, object]:
     """Time one (n, d) cell: every backend on the same keys and the same queries."""
-    keys = gaussian_keys(n, d, seed)
+    keys = gaussian_keys(n, d, seed).astype(dtype)
     queries = unit_queries(n_queries, d, seed + 1)
     t = float(paper_threshold(n))
-    columns = ["n", "d", "k", "build_brute_s", "build_numpy_s", "build_reference_s", "brute_ms",
-               "numpy_ms", "reference_ms", "numpy_speedup_vs_brute", "numpy_speedup_vs_reference",
-               "index_mem_over_keys"]
+    columns = ["n", "d", "dtype", "k", "build_brute_s", "build_numpy_s", "build_reference_s",
+               "brute_ms", "numpy_ms", "reference_ms", "numpy_speedup_vs_brute",
+               "numpy_speedup_vs_reference", "index_mem_over_keys"]
     row: dict[str, object] = dict.fromkeys(columns, float("nan"))
-    row.update(n=f"2^{int(np.log2(n))}", d=d)
+    row.update(n=f"2^{int(np.log2(n))}", d=d, dtype=dtype)
     structures = {}
     for backend in ("brute", "numpy", "reference"):
         if backend == "reference" and n > REFERENCE_MAX_N:
@@ -51,7 +62,7 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int) -> dict[
         start = time.perf_counter()
         structures[backend] = HSR(keys, backend=backend)
         row[f"build_{backend}_s"] = time.perf_counter() - start
-    expected = [np.flatnonzero(keys @ q >= t) for q in queries]
+    expected = [exact(keys, q, t) for q in queries]
     row["k"] = int(np.median([len(e) for e in expected]))
     times = {}
     for backend, hsr in structures.items():
@@ -100,29 +111,33 @@ def bench_churn(backend: str, d: int, seed: int, repeats: int = 5) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small n, few repeats")
+    parser.add_argument("--min-log2n", type=int, default=14)
     parser.add_argument("--max-log2n", type=int, default=22)
     parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--out", default="hsr", help="results/<out>.{csv,md}")
     args = parser.parse_args(argv)
-    lo, hi = (10, 12) if args.quick else (14, args.max_log2n)
+    lo, hi = (10, 12) if args.quick else (args.min_log2n, args.max_log2n)
     repeats, n_queries = (3, 3) if args.quick else (15, 5)
     header = machine_header()
     print(header)
     rows = []
     for log2n in range(lo, hi + 1, 2):
         for d in args.dims:
-            rows.append(bench_cell(2**log2n, d, repeats, n_queries, args.seed))
+            rows.append(bench_cell(2**log2n, d, repeats, n_queries, args.seed, args.dtype))
             print_table(rows[-1:], header=len(rows) == 1)
     print()
     print_table(rows)
-    notes = ("Median over 5 unit-norm queries of the median over repeats; t = sqrt(0.4 ln n). "
-             "speedup = brute time / numpy time (higher is better). Index memory counts every "
-             "array the tree holds, its copy of the keys included.")
+    notes = (f"{args.dtype} keys; brute = the {args.dtype} scan. Median over 5 unit-norm "
+             "queries of the median over repeats; t = sqrt(0.4 ln n). speedup = brute time / "
+             "numpy time (higher is better). Index memory counts every array the tree holds, "
+             "its copy of the keys included.")
     churn = [bench_churn(backend, 2, args.seed) for backend in ("numpy", "brute")]
     print()
     print_table(churn)
     if not args.quick:
-        paths = write_results("hsr", rows, header, notes)
+        paths = write_results(args.out, rows, header, notes)
         paths += write_results("hsr_churn", churn, header, (
             f"{CHURN_DELETES} single deletes, on a fresh HSR of {CHURN_N} Gaussian points and on "
             f"one whose points were all deleted and {CHURN_N} added back; ratio near 1 = "

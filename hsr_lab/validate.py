@@ -31,21 +31,26 @@ def as_plain_array(name: str, value: object) -> np.ndarray:
         raise TypeError(f"{name} must be a numeric array; got {type(value).__name__}") from err
 
 
-def as_float_array(name: str, value: object) -> np.ndarray:
-    """Return ``value`` as a float64 array, rejecting complex, object, string and bool data."""
+def as_float_array(name: str, value: object, *, keep_float32: bool = False) -> np.ndarray:
+    """Return ``value`` as a float64 array (a float32 one stays float32 if ``keep_float32``),
+    rejecting complex, object, string and bool data."""
     arr = as_plain_array(name, value)
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"{name} must hold real numbers (int or float dtype); got dtype {arr.dtype}"
         )
+    if keep_float32 and arr.dtype == np.float32:
+        return arr
     return arr.astype(np.float64, copy=False)
 
 
 def as_matrix(
-    name: str, value: object, *, d: int | None = None, allow_empty: bool = False
+    name: str, value: object, *, d: int | None = None, allow_empty: bool = False,
+    keep_float32: bool = False,
 ) -> np.ndarray:
-    """Validate a finite 2-D array of shape (n, d) and return it as float64 (never mutated)."""
-    arr = as_float_array(name, value)
+    """Validate a finite 2-D array of shape (n, d) and return it as float64, or as float32 if
+    it is float32 and ``keep_float32`` (never mutated)."""
+    arr = as_float_array(name, value, keep_float32=keep_float32)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a finite 2-D array of shape (n, d); got shape {arr.shape}"

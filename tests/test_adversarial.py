@@ -1,14 +1,15 @@
 """Adversarial property battery: every backend, as a hostile user would feed it.
 
 Integer and dyadic data (ties exactly at the threshold, duplicates, collinear and lattice
-points), d = 1 .. 10, every backend (reference, numpy, brute, layers at d = 2, auto),
-``query`` and ``query_many``, stateful adds and deletes with rejected inputs interleaved, and
-scales 2^k for k in [-1000, 1000]. The oracle is computed independently, exactly, with
-``fractions.Fraction``: a stored point x is reported iff ``<a, x> >= t`` over the rationals.
-The data are chosen so that float64 computes every score exactly (the terms of one score share
-a power of two), so any disagreement is a bug, not rounding. Where a scale passes the
-documented limits (``MAX_COORD``, ``MAX_PRODUCT``) the expected outcome is a ValueError that
-names the argument. ``COUNT`` tallies the comparisons; ``test_zz_report`` prints the tally.
+points), float32 keys whose float32 scores round, d = 1 .. 10, every backend (reference, numpy,
+brute, layers at d = 2, auto), ``query`` and ``query_many``, stateful adds and deletes with
+rejected inputs interleaved, and scales 2^k for k in [-1000, 1000]. The oracle is computed
+independently, exactly, with ``fractions.Fraction``: a stored point x is reported iff
+``<a, x> >= t`` over the rationals. The data are chosen so that float64 computes every score
+exactly (the terms of one score share a power of two), so any disagreement is a bug, not
+rounding. Where a scale passes the documented limits (``MAX_COORD``, ``MAX_PRODUCT``) the
+expected outcome is a ValueError that names the argument. ``COUNT`` tallies the comparisons;
+``test_zz_report`` prints the tally.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from conftest import examples
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -194,6 +195,73 @@ def test_float_data_at_every_scale_equals_the_scan(d, k, seed):
             _, ids = hsr.query_many(a[None, :], float(t))
             np.testing.assert_array_equal(ids, want, err_msg=backend)
             COUNT["float scaled"] += 2
+
+
+# -- float32 keys: scored in float32, the band around t rescored in float64 -------------------
+@st.composite
+def float32_instances(draw, max_n: int = 40, max_d: int = 10, max_m: int = 3):
+    """float32 points ``ints * 2^(k + e_row)`` (ints up to 2^16, so their products with the
+    queries need up to 46 bits and round in float32), queries ``ints * 2^j`` (ints up to 2^30:
+    fl32(a) rounds too), thresholds at a stored point's score (a tie), one float64 unit above or
+    below it, or a small integer. Every score is exact in float64 (the terms of one score share
+    a power of two and fit in 53 bits), so the exact oracle is the float64 answer; scales run
+    from float32 underflow (products near 2^-149) to past ``MAX_PRODUCT32`` (float64 path)."""
+    n, d = draw(st.integers(1, max_n)), draw(st.integers(1, max_d))
+    span = draw(st.sampled_from([1, 5, 2**8, 2**16]))
+    ints = np.array(draw(st.lists(st.integers(-span, span), min_size=n * d, max_size=n * d)),
+                    dtype=np.float64).reshape(n, d)
+    rows = draw(st.integers(1, n))
+    ints = ints[np.arange(n) % rows]  # duplicates when rows < n
+    e = np.array(draw(st.lists(st.integers(-8, 8), min_size=n, max_size=n)))
+    k = draw(st.integers(-130, 100))
+    points = np.ldexp(ints, (k + e)[:, None])
+    assume(np.array_equal(points.astype(np.float32), points))  # float32 values, no rounding
+    m = draw(st.integers(1, max_m))
+    q_span = draw(st.sampled_from([3, 2**12, 2**30]))
+    j = draw(st.integers(-140 - k, 60 - k))
+    A = np.ldexp(np.array(draw(st.lists(st.integers(-q_span, q_span), min_size=m * d,
+                                        max_size=m * d)), dtype=np.float64).reshape(m, d), j)
+    t = []
+    for a in A:
+        score = float(points[draw(st.integers(0, n - 1))] @ a)
+        kind = draw(st.sampled_from(["tie", "tie", "above", "below", "int"]))
+        t.append({"tie": score, "above": np.nextafter(score, np.inf),
+                  "below": np.nextafter(score, -np.inf)}.get(kind, float(draw(st.integers(-4, 4)))))
+    return points.astype(np.float32), A, np.array(t)
+
+
+@settings(max_examples=examples(150))
+@given(float32_instances(), st.sampled_from([1, 2, 3, 8, 128]))
+def test_float32_keys_equal_the_exact_oracle_on_every_backend(instance, leaf_size):
+    """float32 keys stay float32, and every backend, alone and in a batch, reports exactly the
+    points with ``<a, x> >= t`` (ties at t included) although float32 scores round."""
+    points, A, t = instance
+    for backend in backends_for(points.shape[1]):
+        assert HSR(points, backend=backend, leaf_size=leaf_size).dtype == np.float32
+        check_backend(points, A, t, backend, leaf_size)
+        COUNT["float32"] += 1
+
+
+@settings(max_examples=examples(100))
+@given(float32_instances())
+def test_faiss_scan_equals_the_exact_oracle(instance):
+    """faiss's float32 scan, as "auto" uses it: the band rescored in float64, ties included."""
+    pytest.importorskip("faiss")
+    from hsr_lab.hsr.faiss_scan import FaissScan
+
+    points, A, t = instance
+    if too_big(points, A)[1]:
+        return  # HSR refuses these queries before any block sees them
+    scan = FaissScan(points, np.arange(len(points)), 1)
+    expected = [exact_ids(points, a, float(t_i)) for a, t_i in zip(A, t, strict=True)]
+    indptr, ids, _ = scan.query_many(A, t)
+    search_indptr, search_ids, _ = scan._search(A, t)  # faiss's batched search
+    np.testing.assert_array_equal(search_indptr, indptr)
+    np.testing.assert_array_equal(search_ids, ids)
+    for i, (a, t_i, want) in enumerate(zip(A, t, expected, strict=True)):
+        np.testing.assert_array_equal(scan.query(a, float(t_i))[0], want)
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+        COUNT["faiss float32"] += 2
 
 
 # -- stateful: updates with rejected inputs interleaved ------------------------------------------

@@ -405,13 +405,21 @@ def test_query_many_takes_its_chunks_and_slices_like_one_batch(monkeypatch):
     import hsr_lab.hsr.kdtree as kdtree
 
     rng = np.random.default_rng(9)
-    points = rng.standard_normal((2000, 3))
-    A, t = rng.standard_normal((37, 3)), rng.normal(0.0, 1.0, 37)
-    expected = {b: HSR(points, backend=b, leaf_size=8).query_many(A, t, stats=True)
-                for b in ("numpy", "brute")}
-    monkeypatch.setattr(kdtree, "_MAX_BATCH", 4)
-    monkeypatch.setattr(kdtree, "_BLOCK", 64)
-    monkeypatch.setattr(brute, "_BLOCK", 3000)
+    for dtype in (np.float64, np.float32):
+        points = rng.standard_normal((2000, 3)).astype(dtype)
+        A, t = rng.standard_normal((37, 3)), rng.normal(0.0, 1.0, 37)
+        with monkeypatch.context() as patch:
+            expected = {b: HSR(points, backend=b, leaf_size=8).query_many(A, t, stats=True)
+                        for b in ("numpy", "brute")}
+            patch.setattr(kdtree, "_MAX_BATCH", 4)
+            patch.setattr(kdtree, "_BLOCK", 64)
+            patch.setattr(brute, "_BLOCK32", 3000)
+            patch.setattr(brute, "_CHUNK32", 300)
+            check_chunked(points, A, t, expected)
+
+
+def check_chunked(points: np.ndarray, A: np.ndarray, t: np.ndarray, expected: dict) -> None:
+    """Every backend's chunked answers (and counters) equal its answers in one piece."""
     for backend, (indptr, ids, stats) in expected.items():
         hsr = HSR(points, backend=backend, leaf_size=8)
         got_ptr, got, got_stats = hsr.query_many(A, t, stats=True)
@@ -548,3 +556,48 @@ def test_huge_int_threshold_and_uint64_ids_are_named():
     with pytest.raises(ValueError, match=str(2**63)):
         hsr.delete(np.array([2**63], dtype=np.uint64))
     assert len(hsr) == 3
+
+
+# -- float32 keys ---------------------------------------------------------------------------------
+def test_float32_keys_are_stored_as_float32_in_at_most_1_5x_their_memory():
+    """float32 keys stay float32 in every array-backed backend; the NumPy tree over them (its
+    copy of the keys, int32 ids and nodes) takes at most 1.5x the keys' bytes at d >= 3."""
+    keys = np.random.default_rng(0).standard_normal((2**14, 4)).astype(np.float32)
+    for backend in ("numpy", "brute", "auto"):
+        hsr = HSR(keys, backend=backend)
+        assert hsr.dtype == np.float32 and "float32" in repr(hsr)
+        assert all(block.items()[0].dtype == np.float32 for block in hsr.blocks)
+    assert HSR(keys, backend="numpy").blocks[0].nbytes <= 1.5 * keys.nbytes
+    assert HSR(keys.astype(np.float64), backend="numpy").dtype == np.float64
+
+
+def test_float64_points_that_round_turn_a_float32_hsr_into_float64():
+    """Adding float32 values keeps float32; adding a value float32 cannot hold rebuilds the
+    HSR in float64, and the answers are about the values given, not rounded ones."""
+    keys = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    for backend in ("numpy", "brute", "reference", "auto"):
+        hsr = HSR(keys, backend=backend, leaf_size=1)
+        hsr.add(np.array([[0.5, 0.25]]))  # a float32 value
+        assert hsr.dtype == np.float32
+        hsr.add(np.array([[1.0 + 2.0**-40, 0.0]]))  # rounds to 1.0 in float32
+        assert hsr.dtype == np.float64
+        np.testing.assert_array_equal(hsr.query([1.0, 0.0], 1.0 + 2.0**-41), [3])
+
+
+def test_auto_over_float32_keys_races_batches_and_stays_exact():
+    """A planned float32 block answers batches of every size class exactly, whichever of its
+    walk and its scan won the race for that class."""
+    from hsr_lab.hsr.auto import MIN_N
+
+    rng = np.random.default_rng(4)
+    keys = rng.integers(-2**12, 2**12, (MIN_N + 5, 3)).astype(np.float32)
+    auto = HSR(keys, backend="auto")
+    for m in (1, 2, 5, 64):
+        A = rng.integers(-2**20, 2**20, (m, 3)).astype(np.float64)
+        t = np.array([float(keys[rng.integers(len(keys))].astype(np.float64) @ a) for a in A])
+        for _ in range(2):  # the first batch of a size class races, the second uses the winner
+            indptr, ids = auto.query_many(A, t)
+            for i, (a, t_i) in enumerate(zip(A, t, strict=True)):
+                want = np.flatnonzero(keys.astype(np.float64) @ a >= t_i)
+                np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+                np.testing.assert_array_equal(auto.query(a, t_i), want)

@@ -194,3 +194,51 @@ def test_margins_hold_at_every_scale(peer, key_exp, a_exp):
         t0 = float(rng.choice(base @ a)) if rng.random() < 0.7 else float(rng.integers(-5, 6))
         got = index.query(np.ldexp(a, a_exp), float(np.ldexp(t0, key_exp + a_exp)))
         np.testing.assert_array_equal(got, oracle.query(a, t0), err_msg=f"{peer} t0={t0}")
+
+
+def test_auto_batches_race_tree_and_scan_per_size_class(monkeypatch):
+    """A batch of each size class is answered by whichever of tree and scan won its race (timer
+    made deterministic); a scan block frees the tree it built once the scan has won."""
+    from hsr_lab.hsr import BruteForce, NumpyKDTree, auto
+
+    rng = np.random.default_rng(3)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    A = rng.integers(-3, 4, (4, 2)).astype(np.float64)
+    t = np.array([float(keys[i].astype(np.float64) @ a) for i, a in enumerate(A)])
+    want = [np.flatnonzero(keys.astype(np.float64) @ a >= t_i) for a, t_i in zip(A, t, strict=True)]
+    for block_wins, first in ((True, BruteForce), (False, BruteForce), (True, NumpyKDTree)):
+        monkeypatch.setattr(auto, "best_times", lambda fns, rounds, f=first: (
+            [0.0, 1.0, 1.0] if f is NumpyKDTree else [1.0, 0.0, 1.0])[:len(fns)])
+        # plan_block times [tree, scan] and, where faiss is installed, faiss's scan
+        block = auto.plan_block(keys, np.arange(len(keys)), 32)
+        assert isinstance(block, first)
+        def race(fns, rounds, block_wins=block_wins):  # runs both, as the real race does
+            for fn in fns:
+                fn()
+            return [0.0, 1.0] if block_wins else [1.0, 0.0]  # [block, other]
+
+        monkeypatch.setattr(auto, "best_times", race)
+        for _ in range(2):  # the race, then the plan
+            indptr, ids, _ = auto.query_many(block, A, t)
+            for i, w in enumerate(want):
+                np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], w)
+        plan = auto._BATCH_PLANS[block]
+        assert plan[len(A).bit_length()] is (not block_wins)
+        assert (plan["other"] is None) == (first is BruteForce and block_wins)
+
+
+def test_auto_may_keep_faiss_scan_for_float32_keys(monkeypatch):
+    """Where faiss answers the samples fastest, "auto" keeps it; its answers stay exact."""
+    pytest.importorskip("faiss")
+    from hsr_lab.hsr import auto
+    from hsr_lab.hsr.faiss_scan import FaissScan
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(-2**12, 2**12, (auto.MIN_N, auto.MAX_D + 4)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 0.0][:len(fns)])
+    block = auto.plan_block(keys, np.arange(len(keys)), 32)  # candidates: [scan, faiss]
+    assert isinstance(block, FaissScan)
+    a = rng.integers(-2**20, 2**20, keys.shape[1]).astype(np.float64)
+    t = float(keys[7].astype(np.float64) @ a)
+    np.testing.assert_array_equal(block.query(a, t)[0],
+                                  np.flatnonzero(keys.astype(np.float64) @ a >= t))

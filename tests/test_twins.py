@@ -2,7 +2,9 @@
 
 ``ReferenceKDTree`` walks depth-first over linked ``Node`` objects; ``NumpyKDTree`` walks level
 by level over per-node arrays. A node is identified by the rows ``start:stop`` it owns, which
-is the same in both whenever the splits are the same (they share one tie rule).
+is the same in both whenever the splits are the same (they share one tie rule). Over float32
+points the fast twin keeps them float32 and the readable one holds their exact float64 values:
+the trees, the walks and the answers are still the same.
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ def test_the_twins_expose_the_same_public_names():
     assert len(ref) == len(fast) and ref.depth == fast.depth
 
 
-def test_the_twins_build_the_same_boxes():
-    ref, fast = twins(np.random.default_rng(1).standard_normal((3000, 4)), 8)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_twins_build_the_same_boxes(dtype):
+    ref, fast = twins(np.random.default_rng(1).standard_normal((3000, 4)).astype(dtype), 8)
+    assert fast.points.dtype == dtype
     rows = {}
     stack = [ref.root]
     while stack:
@@ -86,10 +90,11 @@ def test_the_twins_build_the_same_boxes():
     assert leaf_sets(ref) == leaf_sets(fast)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(("d", "leaf_size"), [(1, 1), (2, 4), (3, 8), (5, 2), (8, 16)])
-def test_the_twins_agree_node_by_node_on_data_without_ties(d, leaf_size):
+def test_the_twins_agree_node_by_node_on_data_without_ties(d, leaf_size, dtype):
     rng = np.random.default_rng(d)
-    ref, fast = twins(rng.standard_normal((1500, d)), leaf_size)
+    ref, fast = twins(rng.standard_normal((1500, d)).astype(dtype), leaf_size)
     for _ in range(10):
         a = rng.standard_normal(d)
         assert_same_walk(ref, fast, a, float(rng.normal(0, 1.5)))
@@ -108,8 +113,9 @@ def tied_points(draw, max_n: int = 80, max_d: int = 6):
 
 
 @settings(max_examples=examples(60))
-@given(tied_points(), st.integers(1, 6), st.data())
-def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, data):
+@given(tied_points(), st.integers(1, 6), st.sampled_from([np.float64, np.float32]), st.data())
+def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, dtype, data):
+    points = points.astype(dtype)
     ref, fast = twins(points, leaf_size)
     assert leaf_sets(ref) == leaf_sets(fast)
     d = points.shape[1]

@@ -58,7 +58,8 @@ def fig_wallclock(quick: bool = False, seed: int = 0, results_dir: Path | None =
                         textcoords="offset points", fontsize=7)
     ax.axhline(1.0, color="black", lw=0.8, marker="")
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="dimension d", ylabel="speed-up over the dense scan",
-           title="HSR query vs K @ a >= t (Gaussian keys, t = sqrt(0.4 ln n))")
+    dtype = rows[0].get("dtype", "float64")  # the keys' dtype, and so the scan's
+    ax.set(xlabel="dimension d", ylabel=f"speed-up over the {dtype} scan",
+           title=f"HSR query vs K @ a >= t, K {dtype} (Gaussian keys, t = sqrt(0.4 ln n))")
     ax.legend(fontsize=7, loc="upper right")
     return fig

@@ -5,6 +5,7 @@ Backends (identical answers, different costs):
 ``reference`` (pure-Python kd-tree, to read), ``numpy`` (the same tree, vectorised: the fast
 path), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`` (convex
 layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
+float32 keys are stored and scored in float32, with answers exact in float64 (``numerics``).
 """
 
 from ._stats import BatchQueryStats, QueryStats
@@ -12,11 +13,12 @@ from .brute import BruteForce
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
 from .reference import ReferenceKDTree
-from .structure import BACKENDS, DEFAULT_LEAF_SIZE, HSR
+from .structure import BACKENDS, DEFAULT_LEAF_SIZE, DEFAULT_LEAF_SIZE32, HSR
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_LEAF_SIZE",
+    "DEFAULT_LEAF_SIZE32",
     "HSR",
     "BatchQueryStats",
     "BruteForce",

@@ -20,12 +20,20 @@ organised:
   ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
   in float64 and may differ only for a point within one rounding error of t (as backends may).
 
+Points keep their dtype. float32 points are stored as float32 (ids as int32 when they fit:
+the index is about 1.35x the float32 keys at d = 4) and the points of open leaves are scored in
+float32; a point whose float32 score lies within ``numerics.band32`` of t is rescored in
+float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the reference (which
+holds their exact float64 values) computes it. The box bounds stay in float64 for either dtype.
+
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
-so the build costs O(n) NumPy work per level, O(n log n) in all. As in the reference, a node is
-split on the widest side of its cell (its parent's cell, cut at the median), points are ordered
-by (coordinate, input row) so that ties split the same way in both twins, and the query uses
-the tight box of the node's points.
+so the build costs O(n) NumPy work per level, O(n log n) in all. The points move with the
+permutation at every level (each node's rows stay contiguous, so reads are local), and a level
+whose nodes all have one size (n a power of two) is the points reshaped, without padding. As
+in the reference, a node is split on the widest side of its cell (its parent's cell, cut at the
+median), points are ordered by (coordinate, input row) so that ties split the same way in both
+twins, and the query uses the tight box of the node's points.
 """
 
 from __future__ import annotations
@@ -34,13 +42,15 @@ import numpy as np
 
 from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
+from .brute import compact_ids, decide32, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
-from .numerics import TINY, margin
+from .numerics import TINY, above32, abs_max, band32, below32, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
 _MAX_BATCH = 4096  # queries walked together at most
 _BOTH = np.array([0, 1])  # a node's children: left + 0 and right = left + 1
+_FEW_RANGES = 256  # up to this many ranges, slices beat building an index array
 
 
 def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -73,27 +83,39 @@ def _count(queries: np.ndarray, mask: np.ndarray | None, c: int) -> np.ndarray:
     return np.bincount(queries if mask is None else queries[mask], minlength=c)
 
 
+def _slices(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``values[starts[i]:stops[i]]`` for every i, concatenated: a slice per range when there
+    are few (a lone query's nodes), one gather of ``ranges`` otherwise."""
+    if len(starts) > _FEW_RANGES:
+        return np.take(values, ranges(starts, stops - starts), axis=0)
+    parts = [values[s:e] for s, e in zip(starts.tolist(), stops.tolist(), strict=True)]
+    return np.concatenate(parts) if parts else values[:0]
+
+
 def _per_query(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """``values[queries]``; for a batch of one, ``values[0]`` (broadcast: no gather)."""
     return values[0] if len(values) == 1 else np.take(values, queries, axis=0)
 
 
 class _LevelSplitter:
-    """Splits every node of one level at once; holds ``perm`` (tree order -> input row).
+    """Splits every node of one level at once; holds ``perm`` (tree order -> input row) and
+    ``tree`` (the points in tree order: row j is input row ``perm[j]``).
 
-    ``perm`` carries one spare entry at the end, where the padding of short nodes is parked.
-    Only ``perm`` moves while building; the points are gathered in tree order once, at the end.
+    Both carry one spare entry at the end, where the padding of short nodes is parked. The
+    points move with ``perm`` at every level: each node's rows stay contiguous, so reading a
+    split coordinate is a local read rather than a random gather over the whole input.
     """
 
     def __init__(self, points: np.ndarray) -> None:
         n = len(points)
-        self.points = np.ascontiguousarray(points)
-        self.perm = np.arange(n + 1, dtype=np.int64)
+        self.tree = np.concatenate([points, points[:1]])  # the spare row copies some real row
+        self._tree_next = np.empty_like(self.tree)
+        self.perm = np.arange(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
         self.perm[n] = 0  # the spare entry points at some real row
         self._next = np.empty_like(self.perm)
         self._source = np.arange(n + 1, dtype=np.int64)  # identity outside the split nodes
         self._at = np.empty(n + n // 2 + 1, dtype=np.int64)  # a level holds n points + pads
-        self._values = np.empty(len(self._at))
+        self._values = np.empty(len(self._at), dtype=points.dtype)
 
     def split(self, starts: np.ndarray, sizes: np.ndarray, lo: np.ndarray, hi: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,44 +125,76 @@ class _LevelSplitter:
         its cell is ``[lo[i], hi[i]]``. Returns the left sizes ``z // 2`` and the children's
         cells (the cell cut at the median), interleaved: left, right, left, right, ...
         """
-        spare, d = len(self.perm) - 1, self.points.shape[1]
+        spare = len(self.perm) - 1
         dims = np.argmax(hi - lo, axis=1)  # the lowest index on ties
         n_seg, width = len(starts), int(sizes.max())
-        # A padded matrix with one row per node: its positions in perm, then the spare entry.
-        at = self._at[: n_seg * width].reshape(n_seg, width)
-        np.add(starts[:, None], np.arange(width)[None, :], out=at)
         short = sizes < width
-        at[short, -1] = spare
-        values = self._values[: n_seg * width].reshape(n_seg, width)
-        np.take(self.points.ravel(), self.perm[at] * d + dims[:, None], out=values)
-        values[short, -1] = np.inf  # padding sorts after every real value
+        # Every node split and all of one size (n a power of two): they tile the rows, so the
+        # padded matrix below is the points themselves, reshaped.
+        full = n_seg * width == spare
+        at, values = (None, self._full_values(n_seg, width, dims)) if full else (
+            self._padded_values(starts, short, width, dims))
         left = sizes // 2
         order = np.argpartition(values, np.unique(np.concatenate([left, sizes[short]])), axis=1)
         seg = np.arange(n_seg)
         cut = values[seg, order[seg, left]]  # the median: the smallest value of the right half
-        self._break_ties(order, values, at, cut)
+        self._break_ties(order, values, starts, short, cut)
         order += starts[:, None]  # position in the node -> position in perm
-        order[short, -1] = spare
-        self._source[at.ravel()] = order.ravel()
-        np.take(self.perm, self._source, out=self._next)
-        self._source[at.ravel()] = at.ravel()  # back to the identity
-        self.perm, self._next = self._next, self.perm
+        if full:
+            self._move(order.ravel())
+        else:
+            order[short, -1] = spare
+            self._source[at.ravel()] = order.ravel()
+            self._move(self._source)
+            self._source[at.ravel()] = at.ravel()  # back to the identity
         child_lo, child_hi = np.repeat(lo, 2, axis=0), np.repeat(hi, 2, axis=0)
         child_hi[2 * seg, dims] = cut
         child_lo[2 * seg + 1, dims] = cut
         return left, child_lo, child_hi
 
-    def _break_ties(self, order: np.ndarray, values: np.ndarray, at: np.ndarray,
-                    cut: np.ndarray) -> None:
+    def _full_values(self, n_seg: int, width: int, dims: np.ndarray) -> np.ndarray:
+        """The split coordinate of every point, one row per node, when the nodes tile the rows."""
+        block = self.tree[:-1].reshape(n_seg, width, -1)
+        return np.take_along_axis(block, dims[:, None, None], axis=2)[:, :, 0]
+
+    def _padded_values(self, starts: np.ndarray, short: np.ndarray, width: int, dims: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """A padded matrix with one row per node: its positions in perm (then the spare entry
+        for a short node), and the split coordinate there (inf at the padding)."""
+        spare, d = len(self.perm) - 1, self.tree.shape[1]
+        at = self._at[: len(starts) * width].reshape(len(starts), width)
+        np.add(starts[:, None], np.arange(width)[None, :], out=at)
+        at[short, -1] = spare
+        values = self._values[: len(starts) * width].reshape(len(starts), width)
+        np.take(self.tree.ravel(), at * d + dims[:, None], out=values)
+        values[short, -1] = np.inf  # padding sorts after every real value
+        return at, values
+
+    def _move(self, source: np.ndarray) -> None:
+        """Row j of perm and of the points becomes row ``source[j]`` (the spare row stays)."""
+        m = len(source)
+        np.take(self.perm, source, out=self._next[:m])
+        np.take(self.tree, source, axis=0, out=self._tree_next[:m])
+        self._next[m:], self._tree_next[m:] = self.perm[m:], self.tree[m:]
+        self.perm, self._next = self._next, self.perm
+        self.tree, self._tree_next = self._tree_next, self.tree
+
+    def _break_ties(self, order: np.ndarray, values: np.ndarray, starts: np.ndarray,
+                    short: np.ndarray, cut: np.ndarray) -> None:
         """Where a node holds the median value more than once, order it by (value, input row).
 
         That is the reference's rule (it sorts by that key), so that tied points go to the same
         child in both twins. ``argpartition`` alone leaves ties in any order; the nodes without
         a tie at the median (all of them on continuous data) keep its O(size) partition.
         """
-        tied = np.flatnonzero(np.count_nonzero(values == cut[:, None], axis=1) > 1)
+        equal = values == cut[:, None]  # every node holds its median at least once
+        if np.count_nonzero(equal) == len(cut):  # no node holds it twice: no tie to break
+            return
+        tied = np.flatnonzero(np.count_nonzero(equal, axis=1) > 1)
         if len(tied):
-            rows = self.perm[at[tied]]  # input row of every entry (padding sorts last: inf)
+            at = starts[tied, None] + np.arange(values.shape[1])
+            at[short[tied], -1] = len(self.perm) - 1  # the spare entry
+            rows = self.perm[at]  # input row of every entry (padding sorts last: inf)
             order[tied] = np.lexsort((rows, values[tied]), axis=-1)
 
 
@@ -157,12 +211,14 @@ class NumpyKDTree:
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         n, self.d = points.shape
+        points = np.asarray(points, dtype=key_dtype(points))
         self.leaf_size = leaf_size
         splitter = _LevelSplitter(points)
         self.start, self.stop, self.left = self._build(splitter)
         perm = splitter.perm[:n]
-        self.points = np.take(points, perm, axis=0)  # row j of the tree is row perm[j] of the input
-        self.ids = ids[perm]
+        self.points = splitter.tree[:n]  # row j of the tree is row perm[j] of the input
+        self.ids = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        self._max_abs = float(max(self.points.max(), -self.points.min()))
         self._leaf_width = int((self.stop - self.start)[self.left < 0].max())  # widest leaf
         self._packed = self._boxes()
         # Views into the packed rows [center, half, rad, 1] (see _bounds): no copies.
@@ -178,7 +234,8 @@ class NumpyKDTree:
     def _build(self, splitter: _LevelSplitter) -> tuple[np.ndarray, ...]:
         """Split level by level; return each node's start, stop and left child in BFS order."""
         starts, sizes = np.zeros(1, np.int64), np.array([len(splitter.perm) - 1], np.int64)
-        lo, hi = splitter.points.min(axis=0)[None, :], splitter.points.max(axis=0)[None, :]
+        points = splitter.tree[:-1]  # reduceat over one range: far faster than min(axis=0)
+        lo, hi = np.minimum.reduceat(points, [0], axis=0), np.maximum.reduceat(points, [0], axis=0)
         levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n_nodes = 1  # nodes numbered so far, through the current level
         while len(starts):
@@ -343,14 +400,15 @@ class NumpyKDTree:
         whole, leaves = nodes[~scanned], nodes[scanned]
         whole_sizes = self.stop[whole] - self.start[whole]
         leaf_sizes = self.stop[leaves] - self.start[leaves]
-        whole_ids = self.ids[ranges(self.start[whole], whole_sizes)]
         hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
         hit_ids = self.ids[hit_rows]
         if c == 1:  # a single query: nothing to group
-            found = np.concatenate([whole_ids, hit_ids])
+            whole_ids = _slices(self.ids, self.start[whole], self.stop[whole])
+            found = np.concatenate([whole_ids, hit_ids], dtype=np.int64)
             indptr = np.array([0, len(found)])
             products = np.array([leaf_sizes.sum()])
         else:
+            whole_ids = self.ids[ranges(self.start[whole], whole_sizes)]
             whole_counts = np.bincount(queries[~scanned], weights=whole_sizes, minlength=c)
             hit_counts = np.bincount(queries[scanned], weights=hits, minlength=c)
             indptr, found = concat_rows([(indptr_of(whole_counts.astype(np.int64)), whole_ids),
@@ -364,14 +422,21 @@ class NumpyKDTree:
         """Score the points of each open (query, leaf) pair: the rows that pass, and how many
         per pair. A leaf's rows are gathered as one row of a grid padded to the widest leaf
         (the padding reads the next rows, clipped at the last one, and is masked out), so each
-        query's vector is gathered once per leaf, not once per point."""
+        query's vector is gathered once per leaf, not once per point. float32 points are
+        scored in float32 and the band around t rescored in float64 (``decide32``)."""
         if len(A) == 1:  # one query: gather exactly the leaves' rows, one BLAS product
-            sizes = self.stop[leaves] - self.start[leaves]
-            rows = ranges(self.start[leaves], sizes)
-            keep = np.take(self.points, rows, axis=0) @ A[0] >= t[0]
+            starts, sizes = self.start[leaves], self.stop[leaves] - self.start[leaves]
+            points = _slices(self.points, starts, starts + sizes)
+            if self._float32_for(A):
+                keep = decide32(points, A[0], t[0], float(self.rad[leaves].max(initial=0.0)))
+            else:
+                keep = points @ A[0] >= t[0]
+            if not len(points):
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
             offsets = np.cumsum(sizes) - sizes
-            hits = np.add.reduceat(keep, offsets) if len(rows) else np.zeros(0, np.int64)
-            return rows[keep], hits
+            at = np.flatnonzero(keep)
+            leaf = np.searchsorted(offsets, at, side="right") - 1  # the leaf of each hit
+            return starts[leaf] + at - offsets[leaf], np.add.reduceat(keep, offsets)
         width = np.arange(self._leaf_width)
         step = max(1, _BLOCK // (self._leaf_width * self.d))
         rows, hits = [], []
@@ -381,9 +446,12 @@ class NumpyKDTree:
             points = np.take(self.points, grid, axis=0, mode="clip")
             who = queries[lo:lo + step]
             a = _per_query(A, who)
-            scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
-            limit = _per_query(t, who)
-            hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
+            if self._float32_for(A):
+                hit = self._decide32_grid(points, a, _per_query(t, who), chunk)
+            else:
+                scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
+                limit = _per_query(t, who)
+                hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
             hit &= width < (self.stop[chunk] - self.start[chunk])[:, None]
             rows.append(grid[hit])
             hits.append(np.count_nonzero(hit, axis=1))
@@ -391,9 +459,30 @@ class NumpyKDTree:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(rows), np.concatenate(hits)
 
+    def _float32_for(self, A: np.ndarray) -> bool:
+        """Whether these queries score float32 points in float32 (``numerics.float32_safe``)."""
+        return self.points.dtype == np.float32 and float32_safe(
+            self.d, abs_max(A.ravel()), self._max_abs)
+
+    def _decide32_grid(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
+                       leaves: np.ndarray) -> np.ndarray:
+        """``fl64(<a, x>) >= t`` over a grid of float32 leaf rows (f, w, d), one query per
+        row of the grid (a is (f, d) or one (d,) vector): float32 scores outside each pair's
+        ``band32``, float64 inside."""
+        a = np.broadcast_to(a, (len(points), self.d))
+        t = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(points),))
+        band = band32(self.d, np.abs(a).max(axis=1), self.rad[leaves], t)
+        scores = _dots(points, a.astype(np.float32)[:, None, :])
+        keep = scores >= above32(t + band)[:, None]
+        near = np.nonzero((scores >= below32(t - band)[:, None]) & ~keep)
+        if len(near[0]):  # the few points in the band: decided in float64
+            exact = _dots(points[near].astype(np.float64), a[near[0]])
+            keep[near] = exact >= t[near[0]]
+        return keep
+
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
-        return self.points, self.ids
+        return self.points, self.ids.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -16,14 +16,45 @@ norms of 1e-170 underflow to 0, absolute values do not. The kd-trees use, over a
 ``[lo, hi]``, ``sum_i |a_i| |x_i| <= max_i |a_i| * rad`` with ``rad = sum_i max(|lo_i|, |hi_i|)``.
 
 ``MAX_COORD`` and ``MAX_PRODUCT`` keep every inner product far from float64 overflow.
+
+**float32 keys.** Keys stored as float32 are scored in float32: ``s32 = fl32(<fl32(a), x>)``.
+The answer is still defined in float64 on the stored values, ``fl64(<a, x>) >= t``, so a point
+is decided from ``s32`` only outside a band around t, and rechecked in float64 inside it:
+
+    | s32 - fl64(<a, x>) |  <=  margin32(d) max_i |a_i| rad  +  ETA32 rad  +  2 d TINY32,
+
+with ``rad >= sum_i |x_i|`` (the leaf's ``rad``, or the largest over the keys), u32 = 2^-24,
+``margin32(d) = 4 (d + 2) u32``, ``ETA32 = 2^-149`` and ``TINY32 = 2^-126``. Proof: rounding a
+to float32 moves each a_i by at most ``u32 |a_i| + ETA32/2`` (half the subnormal spacing), so
+``<fl32(a), x>`` is within ``u32 sum |a_i||x_i| + ETA32/2 sum |x_i|`` of ``<a, x>``; the float32
+sum of any order (FMA included) adds ``gamma_d(u32) sum |fl32(a)_i| |x_i| + d TINY32``
+(underflow); the float64 evaluation adds ``gamma_d(u) sum |a_i||x_i| + d TINY``. With
+``d u32 <= 1/16``, ``gamma_d(u32) (1 + u32) + u32 + gamma_d(u) <= (1.07 d + 1.1) u32``, which
+``4 (d + 2) u32`` covers with room for the float64 rounding of ``rad`` and of the band itself;
+``sum |a_i||x_i| <= max_i |a_i| rad`` as for the boxes. ``band32`` adds ``2^-52 |t|`` for the
+rounding of ``t +- band``, and ``below32`` / ``above32`` turn ``t - band`` and ``t + band`` into
+float32 thresholds that are at least as wide, so each score is compared exactly. The float32 path
+is taken only while ``fl32(a)`` and every product stay far from float32 overflow and
+``d <= 2^20`` (``float32_safe``); otherwise the keys are scored in float64.
+
+The kd-tree's box bounds stay in float64 for either dtype (the float32 values convert exactly),
+so the box margin above is the one that applies to them: it compares a box with the float64
+score ``fl64(<a, x>)``, which is what an answer means for float32 keys too.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 UNIT_ROUNDOFF = 2.0**-53  # u: |fl(x) - x| <= u |x| for a normal float64 result
 TINY = 2.0**-1022  # smallest normal float64: the absolute error of an underflowing product
 MAX_COORD = 1e150  # largest stored coordinate: <a, x> of two such points stays finite
 MAX_PRODUCT = 1e300  # largest allowed bound on |<q, k>|, far below the overflow at 1.8e308
+UNIT_ROUNDOFF32 = 2.0**-24  # u32, float32's unit roundoff
+TINY32 = 2.0**-126  # smallest normal float32
+ETA32 = 2.0**-149  # smallest subnormal float32: twice the largest error of rounding into it
+_SPAN32 = 2.0**127  # thresholds are clamped here: float32_safe keeps every score below 2^101
+MAX_PRODUCT32 = 2.0**100  # largest |<a, x>| bound scored in float32 (overflow at 2^128)
 
 
 def margin(d: int) -> float:
@@ -40,3 +71,50 @@ def score(a: list[float], x: list[float]) -> float:
     for ai, xi in zip(a, x, strict=True):
         s += ai * xi
     return s
+
+
+def margin32(d: int) -> float:
+    """Relative band of a float32 score against the float64 one in d dimensions:
+    ``4 (d + 2) u32`` (module docstring)."""
+    return 4.0 * (d + 2) * UNIT_ROUNDOFF32
+
+
+def band32(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
+           t: np.ndarray | float) -> np.ndarray | float:
+    """Half-width of the band around t inside which a float32 score decides nothing:
+    ``margin32(d) max|a| rad + ETA32 rad + 2 d TINY32 + 2^-52 |t|``."""
+    return (margin32(d) * max_abs_a * rad + ETA32 * rad + 2 * d * TINY32
+            + 2.0**-52 * np.abs(t))
+
+
+def float32_safe(d: int, max_abs_a: float, max_abs_x: float) -> bool:
+    """Whether a query with these magnitudes may be scored in float32: ``fl32(a)`` finite and
+    every product and partial sum far below float32 overflow, and ``d u32 <= 1/16``."""
+    return d <= 2**20 and max_abs_a <= MAX_PRODUCT32 and max_abs_a * max_abs_x * d <= MAX_PRODUCT32
+
+
+def abs_max(a: np.ndarray) -> float:
+    """``max_i |a_i|`` of a vector (Python's abs over a short one: a NumPy reduction costs more)."""
+    return float(max(map(abs, a.tolist()), default=0.0)) if a.size <= 32 else float(
+        np.abs(a).max(initial=0.0))
+
+
+def below32(x: np.ndarray | float) -> np.ndarray | np.float32:
+    """A float32 at most x (elementwise), within two float32 units of it: for a float32 score
+    s with |s| <= 2^126, ``s < below32(x)`` implies ``s < x``. ``x - 2^-23 |x| - 2^-149``
+    rounded to nearest: the widening exceeds half a float32 unit at every scale."""
+    if isinstance(x, float):  # one value: scalar arithmetic, no arrays
+        x = min(max(x, -_SPAN32), _SPAN32)
+        return np.float32(x - abs(x) * 2.0**-23 - ETA32)
+    x = np.clip(x, -_SPAN32, _SPAN32)
+    return (x - np.abs(x) * 2.0**-23 - ETA32).astype(np.float32)
+
+
+def above32(x: np.ndarray | float) -> np.ndarray | np.float32:
+    """A float32 at least x (elementwise), within two float32 units of it: for a float32
+    score s with |s| <= 2^126, ``s >= above32(x)`` implies ``s >= x``."""
+    if isinstance(x, float):
+        x = min(max(x, -_SPAN32), _SPAN32)
+        return np.float32(x + abs(x) * 2.0**-23 + ETA32)
+    x = np.clip(x, -_SPAN32, _SPAN32)
+    return (x + np.abs(x) * 2.0**-23 + ETA32).astype(np.float32)

@@ -24,6 +24,8 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
@@ -32,9 +34,10 @@ from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .csr import concat_rows, keep_rows, sort_rows
+from .faiss_scan import FaissScan
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
-from .numerics import MAX_COORD, MAX_PRODUCT
+from .numerics import MAX_COORD, MAX_PRODUCT, abs_max
 from .reference import ReferenceKDTree
 
 BACKENDS: dict[str, type[StaticIndex]] = {
@@ -44,6 +47,9 @@ BACKENDS: dict[str, type[StaticIndex]] = {
     "layers": ConvexLayers,
 }
 DEFAULT_LEAF_SIZE = 32
+# float32 leaves cost half the memory traffic per point, and bigger leaves mean fewer levels
+# of per-level NumPy calls: 128 was fastest or within noise of it at d = 2 .. 4, n = 2^22.
+DEFAULT_LEAF_SIZE32 = 128
 MAX_ABS = MAX_COORD  # larger coordinates would let inner products overflow float64
 
 
@@ -54,18 +60,26 @@ class HSR:
     Parameters
     ----------
     points : (n, d) array of float32 or float64 (ints are accepted), n >= 1, finite.
-        Copied: the caller's array is never modified. Stored as float64.
+        Copied: the caller's array is never modified. float32 keys are stored and scored in
+        float32 (``dtype``), anything else in float64 (``add`` of points that are not float32
+        values turns the whole HSR to float64); either way a point is reported iff
+        ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
-        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``).
-    leaf_size : positive int, the most points a kd-tree leaf holds (default 32).
+        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``),
+        and again per batch size class for ``query_many`` (``auto.query_many``).
+    leaf_size : positive int, the most points a kd-tree leaf holds (default
+        ``DEFAULT_LEAF_SIZE`` = 32 for float64 keys, ``DEFAULT_LEAF_SIZE32`` = 128 for float32).
     """
 
     def __init__(self, points: object, backend: str = "auto",
-                 leaf_size: int = DEFAULT_LEAF_SIZE) -> None:
+                 leaf_size: int | None = None) -> None:
         if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be one of {['auto', *BACKENDS]}; got {backend!r}")
+        pts = as_matrix("points", points, keep_float32=True)
+        self.dtype = np.dtype(pts.dtype)
+        if leaf_size is None:
+            leaf_size = DEFAULT_LEAF_SIZE32 if self.dtype == np.float32 else DEFAULT_LEAF_SIZE
         self.leaf_size = as_positive_int("leaf_size", leaf_size)
-        pts = as_matrix("points", points)
         if backend == "layers" and pts.shape[1] != 2:
             raise ValueError("backend 'layers' works in the plane only (d = 2); "
                              f"got d = {pts.shape[1]}")
@@ -82,7 +96,8 @@ class HSR:
     # -- updates -----------------------------------------------------------------------------
     def add(self, points: object) -> np.ndarray:
         """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``."""
-        pts = as_matrix("points", points, d=self.d, allow_empty=True)
+        pts = self._as_dtype(as_matrix("points", points, d=self.d, allow_empty=True,
+                                       keep_float32=True))
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
@@ -131,6 +146,23 @@ class HSR:
             self._blocks = [self._merge(self._blocks)] if len(self) else []
             self._n_dead = 0
 
+    def _as_dtype(self, points: np.ndarray) -> np.ndarray:
+        """The points in the stored dtype. Points that are not float32 values (they would
+        round) turn an HSR over float32 keys into one over float64 keys, every block rebuilt:
+        answers are always about the values given, never about rounded ones."""
+        if points.dtype == self.dtype:
+            return points
+        cast = points.astype(self.dtype)
+        if self.dtype == np.float32 and not np.array_equal(cast, points):
+            self.dtype = np.dtype(np.float64)
+            rebuilt = []
+            for block in self._blocks:
+                stored, ids = block.items()
+                rebuilt.append(self._build(stored.astype(np.float64), ids))
+            self._blocks = rebuilt
+            return points.astype(np.float64)
+        return cast
+
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
         if self.backend == "auto":
@@ -140,7 +172,7 @@ class HSR:
     def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
         """Rebuild several blocks as one, dropping dead points."""
         pairs = [block.items() for block in blocks]
-        points = np.concatenate([p for p, _ in pairs])
+        points = np.concatenate([p for p, _ in pairs]).astype(self.dtype, copy=False)
         ids = np.concatenate([i for _, i in pairs])
         keep = self._alive[ids]
         self._n_dead -= int(np.count_nonzero(~keep))
@@ -154,15 +186,20 @@ class HSR:
         a_vec = as_vector("a", a, d=self.d)
         t_val = as_scalar("t", t)
         self._check_magnitude("a", a_vec)
-        found, total = [np.zeros(0, dtype=np.int64)], QueryStats()
-        for block in self._blocks:
-            ids, cost = block.query(a_vec, t_val)
-            found.append(ids)
-            total = total + cost
-        ids = np.concatenate(found)
+        answers = [block.query(a_vec, t_val) for block in self._blocks]
+        if len(answers) == 1:  # one block (the usual case): its fresh arrays, no copy
+            ids, total = answers[0]
+        else:
+            ids = np.concatenate([np.zeros(0, dtype=np.int64)] + [i for i, _ in answers])
+            total = sum((cost for _, cost in answers), QueryStats())
         if self._n_dead:
             ids = ids[self._alive[ids]]
-        ids.sort()
+        ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce | FaissScan
+                                                        ) and self._blocks[0].ascending
+        if not ordered and self._n_ids < 2**31:  # int32 sorts faster
+            ids = np.sort(ids.astype(np.int32)).astype(np.int64)
+        elif not ordered:
+            ids.sort()
         total.points_reported = len(ids)
         return (ids, total) if stats else ids
 
@@ -183,7 +220,9 @@ class HSR:
         if not isinstance(sort, bool | np.bool_):
             raise TypeError(f"sort must be True or False; got {sort!r}")
         each_sorted = bool(sort) and len(self._blocks) == 1  # else sorted once, after merging
-        answers = [block.query_many(A_mat, t_vec, sort=each_sorted) for block in self._blocks]
+        ask = (partial(auto.query_many, leaf_size=self.leaf_size) if self.backend == "auto"
+               else type(self)._ask_block)
+        answers = [ask(block, A_mat, t_vec, sort=each_sorted) for block in self._blocks]
         indptr, ids = np.zeros(len(A_mat) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if answers:  # (every point deleted: no block at all)
             indptr, ids = concat_rows([(ptr, found) for ptr, found, _ in answers])
@@ -197,9 +236,15 @@ class HSR:
         total.points_reported = np.diff(indptr)
         return (indptr, ids, total) if stats else (indptr, ids)
 
+    @staticmethod
+    def _ask_block(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``block.query_many``: how every backend but "auto" answers a batch."""
+        return block.query_many(A, t, sort)
+
     def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
         """Refuse query vectors whose inner products with the points could overflow float64."""
-        if float(np.abs(queries).max(initial=0.0)) * self._max_abs * self.d > MAX_PRODUCT:
+        if abs_max(queries.ravel()) * self._max_abs * self.d > MAX_PRODUCT:
             raise ValueError(f"{name} is too large for these points: <a, x> would overflow "
                              "float64")
 
@@ -229,8 +274,9 @@ class HSR:
 
     def __repr__(self) -> str:
         n = len(self)
-        keys = max(1, n * self.d * 8)
+        keys = max(1, n * self.d * self.dtype.itemsize)
         kinds = sorted({block.name for block in self._blocks})
         return (f"HSR(backend={self.backend!r} [{', '.join(kinds)}], n={n}, d={self.d}, "
+                f"dtype={self.dtype}, "
                 f"blocks={[len(b) for b in self._blocks]}, depth={self.depth}, "
                 f"memory={self.nbytes / 2**20:.2f} MiB = {self.nbytes / keys:.2f}x the keys)")

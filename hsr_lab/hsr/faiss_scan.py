@@ -1,0 +1,126 @@
+"""The float32 scan run by faiss (``IndexFlatIP.range_search``), made exact: a block for "auto".
+
+faiss scores float32 keys in float32 with its own SIMD loops (a BLAS product for batches), so
+the band of ``numerics.band32`` bounds its error as it bounds ours (any summation order, FMA
+included). The search asks for every score above ``below32(t - band)``; a score below
+``above32(t + band)`` is rescored in float64. The answer is ``fl64(<a, x>) >= t`` on the stored
+values, as from every other backend. faiss holds the only copy of the keys: ``points`` is a
+NumPy view of its storage. faiss is optional (``pip install "hsr_lab[peers]"``); "auto" races
+this block against ``BruteForce`` only where it is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..optional import available
+from ._stats import BatchQueryStats, QueryStats
+from .brute import compact_ids, l1_reach, scan32_many
+from .csr import indptr_of, sort_rows
+from .numerics import above32, abs_max, band32, below32, float32_safe
+
+
+def usable(points: np.ndarray) -> bool:
+    """Whether a block of these points can be a ``FaissScan``: float32 keys, faiss installed."""
+    return points.dtype == np.float32 and available("faiss")
+
+
+class FaissScan:
+    """Scores every float32 point with faiss's flat inner-product scan: O(n d) per query."""
+
+    name = "faiss"
+    ascending = True  # query returns ascending ids (``HSR.query`` need not sort them)
+
+    def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
+        import faiss
+
+        n, d = points.shape
+        self.index = faiss.IndexFlatIP(d)
+        self.index.add(np.ascontiguousarray(points, dtype=np.float32))
+        self.points = faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d)
+        self._ids = compact_ids(ids)
+        self._rad = l1_reach(self.points)
+        self._max_abs = float(max(self.points.max(), -self.points.min()))
+
+    def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
+        """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost."""
+        _, ids, stats = self._search(a[None, :], np.array([t]), sort=False)
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # faiss lists rows in order
+            ids.sort()
+        return ids, stats[0]
+
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` for the m rows of A (rows ascending if ``sort``): the NumPy
+        batch scan ``brute.scan32_many`` over faiss's storage, which measured faster than
+        faiss's own batched ``range_search`` on one thread."""
+        m = len(A)
+        t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
+        indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
+        ids = self._ids[rows].astype(np.int64)
+        if sort:
+            ids = sort_rows(indptr, ids)
+        return indptr, ids, self._stats(indptr)
+
+    def _search(self, A: np.ndarray, t: np.ndarray, sort: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` by one faiss ``range_search`` at the lowest of the rows'
+        thresholds, then each row's own band."""
+        m, d = A.shape
+        a_max = np.array([abs_max(a) for a in A])
+        if not all(float32_safe(d, float(v), self._max_abs) for v in a_max):
+            return self._float64_many(A, t, sort)
+        band = band32(d, a_max, self._rad, t)
+        lo, hi = below32(t - band), above32(t + band)
+        radius = np.nextafter(lo.min(), np.float32(-np.inf))  # faiss keeps scores > radius
+        lims, scores, rows = self.index.range_search(A.astype(np.float32), float(radius))
+        query = np.repeat(np.arange(m), np.diff(lims.astype(np.int64)))
+        keep = scores >= lo[query]
+        unsure = np.flatnonzero(keep & (scores < hi[query]))
+        if len(unsure):  # the few points in the band: decided in float64
+            exact = np.einsum("rk,rk->r", self.points[rows[unsure]].astype(np.float64),
+                              A[query[unsure]])
+            keep[unsure] = exact >= t[query[unsure]]
+        indptr = indptr_of(np.bincount(query[keep], minlength=m))
+        ids = self._ids[rows[keep]].astype(np.int64)
+        if sort:
+            ids = sort_rows(indptr, ids)
+        return indptr, ids, self._stats(indptr)
+
+    def _float64_many(self, A: np.ndarray, t: np.ndarray, sort: bool
+                      ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """Queries too large for float32 scores: scored in float64, a chunk of rows at a time."""
+        found = []
+        for a, t_i in zip(A, t, strict=True):
+            step = 1 << 16
+            found.append(np.concatenate([
+                np.flatnonzero(self.points[s:s + step].astype(np.float64) @ a >= t_i) + s
+                for s in range(0, len(self.points), step)]))
+        indptr = indptr_of(np.array([len(f) for f in found], dtype=np.int64))
+        ids = self._ids[np.concatenate(found)].astype(np.int64)
+        return indptr, (sort_rows(indptr, ids) if sort else ids), self._stats(indptr)
+
+    def _stats(self, indptr: np.ndarray) -> BatchQueryStats:
+        stats = BatchQueryStats.zeros(len(indptr) - 1)
+        stats.inner_products[:], stats.points_reported[:] = len(self._ids), np.diff(indptr)
+        return stats
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored points (a view of faiss's storage) and their ids."""
+        return self.points, self._ids.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def depth(self) -> int:
+        """A scan has no tree: depth 0."""
+        return 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored points (in faiss) and ids."""
+        return self.points.nbytes + self._ids.nbytes
+
+    def __repr__(self) -> str:
+        return f"FaissScan(n={len(self)}, d={self.points.shape[1]}, float32)"
