@@ -171,7 +171,7 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
     return fig
 
 
-def view_smollm2_head(layer: int = 11, head: int = 0, c: float = 0.4, per_row: bool = False,
+def view_smollm2_head(layer: int = 15, head: int = 0, c: float = 0.4, per_row: bool = False,
                       quick: bool | None = None, seed: int = 0) -> Figure:
     """One head of SmolLM2-135M (4-bit Q4_1 weights) on the study's long text, thresholded.
 

@@ -110,11 +110,11 @@ def cost_panel(log2_n: int = 16) -> Panel:
     )
 
 
-def smollm2_panel(quick: bool | None = None, layer: int = 11) -> Panel:
+def smollm2_panel(quick: bool | None = None, layer: int = 15) -> Panel:
     """SmolLM2-135M (4-bit Q4_1 weights): layer, head, the constant c of the threshold and the
     kind of threshold (the paper's scalar b or per-row b_i); what is kept, what mass is dropped.
 
-    The layers offered are those of the study's cached extraction (quick: 0, 3 and 11).
+    The layers offered are those of the study's cached extraction (quick: 0, 3 and 15).
     """
     from hsr_lab.experiments.smollm2 import study_extraction
 
