@@ -339,7 +339,7 @@ def test_smollm2_view_shows_the_threshold_of_one_head(per_row):
 
 @needs_smol
 @pytest.mark.parametrize(("kwargs", "name"), [(dict(layer=5), "layer"), (dict(head=9), "head"),
-                                              (dict(c=-1.0), "c")])
+                                              (dict(c=0.0), "c")])
 def test_smollm2_view_rejects_what_was_not_extracted(kwargs, name):
     from hsr_lab.figures.views import view_smollm2_head
 

@@ -353,8 +353,8 @@ def head_threshold(ex, layer: int, head: int, c: float = C, per_row: bool = Fals
     (layer, head), at the paper's scalar b = sigma_a sqrt(c ln n) or, with ``per_row``, at
     b_i = mu_i + sigma_i sqrt(c ln (i+1)): what is kept and what mass each method drops."""
     li, hi = ex._where(layer, head)  # it checks that the layer and head were extracted
-    if isinstance(c, bool) or not isinstance(c, int | float | np.number) or not 0 <= c <= 4:
-        raise ValueError(f"c must be a number in [0, 4] (the paper's is 0.4); got {c!r}")
+    if isinstance(c, bool) or not isinstance(c, int | float | np.number) or not 0 < c <= 4:
+        raise ValueError(f"c must be a number in (0, 4] (the paper's is 0.4); got {c!r}")
     n = ex.n
     m = min(n, as_positive_int("m", m))
     Q, K = ex.Q[li, hi], ex.K[li, ex.kv_heads[hi]]

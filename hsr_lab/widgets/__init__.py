@@ -122,7 +122,7 @@ def smollm2_panel(quick: bool | None = None, layer: int = 15) -> Panel:
     return Panel(
         functools.partial(view_smollm2_head, quick=quick),
         {"head": widgets.IntSlider(0, min=0, max=8, description="query head", **_SLIDER),
-         "c": widgets.FloatSlider(0.4, min=0.0, max=2.0, step=0.05, description="c in b",
+         "c": widgets.FloatSlider(0.4, min=0.05, max=2.0, step=0.05, description="c in b",
                                   **_SLIDER),
          "layer": widgets.Dropdown(options=layers, value=layer if layer in layers else
                                    layers[-1], description="layer"),
