@@ -191,7 +191,7 @@ def view_smollm2_head(layer: int = 15, head: int = 0, c: float = 0.4, per_row: b
     j, kept = np.arange(n), h.S[-1] > h.b[-1]
     rule = "per-row $b_i$" if per_row else r"paper's $b=\sigma_a\sqrt{c\ln n}$"
     with house_style():
-        fig, (ax_row, ax_eps) = new_figure(width_ratio=2.1, height=2.8, ncols=2)
+        fig, (ax_row, ax_eps) = new_figure(width_ratio=2.1, height=3.2, ncols=2)
         ax_row.plot(j[~kept], last[~kept], ls="", marker=".", ms=2, color="0.6", label="dropped")
         ax_row.plot(j[kept], last[kept], ls="", marker="o", ms=3, color=COLORS[0], label="kept")
         ax_row.plot([0], [last[0]], ls="", marker="*", ms=8, color=COLORS[1], label="token 0")
@@ -200,14 +200,14 @@ def view_smollm2_head(layer: int = 15, head: int = 0, c: float = 0.4, per_row: b
         ax_row.set(xlabel="key position j", ylabel=r"score $s_{ij}$ of the last query",
                    title=f"layer {layer}, head {head} (KV head {head // 3}), n = {n}: "
                          f"{kept.sum()} kept\nmass on token 0: {h.P[-1, 0]:.2f}; {rule}")
-        ax_row.legend(fontsize=6, loc="lower right")
+        ax_row.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4)
         for i, (name, label) in enumerate(METHODS):
             ax_eps.plot(h.rows, h.eps[name], color=COLORS[i], ls=LINESTYLES[i], marker="",
                         label=f"{label}: mean {h.eps[name].mean():.2f}")
         ax_eps.set(xlabel="query row i (the last m)", ylabel=r"dropped mass $\epsilon_i$",
                    ylim=(-0.02, 1.02), title=f"c = {h.c:.2f}: {h.kept.mean():.1f} entries "
                                             f"above b per row (mean)")
-        ax_eps.legend(fontsize=6, loc="best")
+        ax_eps.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         fig.suptitle(QUANTISED, fontsize=7, color="0.3")
     return fig
 
