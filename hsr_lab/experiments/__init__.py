@@ -13,7 +13,13 @@ cached sweep over real attention scores.
 from .cost import KEY_KINDS, QueryCost, ThresholdRows, measure_query_cost, per_row_vs_scalar
 from .dynamic import InsertionCost, insertion_cost
 from .plane import PlaneQuery, plane_query
-from .smollm2 import SmolStudy, smollm2_study
+from .smollm2 import (
+    HeadThreshold,
+    SmolStudy,
+    head_threshold,
+    smollm2_study,
+    study_extraction,
+)
 from .softmax import (
     MassSweep,
     SoftmaxSweep,
@@ -45,6 +51,7 @@ __all__ = [
     "KEY_KINDS",
     "TREES",
     "BoxSlack",
+    "HeadThreshold",
     "InsertionCost",
     "LineSweep",
     "MassSweep",
@@ -58,6 +65,7 @@ __all__ = [
     "WorkSweep",
     "activation_mask",
     "dropped_mass_vs_n",
+    "head_threshold",
     "insertion_cost",
     "leaf_box_slack",
     "line_counterexample",
@@ -73,4 +81,5 @@ __all__ = [
     "smollm2_study",
     "softmax_error_sweep",
     "sparsity_sweep",
+    "study_extraction",
 ]

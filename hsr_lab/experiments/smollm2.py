@@ -21,6 +21,7 @@ tokens gives every prefix n.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from hsr_lab import cache, theory
 from hsr_lab.data import long_text
 from hsr_lab.data.smollm2 import HEAD_DIM, KV_HEAD, QUANTISED
+from hsr_lab.validate import as_positive_int
 
 from .common import progress, resolve_quick
 
@@ -90,6 +92,19 @@ def approximation_error(P: np.ndarray, keep: np.ndarray, V: np.ndarray) -> float
     return float(np.abs(P @ V - approx).max())
 
 
+def kept_masks(S: np.ndarray, P: np.ndarray, b: float | np.ndarray, rows: np.ndarray
+               ) -> dict[str, np.ndarray]:
+    """The kept entries of the rows ``rows`` (scores S, probabilities P, (m, n)) for each method:
+    s_ij > b ("hsr"), the same plus token 0 ("hsr_sink"), and at hsr_sink's kept count k_i,
+    StreamingLLM ("streaming") and exact top-k ("topk"). ``b``: a scalar or one per row."""
+    n = S.shape[1]
+    hsr = S > np.reshape(b, (-1, 1))
+    with_sink = hsr | (np.arange(n) == 0)[None, :]
+    k = with_sink.sum(axis=1)
+    return dict(hsr=hsr, hsr_sink=with_sink, streaming=streaming_mask(rows, n, k),
+                topk=topk_mask(P, k))
+
+
 def head_study(Q: np.ndarray, K: np.ndarray, V: np.ndarray, sizes: np.ndarray, m: int,
                c: float = C) -> dict[str, np.ndarray]:
     """Every number of one (layer, head): counts over the prefixes ``sizes``, then sinks,
@@ -105,11 +120,8 @@ def head_study(Q: np.ndarray, K: np.ndarray, V: np.ndarray, sizes: np.ndarray, m
             out[key].append(value)
     n = int(sizes[-1])
     rows, P, Vn = np.arange(n - m, n), softmax_rows(S), np.asarray(V[:n], np.float64)
-    hsr = S > b
-    with_sink = hsr | (np.arange(n) == 0)[None, :]
-    k = with_sink.sum(axis=1)
-    masks = dict(hsr=hsr, hsr_sink=with_sink, streaming=streaming_mask(rows, n, k),
-                 topk=topk_mask(P, k))
+    masks = kept_masks(S, P, b, rows)
+    k = masks["hsr_sink"].sum(axis=1)
     eps = {name: 1.0 - np.where(mask, P, 0.0).sum(axis=1) for name, mask in masks.items()}
     v_inf = float(np.abs(Vn).max())
     return ({key: np.array(v) for key, v in out.items()}
@@ -268,16 +280,21 @@ def study(ex, sizes: np.ndarray, m: int, tree_rows: int = 8, c: float = C
     return per | pca | pr | dict(norms=ex.norms, peaks=ex.peaks)
 
 
+def _setting(quick: bool) -> tuple[int, tuple[int, ...] | None, tuple[int, ...], int]:
+    """max_tokens, layers (None: all 30), prefix lengths and m of the quick or the full study."""
+    return ((256, (0, 3, 15), (64, 128, 256), 16) if quick else
+            (8192, None, (256, 512, 1024, 2048, 4096, 8192), 64))
+
+
 def smollm2_study(quick: bool | None = None, seed: int = 0, force: bool = False
                   ) -> SmolStudy:
     """The study on ``long_text.cached_extraction`` (cached twice: the extraction, then this).
 
     Full: 8192 tokens (8191 after the cut), all 30 layers, n = 256 .. 8191, m = 64 rows.
-    Quick: 256 tokens, layers 0, 3 and 11, n = 64 .. 256, m = 16 (seconds).
+    Quick: 256 tokens, layers 0, 3 and 15 (the sinks start at layer 12), n = 64 .. 256,
+    m = 16 (seconds).
     """
-    quick = resolve_quick(quick)
-    max_tokens, layers, sizes, m = ((256, (0, 3, 11), (64, 128, 256), 16) if quick else
-                                    (8192, None, (256, 512, 1024, 2048, 4096, 8192), 64))
+    max_tokens, layers, sizes, m = _setting(resolve_quick(quick))
     params = dict(max_tokens=max_tokens, layers=layers, sizes=sizes, m=m, seed=seed, c=C)
 
     def compute() -> dict[str, np.ndarray]:
@@ -287,3 +304,64 @@ def smollm2_study(quick: bool | None = None, seed: int = 0, force: bool = False
 
     data = dict(cache.cached("smollm2_study", params, compute, force=force))
     return SmolStudy(data.pop("layers"), data.pop("sizes"), m, data)
+
+
+# ----------------------------------------------------------------------------- one head
+@functools.lru_cache(maxsize=2)
+def _extraction(quick: bool, seed: int):
+    max_tokens, layers, _, _ = _setting(quick)
+    return long_text.cached_extraction(max_tokens, seed, layers)
+
+
+def study_extraction(quick: bool | None = None, seed: int = 0):
+    """The cached extraction the study reads (quick: 256 tokens, layers 0, 3, 15; full: 8192
+    tokens, all 30 layers), kept in memory after the first call (views redraw from it)."""
+    return _extraction(resolve_quick(quick), seed)
+
+
+@dataclass(frozen=True, eq=False)
+class HeadThreshold:
+    """One (layer, head) at one threshold: the last m rows of the prefix of n tokens.
+
+    S, P: (m, n) scores and softmax probabilities (0 and -inf above the diagonal).
+    b: (m,) the threshold of each row (all equal for the paper's scalar b).
+    kept: (m,) |{j : s_ij > b}|. eps: method -> (m,) dropped mass eps_i (``kept_masks``).
+    """
+
+    layer: int
+    head: int
+    c: float
+    per_row: bool
+    rows: np.ndarray
+    S: np.ndarray
+    P: np.ndarray
+    b: np.ndarray
+    kept: np.ndarray
+    eps: dict[str, np.ndarray]
+
+    def __repr__(self) -> str:
+        rule = "per-row b_i" if self.per_row else "paper's scalar b"
+        return (f"HeadThreshold(layer {self.layer}, head {self.head}, {rule}, c={self.c:g}, "
+                f"n={self.S.shape[1]}, m={len(self.rows)}: kept {self.kept.mean():.1f} per "
+                f"row; dropped mass " + ", ".join(f"{k} {v.mean():.3f}" for k, v in
+                                                  self.eps.items()) + f"; {QUANTISED})")
+
+
+def head_threshold(ex, layer: int, head: int, c: float = C, per_row: bool = False,
+                   m: int = 64) -> HeadThreshold:
+    """Threshold the last ``m`` rows of ``ex``'s full prefix for one
+    (layer, head), at the paper's scalar b = sigma_a sqrt(c ln n) or, with ``per_row``, at
+    b_i = mu_i + sigma_i sqrt(c ln (i+1)): what is kept and what mass each method drops."""
+    li, hi = ex._where(layer, head)  # it checks that the layer and head were extracted
+    if isinstance(c, bool) or not isinstance(c, int | float | np.number) or not 0 < c <= 4:
+        raise ValueError(f"c must be a number in (0, 4] (the paper's is 0.4); got {c!r}")
+    n = ex.n
+    m = min(n, as_positive_int("m", m))
+    Q, K = ex.Q[li, hi], ex.K[li, ex.kv_heads[hi]]
+    S, rows = decoding_scores(Q, K, n, m), np.arange(n - m, n)
+    b = row_b(S, c) if per_row else np.full(m, paper_b(Q[rows], K, n, c))
+    P = softmax_rows(S)
+    masks = kept_masks(S, P, b, rows)
+    eps = {name: 1.0 - np.where(mask, P, 0.0).sum(axis=1) for name, mask in masks.items()}
+    return HeadThreshold(layer, head, float(c), bool(per_row), rows, S, P, b,
+                         (S > b[:, None]).sum(axis=1), eps)

@@ -171,6 +171,47 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
     return fig
 
 
+def view_smollm2_head(layer: int = 15, head: int = 0, c: float = 0.4, per_row: bool = False,
+                      quick: bool | None = None, seed: int = 0) -> Figure:
+    """One head of SmolLM2-135M (4-bit Q4_1 weights) on the study's long text, thresholded.
+
+    Left: the scores s_ij of the last query against the key position j, the threshold (the
+    paper's scalar b = sigma_a sqrt(c ln n), or with ``per_row`` the row's own b_i, which needs
+    the dense pass over the row) and the kept entries; token 0 (the sink) is marked. Right: the
+    dropped softmax mass eps_i of the last m = 64 rows for s > b, s > b plus token 0, and, at
+    the same kept count, StreamingLLM and exact top-k (``experiments.smollm2.head_threshold``).
+    Needs the SmolLM2 weights; the extraction is read from the cache once, then kept.
+    """
+    from hsr_lab.data.smollm2 import QUANTISED
+    from hsr_lab.experiments.smollm2 import head_threshold, study_extraction
+    from hsr_lab.figures.smollm2 import METHODS
+
+    h = head_threshold(study_extraction(quick, seed), layer, head, as_scalar("c", c), per_row)
+    n, last = h.S.shape[1], h.S[-1]
+    j, kept = np.arange(n), h.S[-1] > h.b[-1]
+    rule = "per-row $b_i$" if per_row else r"paper's $b=\sigma_a\sqrt{c\ln n}$"
+    with house_style():
+        fig, (ax_row, ax_eps) = new_figure(width_ratio=2.1, height=3.2, ncols=2)
+        ax_row.plot(j[~kept], last[~kept], ls="", marker=".", ms=2, color="0.6", label="dropped")
+        ax_row.plot(j[kept], last[kept], ls="", marker="o", ms=3, color=COLORS[0], label="kept")
+        ax_row.plot([0], [last[0]], ls="", marker="*", ms=8, color=COLORS[1], label="token 0")
+        ax_row.axhline(h.b[-1], color="black", ls="--", marker="", lw=0.8, label=f"b = "
+                       f"{h.b[-1]:.2f}")
+        ax_row.set(xlabel="key position j", ylabel=r"score $s_{ij}$ of the last query",
+                   title=f"layer {layer}, head {head} (KV head {head // 3}), n = {n}: "
+                         f"{kept.sum()} kept\nmass on token 0: {h.P[-1, 0]:.2f}; {rule}")
+        ax_row.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4)
+        for i, (name, label) in enumerate(METHODS):
+            ax_eps.plot(h.rows, h.eps[name], color=COLORS[i], ls=LINESTYLES[i], marker="",
+                        label=f"{label}: mean {h.eps[name].mean():.2f}")
+        ax_eps.set(xlabel="query row i (the last m)", ylabel=r"dropped mass $\epsilon_i$",
+                   ylim=(-0.02, 1.02), title=f"c = {h.c:.2f}: {h.kept.mean():.1f} entries "
+                                            f"above b per row (mean)")
+        ax_eps.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+        fig.suptitle(QUANTISED, fontsize=7, color="0.3")
+    return fig
+
+
 def _verdict(speedup: float) -> str:
     """'tree 2.3x faster than the scan', '... slower ...', or 'tree and scan on par'."""
     if 0.95 <= speedup <= 1.05:

@@ -13,6 +13,8 @@ business of ``hsr_lab.widgets.render``.
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as widgets
 
 from hsr_lab.experiments import KEY_KINDS
@@ -21,6 +23,7 @@ from hsr_lab.figures.views import (
     view_query_cost,
     view_relu_attention,
     view_scaling,
+    view_smollm2_head,
     view_softmax_threshold,
 )
 from hsr_lab.widgets.render import Panel, Scene, ScenePanel
@@ -33,6 +36,7 @@ __all__ = [
     "plane_panel",
     "relu_panel",
     "scaling_panel",
+    "smollm2_panel",
     "softmax_panel",
 ]
 
@@ -103,4 +107,26 @@ def cost_panel(log2_n: int = 16) -> Panel:
          "keys": widgets.Dropdown(options=KEY_KINDS, value="isotropic", description="keys")},
         "Where the tree beats the scan: measured on this machine",
         button="Measure",
+    )
+
+
+def smollm2_panel(quick: bool | None = None, layer: int = 15) -> Panel:
+    """SmolLM2-135M (4-bit Q4_1 weights): layer, head, the constant c of the threshold and the
+    kind of threshold (the paper's scalar b or per-row b_i); what is kept, what mass is dropped.
+
+    The layers offered are those of the study's cached extraction (quick: 0, 3 and 15).
+    """
+    from hsr_lab.experiments.smollm2 import study_extraction
+
+    layers = list(study_extraction(quick).layers)
+    return Panel(
+        functools.partial(view_smollm2_head, quick=quick),
+        {"head": widgets.IntSlider(0, min=0, max=8, description="query head", **_SLIDER),
+         "c": widgets.FloatSlider(0.4, min=0.05, max=2.0, step=0.05, description="c in b",
+                                  **_SLIDER),
+         "layer": widgets.Dropdown(options=layers, value=layer if layer in layers else
+                                   layers[-1], description="layer"),
+         "per_row": widgets.Dropdown(options=[("paper's scalar b", False), ("per-row b_i", True)],
+                                     value=False, description="threshold")},
+        "SmolLM2-135M (4-bit weights): one head's scores against the threshold",
     )
