@@ -121,7 +121,34 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
     return indptr_of(np.bincount(rows, minlength=m)), cols[order]
 
 
-class BruteForce:
+class FlatStore:
+    """What a scan holds: ``points`` (n, d) and their ``_ids``, with no tree (depth 0).
+
+    Shared by ``BruteForce`` and ``faiss_scan.FaissScan``, which differ only in how they score.
+    """
+
+    points: np.ndarray
+    _ids: np.ndarray
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """All stored points and their ids."""
+        return self.points, self._ids.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def depth(self) -> int:
+        """A scan has no tree: depth 0."""
+        return 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored points and ids."""
+        return self.points.nbytes + self._ids.nbytes
+
+
+class BruteForce(FlatStore):
     """Scores every point with one matrix-vector product: O(n d) per query, no pruning."""
 
     name = "brute"
@@ -203,23 +230,6 @@ class BruteForce:
         rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
         order = np.argsort(rows.astype(np.uint16) if m < 2**16 else rows, kind="stable")
         return indptr_of(np.bincount(rows, minlength=m)), self._id_of(cols[order])
-
-    def items(self) -> tuple[np.ndarray, np.ndarray]:
-        """All stored points and their ids."""
-        return self.points, self._ids.astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @property
-    def depth(self) -> int:
-        """A scan has no tree: depth 0."""
-        return 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the stored points and ids."""
-        return self.points.nbytes + self._ids.nbytes
 
     def __repr__(self) -> str:
         return f"BruteForce(n={len(self)}, d={self.points.shape[1]}, {self.points.dtype})"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids, l1_reach, scan32_many
+from .brute import FlatStore, compact_ids, l1_reach, scan32_many
 from .csr import indptr_of, sort_rows
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
@@ -25,7 +25,7 @@ def usable(points: np.ndarray) -> bool:
     return points.dtype == np.float32 and available("faiss")
 
 
-class FaissScan:
+class FaissScan(FlatStore):  # points: a view of faiss's storage
     """Scores every float32 point with faiss's flat inner-product scan: O(n d) per query."""
 
     name = "faiss"
@@ -104,23 +104,6 @@ class FaissScan:
         stats = BatchQueryStats.zeros(len(indptr) - 1)
         stats.inner_products[:], stats.points_reported[:] = len(self._ids), np.diff(indptr)
         return stats
-
-    def items(self) -> tuple[np.ndarray, np.ndarray]:
-        """All stored points (a view of faiss's storage) and their ids."""
-        return self.points, self._ids.astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    @property
-    def depth(self) -> int:
-        """A scan has no tree: depth 0."""
-        return 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the stored points (in faiss) and ids."""
-        return self.points.nbytes + self._ids.nbytes
 
     def __repr__(self) -> str:
         return f"FaissScan(n={len(self)}, d={self.points.shape[1]}, float32)"
