@@ -99,7 +99,9 @@ def dyadic_instances(draw, max_n: int = 40, max_d: int = 10, max_m: int = 3):
             score = float(np.ldexp(score, -draw(st.integers(1, 80))))
         t0.append(score if kind in ("tie", "near") else draw(st.integers(-8, 8)) + (
             0.5 if kind == "half" else 0.0))
-    return np.ldexp(points, k), np.ldexp(A, j), np.ldexp(np.array(t0), k + j)
+    with np.errstate(over="ignore"):  # a point scaled past the float range is inf on purpose:
+        # HSR must refuse it with a ValueError (the oracle's branch for out-of-range input)
+        return np.ldexp(points, k), np.ldexp(A, j), np.ldexp(np.array(t0), k + j)
 
 
 # -- query and query_many against the exact oracle ---------------------------------------------
