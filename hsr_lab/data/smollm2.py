@@ -307,10 +307,10 @@ def extract(text: str, layers: object = None, heads: object = None,
     longer than ``max_tokens`` tokens is an error, not silently cut. ``progress`` shows a bar
     over the layers (default: when n > 1024).
     """
-    from hsr_lab.data.minilm import _indices
+    from hsr_lab.data.minilm import as_indices
 
-    layers = _indices("layers", layers, N_LAYERS)
-    heads = _indices("heads", heads, N_HEADS)
+    layers = as_indices("layers", layers, N_LAYERS)
+    heads = as_indices("heads", heads, N_HEADS)
     for name, chosen in (("layers", layers), ("heads", heads)):
         if len(set(chosen)) < len(chosen):
             raise ValueError(f"{name} must not repeat an index; got {list(chosen)}")

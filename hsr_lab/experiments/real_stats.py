@@ -24,7 +24,7 @@ from hsr_lab import HSR, cache, softmax_attention, theory
 from hsr_lab.data.corpus import cached_extractions
 from hsr_lab.data.minilm import HEAD_DIM, ExtractedAttention
 
-C = 0.4  # the paper's constant in b = sigma sqrt(c ln n)
+C = theory.PAPER_C  # the paper's constant in b = sigma sqrt(c ln n)
 
 
 def row_thresholds(S: np.ndarray, c: float = C) -> np.ndarray:

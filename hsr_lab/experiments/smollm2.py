@@ -33,7 +33,7 @@ from hsr_lab.validate import as_positive_int
 
 from .common import progress, resolve_quick
 
-C = 0.4  # the paper's constant in b = sigma_a sqrt(c ln n)
+C = theory.PAPER_C  # the paper's constant in b = sigma_a sqrt(c ln n)
 SINKS = 4  # StreamingLLM keeps the first 4 tokens
 
 

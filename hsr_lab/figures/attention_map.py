@@ -23,7 +23,7 @@ def fig_activation_map(quick: bool = False, seed: int = 0, **kw) -> Figure:
     """
     params = {"m": 16, "n": 64} if quick else {"m": 48, "n": 256}
     params.update(kw)
-    c = float(params.get("c", 0.4))
+    c = float(params.get("c", theory.PAPER_C))
     inst = activation_mask(seed=seed, **params)
     scores, relu, mask = inst["scores"], inst["relu"], inst["mask"]
     m, n = scores.shape

@@ -13,7 +13,7 @@ from hsr_lab.experiments import SparsitySweep, one_row_scores, row_max_sweep, sp
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
 from hsr_lab.figures._common import fit_positive, fmt_fit, log_n_axes
 
-PAPER_C = 0.4  # the paper's threshold constant: b = sigma_a sqrt(0.4 ln n)
+PAPER_C = theory.PAPER_C  # the paper's threshold constant: b = sigma_a sqrt(0.4 ln n)
 _LEGEND = dict(loc="upper center", bbox_to_anchor=(0.5, -0.2), handlelength=2.4)
 
 

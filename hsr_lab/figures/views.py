@@ -107,7 +107,7 @@ def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: i
     return fig
 
 
-def view_scaling(c: float = 0.4, d: int = 16, seed: int = 0) -> Figure:
+def view_scaling(c: float = theory.PAPER_C, d: int = 16, seed: int = 0) -> Figure:
     """Activated entries per row against n at b = sigma_a sqrt(c ln n): slope 1 - c/2 predicted."""
     c = as_scalar("c", c)
     if not 0 < c < 2:
@@ -171,8 +171,9 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
     return fig
 
 
-def view_smollm2_head(layer: int = 15, head: int = 0, c: float = 0.4, per_row: bool = False,
-                      quick: bool | None = None, seed: int = 0) -> Figure:
+def view_smollm2_head(layer: int = 15, head: int = 0, c: float = theory.PAPER_C,
+                      per_row: bool = False, quick: bool | None = None, seed: int = 0
+                      ) -> Figure:
     """One head of SmolLM2-135M (4-bit Q4_1 weights) on the study's long text, thresholded.
 
     Left: the scores s_ij of the last query against the key position j, the threshold (the
