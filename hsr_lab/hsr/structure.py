@@ -50,7 +50,6 @@ DEFAULT_LEAF_SIZE = 32
 # float32 leaves cost half the memory traffic per point, and bigger leaves mean fewer levels
 # of per-level NumPy calls: 128 was fastest or within noise of it at d = 2 .. 4, n = 2^22.
 DEFAULT_LEAF_SIZE32 = 128
-MAX_ABS = MAX_COORD  # larger coordinates would let inner products overflow float64
 
 
 class HSR:
@@ -101,8 +100,8 @@ class HSR:
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
-        if largest > MAX_ABS:  # refused before any state changes: a failed add changes nothing
-            raise ValueError(f"points must have coordinates of magnitude at most {MAX_ABS:g} "
+        if largest > MAX_COORD:  # refused before any state changes: a failed add changes nothing
+            raise ValueError(f"points must have coordinates of magnitude at most {MAX_COORD:g} "
                              f"(larger inner products would overflow float64); got {largest:g}")
         ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
         block = self._build(pts, ids)
