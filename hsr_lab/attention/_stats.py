@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +13,10 @@ class AttentionStats:
     """Per-row counters of one attention call (m rows), dense or HSR, to plot side by side.
 
     method: "dense" or "hsr"; kind: "relu" or "softmax".
+    kernel: what actually computed the rows. "dense" (``dense.py``, the full score matrix);
+        for method="hsr" either "dense" too (``backend="auto"`` took the dense kernel: the tree
+        could not prune here, ``plan.py``) or the names of the HSR blocks that were asked
+        ("numpy" for the kd-tree, "brute" for the scan, ...; "numpy+brute" if both).
     activated: per row, the entries that carry weight: ReLU^alpha, the positive entries
         ``s_ij - b > 0``; softmax, the kept entries (``s_ij >= b``, sinks and window).
     inner_products: per row, the inner products <q_i, k_j> computed. Dense: every visible key
@@ -36,6 +40,7 @@ class AttentionStats:
     nodes_visited: np.ndarray
     empty: np.ndarray
     dropped_mass: np.ndarray | None = None
+    kernel: str = "dense"
 
     @property
     def rows(self) -> int:
@@ -77,10 +82,11 @@ class AttentionStats:
         return cls(first.method, first.kind,
                    *(np.concatenate([getattr(p, name) for p in parts])
                      for name in ("activated", "inner_products", "nodes_visited", "empty")),
-                   dropped_mass=dropped)
+                   dropped_mass=dropped, kernel=joined(p.kernel for p in parts))
 
     def __repr__(self) -> str:
-        text = (f"AttentionStats({self.method}, {self.kind}, rows={self.rows}, "
+        text = (f"AttentionStats({self.method}, {self.kind}, kernel={self.kernel}, "
+                f"rows={self.rows}, "
                 f"activated={self.total_activated}, inner_products={self.total_inner_products}, "
                 f"nodes_visited={self.total_nodes_visited}, empty_rows={self.empty_rows}")
         if self.dropped_mass is not None:
@@ -88,8 +94,14 @@ class AttentionStats:
         return text + ")"
 
 
+def joined(kernels: Iterable[str]) -> str:
+    """Kernel names as one: each name once, in order ("numpy", "numpy+brute")."""
+    names = dict.fromkeys(part for kernel in kernels for part in kernel.split("+"))
+    return "+".join(names)
+
+
 def row_stats(method: str, kind: str, activated: int, inner_products: int, nodes_visited: int,
-              dropped_mass: float | None) -> AttentionStats:
+              dropped_mass: float | None, kernel: str) -> AttentionStats:
     """The stats of a single row (one decoding step)."""
     return AttentionStats(
         method, kind,
@@ -98,4 +110,10 @@ def row_stats(method: str, kind: str, activated: int, inner_products: int, nodes
         nodes_visited=np.array([nodes_visited], dtype=np.int64),
         empty=np.array([activated == 0]),
         dropped_mass=None if dropped_mass is None else np.array([dropped_mass]),
+        kernel=kernel,
     )
+
+
+def kernel_of(blocks: Iterable[object]) -> str:
+    """The kernel name of HSR blocks: their backends' names ("numpy", "brute", ...)."""
+    return joined(getattr(block, "name", "?") for block in blocks) or "none"
