@@ -28,8 +28,6 @@ same query offset (``scores.hsr_offset``). ``attend_dense`` is ``dense.py`` on o
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from ..hsr import DEFAULT_LEAF_SIZE, HSR
@@ -139,9 +137,10 @@ class Decoder:
         q = self._query(q)
         n = self._n
         s0, w0 = self._bounds()
-        if self.backend == "auto" and plan.decode_is_dense(n):
+        if self.backend == "auto" and plan.decode_is_dense(n, self.d):
             out, stats = self._dense_row(q)
-            return out, dataclasses.replace(stats, method="hsr", kernel="dense")
+            stats.method, stats.kernel = "hsr", "dense"  # a fresh object: set, not copied
+            return out, stats
         parts, nodes, products = [np.arange(s0)], 0, 0
         if s0 < w0:  # keys between the sinks and the window: ask the structure
             assert self._hsr is not None

@@ -19,11 +19,12 @@ the dense kernel when
    costs halve alike), twice, best time kept (``hsr.auto.best_times``); the faster wins.
 
 A decoding step (``Decoder.attend``, one row over a cache of n keys) takes the dense kernel
-when ``n < DECODE_MIN_KEYS``: below it one HSR query's fixed cost (argument checks, one call
-per block, sorting the ids) exceeds the dense step, measured at every d from 2 to 128
-(``benchmarks/bench_attention.py``). Above it the structure's own "auto" (``hsr.auto``) picks
-the tree or the scan for each block, and a scan plus the exact row over the reported keys is
-faster than the dense step (one pass over the keys, not two).
+when ``n < DECODE_MIN_KEYS`` or ``n d < DECODE_MIN_WORK``: there one HSR query's fixed cost
+(argument checks, one call per block, sorting the ids) exceeds what it saves over the dense
+step, measured at every d from 2 to 128 (``benchmarks/bench_attention.py``: at n = 2^12 the
+scan plus exact row loses at d <= 16 and wins at d >= 32). Above it the structure's own
+"auto" (``hsr.auto``) picks the tree or the scan for each block, and a scan plus the exact row
+over the reported keys is faster than the dense step (one pass over the keys, not two).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ..hsr import auto
 MIN_KEYS = 2**12  # a batch over fewer keys is dense
 ROWS_PER_LEVEL = 8  # a batch of fewer than 8 log2(n) rows does not amortise the tree's build
 RACE_ROWS = 32  # rows of the batch each kernel computes in the race
-DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense
+DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense ...
+DECODE_MIN_WORK = 2**17  # ... and so is one with n d below this
 
 
 def batch_is_dense(m: int, n: int, d: int) -> bool:
@@ -57,6 +59,6 @@ def tree_wins(tree: Callable[[], object], dense: Callable[[], object]) -> bool:
     return tree_time < dense_time
 
 
-def decode_is_dense(n: int) -> bool:
-    """A decoding step over n keys with ``backend="auto"`` takes the dense kernel."""
-    return n < DECODE_MIN_KEYS
+def decode_is_dense(n: int, d: int) -> bool:
+    """A decoding step over n keys of dimension d with ``backend="auto"`` is dense."""
+    return n < DECODE_MIN_KEYS or n * d < DECODE_MIN_WORK

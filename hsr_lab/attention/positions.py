@@ -31,14 +31,19 @@ from ..hsr import HSR
 from ..hsr.csr import concat_rows, indptr_of
 from ._stats import joined, kernel_of
 
-POSITION_BLOCK = 512  # B: keys of one position tile (its own tile is scored directly)
+POSITION_BLOCK = 512  # B: keys of one position tile (at most n / 4: the structures are asked)
+PREFIX_TILE = 8192  # T: rows i >= T ask one structure over the keys [0, T floor(i / T))
 
 
 class PrefixBlocks:
     """The Fenwick blocks of K (n x d) by position, each an ``HSR(backend=backend)``."""
 
-    def __init__(self, K: np.ndarray, backend: str, block: int | None = None) -> None:
-        self.K, self.backend, self.block = K, backend, block or POSITION_BLOCK
+    def __init__(self, K: np.ndarray, backend: str, block: int | None = None,
+                 prefix: int | None = None) -> None:
+        small = 1 << max(0, (len(K) // 4).bit_length() - 1)  # a few tiles even for small n
+        self.K, self.backend, self.block = K, backend, block or min(POSITION_BLOCK, small)
+        tiles = max(2, -(-(prefix or PREFIX_TILE) // self.block))
+        self.prefix = self.block << (tiles - 1).bit_length()  # T = B 2^k, k >= 1
         self._built: dict[tuple[int, int], HSR] = {}  # (size S, p) -> structure over its keys
         self.kernels: list[str] = []
 
@@ -48,19 +53,25 @@ class PrefixBlocks:
         each row's candidate keys (all j <= i), its tree nodes visited and inner products."""
         m = r1 - r0
         parts, nodes, products = [], np.zeros(m, np.int64), np.zeros(m, np.int64)
+
+        def ask(structure: HSR, first_key: int, lo: int, hi: int) -> None:
+            indptr, ids, cost = structure.query_many(Q[lo:hi], offsets[lo:hi], stats=True,
+                                                     sort=False)
+            parts.append(_widened(indptr, ids + first_key, lo - r0, r1 - hi))
+            nodes[lo - r0:hi - r0] += cost.nodes_visited
+            products[lo - r0:hi - r0] += cost.inner_products
+
+        T = self.prefix
+        for j in range(max(1, r0 // T), (r1 - 1) // T + 1):  # the prefix [0, j T)
+            ask(self._structure(j * T, 1), 0, max(r0, j * T), min(r1, (j + 1) * T))
         size = self.block
-        while size < r1:
-            for p in range(max(1, r0 // size), (r1 - 1) // size + 1, 1):
-                if p % 2 == 0:
-                    continue
-                lo, hi = max(r0, p * size), min(r1, (p + 1) * size)
-                indptr, ids, cost = self._structure(size, p).query_many(
-                    Q[lo:hi], offsets[lo:hi], stats=True, sort=False)
-                parts.append(_widened(indptr, ids + (p - 1) * size, lo - r0, r1 - hi))
-                nodes[lo - r0:hi - r0] += cost.nodes_visited
-                products[lo - r0:hi - r0] += cost.inner_products
-            self._forget(size, r1)
+        while size < min(r1, T):
+            for p in range(max(1, r0 // size), (r1 - 1) // size + 1):
+                if p % 2:  # odd p: the rows [p S, (p + 1) S) ask the keys [(p - 1) S, p S)
+                    ask(self._structure(size, p), (p - 1) * size, max(r0, p * size),
+                        min(r1, (p + 1) * size))
             size *= 2
+        self._forget(r1)
         indptr, ids, scored = self._own_tiles(Q, offsets, r0, r1)
         products += scored
         indptr, ids = concat_rows([*parts, (indptr, ids)])
@@ -74,10 +85,12 @@ class PrefixBlocks:
             self.kernels.append(kernel_of(self._built[key].blocks))
         return self._built[key]
 
-    def _forget(self, size: int, r1: int) -> None:
-        """Drop the structures of this size that no row from r1 on asks."""
-        for key in [k for k in self._built if k[0] == size and (k[1] + 1) * size <= r1]:
-            del self._built[key]
+    def _forget(self, r1: int) -> None:
+        """Drop the structures that no row from r1 on asks."""
+        for size, p in list(self._built):
+            last = size + self.prefix if size >= self.prefix else (p + 1) * size
+            if last <= r1:
+                del self._built[size, p]
 
     def _own_tiles(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
