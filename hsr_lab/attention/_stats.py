@@ -21,12 +21,11 @@ class AttentionStats:
         ``s_ij - b > 0``; softmax, the kept entries (``s_ij >= b``, sinks and window).
     inner_products: per row, the inner products <q_i, k_j> computed. Dense: every visible key
         (n, or i + 1 when causal). HSR: those of the half-space query, plus one per key of the
-        exact row (the reported keys and the sinks and window). Causal HSR asks one structure
-        built over all n keys, so the query's share includes keys j > i that the tree scored
-        and row i then drops (the exact row counts visible keys only). The full-row normaliser
-        that measures the dropped softmax mass is measurement, not method, and is not counted.
-    nodes_visited: per row, the HSR tree nodes whose box was tested (0 for dense; causal: in
-        the tree over all n keys, so boxes holding only keys j > i count too).
+        exact row (the reported keys and the sinks and window); causal rows also count the
+        keys of their own position tile, scored directly (``positions.py``). The full-row
+        normaliser that measures the dropped softmax mass is measurement, not method, and is
+        not counted.
+    nodes_visited: per row, the HSR tree nodes whose box was tested (0 for the dense kernel).
     empty: per row, True where nothing carries weight (D_ii = 0): the row of Attn is zero.
     dropped_mass: softmax only, per row eps_i = (softmax mass of the dropped entries) / (mass
         of the whole visible row), in [0, 1]; 1 on an empty row. None for ReLU^alpha and when
