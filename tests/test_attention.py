@@ -527,7 +527,7 @@ def test_auto_takes_the_dense_kernel_where_the_tree_cannot_prune_and_says_so():
 def test_auto_races_the_tree_against_the_dense_kernel_on_large_batches():
     """Past rules 1-3 the race decides; either way the rows are the dense rows."""
     rng = np.random.default_rng(22)
-    n, d = 4096, 2
+    n, d = 8192, 2
     K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
     Q = rng.standard_normal((n, d))
     Q /= np.linalg.norm(Q, axis=1, keepdims=True)

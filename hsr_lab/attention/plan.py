@@ -13,7 +13,8 @@ the dense kernel when
 1. ``d > hsr.auto.MAX_D``: the box test prunes nothing (``hsr.auto``, measured), or
 2. ``n < MIN_KEYS``: the dense product over so few keys costs less than a structure's calls, or
 3. ``m < ROWS_PER_LEVEL * log2(n)``: too few rows to pay for building the tree over n keys
-   (a build costs about ``n log2 n`` key moves, a dense row about n products), or
+   (a build costs about ``n log2 n`` key moves, a dense row about n products) and for the
+   race (about 4 ``RACE_ROWS`` rows' work), or
 4. otherwise, the race: the tree and the dense kernel each compute the same ``RACE_ROWS`` rows
    of the batch (spread evenly; causal rows raced as if they saw all n keys, both kernels'
    costs halve alike), twice, best time kept (``hsr.auto.best_times``); the faster wins.
@@ -36,9 +37,9 @@ import numpy as np
 
 from ..hsr import auto
 
-MIN_KEYS = 2**12  # a batch over fewer keys is dense
-ROWS_PER_LEVEL = 8  # a batch of fewer than 8 log2(n) rows does not amortise the tree's build
-RACE_ROWS = 32  # rows of the batch each kernel computes in the race
+MIN_KEYS = 2**13  # a batch over fewer keys is dense (at 2^12 the race alone cost 12%)
+ROWS_PER_LEVEL = 64  # fewer than 64 log2(n) rows amortise neither the build nor the race
+RACE_ROWS = 16  # rows of the batch each kernel computes in the race
 DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense ...
 DECODE_MIN_WORK = 2**17  # ... and so is one with n d below this
 
