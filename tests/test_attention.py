@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -60,10 +61,31 @@ def exact_problems(draw):
     return Q, K, V, b, causal
 
 
+@contextlib.contextmanager
+def position_tiles(block: int, prefix: int):
+    """Causal prefill with tiny position tiles (``positions.py``), so that tiny problems ask
+    the Fenwick blocks and the prefix structures and not only their own tile."""
+    import hsr_lab.attention.positions as positions
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(positions, "POSITION_BLOCK", block)
+        patch.setattr(positions, "PREFIX_TILE", prefix)
+        yield
+
+
+TILES = [(512, 8192), (1, 2), (2, 8), (3, 5), (4, 16)]  # (B, T): the default, then tiny ones
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(exact_problems(), st.integers(1, 4), st.sampled_from(["numpy", "reference", "brute"]),
-       st.integers(0, 3), st.integers(0, 3))
-def test_hsr_equals_dense_on_exact_adversarial_data(problem, alpha, backend, sinks, window):
+       st.integers(0, 3), st.integers(0, 3), st.sampled_from(TILES))
+def test_hsr_equals_dense_on_exact_adversarial_data(problem, alpha, backend, sinks, window,
+                                                    tiles):
+    with position_tiles(*tiles):
+        _hsr_equals_dense_on_exact_data(problem, alpha, backend, sinks, window)
+
+
+def _hsr_equals_dense_on_exact_data(problem, alpha, backend, sinks, window):
     Q, K, V, b, causal = problem
     dense, dense_stats = relu_attention(Q, K, V, alpha, b, causal=causal, return_stats=True)
     fast, stats = relu_attention(Q, K, V, alpha, b, causal=causal, method="hsr",
@@ -138,11 +160,10 @@ def test_rows_without_activated_entries_are_zero_and_flagged_without_warnings():
 
 def test_causal_hsr_does_not_fall_back_to_dense_work():
     """d = 2, the paper's threshold: the causal prefill computes far fewer than n^2/2 products
-    (about 0.40 of them at n = 1024, 0.26 at n = 2048, 0.12 at n = 8192: the share falls as n
-    grows). The static tree over all n keys also scores keys j > i, which row i then drops:
-    they are counted (0.31 at n = 1024 when each row was decoded from a growing cache)."""
+    (0.13 of them at n = 8192 with the default tiles, 0.06 at n = 65536, where the own tile
+    of 512 keys per row is a smaller share)."""
     rng = np.random.default_rng(3)
-    n, d = 1024, 2
+    n, d = 8192, 2
     K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
     Q = rng.standard_normal((n, d))
     Q /= np.linalg.norm(Q, axis=1, keepdims=True)
@@ -152,8 +173,8 @@ def test_causal_hsr_does_not_fall_back_to_dense_work():
     dense, dense_stats = relu_attention(Q, K, V, 1, b, causal=True, return_stats=True)
     close(fast, dense, V)
     np.testing.assert_array_equal(dense_stats.inner_products, np.arange(1, n + 1))
-    assert stats.total_inner_products < 0.45 * dense_stats.total_inner_products
-    assert stats.total_nodes_visited > 0
+    assert stats.total_inner_products < 0.2 * dense_stats.total_inner_products
+    assert stats.total_nodes_visited > 0 and stats.kernel == "numpy"
 
 
 def test_batched_hsr_rows_equal_the_decoder_row_by_row():
@@ -180,30 +201,28 @@ def test_batched_hsr_rows_equal_the_decoder_row_by_row():
                                        atol=1e-15)
 
 
-def test_causal_hsr_counts_the_keys_it_reports_and_drops():
-    """One static tree over all n keys: row i's query work includes keys j > i, which the
-    row drops; the exact row scores only its sinks, its visible reported keys and its window."""
-    from hsr_lab import HSR
+@pytest.mark.parametrize(("block", "prefix"), [(1, 2), (3, 12), (16, 64), (None, None)])
+def test_causal_candidates_are_exactly_the_visible_keys_above_the_offset(block, prefix):
+    """Split by position, row i is handed exactly the keys j <= i with <q_i, k_j> >= its
+    offset: the structures over earlier blocks and its own tile, each key once, none beyond i."""
+    from hsr_lab.attention.positions import PrefixBlocks
     from hsr_lab.attention.scores import hsr_offset
 
     rng = np.random.default_rng(14)
-    n, sinks, window = 300, 2, 3
-    K, V, Q = (rng.standard_normal((n, 2)) for _ in range(3))
-    _, stats = relu_attention(Q, K, V, 1, 0.2, causal=True, method="hsr", backend="numpy",
-                              sinks=sinks, window=window, return_stats=True)
-    indptr, ids, cost = HSR(K, backend="numpy").query_many(
-        Q, hsr_offset(Q, 0.2, float(np.abs(K).max())), stats=True)
-    beyond = 0
-    for i in range(n):
-        s0 = min(sinks, i + 1)
-        w0 = max(i + 1 - window, s0)
-        reported = ids[indptr[i]:indptr[i + 1]]
-        beyond += np.count_nonzero(reported > i)
-        row_keys = s0 + np.count_nonzero((reported >= s0) & (reported < w0)) + (i + 1 - w0)
-        query = (cost.inner_products[i], cost.nodes_visited[i]) if s0 < w0 else (0, 0)
-        assert stats.inner_products[i] == row_keys + query[0], i
-        assert stats.nodes_visited[i] == query[1], i
-    assert beyond > n  # the tree did report keys the rows could not see
+    n = 300
+    K, Q = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+    offsets = hsr_offset(Q, 0.2, float(np.abs(K).max()))
+    blocks = PrefixBlocks(K, "numpy", block, prefix)
+    step = blocks.block * 4
+    for r0 in range(0, n, step):  # in chunks of whole tiles, as hsr_attention asks
+        r1 = min(n, r0 + step)
+        indptr, ids, _, products = blocks.candidates(Q, offsets, r0, r1)
+        for i in range(r0, r1):
+            found = ids[indptr[i - r0]:indptr[i - r0 + 1]]
+            expected = np.flatnonzero(K[: i + 1] @ Q[i] >= offsets[i])
+            np.testing.assert_array_equal(np.sort(found), expected, err_msg=str(i))
+            assert products[i - r0] >= i % blocks.block + 1  # its own tile, scored directly
+    assert blocks.kernel == "numpy"
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -474,3 +493,64 @@ def test_inputs_are_never_modified():
     Decoder(3, keys=K, values=V).step(Q[0], K[0], V[0])
     for x, y in zip((Q, K, V), before, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+# ---------------------------------------------------------------- which kernel ran
+
+
+def test_auto_takes_the_dense_kernel_where_the_tree_cannot_prune_and_says_so():
+    """backend="auto": high d, few keys or few rows take the dense kernel (``plan.py``); the
+    stats say kernel="dense" and the rows are the dense rows. An explicit backend always asks
+    its structure and says which."""
+    rng = np.random.default_rng(21)
+    for n, d, m in ((500, 32, 500), (200, 2, 200), (5000, 2, 3)):
+        K, V, Q = (rng.standard_normal(shape) for shape in ((n, d), (n, 3), (m, d)))
+        for causal in (False, True) if m == n else (False,):
+            dense, dense_stats = relu_attention(Q, K, V, 2, 0.3, causal=causal,
+                                                return_stats=True)
+            fast, stats = relu_attention(Q, K, V, 2, 0.3, causal=causal, method="hsr",
+                                         return_stats=True)
+            assert (stats.method, stats.kernel) == ("hsr", "dense")
+            assert "kernel=dense" in repr(stats)
+            np.testing.assert_array_equal(fast, dense)
+            np.testing.assert_array_equal(stats.activated, dense_stats.activated)
+            soft, soft_stats = softmax_attention(Q, K, V, causal=causal, b=0.3, method="hsr",
+                                                 return_stats=True)
+            assert soft_stats.kernel == "dense"
+            close(soft, softmax_attention(Q, K, V, causal=causal, b=0.3), V)
+            tree, tree_stats = relu_attention(Q, K, V, 2, 0.3, causal=causal, method="hsr",
+                                              backend="numpy", return_stats=True)
+            assert tree_stats.kernel == "numpy" and tree_stats.total_nodes_visited > 0
+            close(tree, dense, V)
+
+
+def test_auto_races_the_tree_against_the_dense_kernel_on_large_batches():
+    """Past rules 1-3 the race decides; either way the rows are the dense rows."""
+    rng = np.random.default_rng(22)
+    n, d = 8192, 2
+    K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    Q = rng.standard_normal((n, d))
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    b = paper_threshold(n, 1 / np.sqrt(d))
+    for causal in (False, True):
+        fast, stats = relu_attention(Q, K, V, 1, b, causal=causal, method="hsr",
+                                     return_stats=True)
+        assert stats.kernel in ("dense", "numpy")
+        close(fast, relu_attention(Q, K, V, 1, b, causal=causal), V)
+
+
+def test_decoder_auto_takes_the_dense_kernel_on_a_small_cache():
+    from hsr_lab.attention import plan
+
+    rng = np.random.default_rng(23)
+    K, V = rng.standard_normal((300, 3)), rng.standard_normal((300, 2))
+    auto = Decoder(3, b=0.2, keys=K, values=V)
+    tree = Decoder(3, b=0.2, keys=K, values=V, backend="numpy")
+    assert len(auto) < plan.DECODE_MIN_KEYS
+    for q in rng.standard_normal((5, 3)):
+        (row, stats), (expected, _) = auto.attend(q), auto.attend_dense(q)
+        assert (stats.method, stats.kernel) == ("hsr", "dense")
+        np.testing.assert_array_equal(row, expected)
+        row, stats = tree.attend(q)
+        assert stats.kernel == "numpy" and stats.total_nodes_visited > 0
+        close(row, expected, V)

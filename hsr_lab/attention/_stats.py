@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,16 +13,19 @@ class AttentionStats:
     """Per-row counters of one attention call (m rows), dense or HSR, to plot side by side.
 
     method: "dense" or "hsr"; kind: "relu" or "softmax".
+    kernel: what actually computed the rows. "dense" (``dense.py``, the full score matrix);
+        for method="hsr" either "dense" too (``backend="auto"`` took the dense kernel: the tree
+        could not prune here, ``plan.py``) or the names of the HSR blocks that were asked
+        ("numpy" for the kd-tree, "brute" for the scan, ...; "numpy+brute" if both).
     activated: per row, the entries that carry weight: ReLU^alpha, the positive entries
         ``s_ij - b > 0``; softmax, the kept entries (``s_ij >= b``, sinks and window).
     inner_products: per row, the inner products <q_i, k_j> computed. Dense: every visible key
         (n, or i + 1 when causal). HSR: those of the half-space query, plus one per key of the
-        exact row (the reported keys and the sinks and window). Causal HSR asks one structure
-        built over all n keys, so the query's share includes keys j > i that the tree scored
-        and row i then drops (the exact row counts visible keys only). The full-row normaliser
-        that measures the dropped softmax mass is measurement, not method, and is not counted.
-    nodes_visited: per row, the HSR tree nodes whose box was tested (0 for dense; causal: in
-        the tree over all n keys, so boxes holding only keys j > i count too).
+        exact row (the reported keys and the sinks and window); causal rows also count the
+        keys of their own position tile, scored directly (``positions.py``). The full-row
+        normaliser that measures the dropped softmax mass is measurement, not method, and is
+        not counted.
+    nodes_visited: per row, the HSR tree nodes whose box was tested (0 for the dense kernel).
     empty: per row, True where nothing carries weight (D_ii = 0): the row of Attn is zero.
     dropped_mass: softmax only, per row eps_i = (softmax mass of the dropped entries) / (mass
         of the whole visible row), in [0, 1]; 1 on an empty row. None for ReLU^alpha and when
@@ -36,6 +39,7 @@ class AttentionStats:
     nodes_visited: np.ndarray
     empty: np.ndarray
     dropped_mass: np.ndarray | None = None
+    kernel: str = "dense"
 
     @property
     def rows(self) -> int:
@@ -77,10 +81,11 @@ class AttentionStats:
         return cls(first.method, first.kind,
                    *(np.concatenate([getattr(p, name) for p in parts])
                      for name in ("activated", "inner_products", "nodes_visited", "empty")),
-                   dropped_mass=dropped)
+                   dropped_mass=dropped, kernel=joined(p.kernel for p in parts))
 
     def __repr__(self) -> str:
-        text = (f"AttentionStats({self.method}, {self.kind}, rows={self.rows}, "
+        text = (f"AttentionStats({self.method}, {self.kind}, kernel={self.kernel}, "
+                f"rows={self.rows}, "
                 f"activated={self.total_activated}, inner_products={self.total_inner_products}, "
                 f"nodes_visited={self.total_nodes_visited}, empty_rows={self.empty_rows}")
         if self.dropped_mass is not None:
@@ -88,8 +93,14 @@ class AttentionStats:
         return text + ")"
 
 
+def joined(kernels: Iterable[str]) -> str:
+    """Kernel names as one: each name once, in order ("numpy", "numpy+brute")."""
+    names = dict.fromkeys(part for kernel in kernels for part in kernel.split("+"))
+    return "+".join(names)
+
+
 def row_stats(method: str, kind: str, activated: int, inner_products: int, nodes_visited: int,
-              dropped_mass: float | None) -> AttentionStats:
+              dropped_mass: float | None, kernel: str) -> AttentionStats:
     """The stats of a single row (one decoding step)."""
     return AttentionStats(
         method, kind,
@@ -98,4 +109,10 @@ def row_stats(method: str, kind: str, activated: int, inner_products: int, nodes
         nodes_visited=np.array([nodes_visited], dtype=np.int64),
         empty=np.array([activated == 0]),
         dropped_mass=None if dropped_mass is None else np.array([dropped_mass]),
+        kernel=kernel,
     )
+
+
+def kernel_of(blocks: Iterable[object]) -> str:
+    """The kernel name of HSR blocks: their backends' names ("numpy", "brute", ...)."""
+    return joined(getattr(block, "name", "?") for block in blocks) or "none"

@@ -1,6 +1,6 @@
 """``relu_attention`` and ``softmax_attention``: check the arguments, then compute densely
-(``dense.py``, the reference) or with one half-space query per row, all rows asked at once
-(``batch.py``)."""
+(``dense.py``, the reference) or with half-space queries, all rows asked at once
+(``batch.py``; with ``backend="auto"`` perhaps the dense kernel, ``plan.py``)."""
 
 from __future__ import annotations
 
@@ -34,12 +34,15 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     ``window`` keys a row sees are computed densely; for ReLU^alpha this changes nothing but
     the work.
 
-    Cost of method="hsr": the structure is built over K (O(n log n)) on every call, then each
-    row costs one query plus O(d k_i) for its k_i reported keys; all rows are asked at once
+    Cost of method="hsr": structures are built over K (O(n log n)) on every call, then each
+    row costs its queries plus O(d k_i) for its k_i reported keys; all rows are asked at once
     (``HSR.query_many``: the kd-tree walks every query together, level by level), and the rows
     are computed vectorised. Keep a ``Decoder`` to reuse a structure across calls. Causal rows
-    ask the same structure over all n keys and drop the keys j > i it reports: the query work
-    in ``stats`` (nodes visited, inner products) includes those dropped keys.
+    split the keys by position (``positions.py``): row i asks only structures over keys before
+    it and scores its own tile of keys directly, so no key j > i is visited. With
+    ``backend="auto"`` the dense kernel computes the rows where the tree cannot prune (high d,
+    few keys or rows, or a race on a few rows the tree lost: ``plan.py``); ``stats.kernel``
+    says which kernel ran ("dense", or the structures' backends such as "numpy").
 
     Every finite input that passes the checks gives a finite output (a convex combination of
     rows of V, even for V near the float limit), never NaN; the inputs are never modified.

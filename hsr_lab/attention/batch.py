@@ -1,116 +1,172 @@
-"""The HSR method over a batch of m query rows: one batched half-space query, then every row.
+"""The HSR method over a batch of m query rows: half-space queries for every row, then the rows.
 
 Row i of ReLU^alpha attention is non-zero exactly at ``{ j : <q_i, k_j> > sqrt(d) b }``.
-``hsr_attention`` builds one static ``HSR`` over the n keys (ids are the rows of K), asks it
-for every row at once (``HSR.query_many``: the NumPy kd-tree walks all the queries together,
-level by level, with the offsets of ``scores.hsr_offset``), and computes each row exactly over
-the keys it reported, plus the sinks and the window:
+``hsr_attention`` asks HSR structures over the keys for each row's candidates (every key with
+``<q_i, k_j> >=`` the offset of ``scores.hsr_offset``), all rows at once, and computes each row
+exactly over its candidates, plus the sinks and the window:
 
     s_ij = <q_i, k_j> / sqrt(d),   A_ij = ReLU(s_ij - b)^alpha   (softmax: exp(s_ij), kept
     where s_ij >= b),   Attn_i = sum_j A_ij v_j / sum_j A_ij,
 
 with the sums taken over each row's keys only (``rows.exact_rows``, the row kernel).
 
-Causal attention (m == n, query i sees keys 0..i) uses the same static structure over all n
-keys and drops the reported keys j > i before computing row i. This is the price of one
-batched query: the tree's work for row i (``nodes_visited`` and the query's share of
-``inner_products`` in ``AttentionStats``) includes the keys j > i it reports and the row then
-drops, about half of what it reports on average; the exact row only scores the visible keys.
-``Decoder`` (``decoder.py``) is the one-row-at-a-time twin: decoding from an empty cache with
-``Decoder.step`` gives the same rows while paying only for keys 0..i, at the cost of one
-``HSR.add`` and one Python-level query per row. Both compute the rows with the same kernel
-(``rows.exact_rows``) and the same query offset (``scores.hsr_offset``).
+Where the candidates come from:
+
+- not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``:
+  the NumPy kd-tree walks all the queries together, level by level);
+- causal (query i sees keys 0..i): the keys split by position (``positions.PrefixBlocks``),
+  so that row i asks only structures over keys before it and scores its own tile directly.
+
+With ``backend="auto"`` the dense kernel may compute the rows instead (``plan.py``: high d,
+few keys or rows, or a race the tree lost); ``AttentionStats.kernel`` names what ran.
+``Decoder`` (``decoder.py``) is the one-row-at-a-time twin, with the same row kernel and the
+same query offset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from ..hsr import HSR, auto
+from ..hsr import HSR
 from ..hsr.csr import concat_rows, indptr_of, keep_rows, ranges, row_of
-from ._stats import AttentionStats
+from . import plan
+from ._stats import AttentionStats, kernel_of
+from .dense import dense_relu, dense_softmax
+from .positions import PrefixBlocks
 from .rows import Rule, dropped_mass, exact_rows
 from .scores import QUERY_IDS, QUERY_ROWS, hsr_offset, max_abs, row_bounds
 
 
+class Candidates(Protocol):
+    """Where rows get their candidate keys: ``candidates(Q, offsets, r0, r1)`` returns the CSR
+    ``(indptr, ids)`` of rows r0..r1-1 and their tree nodes visited and inner products."""
+
+    kernel: str
+
+    def candidates(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+class WholeKeys:
+    """Every row asks one structure over all n keys (rows without keys between their sinks
+    and their window ask nothing)."""
+
+    def __init__(self, hsr: HSR, asks: np.ndarray) -> None:
+        self.hsr, self.asks, self.kernel = hsr, asks, kernel_of(hsr.blocks)
+
+    def candidates(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``HSR.query_many`` of the rows r0..r1-1 that ask."""
+        ask = np.flatnonzero(self.asks[r0:r1])
+        indptr, ids, cost = self.hsr.query_many(Q[r0 + ask], offsets[r0 + ask], stats=True,
+                                                sort=False)
+        counts, nodes, products = (np.zeros(r1 - r0, np.int64) for _ in range(3))
+        counts[ask], nodes[ask], products[ask] = (np.diff(indptr), cost.nodes_visited,
+                                                  cost.inner_products)
+        return indptr_of(counts), ids, nodes, products
+
+
 @dataclass(frozen=True)
 class _Batch:
-    """One ``hsr_attention`` call: the inputs, the structure and each row's visible keys."""
+    """One ``hsr_attention`` call: the inputs, the candidates and each row's visible keys."""
 
     Q: np.ndarray
     K: np.ndarray
     V: np.ndarray
     rule: Rule
     measure_dropped: bool
-    hsr: HSR
     offsets: np.ndarray  # per row, the query offset: sqrt(d) b lowered by the rounding margin
     seen: np.ndarray  # per row, how many keys it sees (i + 1 when causal, else n)
     s0: np.ndarray  # per row, keys [0, s0) are its sinks ...
-    w0: np.ndarray  # ... and [w0, seen) its window; the structure is asked for [s0, w0)
+    w0: np.ndarray  # ... and [w0, seen) its window; candidates are kept in [s0, w0)
 
 
 def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha: int,
                   b: float, causal: bool, backend: str, sinks: int, window: int,
                   measure_dropped: bool) -> tuple[np.ndarray, AttentionStats]:
-    """The HSR method over a batch of validated queries: one ``query_many``, exact rows.
+    """The HSR method over a batch of validated queries: candidates per row, exact rows.
 
-    The rows go in chunks whose reported ids fit in about ``QUERY_IDS``: the first chunk
-    assumes a row may report all n keys, later ones are sized from the widest row seen so far.
+    The rows go in chunks whose candidate ids fit in about ``QUERY_IDS``: the first chunk
+    assumes a row may report all n keys, later ones are sized from the widest row seen so far
+    (causal chunks: whole position tiles).
     """
     m, n = len(Q), len(K)
     seen = np.arange(1, m + 1) if causal else np.full(m, n)
     s0, w0 = row_bounds(seen, sinks, window)
     rule = Rule(kind, alpha, b, max_abs(K), max_abs(V))
-    offsets = hsr_offset(Q, b, rule.max_key)
-    batch = _Batch(Q, K, V, rule, measure_dropped, _structure(Q, K, offsets, backend),
-                   offsets, seen, s0, w0)
+    batch = _Batch(Q, K, V, rule, measure_dropped, hsr_offset(Q, b, rule.max_key), seen, s0, w0)
+    source: Candidates | None
+    if backend == "auto":
+        source = _auto(batch, causal, sinks, window)
+        if source is None:
+            return _dense(batch, causal, sinks, window)
+    elif causal:
+        source = PrefixBlocks(K, backend)
+    else:
+        source = WholeKeys(HSR(K, backend=backend), s0 < w0)
+    tile = source.block if isinstance(source, PrefixBlocks) else 1
     out = np.zeros((m, V.shape[1]))
     parts, r0, rows = [], 0, max(1, min(QUERY_ROWS, QUERY_IDS // n))
     while r0 < m:
-        r1 = min(m, r0 + rows)
-        out[r0:r1], stats, widest = _chunk(batch, r0, r1)
+        r1 = min(m, r0 + max(tile, rows // tile * tile))
+        out[r0:r1], stats, widest = _chunk(batch, source, r0, r1)
         parts.append(stats)
         r0, rows = r1, max(1, min(QUERY_ROWS, QUERY_IDS // (2 * widest)))
-    return out, AttentionStats.concat(parts)
+    return out, dataclasses.replace(AttentionStats.concat(parts), kernel=source.kernel)
 
 
-def _structure(Q: np.ndarray, K: np.ndarray, offsets: np.ndarray, backend: str) -> HSR:
-    """The structure the batch asks: ``HSR(K, backend)``; for "auto" and a large batch, the
-    kd-tree or the scan, whichever answers a sample of this batch's rows faster.
+def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | None:
+    """``backend="auto"``: the NumPy kd-tree's candidates, or None for the dense kernel
+    (``plan.py``: rules 1-3 without building anything, else a race on a few rows)."""
+    (m, d), n = batch.Q.shape, len(batch.K)
+    if plan.batch_is_dense(m, n, d):
+        return None
+    tree = HSR(batch.K, backend="numpy")
+    rows = plan.race_rows(m)
+    s0, w0 = row_bounds(np.full(len(rows), n), sinks, window)
+    sample = dataclasses.replace(batch, Q=batch.Q[rows], offsets=batch.offsets[rows],
+                                 seen=np.full(len(rows), n), s0=s0, w0=w0)
+    whole = WholeKeys(tree, s0 < w0)
+    if not plan.tree_wins(lambda: _chunk(sample, whole, 0, len(rows)),
+                          lambda: _dense(sample, False, sinks, window)):
+        return None
+    return PrefixBlocks(batch.K, "numpy") if causal else WholeKeys(tree, batch.s0 < batch.w0)
 
-    ``HSR``'s own "auto" times lone queries; a batch shares the tree's per-level overhead
-    among its rows, so the tree wins batches it would lose one query at a time (measured: at
-    n = 2^16, d = 2 the batched tree is ~5x faster than the scan, alone it is slower). Which
-    structure is used depends on the timing; the rows never do.
-    """
-    if backend != "auto" or not auto.races_batch(*Q.shape):
-        return HSR(K, backend=backend)
-    return auto.plan_batch(HSR(K, backend="numpy"), HSR(K, backend="brute"), Q, offsets)
+
+def _dense(batch: _Batch, causal: bool, sinks: int, window: int
+           ) -> tuple[np.ndarray, AttentionStats]:
+    """The rows by the dense kernel (``dense.py``), reported as method="hsr", kernel="dense"."""
+    rule = batch.rule
+    bounds = (rule.max_key, rule.max_value)
+    if rule.kind == "relu":
+        out, stats = dense_relu(batch.Q, batch.K, batch.V, rule.alpha, rule.b, causal, bounds)
+    else:
+        out, stats = dense_softmax(batch.Q, batch.K, batch.V, rule.b, causal, sinks, window,
+                                   batch.measure_dropped, bounds)
+    return out, dataclasses.replace(stats, method="hsr", kernel="dense")
 
 
-def _chunk(batch: _Batch, r0: int, r1: int) -> tuple[np.ndarray, AttentionStats, int]:
-    """Rows r0..r1-1: ask the structure for all of them, keep each row's keys in [s0, w0)
-    (this drops the keys j > i of a causal row), add the sinks and window, compute the rows.
-    Also returns the most ids the structure reported for one row."""
+def _chunk(batch: _Batch, source: Candidates, r0: int, r1: int
+           ) -> tuple[np.ndarray, AttentionStats, int]:
+    """Rows r0..r1-1: their candidates, kept in [s0, w0), plus the sinks and window, then the
+    exact rows. Also returns the most candidates one row had."""
     s0, w0, seen = batch.s0[r0:r1], batch.w0[r0:r1], batch.seen[r0:r1]
-    ask = np.flatnonzero(s0 < w0)  # rows with keys between their sinks and their window
-    indptr, ids, cost = batch.hsr.query_many(batch.Q[r0 + ask], batch.offsets[r0 + ask],
-                                             stats=True, sort=False)
+    indptr, ids, nodes, products = source.candidates(batch.Q, batch.offsets, r0, r1)
     widest = int(np.diff(indptr).max(initial=1))
-    row = ask[row_of(indptr)]
+    row = row_of(indptr)
     indptr, ids = keep_rows(indptr, ids, (ids >= s0[row]) & (ids < w0[row]))
-    indptr, idx = _row_keys(indptr, ids, ask, s0, w0, seen)
+    indptr, idx = _row_keys(indptr, ids, s0, w0, seen)
     kind = batch.rule.kind
     forced = None  # softmax keeps the sinks and the window whatever their score
     if kind == "softmax":
         row = row_of(indptr)
         forced = (idx < s0[row]) | (idx >= w0[row])
     out, kept = exact_rows(batch.Q[r0:r1], batch.K, batch.V, indptr, idx, forced, batch.rule)
-    products, nodes = np.diff(indptr), np.zeros(r1 - r0, dtype=np.int64)
-    products[ask] += cost.inner_products  # the query's own products, keys j > i included
-    nodes[ask] = cost.nodes_visited
+    products = products + np.diff(indptr)  # the query's own products, and the exact rows'
     kept_ptr, kept_idx = keep_rows(indptr, idx, kept)
     activated = np.diff(kept_ptr)
     eps = None
@@ -120,16 +176,14 @@ def _chunk(batch: _Batch, r0: int, r1: int) -> tuple[np.ndarray, AttentionStats,
                                dropped_mass=eps), widest
 
 
-def _row_keys(indptr: np.ndarray, ids: np.ndarray, asked: np.ndarray, s0: np.ndarray,
-              w0: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's keys as CSR: its sinks [0, s0), the keys reported for it (rows ``asked``
-    only, ids in [s0, w0)) and its window [w0, seen), in this order."""
-    reported = np.zeros(len(seen), dtype=np.int64)
-    reported[asked] = np.diff(indptr)
+def _row_keys(indptr: np.ndarray, ids: np.ndarray, s0: np.ndarray, w0: np.ndarray,
+              seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's keys as CSR: its sinks [0, s0), its candidates (ids in [s0, w0)) and its
+    window [w0, seen), in this order."""
     if not s0.any() and (w0 == seen).all():  # no sinks, no window
-        return indptr_of(reported), ids
+        return indptr, ids
     tail = seen - w0
     sink_keys = ranges(np.zeros(np.count_nonzero(s0), dtype=np.int64), s0[s0 > 0])
     window_keys = ranges(w0[tail > 0], tail[tail > 0])
-    return concat_rows([(indptr_of(s0), sink_keys), (indptr_of(reported), ids),
+    return concat_rows([(indptr_of(s0), sink_keys), (indptr, ids),
                         (indptr_of(tail), window_keys)])

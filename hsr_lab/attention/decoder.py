@@ -17,6 +17,10 @@ key whose decisive score (``scores.py``) is >= b, and perhaps a few more; the ro
 exactly the keys dense attention keeps (``scores.settle`` on both), and its values agree with
 ``attend_dense`` to rounding.
 
+With ``backend="auto"``, a step over a cache of fewer than ``plan.DECODE_MIN_KEYS`` keys is
+computed by the dense kernel (the HSR query's fixed cost exceeds the dense step there); its
+stats say ``kernel="dense"``. Any other backend always asks its structure.
+
 The row is ``rows.exact_rows`` with one row: the kernel ``batch.hsr_attention`` runs over a
 whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included), with the
 same query offset (``scores.hsr_offset``). ``attend_dense`` is ``dense.py`` on one row.
@@ -29,7 +33,8 @@ import numpy as np
 from ..hsr import DEFAULT_LEAF_SIZE, HSR
 from ..validate import as_matrix, as_positive_int, as_vector
 from . import _checks as check
-from ._stats import AttentionStats, row_stats
+from . import plan
+from ._stats import AttentionStats, kernel_of, row_stats
 from .dense import dense_relu, dense_softmax
 from .rows import Rule, dropped_mass, exact_rows
 from .scores import hsr_offset, row_bounds
@@ -127,10 +132,15 @@ class Decoder:
 
     # -- one row -----------------------------------------------------------------------------
     def attend(self, q: object) -> tuple[np.ndarray, AttentionStats]:
-        """The exact row over the cache, finding the keys that matter with one HSR query."""
+        """The exact row over the cache, finding the keys that matter with one HSR query
+        (``backend="auto"`` over a small cache: the dense kernel, ``plan.decode_is_dense``)."""
         q = self._query(q)
         n = self._n
         s0, w0 = self._bounds()
+        if self.backend == "auto" and plan.decode_is_dense(n, self.d):
+            out, stats = self._dense_row(q)
+            stats.method, stats.kernel = "hsr", "dense"  # a fresh object: set, not copied
+            return out, stats
         parts, nodes, products = [np.arange(s0)], 0, 0
         if s0 < w0:  # keys between the sinks and the window: ask the structure
             assert self._hsr is not None
@@ -151,13 +161,18 @@ class Decoder:
             eps = float(dropped_mass(q[None, :], self._keys[:n], np.array([0, kept.sum()]),
                                      idx[kept], np.array([n]))[0])
         activated = int(np.count_nonzero(kept))
-        return out[0], row_stats("hsr", self.kind, activated, len(idx) + products, nodes, eps)
+        return out[0], row_stats("hsr", self.kind, activated, len(idx) + products, nodes, eps,
+                                 kernel_of(self._hsr.blocks) if s0 < w0 else "none")
 
     def attend_dense(self, q: object) -> tuple[np.ndarray, AttentionStats]:
         """The dense step: ``dense.py`` on one row (scores of all n keys with one matvec,
         weights, normalise, weighted sum): the oracle of ``attend``."""
         q = self._query(q)
         self._bounds()
+        return self._dense_row(q)
+
+    def _dense_row(self, q: np.ndarray) -> tuple[np.ndarray, AttentionStats]:
+        """``dense.py`` on the one row q (validated) over the cache."""
         n, Q = self._n, q[None, :]
         keys, values = self._keys[:n], self._values[:n]  # type: ignore[index]
         bounds = (self._max_key, self._max_value)
