@@ -81,3 +81,23 @@ def test_auto_batches_are_exact_whatever_wins(monkeypatch):
         indptr, ids = hsr.query_many(A[:rows], t[:rows])
         for i, want in enumerate(exact_rows(points, A[:rows], t[:rows])):
             np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+
+
+def test_trial_keeps_the_candidate_fastest_in_use(monkeypatch):
+    """Every candidate answers TRIAL lone queries (ascending, exact); then the one with the
+    least median time is kept alone (timer made deterministic: the scan is faster)."""
+    from hsr_lab.hsr import BruteForce, NumpyKDTree
+
+    rng = np.random.default_rng(6)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block, auto.Trial) and isinstance(block.leader, NumpyKDTree)
+    clock = iter(np.arange(10_000, dtype=float))
+    monkeypatch.setattr(auto.time, "perf_counter", lambda: next(clock) ** 2 / 1e6)
+    for _ in range(auto.TRIAL * len(block.candidates)):
+        a, t = rng.integers(-3, 4, 2).astype(np.float64), 0.5
+        np.testing.assert_array_equal(block.query(a, t)[0],
+                                      np.flatnonzero(keys.astype(np.float64) @ a >= t))
+    assert len(block.candidates) == 1  # the times grow: the first candidate asked, the tree
+    assert isinstance(block.leader, NumpyKDTree | BruteForce)
