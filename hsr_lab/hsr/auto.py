@@ -5,11 +5,17 @@ the dense scan ``K @ a >= t`` is faster. Rather than guess, "auto" races the two
 queries (``best_times``) and keeps the winner. Only *which* structure answers depends on the
 timing, never the answers: every backend reports exactly the same ids.
 
-- ``plan_block``: one static block of ``HSR`` for lone queries: the tree, the scan, or (float32
-  keys, faiss installed) faiss's scan made exact (``faiss_scan.FaissScan``). Blocks smaller
-  than ``MIN_N`` are scanned without a trial, and blocks wider than ``MAX_D`` get no tree: there
-  the tree's per-level overhead, or its failure to prune, loses to the scan every time it was
-  measured (``benchmarks/results/hsr.md``), and building one only to throw it away costs more.
+- ``ranked`` / ``plan_block``: the candidates for one static block of ``HSR``, the tree, the
+  scan, and (float32 keys, faiss installed) faiss's scan made exact (``faiss_scan.FaissScan``),
+  ranked by their total time on ``SAMPLES`` sample queries. Blocks smaller than ``MIN_N`` are
+  scanned without a race, and blocks wider than ``MAX_D`` get no tree: there the tree's
+  per-level overhead, or its failure to prune, loses to the scan every time it was measured
+  (``benchmarks/results/hsr.md``), and building one only to throw it away costs more.
+- ``trial_block`` / ``Trial``: what ``HSR`` keeps. The sample race runs at build time, on a
+  quiet cache; candidates within ``TRIAL_SPREAD`` of its best then answer the first real lone
+  queries in turn, ``TRIAL`` each, timed where the user asks them, and the one with the least
+  median is kept (the others are freed). So a tree and a scan that are close are decided under
+  the conditions they will serve in, like for like (answers ascending, a tree's sort timed).
 - ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
   batch shares the tree's per-level overhead among its rows, so the tree can win batches it
   would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
@@ -34,13 +40,15 @@ import numpy as np
 from ..theory import paper_threshold
 from . import faiss_scan
 from ._base import StaticIndex
-from ._stats import BatchQueryStats
+from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .kdtree import NumpyKDTree
 
 MIN_N = 2**15  # smaller blocks are scanned: the tree's per-level overhead costs more
 MAX_D = 16  # wider blocks are scanned: the box test prunes nothing there
 SAMPLES = 8  # sample queries per race
+TRIAL = 8  # lone queries each candidate of a ``Trial`` answers before one is kept
+TRIAL_SPREAD = 2.0  # candidates slower than this times the sample race's best get no trial
 REPEATS = 3  # timings of each sample, best kept
 BATCH_ROWS = 64  # rows of a batch raced; batches under 2 * BATCH_ROWS are not raced
 
@@ -85,28 +93,115 @@ def sample_queries(points: np.ndarray, count: int = SAMPLES, seed: int = 0
 
 def plan_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
                repeats: int = REPEATS) -> StaticIndex:
-    """The block "auto" builds: whichever of the kd-tree (d <= ``MAX_D``), the scan and, for
-    float32 keys where faiss is installed, faiss's scan answers the sample queries fastest.
+    """The block "auto" would build from the sample race alone: whichever of the kd-tree
+    (d <= ``MAX_D``), the scan and, for float32 keys where faiss is installed, faiss's scan
+    answers the sample queries fastest (``ranked``)."""
+    return ranked(points, ids, leaf_size, repeats)[0]
+
+
+def trial_block(points: np.ndarray, ids: np.ndarray, leaf_size: int,
+                repeats: int = REPEATS) -> StaticIndex:
+    """The block ``HSR(backend="auto")`` builds: the candidates of ``ranked`` within
+    ``TRIAL_SPREAD`` of the sample race's best, in a ``Trial`` that keeps the fastest in use
+    (or the lone candidate itself)."""
+    candidates = ranked(points, ids, leaf_size, repeats, spread=TRIAL_SPREAD)
+    return candidates[0] if len(candidates) == 1 else Trial(candidates)
+
+
+def ranked(points: np.ndarray, ids: np.ndarray, leaf_size: int, repeats: int = REPEATS,
+           spread: float = 1.0) -> list[StaticIndex]:
+    """The candidate blocks over these points, fastest on the sample queries first, those
+    whose total exceeds ``spread`` times the best dropped.
 
     The candidates answer the same ``sample_queries`` in turn, each sample timed as its best of
-    ``repeats`` runs (a tree's answer sorted, as ``HSR.query`` sorts it); the lowest total wins.
+    ``repeats`` runs (a tree's answer sorted, as ``HSR.query`` sorts it); the totals rank them.
     """
     n, d = points.shape
     scan = BruteForce(points, ids, leaf_size)
     if n < MIN_N:
-        return scan
+        return [scan]
     candidates: list[StaticIndex] = [scan]
     if d <= MAX_D:
         candidates.insert(0, NumpyKDTree(points, ids, leaf_size))
     if faiss_scan.usable(points):
         candidates.append(faiss_scan.FaissScan(points, ids, leaf_size))
     if len(candidates) == 1:
-        return scan
+        return candidates
     totals = np.zeros(len(candidates))
     for u, t in zip(*sample_queries(points), strict=True):
         totals += best_times([lambda c=c, u=u, t=t: answer(c, u, t) for c in candidates],
                              repeats)
-    return candidates[int(np.argmin(totals))]
+    order = np.argsort(totals, kind="stable")
+    return [candidates[i] for i in order if totals[i] <= spread * totals[order[0]]]
+
+
+class Trial:
+    """A block whose first lone queries try each candidate in turn, timed where the user
+    asks them; once every candidate has answered ``TRIAL`` of them, the one with the least
+    median time is kept and the others are freed.
+
+    The sample race at build time runs on an idle cache and a quiet machine; in use the
+    same block competes with whatever else the program does, and a tree and a scan within
+    a few tens of percent of each other can trade places. The trial decides like for like:
+    the same queries, the same conditions, each answer ascending (a tree's sorted, timed).
+    Batches go to the leader (``leader``: the best of the sample race until the trial ends),
+    where ``query_many`` races tree and scan per batch size class.
+    """
+
+    ascending = True  # query returns ascending ids
+
+    def __init__(self, candidates: Sequence[StaticIndex]) -> None:
+        self.candidates = list(candidates)
+        self._times: list[list[float]] = [[] for _ in self.candidates]
+        self._asked = 0
+
+    @property
+    def leader(self) -> StaticIndex:
+        """The candidate that answers batches: the trial's winner once it has ended."""
+        return self.candidates[0]
+
+    @property
+    def name(self) -> str:
+        return self.leader.name
+
+    def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
+        """The ids with ``<a, x> >= t``, ascending, from the next candidate on trial (or the
+        winner), and the cost."""
+        i = self._asked % len(self.candidates)
+        start = time.perf_counter()
+        found, stats = self.candidates[i].query(a, t)
+        if not getattr(self.candidates[i], "ascending", False):  # a tree, or a scan of
+            found = sorted_ids(found)  # merged blocks' ids: sorted, as HSR.query would
+        if len(self.candidates) > 1:
+            self._times[i].append(time.perf_counter() - start)
+            self._asked += 1
+            if self._asked == TRIAL * len(self.candidates):
+                best = int(np.argmin([np.median(times) for times in self._times]))
+                self.candidates = [self.candidates[best]]
+        return found, stats
+
+    def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """The leader's ``query_many``."""
+        return self.leader.query_many(A, t, sort)
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.leader.items()
+
+    def __len__(self) -> int:
+        return len(self.leader)
+
+    @property
+    def depth(self) -> int:
+        return self.leader.depth
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every candidate still held."""
+        return sum(c.nbytes for c in self.candidates)
+
+    def __repr__(self) -> str:
+        return f"Trial({', '.join(c.name for c in self.candidates)}; asked {self._asked})"
 
 
 def answer(block: StaticIndex, a: np.ndarray, t: float) -> np.ndarray:
@@ -151,6 +246,8 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     could serve (n >= ``MIN_N``, d <= ``MAX_D``) builds one (``leaf_size``) on its first batch
     and keeps it only if it wins some size class; other blocks answer directly.
     """
+    if isinstance(block, Trial):
+        block = block.leader
     n, d = block.points.shape  # type: ignore[attr-defined]  (a tree or a scan)
     tree_able = isinstance(block, NumpyKDTree) or (n >= MIN_N and d <= MAX_D)
     if len(A) < 2 or not tree_able:

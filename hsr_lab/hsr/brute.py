@@ -29,10 +29,13 @@ def compact_ids(ids: np.ndarray) -> np.ndarray:
     return np.array(ids, dtype=np.int32 if small else np.int64)
 
 
-def nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a C-contiguous 2-D mask, as (rows, cols): one ``flatnonzero`` and a
-    divmod, many times faster than ``np.nonzero``'s multi-index walk."""
-    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+def row_hits(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The True entries of a C-contiguous (m, w) mask: their flat indices (row-major, so
+    grouped by row) and how many each row holds (a ``searchsorted`` of the row ends, rather
+    than ``np.nonzero``'s multi-index walk or a division of every index)."""
+    flat = np.flatnonzero(mask)
+    m, w = mask.shape
+    return flat, np.diff(np.searchsorted(flat, np.arange(m + 1) * w))
 
 
 def l1_reach(points: np.ndarray) -> float:
@@ -54,21 +57,26 @@ def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: flo
     if not float32_safe(d, a_max, max_abs):  # float32 could overflow: score in float64
         return np.concatenate([np.flatnonzero(points[s:s + _CHUNK32].astype(np.float64) @ a >= t)
                                + s for s in range(0, len(points), _CHUNK32)])
-    a32, band = a.astype(np.float32), band32(d, a_max, rad, t)
-    lo, hi = below32(t - band), above32(t + band)
-    found = []
-    for start in range(0, len(points), _CHUNK32):
-        chunk = points[start:start + _CHUNK32]
-        scores = chunk @ a32
-        near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
-        unsure = scores[near] < hi
-        if np.count_nonzero(unsure):  # the few rows in the band: decided in float64
-            rows = near[unsure]
-            keep = ~unsure
-            keep[unsure] = chunk[rows].astype(np.float64) @ a >= t
-            near = near[keep]
-        found.append(near + start if start else near)
-    return found[0] if len(found) == 1 else np.concatenate(found)
+    band = band32(d, a_max, rad, t)
+    a32, lo, hi = a.astype(np.float32), below32(t - band), above32(t + band)
+    if len(points) <= _CHUNK32:  # one chunk (the usual block): no list, no concatenation
+        return _rows32(points, a, a32, t, lo, hi)
+    return np.concatenate([_rows32(points[s:s + _CHUNK32], a, a32, t, lo, hi) + s
+                           for s in range(0, len(points), _CHUNK32)])
+
+
+def _rows32(chunk: np.ndarray, a: np.ndarray, a32: np.ndarray, t: float, lo: np.float32,
+            hi: np.float32) -> np.ndarray:
+    """Rows of one chunk with ``fl64(<a, x>) >= t``: float32 scores ``>= lo``, those below
+    ``hi`` (the band: a row or two, if any) decided in float64."""
+    scores = chunk @ a32
+    near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
+    near_scores = scores.take(near)
+    if len(near) == 0 or near_scores.min() >= hi:  # nothing in the band: the usual case
+        return near
+    at = np.flatnonzero(near_scores < hi)
+    below = chunk.take(near.take(at), axis=0).astype(np.float64) @ a < t
+    return np.delete(near, at[below]) if below.any() else near
 
 
 def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndarray:
@@ -86,8 +94,9 @@ def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndar
 
 def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``: float32 products of
-    A with column chunks of the points (one gemm each), then the band rows in float64."""
+    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``: the float32 scores
+    ``A K_c^T`` of each column chunk K_c of the points (one gemm), the pairs ``>= lo`` of
+    their row, then the band pairs (below ``hi``) decided in float64."""
     m, d = A.shape
     a_max = np.abs(A).max(axis=1, initial=0.0)
     safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
@@ -95,30 +104,48 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
         answers = [scan32(points, a, float(t_i), rad, max_abs) for a, t_i in zip(A, t, strict=True)]
         return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
             np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
-    band = np.array([band32(d, float(v), rad, float(t_i)) for v, t_i in zip(a_max, t, strict=True)])
+    band = band32(d, a_max, rad, t)
     lo, hi = below32(t - band)[:, None], above32(t + band)
     A32 = A.astype(np.float32)
     step = max(1, _BLOCK32 // max(m, 1))
-    found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    chunks = []
     for start in range(0, len(points), step):
         chunk = points[start:start + step]
         scores = A32 @ chunk.T
-        near = np.flatnonzero(scores >= lo)
-        rows, cols = np.divmod(near, scores.shape[1])
-        unsure = scores.ravel()[near] < hi[rows]
-        if np.count_nonzero(unsure):  # the few pairs in the band: decided in float64
-            at = np.flatnonzero(unsure)
-            keep = ~unsure
-            keep[at] = np.einsum("rk,rk->r", chunk[cols[at]].astype(np.float64),
-                                 A[rows[at]]) >= t[rows[at]]
-            rows, cols = rows[keep], cols[keep]
-        found_rows.append(rows)
-        found_cols.append(cols + start if start else cols)
-    rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
-    # Group by query row, each row's points in storage order: a stable sort of small
-    # integers (NumPy sorts 16-bit keys by radix, in linear time).
-    order = np.argsort(rows.astype(np.uint16) if m < 2**16 else rows, kind="stable")
-    return indptr_of(np.bincount(rows, minlength=m)), cols[order]
+        flat, counts = row_hits(scores >= lo)
+        unsure = scores.ravel().take(flat) < np.repeat(hi, counts)
+        if unsure.any():  # the few pairs in the band: decided in float64
+            flat, counts = _recheck(chunk, A, t, flat, counts, np.flatnonzero(unsure))
+        cols = flat - np.repeat(np.arange(m) * len(chunk) - start, counts)
+        chunks.append((cols, counts))
+    return _by_row(chunks, m)
+
+
+def _recheck(chunk: np.ndarray, A: np.ndarray, t: np.ndarray, flat: np.ndarray,
+             counts: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the pairs ``flat[at]`` (of the (m, w) scores of one chunk, row-major) whose
+    float64 score ``fl64(<A_r, x_c>)`` is below ``t_r``; ``counts`` per row, updated."""
+    rows, cols = np.divmod(flat.take(at), len(chunk))
+    below = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64), A[rows]) < t[rows]
+    if not below.any():
+        return flat, counts
+    return np.delete(flat, at[below]), counts - np.bincount(rows[below], minlength=len(A))
+
+
+def _by_row(chunks: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[np.ndarray, np.ndarray]:
+    """One CSR ``(indptr, cols)`` from the chunks' ``(cols, counts)``, each grouped by row:
+    row r holds its columns of the first chunk, then of the second, ... (a scatter of each
+    chunk's values to their places, no sort)."""
+    if len(chunks) == 1:
+        return indptr_of(chunks[0][1]), chunks[0][0]
+    per_chunk = np.array([counts for _, counts in chunks]).reshape(len(chunks), m)
+    indptr = indptr_of(per_chunk.sum(axis=0))
+    out = np.empty(indptr[-1], dtype=np.int64)
+    offset = indptr[:-1] + np.cumsum(per_chunk, axis=0) - per_chunk  # row r of chunk c starts
+    for (cols, counts), at in zip(chunks, offset, strict=True):
+        if len(cols):  # value j of the chunk goes to at[r] + (j - first of r in the chunk)
+            out[np.arange(len(cols)) + np.repeat(at - (np.cumsum(counts) - counts), counts)] = cols
+    return indptr, out
 
 
 class FlatStore:
@@ -221,15 +248,13 @@ class BruteForce(FlatStore):
         read once per batch), grouped by row as ``scan32_many`` groups them."""
         m = len(A)
         step = max(1, _BLOCK32 // max(m, 1))
-        found_rows, found_cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        chunks = []
         for start in range(0, len(self.points), step):
-            scores = A @ self.points[start:start + step].T
-            rows, cols = nonzero2(scores >= t[:, None])
-            found_rows.append(rows)
-            found_cols.append(cols + start if start else cols)
-        rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
-        order = np.argsort(rows.astype(np.uint16) if m < 2**16 else rows, kind="stable")
-        return indptr_of(np.bincount(rows, minlength=m)), self._id_of(cols[order])
+            chunk = self.points[start:start + step]
+            flat, counts = row_hits(A @ chunk.T >= t[:, None])
+            chunks.append((flat - np.repeat(np.arange(m) * len(chunk) - start, counts), counts))
+        indptr, cols = _by_row(chunks, m)
+        return indptr, self._id_of(cols)
 
     def __repr__(self) -> str:
         return f"BruteForce(n={len(self)}, d={self.points.shape[1]}, {self.points.dtype})"

@@ -43,11 +43,24 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         self._max_abs = float(max(self.points.max(), -self.points.min()))
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
-        """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost."""
-        _, ids, stats = self._search(a[None, :], np.array([t]), sort=False)
+        """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost: one
+        ``range_search`` above ``lo``, the scores below ``hi`` (a few, if any) rescored."""
+        d, a_max = len(a), abs_max(a)
+        if not float32_safe(d, a_max, self._max_abs):
+            _, ids, stats = self._float64_many(a[None, :], np.array([t]), sort=False)
+            return ids, stats[0]
+        band = band32(d, a_max, self._rad, t)
+        lo, hi = below32(t - band), above32(t + band)
+        radius = float(np.nextafter(lo, np.float32(-np.inf)))  # faiss keeps scores > radius
+        _, scores, rows = self.index.range_search(a[None, :].astype(np.float32), radius)
+        if len(rows) and scores.min() < hi:  # a score in the band: keep those fl64 accepts
+            at = np.flatnonzero(scores < hi)
+            below = self.points.take(rows.take(at), axis=0).astype(np.float64) @ a < t
+            rows = np.delete(rows, at[below])
+        ids = self._ids.take(rows).astype(np.int64)
         if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # faiss lists rows in order
             ids.sort()
-        return ids, stats[0]
+        return ids, QueryStats(inner_products=len(self._ids), points_reported=len(ids))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:

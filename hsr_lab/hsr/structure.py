@@ -34,7 +34,6 @@ from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
 from .csr import concat_rows, keep_rows, sort_rows
-from .faiss_scan import FaissScan
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
 from .numerics import MAX_COORD, MAX_PRODUCT, abs_max
@@ -64,8 +63,9 @@ class HSR:
         values turns the whole HSR to float64); either way a point is reported iff
         ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
     backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
-        "auto" picks per block between the NumPy kd-tree and the scan (``auto.plan_block``),
-        and again per batch size class for ``query_many`` (``auto.query_many``).
+        "auto" picks per block between the NumPy kd-tree and the scans by timing them: on
+        sample queries, then on the first lone queries asked (``auto.trial_block``), and again
+        per batch size class for ``query_many`` (``auto.query_many``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default
         ``DEFAULT_LEAF_SIZE`` = 32 for float64 keys, ``DEFAULT_LEAF_SIZE32`` = 128 for float32).
     """
@@ -165,7 +165,7 @@ class HSR:
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
         if self.backend == "auto":
-            return auto.plan_block(points, ids, self.leaf_size)
+            return auto.trial_block(points, ids, self.leaf_size)
         return BACKENDS[self.backend](points, ids, self.leaf_size)
 
     def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
@@ -193,8 +193,7 @@ class HSR:
             total = sum((cost for _, cost in answers), QueryStats())
         if self._n_dead:
             ids = ids[self._alive[ids]]
-        ordered = len(self._blocks) == 1 and isinstance(self._blocks[0], BruteForce | FaissScan
-                                                        ) and self._blocks[0].ascending
+        ordered = len(self._blocks) == 1 and getattr(self._blocks[0], "ascending", False)
         if not ordered and self._n_ids < 2**31:  # int32 sorts faster
             ids = np.sort(ids.astype(np.int32)).astype(np.int64)
         elif not ordered:

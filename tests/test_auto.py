@@ -1,0 +1,103 @@
+"""The scans and the planner behind ``backend="auto"``: exact answers whatever is chosen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hsr_lab.hsr.brute as brute
+from hsr_lab import HSR
+from hsr_lab.hsr import auto
+
+
+def exact_rows(points: np.ndarray, A: np.ndarray, t: np.ndarray) -> list[np.ndarray]:
+    """Row i: the rows x of points with ``fl64(<A[i], x>) >= t[i]``, ascending."""
+    points = points.astype(np.float64)
+    return [np.flatnonzero(points @ a >= t_i) for a, t_i in zip(A, t, strict=True)]
+
+
+def tied(seed: int, n: int = 3000, d: int = 3, m: int = 9) -> tuple[np.ndarray, ...]:
+    """float32 keys on a coarse grid and thresholds at exact scores: many ties at t."""
+    rng = np.random.default_rng(seed)
+    points = rng.integers(-8, 9, size=(n, d)).astype(np.float32) / 4
+    A = rng.integers(-4, 5, size=(m, d)).astype(np.float64) / 2
+    t = (points[rng.integers(0, n, m)].astype(np.float64) * A).sum(axis=1)
+    return points, A, t
+
+
+def near_misses(seed: int, n: int = 3000, d: int = 5, m: int = 9) -> tuple[np.ndarray, ...]:
+    """Random float32 keys and thresholds a hair above or below a key's float64 score: that
+    key's float32 score lies in the band, and only float64 decides it."""
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((n, d)).astype(np.float32)
+    A = rng.standard_normal((m, d))
+    score = (points[rng.integers(0, n, m)].astype(np.float64) * A).sum(axis=1)
+    return points, A, score + rng.choice([-1e-12, 1e-12], m)  # no exact tie: every order agrees
+
+
+def test_row_hits_matches_nonzero():
+    mask = np.random.default_rng(0).random((7, 13)) < 0.3
+    flat, counts = brute.row_hits(mask)
+    np.testing.assert_array_equal(flat, np.flatnonzero(mask))
+    np.testing.assert_array_equal(counts, mask.sum(axis=1))
+
+
+@pytest.mark.parametrize("block", [3000 * 9, 500, 9])  # one chunk, several, one column each
+@pytest.mark.parametrize("make", [tied, near_misses])
+def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
+    points, A, t = make(1)
+    rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
+    monkeypatch.setattr(brute, "_BLOCK32", block)
+    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    for i, want in enumerate(exact_rows(points, A, t)):
+        np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+
+
+@pytest.mark.parametrize("chunk", [3000, 700])
+@pytest.mark.parametrize("make", [tied, near_misses])
+def test_scan32_is_exact_at_ties(monkeypatch, chunk, make):
+    points, A, t = make(2)
+    rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
+    monkeypatch.setattr(brute, "_CHUNK32", chunk)
+    for a, t_i, want in zip(A, t, exact_rows(points, A, t), strict=True):
+        np.testing.assert_array_equal(brute.scan32(points, a, float(t_i), rad, max_abs), want)
+
+
+def test_float64_batch_scan_groups_rows(monkeypatch):
+    points, A, t = tied(3)
+    points = points.astype(np.float64)
+    monkeypatch.setattr(brute, "_BLOCK32", 200)
+    indptr, ids, _ = HSR(points, backend="brute").blocks[0].query_many(A, t)
+    for i, want in enumerate(exact_rows(points, A, t)):
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+
+
+def test_auto_batches_are_exact_whatever_wins(monkeypatch):
+    """Small blocks race too (MIN_N lowered): every size class answers exactly."""
+    monkeypatch.setattr(auto, "MIN_N", 64)
+    points, A, t = tied(4, n=5000, m=40)
+    hsr = HSR(points, backend="auto")
+    for rows in (1, 3, 17, 40):
+        indptr, ids = hsr.query_many(A[:rows], t[:rows])
+        for i, want in enumerate(exact_rows(points, A[:rows], t[:rows])):
+            np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+
+
+def test_trial_keeps_the_candidate_fastest_in_use(monkeypatch):
+    """Every candidate answers TRIAL lone queries (ascending, exact); then the one with the
+    least median time is kept alone (timer made deterministic: the scan is faster)."""
+    from hsr_lab.hsr import BruteForce, NumpyKDTree
+
+    rng = np.random.default_rng(6)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block, auto.Trial) and isinstance(block.leader, NumpyKDTree)
+    clock = iter(np.arange(10_000, dtype=float))
+    monkeypatch.setattr(auto.time, "perf_counter", lambda: next(clock) ** 2 / 1e6)
+    for _ in range(auto.TRIAL * len(block.candidates)):
+        a, t = rng.integers(-3, 4, 2).astype(np.float64), 0.5
+        np.testing.assert_array_equal(block.query(a, t)[0],
+                                      np.flatnonzero(keys.astype(np.float64) @ a >= t))
+    assert len(block.candidates) == 1  # the times grow: the first candidate asked, the tree
+    assert isinstance(block.leader, NumpyKDTree | BruteForce)
