@@ -101,3 +101,19 @@ def test_trial_keeps_the_candidate_fastest_in_use(monkeypatch):
                                       np.flatnonzero(keys.astype(np.float64) @ a >= t))
     assert len(block.candidates) == 1  # the times grow: the first candidate asked, the tree
     assert isinstance(block.leader, NumpyKDTree | BruteForce)
+
+
+def test_a_batch_ends_the_trial_and_keeps_the_leader(monkeypatch):
+    """A structure asked only batches does not hold every candidate for ever."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block, auto.Trial) and len(block.candidates) > 1
+    leader = block.leader
+    A = rng.integers(-3, 4, (3, 2)).astype(np.float64)
+    indptr, ids, _ = block.query_many(A, 0.5)
+    assert block.candidates == [leader]
+    for i, a in enumerate(A):
+        np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
+                                      np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))

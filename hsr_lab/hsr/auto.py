@@ -144,8 +144,9 @@ class Trial:
     same block competes with whatever else the program does, and a tree and a scan within
     a few tens of percent of each other can trade places. The trial decides like for like:
     the same queries, the same conditions, each answer ascending (a tree's sorted, timed).
-    Batches go to the leader (``leader``: the best of the sample race until the trial ends),
-    where ``query_many`` races tree and scan per batch size class.
+    A batch ends the trial early: the leader (the best of the sample race) is kept and the
+    others are freed, so a structure asked only batches never holds them all; its batch path
+    (``query_many``) races tree and scan per batch size class itself.
     """
 
     ascending = True  # query returns ascending ids
@@ -182,8 +183,13 @@ class Trial:
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """The leader's ``query_many``."""
-        return self.leader.query_many(A, t, sort)
+        """The leader's ``query_many`` (the trial ends: ``end``)."""
+        return self.end().query_many(A, t, sort)
+
+    def end(self) -> StaticIndex:
+        """End the trial where it stands: keep the leader, free the other candidates."""
+        self.candidates = [self.leader]
+        return self.leader
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         return self.leader.items()
@@ -247,7 +253,7 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     and keeps it only if it wins some size class; other blocks answer directly.
     """
     if isinstance(block, Trial):
-        block = block.leader
+        block = block.end()
     n, d = block.points.shape  # type: ignore[attr-defined]  (a tree or a scan)
     tree_able = isinstance(block, NumpyKDTree) or (n >= MIN_N and d <= MAX_D)
     if len(A) < 2 or not tree_able:
