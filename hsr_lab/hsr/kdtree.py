@@ -45,13 +45,14 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids, key_dtype, nonzero2
+from .brute import compact_ids, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .numerics import TINY, above32, abs_max, band32, below32, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
 _MAX_BATCH = 4096  # queries walked together at most
+_SCAN_BLOCK = 1 << 19  # floats of leaf rows a lone query scores at once (2 MiB)
 _STEP_PAIRS = 4096  # (query, node) pairs one step of the walk tests, unless one level holds more
 _MAX_SPAN = 6  # levels below the frontier that one step takes at most
 _BOTH = np.array([0, 1])  # a node's children: left + 0 and right = left + 1
@@ -497,28 +498,29 @@ class NumpyKDTree:
 
     def _scan(self, A: np.ndarray, t: np.ndarray, queries: np.ndarray, leaves: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Score the points of each open (query, leaf) pair: the rows that pass, and how many
-        per pair. A leaf's rows are gathered as its window (``_windows``: as many rows as the
-        widest leaf holds, those past the leaf masked out), a copy of contiguous rows, and
-        each query's vector is gathered once per leaf, not once per point. float32 points are
-        scored in float32 and the band around t rescored in float64 (``_decide32``)."""
-        c, float32 = len(A), self._float32_for(A)
-        step = max(1, _BLOCK // (self._leaf_width * self.d))
-        rows, hits = [], []
+        """Score the points of each open (query, leaf) pair: the rows that pass, and (for a
+        batch) how many per pair. A leaf's rows are gathered as its window (``_windows``: as
+        many rows as the widest leaf holds, those past the leaf dropped), a copy of contiguous
+        rows, and each query's vector is gathered once per leaf, not once per point. float32
+        points are scored in float32 and the band around t rescored in float64 (``_hits32``)."""
+        c, w, float32 = len(A), self._leaf_width, self._float32_for(A)
+        step = max(1, (_BLOCK if c > 1 else _SCAN_BLOCK) // (w * self.d))
+        rows, hits = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for lo in range(0, len(leaves), step):
             chunk, who = leaves[lo:lo + step], queries[lo:lo + step]
             starts = self.start[chunk]
-            points = self._windows[starts]  # (leaves, width, d)
-            a, limit = (A[0], t[0]) if c == 1 else (A[who], t[who])
-            hit = (self._decide32(points, a, limit, chunk) if float32
-                   else _scores(points, a) >= np.reshape(limit, (-1, 1)))
+            points = self._windows[starts]  # (leaves, w, d)
+            a, limit = (A[0], t[0]) if c == 1 else (A[who], t[who, None])
+            at = (self._hits32(points, a, limit, chunk) if float32  # positions in the grid
+                  else np.flatnonzero(_scores(points, a) >= limit))
+            leaf = at // w
+            at -= leaf * w  # the offset in the leaf
             if not self._uniform:
-                hit &= np.arange(self._leaf_width) < (self.stop[chunk] - starts)[:, None]
-            leaf, offset = nonzero2(hit)
-            rows.append(starts[leaf] + offset)
-            hits.append(np.count_nonzero(hit, axis=1))
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+                inside = at < (self.stop[chunk] - starts)[leaf]
+                leaf, at = leaf[inside], at[inside]
+            rows.append(starts[leaf] + at)
+            if c > 1:
+                hits.append(np.bincount(leaf, minlength=len(chunk)))
         return np.concatenate(rows), np.concatenate(hits)
 
     def _float32_for(self, A: np.ndarray) -> bool:
@@ -526,24 +528,27 @@ class NumpyKDTree:
         return self.points.dtype == np.float32 and float32_safe(
             self.d, abs_max(A.ravel()), self._max_abs)
 
-    def _decide32(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
-                  leaves: np.ndarray) -> np.ndarray:
-        """``fl64(<a, x>) >= t`` over float32 leaf windows (f, w, d): float32 scores outside
-        ``band32`` of t, float64 inside. For one query (a (d,), t a float) one band, from the
-        largest ``rad`` of the leaves; for one query per window (a (f, d), t (f,)) one per pair."""
+    def _hits32(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
+                leaves: np.ndarray) -> np.ndarray:
+        """Flat positions in the grid of float32 leaf windows (f, w, d) where
+        ``fl64(<a, x>) >= t``: float32 scores decide outside ``band32`` of t, float64 ones
+        inside. For one query (a (d,), t a float) one band, from the largest ``rad`` of the
+        leaves; for one query per window (a (f, d), t (f, 1)) one band per pair."""
         one = a.ndim == 1
         if one:  # scalars: no arrays to build
             band = band32(self.d, abs_max(a), float(self.rad[leaves].max()), t)
         else:
-            band = band32(self.d, np.abs(a).max(axis=1), self.rad[leaves], t)[:, None]
-            t = t[:, None]
+            band = band32(self.d, np.abs(a).max(axis=1, keepdims=True), self.rad[leaves, None], t)
         scores = _scores(points, a.astype(np.float32))
-        keep = scores >= above32(t + band)
-        near = nonzero2((scores >= below32(t - band)) > keep)
-        if len(near[0]):  # the few points in the band: decided in float64
-            exact = _scores(points[near].astype(np.float64), a if one else a[near[0]])
-            keep[near] = exact >= (t if one else t[near[0], 0])
-        return keep
+        near = np.flatnonzero(scores >= below32(t - band))  # at or above the band's floor
+        high, w = above32(t + band), points.shape[1]
+        sure = scores.ravel()[near] >= (high if one else high[near // w, 0])
+        unsure = np.flatnonzero(~sure)
+        if len(unsure):  # the few points in the band: decided in float64
+            leaf, offset = np.divmod(near[unsure], w)
+            exact = _scores(points[leaf, offset].astype(np.float64), a if one else a[leaf])
+            sure[unsure] = exact >= (t if one else t[leaf, 0])
+        return near[sure]
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
