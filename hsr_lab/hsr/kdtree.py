@@ -9,22 +9,34 @@ organised:
   field, one row per node in breadth-first order: ``center``, ``half``, ``rad``, ``start``,
   ``stop``, ``left`` and ``right`` (children are adjacent, so ``right = left + 1``; both are
   -1 at a leaf); one level of the tree is one contiguous block of rows;
-- the points are stored permuted so that every subtree owns the rows ``start:stop``;
-- a query walks the tree one level at a time: the box test of the whole frontier is one
-  product, nodes ``reported`` whole become id ranges without inner products, and only the
-  points of ``scanned`` leaves are scored, in one gather and one product;
+- the points and ids are stored permuted so that every subtree owns the rows ``start:stop``;
+- a query walks the tree a step of one or more levels at a time. Down to the shallowest leaf
+  every level is full, so its rows are in heap order (the children of row r are 2r + 1 and
+  2r + 2) and the nodes ``span`` levels below a frontier are found by arithmetic: a step tests
+  every node of those subtrees in one product (the box bound of a node does not depend on the
+  path to it), then keeps the nodes the reference visits, those with no pruned or reported
+  ancestor in the step. A step costs about 25 NumPy calls whatever its span, and a single
+  query's walk is overhead-bound (a few thousand nodes), so a step tests up to
+  ``_STEP_PAIRS`` nodes, which may be several times the nodes visited;
+- nodes ``reported`` whole become id ranges without inner products, and only the points of
+  ``scanned`` leaves are scored: each leaf is read as a window of contiguous rows (a view of
+  the points from its first row, as wide as the widest leaf), one copy per leaf, one product;
 - ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
-  pairs, so one level costs the same few NumPy calls for the whole batch, and ``query`` is the
+  pairs, so one step costs the same few NumPy calls for the whole batch, and ``query`` is the
   batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
   same bit for bit; a lone query scores its leaves with one BLAS product, a batch with
   ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
   in float64 and may differ only for a point within one rounding error of t (as backends may).
+  Found nodes are listed by (query, node), so the order of the ids does not depend on how
+  the levels were grouped into steps.
 
-Points keep their dtype. float32 points are stored as float32 (ids as int32 when they fit:
-the index is about 1.35x the float32 keys at d = 4) and the points of open leaves are scored in
-float32; a point whose float32 score lies within ``numerics.band32`` of t is rescored in
-float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the reference (which
-holds their exact float64 values) computes it. The box bounds stay in float64 for either dtype.
+Points keep their dtype. float32 points are stored as float32 (ids, and the node arrays
+``start``, ``stop`` and ``left``, as int32 when they fit: the index is about 1.34x the float32
+keys at d = 4 and 1.62x at d = 2, where points and ids alone take 1.5x) and the points of open
+leaves are scored in float32; a point whose float32 score lies within ``numerics.band32`` of t
+is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the
+reference (which holds their exact float64 values) computes it. The box bounds stay in float64
+for either dtype.
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
@@ -247,18 +259,20 @@ class NumpyKDTree:
         self.leaf_size = leaf_size
         splitter = _LevelSplitter(points, pad=max(1, min(n, leaf_size)))
         self.start, self.stop, self.left = self._build(splitter)
-        perm = splitter.perm[:n]
         self._rows = splitter.tree  # the points in tree order, then at least a leaf of spare rows
         self.points = self._rows[:n]  # row j of the tree is row perm[j] of the input
-        self.ids = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        perm = np.pad(splitter.perm[:n], (0, len(self._rows) - n))  # spare rows: input row 0
+        self._id_rows = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        self.ids = self._id_rows[:n]
         self._max_abs = float(max(self.points.max(), -self.points.min()))
         leaf_sizes = (self.stop - self.start)[self.left < 0]
-        self._leaf_width = int(leaf_sizes.max())
-        self._uniform = bool(leaf_sizes.min() == self._leaf_width)  # no window reads past a leaf
-        # Row j's window: the _leaf_width rows from row j (a view), so a leaf is one window.
+        self._leaf_width = w = int(leaf_sizes.max())
+        self._uniform = bool(leaf_sizes.min() == w)  # no window reads past its leaf
+        # Row j's window: the w points and ids from row j (views), so a leaf is one window.
         row, col = self._rows.strides
-        self._windows = as_strided(self._rows, (n, self._leaf_width, self.d), (row, row, col),
-                                   writeable=False)
+        self._windows = as_strided(self._rows, (n, w, self.d), (row, row, col), writeable=False)
+        step = self._id_rows.strides[0]
+        self._id_windows = as_strided(self._id_rows, (n, w), (step, step), writeable=False)
         first_leaf = int(np.argmax(self.left < 0))
         self._full_depth = int(np.searchsorted(self._level_offsets, first_leaf, side="right")) - 1
         self._packed = self._boxes()
@@ -478,8 +492,7 @@ class NumpyKDTree:
         queries, nodes = np.divmod(pairs, len(self.start)) if c > 1 else (pairs, pairs)
         whole, leaves = nodes[~scanned], nodes[scanned]
         leaf_sizes = self.stop[leaves] - self.start[leaves]
-        hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
-        hit_ids = self.ids[hit_rows]
+        hit_ids, hits = self._scan(A, t, queries[scanned], leaves)
         if c == 1:  # a single query: nothing to group
             whole_ids = _slices(self.ids, self.start[whole], self.stop[whole])
             found = np.concatenate([whole_ids, hit_ids], dtype=np.int64)
@@ -498,14 +511,15 @@ class NumpyKDTree:
 
     def _scan(self, A: np.ndarray, t: np.ndarray, queries: np.ndarray, leaves: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Score the points of each open (query, leaf) pair: the rows that pass, and (for a
-        batch) how many per pair. A leaf's rows are gathered as its window (``_windows``: as
-        many rows as the widest leaf holds, those past the leaf dropped), a copy of contiguous
-        rows, and each query's vector is gathered once per leaf, not once per point. float32
-        points are scored in float32 and the band around t rescored in float64 (``_hits32``)."""
+        """Score the points of each open (query, leaf) pair: the ids of those that pass, and
+        (for a batch) how many per pair. A leaf's points and ids are gathered as its windows
+        (``_windows``: as many rows as the widest leaf holds, those past the leaf dropped),
+        copies of contiguous rows, and each query's vector is gathered once per leaf, not once
+        per point. float32 points are scored in float32 and the band around t rescored in
+        float64 (``_hits32``)."""
         c, w, float32 = len(A), self._leaf_width, self._float32_for(A)
         step = max(1, (_BLOCK if c > 1 else _SCAN_BLOCK) // (w * self.d))
-        rows, hits = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        found, hits = [self.ids[:0]], [np.zeros(0, dtype=np.int64)]
         for lo in range(0, len(leaves), step):
             chunk, who = leaves[lo:lo + step], queries[lo:lo + step]
             starts = self.start[chunk]
@@ -513,15 +527,13 @@ class NumpyKDTree:
             a, limit = (A[0], t[0]) if c == 1 else (A[who], t[who, None])
             at = (self._hits32(points, a, limit, chunk) if float32  # positions in the grid
                   else np.flatnonzero(_scores(points, a) >= limit))
-            leaf = at // w
-            at -= leaf * w  # the offset in the leaf
-            if not self._uniform:
-                inside = at < (self.stop[chunk] - starts)[leaf]
-                leaf, at = leaf[inside], at[inside]
-            rows.append(starts[leaf] + at)
+            if not self._uniform:  # drop the rows past each leaf
+                inside = np.arange(w) < (self.stop[chunk] - starts)[:, None]
+                at = at[inside.ravel()[at]]
+            found.append(self._id_windows[starts].ravel()[at])
             if c > 1:
-                hits.append(np.bincount(leaf, minlength=len(chunk)))
-        return np.concatenate(rows), np.concatenate(hits)
+                hits.append(np.bincount(at // w, minlength=len(chunk)))
+        return np.concatenate(found), np.concatenate(hits)
 
     def _float32_for(self, A: np.ndarray) -> bool:
         """Whether these queries score float32 points in float32 (``numerics.float32_safe``)."""
@@ -565,7 +577,7 @@ class NumpyKDTree:
     @property
     def nbytes(self) -> int:
         """Bytes of every array the tree holds (its copy of the points included)."""
-        arrays = (self._rows, self.ids, self.start, self.stop, self.left, self._packed)
+        arrays = (self._rows, self._id_rows, self.start, self.stop, self.left, self._packed)
         return sum(arr.nbytes for arr in arrays)
 
     def __repr__(self) -> str:
