@@ -360,7 +360,7 @@ class NumpyKDTree:
 
     def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
         """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
-        "scanned" (a leaf whose points were tested) or "opened" (recursed into). Level by level
+        "scanned" (a leaf whose points were tested) or "opened" (recursed into). Step by step
         (the reference lists the same nodes depth-first)."""
         pairs, pruned, reported, scanned = self._frontier(np.asarray(a, dtype=np.float64)[None, :],
                                                           np.array([t], dtype=np.float64))
