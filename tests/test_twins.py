@@ -139,3 +139,40 @@ def test_trace_lists_every_visit_with_its_outcome():
         assert sum(o == "pruned" for _, o in visited) == stats.nodes_pruned
         scanned = sum(n.stop - n.start for n, o in visited if o == "scanned")
         assert scanned == stats.inner_products
+
+
+@pytest.mark.parametrize(("n", "leaf_size", "two_depths"),
+                         [(4096, 16, False), (1500, 8, False), (36, 4, True), (1, 4, False),
+                          (3, 1, True)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_walk_is_the_same_in_steps_of_any_span(n, leaf_size, two_depths, dtype, monkeypatch):
+    """One level per step (the reference's order of work), the default steps and steps as large
+    as the full top of the tree visit the same nodes with the same outcomes and counters.
+
+    With leaves at two depths (n = 36 and leaves of 4: nodes of 4 and 5 points on level 3) the
+    last level lies below the full levels, so it is walked through ``left``.
+    """
+    import hsr_lab.hsr.kdtree as kdtree
+
+    rng = np.random.default_rng(n)
+    ref, fast = twins(rng.standard_normal((n, 3)).astype(dtype), leaf_size)
+    assert fast._full_depth == fast.depth - two_depths
+    queries = [(rng.standard_normal(3), float(rng.normal(0, 1.5))) for _ in range(8)]
+    for max_span, step_pairs in ((0, 1), (kdtree._MAX_SPAN, kdtree._STEP_PAIRS), (64, 2**40)):
+        with monkeypatch.context() as patch:
+            patch.setattr(kdtree, "_MAX_SPAN", max_span)
+            patch.setattr(kdtree, "_STEP_PAIRS", step_pairs)
+            for a, t in queries:
+                assert_same_walk(ref, fast, a, t)
+
+
+def test_float32_keys_take_compact_indexes():
+    """float32 points, int32 ids and node arrays: the index over the keys, counted in full
+    (the spare rows of the windows included), stays near points + ids + a few bytes a node."""
+    K = np.random.default_rng(3).standard_normal((2**14, 4)).astype(np.float32)
+    tree = NumpyKDTree(K, np.arange(len(K)), 128)
+    assert tree.points.dtype == np.float32
+    for array in (tree.ids, tree.start, tree.stop, tree.left):
+        assert array.dtype == np.int32
+    assert tree.nbytes >= K.nbytes + tree.ids.nbytes + tree.center.nbytes
+    assert tree.nbytes / K.nbytes < 1.36

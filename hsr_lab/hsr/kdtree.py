@@ -9,22 +9,34 @@ organised:
   field, one row per node in breadth-first order: ``center``, ``half``, ``rad``, ``start``,
   ``stop``, ``left`` and ``right`` (children are adjacent, so ``right = left + 1``; both are
   -1 at a leaf); one level of the tree is one contiguous block of rows;
-- the points are stored permuted so that every subtree owns the rows ``start:stop``;
-- a query walks the tree one level at a time: the box test of the whole frontier is one
-  product, nodes ``reported`` whole become id ranges without inner products, and only the
-  points of ``scanned`` leaves are scored, in one gather and one product;
+- the points and ids are stored permuted so that every subtree owns the rows ``start:stop``;
+- a query walks the tree a step of one or more levels at a time. Down to the shallowest leaf
+  every level is full, so its rows are in heap order (the children of row r are 2r + 1 and
+  2r + 2) and the nodes ``span`` levels below a frontier are found by arithmetic: a step tests
+  every node of those subtrees in one product (the box bound of a node does not depend on the
+  path to it), then keeps the nodes the reference visits, those with no pruned or reported
+  ancestor in the step. A step costs about 25 NumPy calls whatever its span, and a single
+  query's walk is overhead-bound (a few thousand nodes), so a step tests up to
+  ``_STEP_PAIRS`` nodes, which may be several times the nodes visited;
+- nodes ``reported`` whole become id ranges without inner products, and only the points of
+  ``scanned`` leaves are scored: each leaf is read as a window of contiguous rows (a view of
+  the points from its first row, as wide as the widest leaf), one copy per leaf, one product;
 - ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
-  pairs, so one level costs the same few NumPy calls for the whole batch, and ``query`` is the
+  pairs, so one step costs the same few NumPy calls for the whole batch, and ``query`` is the
   batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
   same bit for bit; a lone query scores its leaves with one BLAS product, a batch with
   ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
   in float64 and may differ only for a point within one rounding error of t (as backends may).
+  Found nodes are listed by (query, node), so the order of the ids does not depend on how
+  the levels were grouped into steps.
 
-Points keep their dtype. float32 points are stored as float32 (ids as int32 when they fit:
-the index is about 1.35x the float32 keys at d = 4) and the points of open leaves are scored in
-float32; a point whose float32 score lies within ``numerics.band32`` of t is rescored in
-float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the reference (which
-holds their exact float64 values) computes it. The box bounds stay in float64 for either dtype.
+Points keep their dtype. float32 points are stored as float32 (ids, and the node arrays
+``start``, ``stop`` and ``left``, as int32 when they fit: the index is about 1.34x the float32
+keys at d = 4 and 1.62x at d = 2, where points and ids alone take 1.5x) and the points of open
+leaves are scored in float32; a point whose float32 score lies within ``numerics.band32`` of t
+is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the
+reference (which holds their exact float64 values) computes it. The box bounds stay in float64
+for either dtype.
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
@@ -38,17 +50,23 @@ twins, and the query uses the tight box of the node's points.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids, decide32, key_dtype
+from .brute import compact_ids, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .numerics import TINY, above32, abs_max, band32, below32, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
 _MAX_BATCH = 4096  # queries walked together at most
+_SCAN_BLOCK = 1 << 19  # floats of leaf rows a lone query scores at once (2 MiB)
+_STEP_PAIRS = 4096  # (query, node) pairs one step of the walk tests, unless one level holds more
+_MAX_SPAN = 6  # levels below the frontier that one step takes at most
 _BOTH = np.array([0, 1])  # a node's children: left + 0 and right = left + 1
 _FEW_RANGES = 256  # up to this many ranges, slices beat building an index array
 
@@ -57,6 +75,12 @@ def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Inner products along the last axis, ``<X_r, Y_r>`` (Y broadcast against X): the batch
     path, where each row has its own query vector (``np.einsum``; a BLAS product cannot)."""
     return np.einsum("...k,...k->...", X, Y)
+
+
+def _scores(X: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``<x, a>`` over the rows x of X (..., d): one BLAS product for one vector a (d,), einsum
+    for one vector per leading index (a (f, d) against X (f, ..., d))."""
+    return X @ a if a.ndim == 1 else _dots(X, a.reshape(len(a), *[1] * (X.ndim - 2), -1))
 
 
 def _weights(A: np.ndarray) -> np.ndarray:
@@ -71,6 +95,24 @@ def _weights(A: np.ndarray) -> np.ndarray:
     out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
     out[:, 0, -1], out[:, 1, -1] = d * TINY, -d * TINY
     return out
+
+
+@cache
+def _subtree(span: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A complete subtree of ``span`` levels below its root, in heap order: column
+    ``p = 2^j - 1 + k`` is the k-th node j levels down. Returns ``scale = 2^j`` and
+    ``shift = k - 1``, so that the node in column p below row r is row ``(r + 1) 2^j - 1 + k``
+    (in a level-order tree whose levels are all full), and ``above`` (p, p) in float32, 1 where
+    the row is a proper ancestor of the column."""
+    level = np.repeat(np.arange(span + 1), 1 << np.arange(span + 1))
+    column = np.arange(len(level))
+    scale = 1 << level
+    above = np.zeros((len(level), len(level)), dtype=np.float32)
+    for p in column[1:]:  # top-down: a node's ancestors are its parent's and the parent
+        parent = (p - 1) // 2
+        above[:, p] = above[:, parent]
+        above[parent, p] = 1
+    return scale, column - scale, above
 
 
 def _count(queries: np.ndarray, mask: np.ndarray | None, c: int) -> np.ndarray:
@@ -101,14 +143,16 @@ class _LevelSplitter:
     """Splits every node of one level at once; holds ``perm`` (tree order -> input row) and
     ``tree`` (the points in tree order: row j is input row ``perm[j]``).
 
-    Both carry one spare entry at the end, where the padding of short nodes is parked. The
-    points move with ``perm`` at every level: each node's rows stay contiguous, so reading a
-    split coordinate is a local read rather than a random gather over the whole input.
+    Both carry one spare entry at the end, where the padding of short nodes is parked; ``tree``
+    carries ``pad`` >= 1 spare rows (copies of a real row), so that a window of ``pad`` rows
+    may start at any point (``NumpyKDTree._windows``). The points move with ``perm`` at every
+    level: each node's rows stay contiguous, so reading a split coordinate is a local read
+    rather than a random gather over the whole input.
     """
 
-    def __init__(self, points: np.ndarray) -> None:
+    def __init__(self, points: np.ndarray, pad: int) -> None:
         n = len(points)
-        self.tree = np.concatenate([points, points[:1]])  # the spare row copies some real row
+        self.tree = np.concatenate([points, np.repeat(points[:1], pad, axis=0)])
         self._tree_next = np.empty_like(self.tree)
         self.perm = np.arange(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
         self.perm[n] = 0  # the spare entry points at some real row
@@ -154,7 +198,7 @@ class _LevelSplitter:
 
     def _full_values(self, n_seg: int, width: int, dims: np.ndarray) -> np.ndarray:
         """The split coordinate of every point, one row per node, when the nodes tile the rows."""
-        block = self.tree[:-1].reshape(n_seg, width, -1)
+        block = self.tree[:len(self.perm) - 1].reshape(n_seg, width, -1)
         return np.take_along_axis(block, dims[:, None, None], axis=2)[:, :, 0]
 
     def _padded_values(self, starts: np.ndarray, short: np.ndarray, width: int, dims: np.ndarray
@@ -213,13 +257,24 @@ class NumpyKDTree:
         n, self.d = points.shape
         points = np.asarray(points, dtype=key_dtype(points))
         self.leaf_size = leaf_size
-        splitter = _LevelSplitter(points)
+        splitter = _LevelSplitter(points, pad=max(1, min(n, leaf_size)))
         self.start, self.stop, self.left = self._build(splitter)
-        perm = splitter.perm[:n]
-        self.points = splitter.tree[:n]  # row j of the tree is row perm[j] of the input
-        self.ids = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        self._rows = splitter.tree  # the points in tree order, then at least a leaf of spare rows
+        self.points = self._rows[:n]  # row j of the tree is row perm[j] of the input
+        perm = np.pad(splitter.perm[:n], (0, len(self._rows) - n))  # spare rows: input row 0
+        self._id_rows = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
+        self.ids = self._id_rows[:n]
         self._max_abs = float(max(self.points.max(), -self.points.min()))
-        self._leaf_width = int((self.stop - self.start)[self.left < 0].max())  # widest leaf
+        leaf_sizes = (self.stop - self.start)[self.left < 0]
+        self._leaf_width = w = int(leaf_sizes.max())
+        self._uniform = bool(leaf_sizes.min() == w)  # no window reads past its leaf
+        # Row j's window: the w points and ids from row j (views), so a leaf is one window.
+        row, col = self._rows.strides
+        self._windows = as_strided(self._rows, (n, w, self.d), (row, row, col), writeable=False)
+        step = self._id_rows.strides[0]
+        self._id_windows = as_strided(self._id_rows, (n, w), (step, step), writeable=False)
+        first_leaf = int(np.argmax(self.left < 0))
+        self._full_depth = int(np.searchsorted(self._level_offsets, first_leaf, side="right")) - 1
         self._packed = self._boxes()
         # Views into the packed rows [center, half, rad, 1] (see _bounds): no copies.
         self.center = self._packed[:, :self.d]
@@ -234,7 +289,7 @@ class NumpyKDTree:
     def _build(self, splitter: _LevelSplitter) -> tuple[np.ndarray, ...]:
         """Split level by level; return each node's start, stop and left child in BFS order."""
         starts, sizes = np.zeros(1, np.int64), np.array([len(splitter.perm) - 1], np.int64)
-        points = splitter.tree[:-1]  # reduceat over one range: far faster than min(axis=0)
+        points = splitter.tree[:len(splitter.perm) - 1]  # reduceat: faster than min(axis=0)
         lo, hi = np.minimum.reduceat(points, [0], axis=0), np.maximum.reduceat(points, [0], axis=0)
         levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         n_nodes = 1  # nodes numbered so far, through the current level
@@ -251,7 +306,8 @@ class NumpyKDTree:
             starts = np.stack([s, s + half], axis=1).ravel()
             sizes = np.stack([half, z - half], axis=1).ravel()
         self._level_offsets = np.cumsum([0] + [len(lv[0]) for lv in levels])
-        return tuple(np.concatenate(parts).astype(np.int64) for parts in zip(*levels, strict=True))
+        index = np.int32 if n_nodes < 2**31 else np.int64
+        return tuple(np.concatenate(parts).astype(index) for parts in zip(*levels, strict=True))
 
     def _boxes(self) -> np.ndarray:
         """Tight boxes as packed rows ``[center, half, rad, 1]``: leaves by ``reduceat`` over
@@ -304,7 +360,7 @@ class NumpyKDTree:
 
     def trace(self, a: np.ndarray, t: float) -> list[tuple[Node, str]]:
         """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
-        "scanned" (a leaf whose points were tested) or "opened" (recursed into). Level by level
+        "scanned" (a leaf whose points were tested) or "opened" (recursed into). Step by step
         (the reference lists the same nodes depth-first)."""
         pairs, pruned, reported, scanned = self._frontier(np.asarray(a, dtype=np.float64)[None, :],
                                                           np.array([t], dtype=np.float64))
@@ -341,33 +397,70 @@ class NumpyKDTree:
 
     def _frontier(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
         """Every (query, node) pair the walk visits and its outcome: ``ReferenceKDTree._visit``
-        for a whole level of pairs at a time.
+        for many pairs at a time, a step of one or more levels at a time (``_step``).
 
         Returns ``(pairs, pruned, reported, scanned)`` (the other pairs were opened). A pair is
         coded ``query * nodes + node`` in one array (just ``node`` for a batch of one).
         """
         c, n_nodes = len(A), len(self.start)
         weights = _weights(A)
-        pairs = np.arange(c) * n_nodes  # every query at the root
-        levels = []
-        while len(pairs):
-            queries, nodes = np.divmod(pairs, n_nodes) if c > 1 else (pairs, pairs)
-            upper, lower = self._bounds(queries, nodes, weights)
-            limit = _per_query(t, queries)
-            pruned = upper < limit  # mid + spread + margin < t: box entirely outside
-            reported = lower >= limit  # mid - spread - margin >= t: box entirely inside
-            left = self.left[nodes]
-            undecided = ~(pruned | reported)
-            scanned = undecided & (left < 0)  # leaves: their points get scored
-            opened = undecided ^ scanned
-            levels.append((pairs, pruned, reported, scanned))
-            down = (pairs + (left - nodes) if c > 1 else left)[opened]  # (query, left child)
-            pairs = np.add.outer(down, _BOTH).ravel()  # the left and the right child
-        return tuple(map(np.concatenate, zip(*levels, strict=True)))
+        pairs, depth = np.arange(c) * n_nodes, 0  # every query at the root
+        steps = []
+        while len(pairs):  # ends as soon as no pair was opened
+            span = self._span(depth, len(pairs))
+            tested, pairs = self._step(pairs, span, weights, t)
+            steps.append(tested)
+            depth += span + 1
+        codes, visited, *outcomes = map(np.concatenate, zip(*steps, strict=True))
+        at = np.flatnonzero(visited)
+        return codes[at], *(outcome[at] for outcome in outcomes)
+
+    def _span(self, depth: int, frontier: int) -> int:
+        """How many levels below the frontier (``frontier`` pairs at ``depth``) one step takes:
+        as many as keep it within ``_STEP_PAIRS`` pairs and ``_MAX_SPAN`` levels, and within
+        the full top levels (``0 .. _full_depth``), where descendants are found by arithmetic."""
+        fit = (_STEP_PAIRS // frontier + 1).bit_length() - 2  # subtrees of 2^(span+1) - 1 nodes
+        return max(0, min(fit, _MAX_SPAN, self._full_depth - depth))
+
+    def _step(self, pairs: np.ndarray, span: int, weights: np.ndarray, t: np.ndarray
+              ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Test every node of the subtrees ``span`` levels deep below the frontier ``pairs`` in
+        one product; return every pair tested with its flags ``(pairs, visited, pruned,
+        reported, scanned)`` and the next frontier, the children of the pairs opened on the
+        step's last level.
+
+        The reference visits a node iff it opened every ancestor, and above the step's last
+        level every node has children, so a node is visited iff no ancestor in the step was
+        decided (pruned or reported). The box test of a node does not depend on the path to
+        it, so the outcomes, and the counters, are the level-by-level walk's.
+        """
+        c, n_nodes = len(weights), len(self.start)
+        scale, shift, above = _subtree(span)
+        nodes = pairs % n_nodes if c > 1 else pairs
+        below = np.multiply.outer(nodes + 1, scale)
+        below += shift  # (frontier, subtree) rows: the full levels are in heap order
+        queries = np.repeat(pairs // n_nodes, len(scale)) if c > 1 else below.ravel()
+        bounds = self._bounds(queries, below.ravel(), weights).reshape(*below.shape, 2)
+        limit = t[0] if c == 1 else t[pairs // n_nodes, None]
+        pruned = bounds[..., 0] < limit  # mid + spread + margin < t: box entirely outside
+        reported = bounds[..., 1] >= limit  # mid - spread - margin >= t: box entirely inside
+        decided = pruned | reported
+        visited = (decided.astype(np.float32) @ above) == 0  # no decided ancestor
+        undecided = visited > decided
+        leaf = np.take(self.left, below) < 0
+        scanned = undecided & leaf  # leaves: their points get scored
+        codes = below if c == 1 else below + (pairs - nodes)[:, None]
+        tested = tuple(x.ravel() for x in (codes, visited, pruned, reported, scanned))
+        last = slice(len(scale) - (1 << span), None)  # the step's last level
+        opened = (undecided > leaf)[:, last]
+        rows = below[:, last][opened]
+        left = np.take(self.left, rows)
+        down = left if c == 1 else codes[:, last][opened] + (left - rows)  # (query, left child)
+        return tested, np.add.outer(down, _BOTH).ravel()  # the left and the right child
 
     def _bounds(self, queries: np.ndarray, nodes: np.ndarray, weights: np.ndarray
                 ) -> np.ndarray:
-        """The two bounds (2, f) of ``ReferenceKDTree._visit`` for each (query, node):
+        """The two bounds (f, 2) of ``ReferenceKDTree._visit`` for each (query, node):
         ``mid + spread + margin`` and ``mid - spread - margin``, where ``mid = <center, a>``,
         ``spread = <half, |a|>`` and ``margin = slack rad + d TINY``.
 
@@ -380,34 +473,33 @@ class NumpyKDTree:
             # einsum for one query too: the bounds, and so the counters, come out bit for bit
             # the same alone and in a batch (a BLAS product may sum in another order).
             return _dots(np.take(self._packed, nodes, axis=0)[:, None, :],
-                         _per_query(weights, queries)).T
+                         _per_query(weights, queries))
         return np.concatenate([self._bounds(queries[lo:lo + step], nodes[lo:lo + step], weights)
-                               for lo in range(0, len(nodes), step)], axis=1)
+                               for lo in range(0, len(nodes), step)])
 
     def _report(self, A: np.ndarray, t: np.ndarray, pairs: np.ndarray, scanned: np.ndarray,
                 counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """Ids of the nodes reported whole, then of the points of open leaves that pass.
 
         ``pairs`` are the (query, node) codes found; ``counts`` the per-query nodes visited,
-        pruned and reported. The pairs are put in query order first (a stable sort of the
-        pairs, not of the ids), so that both kinds of ids come out grouped by query.
+        pruned and reported. The pairs are sorted first (by query, then node: a sort of the
+        pairs, not of the ids), so that both kinds of ids come out grouped by query, in an
+        order that does not depend on how the walk grouped its levels into steps.
         """
         c = len(A)
-        if c > 1:
-            order = np.argsort(pairs // len(self.start), kind="stable")
-            pairs, scanned = pairs[order], scanned[order]
+        order = np.argsort(pairs)
+        pairs, scanned = pairs[order], scanned[order]
         queries, nodes = np.divmod(pairs, len(self.start)) if c > 1 else (pairs, pairs)
         whole, leaves = nodes[~scanned], nodes[scanned]
-        whole_sizes = self.stop[whole] - self.start[whole]
         leaf_sizes = self.stop[leaves] - self.start[leaves]
-        hit_rows, hits = self._scan(A, t, queries[scanned], leaves)
-        hit_ids = self.ids[hit_rows]
+        hit_ids, hits = self._scan(A, t, queries[scanned], leaves)
         if c == 1:  # a single query: nothing to group
             whole_ids = _slices(self.ids, self.start[whole], self.stop[whole])
             found = np.concatenate([whole_ids, hit_ids], dtype=np.int64)
             indptr = np.array([0, len(found)])
             products = np.array([leaf_sizes.sum()])
         else:
+            whole_sizes = self.stop[whole] - self.start[whole]
             whole_ids = self.ids[ranges(self.start[whole], whole_sizes)]
             whole_counts = np.bincount(queries[~scanned], weights=whole_sizes, minlength=c)
             hit_counts = np.bincount(queries[scanned], weights=hits, minlength=c)
@@ -419,66 +511,56 @@ class NumpyKDTree:
 
     def _scan(self, A: np.ndarray, t: np.ndarray, queries: np.ndarray, leaves: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Score the points of each open (query, leaf) pair: the rows that pass, and how many
-        per pair. A leaf's rows are gathered as one row of a grid padded to the widest leaf
-        (the padding reads the next rows, clipped at the last one, and is masked out), so each
-        query's vector is gathered once per leaf, not once per point. float32 points are
-        scored in float32 and the band around t rescored in float64 (``decide32``)."""
-        if len(A) == 1:  # one query: gather exactly the leaves' rows, one BLAS product
-            starts, sizes = self.start[leaves], self.stop[leaves] - self.start[leaves]
-            points = _slices(self.points, starts, starts + sizes)
-            if self._float32_for(A):
-                keep = decide32(points, A[0], t[0], float(self.rad[leaves].max(initial=0.0)))
-            else:
-                keep = points @ A[0] >= t[0]
-            if not len(points):
-                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-            offsets = np.cumsum(sizes) - sizes
-            at = np.flatnonzero(keep)
-            leaf = np.searchsorted(offsets, at, side="right") - 1  # the leaf of each hit
-            return starts[leaf] + at - offsets[leaf], np.add.reduceat(keep, offsets)
-        width = np.arange(self._leaf_width)
-        step = max(1, _BLOCK // (self._leaf_width * self.d))
-        rows, hits = [], []
+        """Score the points of each open (query, leaf) pair: the ids of those that pass, and
+        (for a batch) how many per pair. A leaf's points and ids are gathered as its windows
+        (``_windows``: as many rows as the widest leaf holds, those past the leaf dropped),
+        copies of contiguous rows, and each query's vector is gathered once per leaf, not once
+        per point. float32 points are scored in float32 and the band around t rescored in
+        float64 (``_hits32``)."""
+        c, w, float32 = len(A), self._leaf_width, self._float32_for(A)
+        step = max(1, (_BLOCK if c > 1 else _SCAN_BLOCK) // (w * self.d))
+        found, hits = [self.ids[:0]], [np.zeros(0, dtype=np.int64)]
         for lo in range(0, len(leaves), step):
-            chunk = leaves[lo:lo + step]
-            grid = self.start[chunk, None] + width
-            points = np.take(self.points, grid, axis=0, mode="clip")
-            who = queries[lo:lo + step]
-            a = _per_query(A, who)
-            if self._float32_for(A):
-                hit = self._decide32_grid(points, a, _per_query(t, who), chunk)
-            else:
-                scores = points @ a if a.ndim == 1 else _dots(points, a[:, None, :])
-                limit = _per_query(t, who)
-                hit = scores >= (limit if np.ndim(limit) == 0 else limit[:, None])
-            hit &= width < (self.stop[chunk] - self.start[chunk])[:, None]
-            rows.append(grid[hit])
-            hits.append(np.count_nonzero(hit, axis=1))
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(rows), np.concatenate(hits)
+            chunk, who = leaves[lo:lo + step], queries[lo:lo + step]
+            starts = self.start[chunk]
+            points = self._windows[starts]  # (leaves, w, d)
+            a, limit = (A[0], t[0]) if c == 1 else (A[who], t[who, None])
+            at = (self._hits32(points, a, limit, chunk) if float32  # positions in the grid
+                  else np.flatnonzero(_scores(points, a) >= limit))
+            if not self._uniform:  # drop the rows past each leaf
+                inside = np.arange(w) < (self.stop[chunk] - starts)[:, None]
+                at = at[inside.ravel()[at]]
+            found.append(self._id_windows[starts].ravel()[at])
+            if c > 1:
+                hits.append(np.bincount(at // w, minlength=len(chunk)))
+        return np.concatenate(found), np.concatenate(hits)
 
     def _float32_for(self, A: np.ndarray) -> bool:
         """Whether these queries score float32 points in float32 (``numerics.float32_safe``)."""
         return self.points.dtype == np.float32 and float32_safe(
             self.d, abs_max(A.ravel()), self._max_abs)
 
-    def _decide32_grid(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
-                       leaves: np.ndarray) -> np.ndarray:
-        """``fl64(<a, x>) >= t`` over a grid of float32 leaf rows (f, w, d), one query per
-        row of the grid (a is (f, d) or one (d,) vector): float32 scores outside each pair's
-        ``band32``, float64 inside."""
-        a = np.broadcast_to(a, (len(points), self.d))
-        t = np.broadcast_to(np.asarray(t, dtype=np.float64), (len(points),))
-        band = band32(self.d, np.abs(a).max(axis=1), self.rad[leaves], t)
-        scores = _dots(points, a.astype(np.float32)[:, None, :])
-        keep = scores >= above32(t + band)[:, None]
-        near = np.nonzero((scores >= below32(t - band)[:, None]) & ~keep)
-        if len(near[0]):  # the few points in the band: decided in float64
-            exact = _dots(points[near].astype(np.float64), a[near[0]])
-            keep[near] = exact >= t[near[0]]
-        return keep
+    def _hits32(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
+                leaves: np.ndarray) -> np.ndarray:
+        """Flat positions in the grid of float32 leaf windows (f, w, d) where
+        ``fl64(<a, x>) >= t``: float32 scores decide outside ``band32`` of t, float64 ones
+        inside. For one query (a (d,), t a float) one band, from the largest ``rad`` of the
+        leaves; for one query per window (a (f, d), t (f, 1)) one band per pair."""
+        one = a.ndim == 1
+        if one:  # scalars: no arrays to build
+            band = band32(self.d, abs_max(a), float(self.rad[leaves].max()), t)
+        else:
+            band = band32(self.d, np.abs(a).max(axis=1, keepdims=True), self.rad[leaves, None], t)
+        scores = _scores(points, a.astype(np.float32))
+        near = np.flatnonzero(scores >= below32(t - band))  # at or above the band's floor
+        high, w = above32(t + band), points.shape[1]
+        sure = scores.ravel()[near] >= (high if one else high[near // w, 0])
+        unsure = np.flatnonzero(~sure)
+        if len(unsure):  # the few points in the band: decided in float64
+            leaf, offset = np.divmod(near[unsure], w)
+            exact = _scores(points[leaf, offset].astype(np.float64), a if one else a[leaf])
+            sure[unsure] = exact >= (t if one else t[leaf, 0])
+        return near[sure]
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
@@ -495,7 +577,7 @@ class NumpyKDTree:
     @property
     def nbytes(self) -> int:
         """Bytes of every array the tree holds (its copy of the points included)."""
-        arrays = (self.points, self.ids, self.start, self.stop, self.left, self._packed)
+        arrays = (self._rows, self._id_rows, self.start, self.stop, self.left, self._packed)
         return sum(arr.nbytes for arr in arrays)
 
     def __repr__(self) -> str:
