@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import examples
+from conftest import DeletesFromModel, examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -291,7 +291,7 @@ BAD_DELETES = [
 ]
 
 
-class UpdatesWithRejections(RuleBasedStateMachine):
+class UpdatesWithRejections(DeletesFromModel, RuleBasedStateMachine):
     """Adds, deletes and queries against a dict model; every rejected call must leave the
     structure unchanged (repr, len and answers)."""
 
@@ -325,14 +325,6 @@ class UpdatesWithRejections(RuleBasedStateMachine):
         self.model.update(zip(ids.tolist(), pts, strict=True))
         self.n_ids += m
         self.largest = max(self.largest, float(np.abs(pts).max(initial=0.0)))
-
-    @precondition(lambda self: self.hsr is not None and self.model)
-    @rule(data=st.data())
-    def delete(self, data):
-        ids = data.draw(st.lists(st.sampled_from(sorted(self.model)), unique=True, max_size=5))
-        self.hsr.delete(ids)
-        for i in ids:
-            del self.model[i]
 
     @precondition(lambda self: self.hsr is not None and self.model)
     @rule()

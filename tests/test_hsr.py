@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DeletesFromModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -206,7 +207,7 @@ def test_bad_queries_and_updates_are_rejected(backend):
     assert len(hsr) == 19  # the failed calls changed nothing
 
 
-class UpdatesAgainstAModel(RuleBasedStateMachine):
+class UpdatesAgainstAModel(DeletesFromModel, RuleBasedStateMachine):
     """Random adds, deletes and queries; a dict of id -> point is the model."""
 
     def __init__(self):
@@ -229,14 +230,6 @@ class UpdatesAgainstAModel(RuleBasedStateMachine):
         ids = self.hsr.add(points)
         assert len(ids) == m and not set(ids.tolist()) & set(self.model)
         self.model.update(zip(ids.tolist(), points, strict=True))
-
-    @precondition(lambda self: self.hsr is not None and self.model)
-    @rule(data=st.data())
-    def delete(self, data):
-        ids = data.draw(st.lists(st.sampled_from(sorted(self.model)), unique=True, max_size=5))
-        self.hsr.delete(ids)
-        for i in ids:
-            del self.model[i]
 
     @precondition(lambda self: self.hsr is not None)
     @rule(a=st.tuples(st.integers(-2, 2), st.integers(-2, 2)), t=st.integers(-6, 6))
