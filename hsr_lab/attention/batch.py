@@ -13,7 +13,8 @@ with the sums taken over each row's keys only (``rows.exact_rows``, the row kern
 Where the candidates come from:
 
 - not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``:
-  the NumPy kd-tree walks all the queries together, level by level);
+  the NumPy kd-tree walks all the queries together, level by level; its leaves hold
+  ``scores.BATCH_LEAF_SIZE`` points, larger than a lone query's, as batches score leaves cheaply);
 - causal (query i sees keys 0..i): the keys split by position (``positions.PrefixBlocks``),
   so that row i asks only structures over keys before it and scores its own tile directly.
 
@@ -38,7 +39,7 @@ from ._stats import AttentionStats, kernel_of
 from .dense import dense_relu, dense_softmax
 from .positions import PrefixBlocks
 from .rows import Rule, dropped_mass, exact_rows
-from .scores import QUERY_IDS, QUERY_ROWS, hsr_offset, max_abs, row_bounds
+from .scores import BATCH_LEAF_SIZE, QUERY_IDS, QUERY_ROWS, hsr_offset, max_abs, row_bounds
 
 
 class Candidates(Protocol):
@@ -107,7 +108,7 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
     elif causal:
         source = PrefixBlocks(K, backend)
     else:
-        source = WholeKeys(HSR(K, backend=backend), s0 < w0)
+        source = WholeKeys(HSR(K, backend=backend, leaf_size=BATCH_LEAF_SIZE), s0 < w0)
     tile = source.block if isinstance(source, PrefixBlocks) else 1
     out = np.zeros((m, V.shape[1]))
     parts, r0, rows = [], 0, max(1, min(QUERY_ROWS, QUERY_IDS // n))
@@ -125,7 +126,7 @@ def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | 
     (m, d), n = batch.Q.shape, len(batch.K)
     if plan.batch_is_dense(m, n, d):
         return None
-    tree = HSR(batch.K, backend="numpy")
+    tree = HSR(batch.K, backend="numpy", leaf_size=BATCH_LEAF_SIZE)
     rows = plan.race_rows(m)
     s0, w0 = row_bounds(np.full(len(rows), n), sinks, window)
     sample = dataclasses.replace(batch, Q=batch.Q[rows], offsets=batch.offsets[rows],

@@ -30,13 +30,15 @@ import numpy as np
 from ..hsr import HSR
 from ..hsr.csr import concat_rows, indptr_of
 from ._stats import joined, kernel_of
+from .scores import BATCH_LEAF_SIZE
 
 POSITION_BLOCK = 512  # B: keys of one position tile (at most n / 4: the structures are asked)
 PREFIX_TILE = 8192  # T: rows i >= T ask one structure over the keys [0, T floor(i / T))
 
 
 class PrefixBlocks:
-    """The Fenwick blocks of K (n x d) by position, each an ``HSR(backend=backend)``."""
+    """The Fenwick blocks of K (n x d) by position, each an ``HSR(backend=backend)`` with
+    leaves of ``scores.BATCH_LEAF_SIZE`` points (it is only asked in batches)."""
 
     def __init__(self, K: np.ndarray, backend: str, block: int | None = None,
                  prefix: int | None = None) -> None:
@@ -81,7 +83,8 @@ class PrefixBlocks:
         """The structure over keys [(p - 1) size, p size), built on first use."""
         key = (size, p)
         if key not in self._built:
-            self._built[key] = HSR(self.K[(p - 1) * size:p * size], backend=self.backend)
+            self._built[key] = HSR(self.K[(p - 1) * size:p * size], backend=self.backend,
+                                   leaf_size=BATCH_LEAF_SIZE)
             self.kernels.append(kernel_of(self._built[key].blocks))
         return self._built[key]
 
