@@ -158,8 +158,6 @@ def _chunk(batch: _Batch, source: Candidates, r0: int, r1: int
     s0, w0, seen = batch.s0[r0:r1], batch.w0[r0:r1], batch.seen[r0:r1]
     indptr, ids, nodes, products = source.candidates(batch.Q, batch.offsets, r0, r1)
     widest = int(np.diff(indptr).max(initial=1))
-    row = row_of(indptr)
-    indptr, ids = keep_rows(indptr, ids, (ids >= s0[row]) & (ids < w0[row]))
     indptr, idx = _row_keys(indptr, ids, s0, w0, seen)
     kind = batch.rule.kind
     forced = None  # softmax keeps the sinks and the window whatever their score
@@ -179,10 +177,13 @@ def _chunk(batch: _Batch, source: Candidates, r0: int, r1: int
 
 def _row_keys(indptr: np.ndarray, ids: np.ndarray, s0: np.ndarray, w0: np.ndarray,
               seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's keys as CSR: its sinks [0, s0), its candidates (ids in [s0, w0)) and its
-    window [w0, seen), in this order."""
+    """Each row's keys as CSR: its sinks [0, s0), its candidates cut to [s0, w0) and its
+    window [w0, seen), in this order. Candidates lie in [0, seen) (a row's structures hold no
+    key it does not see), so without sinks and window they are the row's keys as they come."""
     if not s0.any() and (w0 == seen).all():  # no sinks, no window
         return indptr, ids
+    row = row_of(indptr)
+    indptr, ids = keep_rows(indptr, ids, (ids >= s0[row]) & (ids < w0[row]))
     tail = seen - w0
     sink_keys = ranges(np.zeros(np.count_nonzero(s0), dtype=np.int64), s0[s0 > 0])
     window_keys = ranges(w0[tail > 0], tail[tail > 0])
