@@ -47,6 +47,7 @@ class PrefixBlocks:
         tiles = max(2, -(-(prefix or PREFIX_TILE) // self.block))
         self.prefix = self.block << (tiles - 1).bit_length()  # T = B 2^k, k >= 1
         self._built: dict[tuple[int, int], HSR] = {}  # (size S, p) -> structure over its keys
+        self._seen = np.tri(self.block, dtype=bool)  # in a tile, row i sees the keys j <= i
         self.kernels: list[str] = []
 
     def candidates(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
@@ -104,8 +105,8 @@ class PrefixBlocks:
         for lo in range(r0, r1, B):
             hi = min(r1, lo + B)
             S = Q[lo:hi] @ self.K[lo:hi].T  # row i against the keys lo..hi-1 of its tile
-            S[np.triu_indices(hi - lo, 1)] = -np.inf  # keys j > i
             hit = S >= offsets[lo:hi, None]
+            hit &= self._seen[:hi - lo, :hi - lo]  # keys j <= i
             counts.append(np.count_nonzero(hit, axis=1))
             found.append(np.nonzero(hit)[1] + lo)
         rows = np.arange(r0, r1)
