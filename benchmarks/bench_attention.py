@@ -171,8 +171,8 @@ auto steps report (AttentionStats.kernel). Every HSR row is checked against the 
 Times: per query, the median of the repeats timed side by side (interleaved); then the
 median over the queries. build_s = the auto Decoder's build.
 Prefill: causal relu_attention, method="dense" against method="hsr" (keys split by position,
-attention/positions.py): backend "auto" (plan.py: the dense kernel for d > 16, n < 2^12 or few
-rows, else a race of the kd-tree and the dense kernel on 32 rows) and "numpy" (the kd-tree
+attention/positions.py): backend "auto" (plan.py: the dense kernel for d > 16, n < 2^13 or few
+rows, else a race of the kd-tree and the dense kernel on 16 rows) and "numpy" (the kd-tree
 always, d <= 4), timed side by side (interleaved; medians of 5 rounds at n <= 2^12, 3 at
 2^14, one at 2^16). products_share = inner products of the kd-tree path (its queries', its
 own tiles' and the exact rows') / those of dense (n(n+1)/2)."""

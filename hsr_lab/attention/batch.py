@@ -13,7 +13,8 @@ with the sums taken over each row's keys only (``rows.exact_rows``, the row kern
 Where the candidates come from:
 
 - not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``:
-  the NumPy kd-tree walks all the queries together, level by level);
+  the NumPy kd-tree walks all the queries together, level by level; its leaves hold
+  ``scores.BATCH_LEAF_SIZE`` points, larger than a lone query's, as batches score leaves cheaply);
 - causal (query i sees keys 0..i): the keys split by position (``positions.PrefixBlocks``),
   so that row i asks only structures over keys before it and scores its own tile directly.
 
@@ -38,7 +39,7 @@ from ._stats import AttentionStats, kernel_of
 from .dense import dense_relu, dense_softmax
 from .positions import PrefixBlocks
 from .rows import Rule, dropped_mass, exact_rows
-from .scores import QUERY_IDS, QUERY_ROWS, hsr_offset, max_abs, row_bounds
+from .scores import BATCH_LEAF_SIZE, QUERY_IDS, QUERY_ROWS, hsr_offset, max_abs, row_bounds
 
 
 class Candidates(Protocol):
@@ -107,7 +108,7 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
     elif causal:
         source = PrefixBlocks(K, backend)
     else:
-        source = WholeKeys(HSR(K, backend=backend), s0 < w0)
+        source = WholeKeys(HSR(K, backend=backend, leaf_size=BATCH_LEAF_SIZE), s0 < w0)
     tile = source.block if isinstance(source, PrefixBlocks) else 1
     out = np.zeros((m, V.shape[1]))
     parts, r0, rows = [], 0, max(1, min(QUERY_ROWS, QUERY_IDS // n))
@@ -125,7 +126,7 @@ def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | 
     (m, d), n = batch.Q.shape, len(batch.K)
     if plan.batch_is_dense(m, n, d):
         return None
-    tree = HSR(batch.K, backend="numpy")
+    tree = HSR(batch.K, backend="numpy", leaf_size=BATCH_LEAF_SIZE)
     rows = plan.race_rows(m)
     s0, w0 = row_bounds(np.full(len(rows), n), sinks, window)
     sample = dataclasses.replace(batch, Q=batch.Q[rows], offsets=batch.offsets[rows],
@@ -157,8 +158,6 @@ def _chunk(batch: _Batch, source: Candidates, r0: int, r1: int
     s0, w0, seen = batch.s0[r0:r1], batch.w0[r0:r1], batch.seen[r0:r1]
     indptr, ids, nodes, products = source.candidates(batch.Q, batch.offsets, r0, r1)
     widest = int(np.diff(indptr).max(initial=1))
-    row = row_of(indptr)
-    indptr, ids = keep_rows(indptr, ids, (ids >= s0[row]) & (ids < w0[row]))
     indptr, idx = _row_keys(indptr, ids, s0, w0, seen)
     kind = batch.rule.kind
     forced = None  # softmax keeps the sinks and the window whatever their score
@@ -178,10 +177,13 @@ def _chunk(batch: _Batch, source: Candidates, r0: int, r1: int
 
 def _row_keys(indptr: np.ndarray, ids: np.ndarray, s0: np.ndarray, w0: np.ndarray,
               seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's keys as CSR: its sinks [0, s0), its candidates (ids in [s0, w0)) and its
-    window [w0, seen), in this order."""
+    """Each row's keys as CSR: its sinks [0, s0), its candidates cut to [s0, w0) and its
+    window [w0, seen), in this order. Candidates lie in [0, seen) (a row's structures hold no
+    key it does not see), so without sinks and window they are the row's keys as they come."""
     if not s0.any() and (w0 == seen).all():  # no sinks, no window
         return indptr, ids
+    row = row_of(indptr)
+    indptr, ids = keep_rows(indptr, ids, (ids >= s0[row]) & (ids < w0[row]))
     tail = seen - w0
     sink_keys = ranges(np.zeros(np.count_nonzero(s0), dtype=np.int64), s0[s0 > 0])
     window_keys = ranges(w0[tail > 0], tail[tail > 0])

@@ -30,13 +30,15 @@ import numpy as np
 from ..hsr import HSR
 from ..hsr.csr import concat_rows, indptr_of
 from ._stats import joined, kernel_of
+from .scores import BATCH_LEAF_SIZE
 
 POSITION_BLOCK = 512  # B: keys of one position tile (at most n / 4: the structures are asked)
 PREFIX_TILE = 8192  # T: rows i >= T ask one structure over the keys [0, T floor(i / T))
 
 
 class PrefixBlocks:
-    """The Fenwick blocks of K (n x d) by position, each an ``HSR(backend=backend)``."""
+    """The Fenwick blocks of K (n x d) by position, each an ``HSR(backend=backend)`` with
+    leaves of ``scores.BATCH_LEAF_SIZE`` points (it is only asked in batches)."""
 
     def __init__(self, K: np.ndarray, backend: str, block: int | None = None,
                  prefix: int | None = None) -> None:
@@ -45,6 +47,7 @@ class PrefixBlocks:
         tiles = max(2, -(-(prefix or PREFIX_TILE) // self.block))
         self.prefix = self.block << (tiles - 1).bit_length()  # T = B 2^k, k >= 1
         self._built: dict[tuple[int, int], HSR] = {}  # (size S, p) -> structure over its keys
+        self._seen = np.tri(self.block, dtype=bool)  # in a tile, row i sees the keys j <= i
         self.kernels: list[str] = []
 
     def candidates(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
@@ -81,7 +84,8 @@ class PrefixBlocks:
         """The structure over keys [(p - 1) size, p size), built on first use."""
         key = (size, p)
         if key not in self._built:
-            self._built[key] = HSR(self.K[(p - 1) * size:p * size], backend=self.backend)
+            self._built[key] = HSR(self.K[(p - 1) * size:p * size], backend=self.backend,
+                                   leaf_size=BATCH_LEAF_SIZE)
             self.kernels.append(kernel_of(self._built[key].blocks))
         return self._built[key]
 
@@ -101,8 +105,8 @@ class PrefixBlocks:
         for lo in range(r0, r1, B):
             hi = min(r1, lo + B)
             S = Q[lo:hi] @ self.K[lo:hi].T  # row i against the keys lo..hi-1 of its tile
-            S[np.triu_indices(hi - lo, 1)] = -np.inf  # keys j > i
             hit = S >= offsets[lo:hi, None]
+            hit &= self._seen[:hi - lo, :hi - lo]  # keys j <= i
             counts.append(np.count_nonzero(hit, axis=1))
             found.append(np.nonzero(hit)[1] + lo)
         rows = np.arange(r0, r1)

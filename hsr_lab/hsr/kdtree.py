@@ -24,9 +24,10 @@ organised:
 - ``query_many`` walks a batch of queries together: the frontier is a set of (query, node)
   pairs, so one step costs the same few NumPy calls for the whole batch, and ``query`` is the
   batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
-  same bit for bit; a lone query scores its leaves with one BLAS product, a batch with
-  ``einsum`` (one vector per row), so the ids agree bit for bit whenever the scores are exact
-  in float64 and may differ only for a point within one rounding error of t (as backends may).
+  same bit for bit; a lone query scores its leaves with one BLAS product, a batch with a stack
+  of matrix-vector products (one per leaf window), so the ids agree bit for bit whenever the
+  scores are exact in float64 and may differ only for a point within one rounding error of t
+  (as backends may).
   Found nodes are listed by (query, node), so the order of the ids does not depend on how
   the levels were grouped into steps.
 
@@ -72,15 +73,20 @@ _FEW_RANGES = 256  # up to this many ranges, slices beat building an index array
 
 
 def _dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Inner products along the last axis, ``<X_r, Y_r>`` (Y broadcast against X): the batch
-    path, where each row has its own query vector (``np.einsum``; a BLAS product cannot)."""
+    """Inner products along the last axis, ``<X_r, Y_r>`` (Y broadcast against X): the box
+    bounds, where each row has its own query vector (``np.einsum``, the same bits alone and in
+    a batch)."""
     return np.einsum("...k,...k->...", X, Y)
 
 
 def _scores(X: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``<x, a>`` over the rows x of X (..., d): one BLAS product for one vector a (d,), einsum
-    for one vector per leading index (a (f, d) against X (f, ..., d))."""
-    return X @ a if a.ndim == 1 else _dots(X, a.reshape(len(a), *[1] * (X.ndim - 2), -1))
+    """``<x, a>`` over the rows x of X (..., d): one BLAS product for one vector a (d,), and for
+    one vector per leading index (a (f, d) against X (f, ..., d)) a stack of f matrix-vector
+    products (``np.matmul``: about 3x faster than ``einsum`` over leaf windows at d <= 4)."""
+    if a.ndim == 1:
+        return X @ a
+    rows = X.reshape(len(a), -1, X.shape[-1])  # (f, rows of one window, d)
+    return np.matmul(rows, a[:, :, None]).reshape(X.shape[:-1])
 
 
 def _weights(A: np.ndarray) -> np.ndarray:
