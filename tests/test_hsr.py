@@ -338,7 +338,8 @@ def test_query_many_equals_a_loop_of_query_on_random_data(d):
 def test_numpy_tree_walked_alone_or_in_a_batch_agrees_at_exact_ties():
     """Thresholds equal to a point's exact score: both walks report that point.
 
-    A lone query scores its leaves with a BLAS product, a batch with einsum (per-row vectors);
+    A lone query scores its leaves with a BLAS product, a batch with a stack of
+    matrix-vector products (np.matmul, one query per leaf window);
     with dyadic data every score is exact in float64, so the two agree bit for bit. (With
     general floats they may differ for a point within one rounding error of t, as backends
     may; the box bounds, and so the counters, are computed the same way in both.)
