@@ -35,13 +35,6 @@ def near_misses(seed: int, n: int = 3000, d: int = 5, m: int = 9) -> tuple[np.nd
     return points, A, score + rng.choice([-1e-12, 1e-12], m)  # no exact tie: every order agrees
 
 
-def test_row_hits_matches_nonzero():
-    mask = np.random.default_rng(0).random((7, 13)) < 0.3
-    flat, counts = brute.row_hits(mask)
-    np.testing.assert_array_equal(flat, np.flatnonzero(mask))
-    np.testing.assert_array_equal(counts, mask.sum(axis=1))
-
-
 @pytest.mark.parametrize("block", [3000 * 9, 500, 9])  # one chunk, several, one column each
 @pytest.mark.parametrize("make", [tied, near_misses])
 def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
@@ -51,6 +44,34 @@ def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
     indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+
+
+@pytest.mark.parametrize("block", [3000 * 9, 500, 9])
+@pytest.mark.parametrize("make", [tied, near_misses])
+def test_scan32_many_with_one_t_is_exact_at_ties(monkeypatch, block, make):
+    """One t for every row (the rows' bands differ only through max|A_r|): the scores are
+    compared with the lowest band edge, and each row's extra pairs are decided in float64."""
+    points, A, t = make(7)
+    t = np.full(len(A), t[0])
+    rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
+    monkeypatch.setattr(brute, "_BLOCK32", block)
+    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    for i, want in enumerate(exact_rows(points, A, t)):
+        np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+
+
+def test_pairs_by_row_matches_nonzero(monkeypatch):
+    """Every chunk width, the last one narrower: the pairs of ``Q K^T >= edge`` by row."""
+    rng = np.random.default_rng(8)
+    points, Q = rng.standard_normal((101, 3)), rng.standard_normal((7, 3))
+    scores = Q @ points.T
+    for block in (7 * 101, 7 * 30, 7, 1):
+        monkeypatch.setattr(brute, "_BLOCK32", block)
+        for edge in (0.5, rng.normal(0.0, 1.0, (7, 1))):
+            indptr, cols = brute.pairs_by_row(points, Q, edge)
+            rows, want = np.nonzero(scores >= edge)
+            np.testing.assert_array_equal(indptr, np.searchsorted(rows, np.arange(8)))
+            np.testing.assert_array_equal(cols, want)
 
 
 @pytest.mark.parametrize("chunk", [3000, 700])
