@@ -216,6 +216,24 @@ class FlatStore:
         """Bytes of the stored points and ids."""
         return self.points.nbytes + self._ids.nbytes
 
+    def _hold(self, points: np.ndarray, ids: np.ndarray) -> None:
+        """Keep the points and ids, and what a scan needs to know about them: whether the ids
+        ascend (an answer in row order is then sorted) and run ``first, first + 1, ...`` (no
+        id lookup), and the bounds ``rad`` and ``max_abs`` of ``numerics.band32``."""
+        self.points, self._ids = points, ids
+        self._ids_ascending = bool((np.diff(ids) > 0).all())
+        self._first = int(ids[0])
+        self._consecutive = self._ids_ascending and int(ids[-1]) - self._first == len(ids) - 1
+        self._rad = l1_reach(points)
+        self._max_abs = float(max(points.max(), -points.min()))
+
+    def _id_of(self, rows: np.ndarray) -> np.ndarray:
+        """The int64 ids of the given rows (no lookup in the usual block, where row i holds
+        id ``first + i``)."""
+        if self._consecutive:
+            return rows + self._first if self._first else rows
+        return self._ids.take(rows).astype(np.int64)
+
 
 class BruteForce(FlatStore):
     """Scores every point with one matrix-vector product: O(n d) per query, no pruning."""
@@ -223,25 +241,16 @@ class BruteForce(FlatStore):
     name = "brute"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
-        self.points = np.array(points, dtype=key_dtype(points), order="C")
-        self._ids = compact_ids(ids)
-        self.ascending = bool((np.diff(self._ids) > 0).all())  # query returns sorted ids
-        self._first = int(self._ids[0])  # ids first .. first + n - 1 in order: no id lookup
-        self._consecutive = self.ascending and int(self._ids[-1]) - self._first == len(ids) - 1
-        self._rad = l1_reach(self.points)
-        self._max_abs = float(max(self.points.max(), -self.points.min()))
+        self._hold(np.array(points, dtype=key_dtype(points), order="C"), compact_ids(ids))
+        self.ascending = self._ids_ascending  # query returns sorted ids
 
     @classmethod
     def over(cls, points: np.ndarray, ids: np.ndarray) -> BruteForce:
         """A scan over arrays another structure already holds (shared, not copied): the
         points in their stored dtype and the ids, both read-only here."""
         scan = cls.__new__(cls)
-        scan.points, scan._ids = points, ids
-        scan.ascending = bool((np.diff(ids) > 0).all())
-        scan._first = int(ids[0])
-        scan._consecutive = scan.ascending and int(ids[-1]) - scan._first == len(ids) - 1
-        scan._rad = l1_reach(points)
-        scan._max_abs = float(max(points.max(), -points.min()))
+        scan._hold(points, ids)
+        scan.ascending = scan._ids_ascending
         return scan
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
@@ -277,13 +286,6 @@ class BruteForce(FlatStore):
         stats = BatchQueryStats.zeros(m)
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)
         return indptr, ids, stats
-
-    def _id_of(self, rows: np.ndarray) -> np.ndarray:
-        """The int64 ids of the given rows (no lookup in the usual block, where row i holds
-        id ``first + i``)."""
-        if self._consecutive:
-            return rows + self._first if self._first else rows
-        return self._ids[rows].astype(np.int64)
 
     def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float64 keys: ``A K^T >= t`` by cache-sized column chunks of K^T (``pairs_by_row``:
