@@ -138,3 +138,43 @@ def test_a_batch_ends_the_trial_and_keeps_the_leader(monkeypatch):
     for i, a in enumerate(A):
         np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
                                       np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
+
+
+def test_lone_queries_keep_the_trial_going_across_a_batch(monkeypatch):
+    """A batch after lone queries leaves the trial running (batches go to the leader); a batch
+    with no lone query since the previous one ends it."""
+    rng = np.random.default_rng(10)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    held = list(block.candidates)
+    a, A = np.array([1.0, -1.0]), rng.integers(-3, 4, (3, 2)).astype(np.float64)
+    block.query(a, 0.5)
+    block.query_many(A, 0.5)
+    assert block.candidates == held
+    block.query_many(A, 0.5)
+    assert block.candidates == held[:1]
+
+
+def test_a_scan_block_races_the_tree_on_trial(monkeypatch):
+    """The batch race of a scan leader takes the tree still on trial, not a new one."""
+    from hsr_lab.hsr import BruteForce
+
+    rng = np.random.default_rng(11)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    timed = auto.best_times
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.5, 1.0, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block.leader, BruteForce) and block.tree is not None
+    tree = block.tree
+    monkeypatch.setattr(auto, "best_times", timed)
+    built = []
+    monkeypatch.setattr(auto.NumpyKDTree, "__init__", lambda *args: built.append(args))
+    block.query(np.array([1.0, -1.0]), 0.5)
+    A = rng.integers(-3, 4, (4, 2)).astype(np.float64)
+    indptr, ids, _ = auto.query_many(block, A, np.full(4, 0.5))
+    assert not built  # the race ran against the tree on trial (kept only if it won)
+    assert auto._BATCH_PLANS[block.leader]["other"] in (tree, None)
+    for i, a in enumerate(A):
+        np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
+                                      np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
