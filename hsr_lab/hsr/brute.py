@@ -4,6 +4,11 @@ float64 keys are scored in float64. float32 keys stay float32 and are scored in 
 of rows at a time (no float64 copy of K); a row whose float32 score lies within the proven band
 of t (``numerics.band32``) is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the
 stored values, exactly as for float64 keys.
+
+A batch ``A K^T >= t`` (``query_many``) is scored by column chunks of K, one gemm each into a
+reused cache-sized buffer, and compared with one scalar where the rows share t
+(``pairs_by_row``); the float32 path then rescores only the kept scores below the band's upper
+edge. Every chunk's pairs come out grouped by row, and one scatter merges them.
 """
 
 from __future__ import annotations
