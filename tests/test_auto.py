@@ -178,3 +178,23 @@ def test_a_scan_block_races_the_tree_on_trial(monkeypatch):
     for i, a in enumerate(A):
         np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
                                       np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
+
+
+def test_a_clearly_slower_candidate_leaves_the_trial_early(monkeypatch):
+    """After TRIAL_FIRST lone queries each, a candidate over TRIAL_CUT times the best median
+    is dropped; the rest go on to TRIAL queries each."""
+    rng = np.random.default_rng(12)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.1, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    slow = block.candidates[-1]
+    costs = {id(c): 1.0 for c in block.candidates} | {id(slow): 3.0}
+    now = [0.0]
+    for c in block.candidates:  # each candidate's query advances a fake clock by its cost
+        monkeypatch.setattr(c, "query", lambda a, t, c=c, q=c.query: (
+            now.__setitem__(0, now[0] + costs[id(c)]), q(a, t))[1])
+    monkeypatch.setattr(auto.time, "perf_counter", lambda: now[0])
+    first = len(block.candidates)
+    for _ in range(auto.TRIAL_FIRST * first):
+        block.query(np.array([1.0, 1.0]), 0.5)
+    assert slow not in block.candidates and len(block.candidates) == first - 1

@@ -16,6 +16,8 @@ timing, never the answers: every backend reports exactly the same ids.
   queries in turn, ``TRIAL`` each, timed where the user asks them, and the one with the least
   median is kept (the others are freed). So a tree and a scan that are close are decided under
   the conditions they will serve in, like for like (answers ascending, a tree's sort timed).
+  A candidate over ``TRIAL_CUT`` times the best median after ``TRIAL_FIRST`` queries each
+  leaves early, so a clearly slower one costs the user few queries.
   Batches meanwhile go to the leader; a batch with no lone query since the previous batch ends
   the trial (the leader kept), so a structure asked only batches holds one candidate.
 - ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
@@ -52,6 +54,8 @@ MAX_D = 16  # wider blocks are scanned: the box test prunes nothing there
 SAMPLES = 8  # sample queries per race
 TRIAL = 8  # lone queries each candidate of a ``Trial`` answers before one is kept
 TRIAL_SPREAD = 2.0  # candidates slower than this times the sample race's best get no trial
+TRIAL_FIRST = 3  # lone queries each candidate answers before clearly slower ones are dropped
+TRIAL_CUT = 1.5  # ... those whose median exceeds this times the best median
 REPEATS = 3  # timings of each sample, best kept
 BATCH_ROWS = 64  # rows of a batch raced; batches under 2 * BATCH_ROWS are not raced
 
@@ -141,7 +145,8 @@ def ranked(points: np.ndarray, ids: np.ndarray, leaf_size: int, repeats: int = R
 class Trial:
     """A block whose first lone queries try each candidate in turn, timed where the user
     asks them; once every candidate has answered ``TRIAL`` of them, the one with the least
-    median time is kept and the others are freed.
+    median time is kept and the others are freed. Those over ``TRIAL_CUT`` times the least
+    median after ``TRIAL_FIRST`` queries each are freed then (``_narrow``).
 
     The sample race at build time runs on an idle cache and a quiet machine; in use the
     same block competes with whatever else the program does, and a tree and a scan within
@@ -174,7 +179,8 @@ class Trial:
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """The ids with ``<a, x> >= t``, ascending, from the next candidate on trial (or the
         winner), and the cost."""
-        i = self._asked % len(self.candidates)
+        i = 0 if len(self.candidates) == 1 else min(  # the candidate asked least so far
+            range(len(self.candidates)), key=lambda j: len(self._times[j]))
         start = time.perf_counter()
         found, stats = self.candidates[i].query(a, t)
         if not getattr(self.candidates[i], "ascending", False):  # a tree, or a scan of
@@ -182,10 +188,22 @@ class Trial:
         if len(self.candidates) > 1:
             self._times[i].append(time.perf_counter() - start)
             self._asked += 1
-            if self._asked == TRIAL * len(self.candidates):
-                best = int(np.argmin([np.median(times) for times in self._times]))
-                self.candidates = [self.candidates[best]]
+            self._narrow()
         return found, stats
+
+    def _narrow(self) -> None:
+        """Once every candidate has answered ``TRIAL_FIRST`` lone queries, drop those whose
+        median exceeds ``TRIAL_CUT`` times the least; once each has answered ``TRIAL``, keep
+        the one with the least median alone."""
+        tried = min(len(times) for times in self._times)
+        if tried < TRIAL_FIRST:
+            return
+        medians = [float(np.median(times)) for times in self._times]
+        best = int(np.argmin(medians))
+        keep = [best] if tried >= TRIAL else [
+            j for j, median in enumerate(medians) if median <= TRIAL_CUT * medians[best]]
+        self.candidates = [self.candidates[j] for j in keep]
+        self._times = [self._times[j] for j in keep]
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
