@@ -35,13 +35,6 @@ def near_misses(seed: int, n: int = 3000, d: int = 5, m: int = 9) -> tuple[np.nd
     return points, A, score + rng.choice([-1e-12, 1e-12], m)  # no exact tie: every order agrees
 
 
-def test_row_hits_matches_nonzero():
-    mask = np.random.default_rng(0).random((7, 13)) < 0.3
-    flat, counts = brute.row_hits(mask)
-    np.testing.assert_array_equal(flat, np.flatnonzero(mask))
-    np.testing.assert_array_equal(counts, mask.sum(axis=1))
-
-
 @pytest.mark.parametrize("block", [3000 * 9, 500, 9])  # one chunk, several, one column each
 @pytest.mark.parametrize("make", [tied, near_misses])
 def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
@@ -51,6 +44,34 @@ def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
     indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+
+
+@pytest.mark.parametrize("block", [3000 * 9, 500, 9])
+@pytest.mark.parametrize("make", [tied, near_misses])
+def test_scan32_many_with_one_t_is_exact_at_ties(monkeypatch, block, make):
+    """One t for every row (the rows' bands differ only through max|A_r|): the scores are
+    compared with the lowest band edge, and each row's extra pairs are decided in float64."""
+    points, A, t = make(7)
+    t = np.full(len(A), t[0])
+    rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
+    monkeypatch.setattr(brute, "_BLOCK32", block)
+    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    for i, want in enumerate(exact_rows(points, A, t)):
+        np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+
+
+def test_pairs_by_row_matches_nonzero(monkeypatch):
+    """Every chunk width, the last one narrower: the pairs of ``Q K^T >= edge`` by row."""
+    rng = np.random.default_rng(8)
+    points, Q = rng.standard_normal((101, 3)), rng.standard_normal((7, 3))
+    scores = Q @ points.T
+    for block in (7 * 101, 7 * 30, 7, 1):
+        monkeypatch.setattr(brute, "_BLOCK32", block)
+        for edge in (0.5, rng.normal(0.0, 1.0, (7, 1))):
+            indptr, cols = brute.pairs_by_row(points, Q, edge)
+            rows, want = np.nonzero(scores >= edge)
+            np.testing.assert_array_equal(indptr, np.searchsorted(rows, np.arange(8)))
+            np.testing.assert_array_equal(cols, want)
 
 
 @pytest.mark.parametrize("chunk", [3000, 700])
@@ -117,3 +138,63 @@ def test_a_batch_ends_the_trial_and_keeps_the_leader(monkeypatch):
     for i, a in enumerate(A):
         np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
                                       np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
+
+
+def test_lone_queries_keep_the_trial_going_across_a_batch(monkeypatch):
+    """A batch after lone queries leaves the trial running (batches go to the leader); a batch
+    with no lone query since the previous one ends it."""
+    rng = np.random.default_rng(10)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    held = list(block.candidates)
+    a, A = np.array([1.0, -1.0]), rng.integers(-3, 4, (3, 2)).astype(np.float64)
+    block.query(a, 0.5)
+    block.query_many(A, 0.5)
+    assert block.candidates == held
+    block.query_many(A, 0.5)
+    assert block.candidates == held[:1]
+
+
+def test_a_scan_block_races_the_tree_on_trial(monkeypatch):
+    """The batch race of a scan leader takes the tree still on trial, not a new one."""
+    from hsr_lab.hsr import BruteForce
+
+    rng = np.random.default_rng(11)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    timed = auto.best_times
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.5, 1.0, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block.leader, BruteForce) and block.tree is not None
+    tree = block.tree
+    monkeypatch.setattr(auto, "best_times", timed)
+    built = []
+    monkeypatch.setattr(auto.NumpyKDTree, "__init__", lambda *args: built.append(args))
+    block.query(np.array([1.0, -1.0]), 0.5)
+    A = rng.integers(-3, 4, (4, 2)).astype(np.float64)
+    indptr, ids, _ = auto.query_many(block, A, np.full(4, 0.5))
+    assert not built  # the race ran against the tree on trial (kept only if it won)
+    assert auto._BATCH_PLANS[block.leader]["other"] in (tree, None)
+    for i, a in enumerate(A):
+        np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
+                                      np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
+
+
+def test_a_clearly_slower_candidate_leaves_the_trial_early(monkeypatch):
+    """After TRIAL_FIRST lone queries each, a candidate over TRIAL_CUT times the best median
+    is dropped; the rest go on to TRIAL queries each."""
+    rng = np.random.default_rng(12)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.1, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    slow = block.candidates[-1]
+    costs = {id(c): 1.0 for c in block.candidates} | {id(slow): 3.0}
+    now = [0.0]
+    for c in block.candidates:  # each candidate's query advances a fake clock by its cost
+        monkeypatch.setattr(c, "query", lambda a, t, c=c, q=c.query: (
+            now.__setitem__(0, now[0] + costs[id(c)]), q(a, t))[1])
+    monkeypatch.setattr(auto.time, "perf_counter", lambda: now[0])
+    first = len(block.candidates)
+    for _ in range(auto.TRIAL_FIRST * first):
+        block.query(np.array([1.0, 1.0]), 0.5)
+    assert slow not in block.candidates and len(block.candidates) == first - 1

@@ -16,13 +16,18 @@ timing, never the answers: every backend reports exactly the same ids.
   queries in turn, ``TRIAL`` each, timed where the user asks them, and the one with the least
   median is kept (the others are freed). So a tree and a scan that are close are decided under
   the conditions they will serve in, like for like (answers ascending, a tree's sort timed).
+  A candidate over ``TRIAL_CUT`` times the best median after ``TRIAL_FIRST`` queries each
+  leaves early, so a clearly slower one costs the user few queries.
+  Batches meanwhile go to the leader; a batch with no lone query since the previous batch ends
+  the trial (the leader kept), so a structure asked only batches holds one candidate.
 - ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
   batch shares the tree's per-level overhead among its rows, so the tree can win batches it
   would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
 - ``query_many``: what ``HSR(backend="auto").query_many`` asks each block. A tree block
   answers a batch either with its walk or with a scan of its own arrays (no second copy of
   the keys); the first batch of each size class (m in [2^j, 2^(j+1))) races the two on that
-  batch, and the winner answers every later batch of that class.
+  batch, and the winner answers every later batch of that class. A scan block races the tree
+  still on trial beside it, if any, rather than build another.
 
 The sample queries sit at the paper's threshold (``theory.paper_threshold``), so each reports
 about n^{4/5} keys, the workload the paper is about.
@@ -49,6 +54,8 @@ MAX_D = 16  # wider blocks are scanned: the box test prunes nothing there
 SAMPLES = 8  # sample queries per race
 TRIAL = 8  # lone queries each candidate of a ``Trial`` answers before one is kept
 TRIAL_SPREAD = 2.0  # candidates slower than this times the sample race's best get no trial
+TRIAL_FIRST = 3  # lone queries each candidate answers before clearly slower ones are dropped
+TRIAL_CUT = 1.5  # ... those whose median exceeds this times the best median
 REPEATS = 3  # timings of each sample, best kept
 BATCH_ROWS = 64  # rows of a batch raced; batches under 2 * BATCH_ROWS are not raced
 
@@ -138,15 +145,18 @@ def ranked(points: np.ndarray, ids: np.ndarray, leaf_size: int, repeats: int = R
 class Trial:
     """A block whose first lone queries try each candidate in turn, timed where the user
     asks them; once every candidate has answered ``TRIAL`` of them, the one with the least
-    median time is kept and the others are freed.
+    median time is kept and the others are freed. Those over ``TRIAL_CUT`` times the least
+    median after ``TRIAL_FIRST`` queries each are freed then (``_narrow``).
 
     The sample race at build time runs on an idle cache and a quiet machine; in use the
     same block competes with whatever else the program does, and a tree and a scan within
     a few tens of percent of each other can trade places. The trial decides like for like:
     the same queries, the same conditions, each answer ascending (a tree's sorted, timed).
-    A batch ends the trial early: the leader (the best of the sample race) is kept and the
-    others are freed, so a structure asked only batches never holds them all; its batch path
-    (``query_many``) races tree and scan per batch size class itself.
+    Batches go to the leader (the best of the sample race until the trial ends), whose batch
+    path (``query_many``) races tree and scan per batch size class itself. A batch with no
+    lone query since the previous one (or before it) ends the trial where it stands: the
+    leader is kept and the others are freed, so a structure asked only batches never holds
+    them all, while one asked lone queries and batches in turn still decides by the trial.
     """
 
     ascending = True  # query returns ascending ids
@@ -155,6 +165,7 @@ class Trial:
         self.candidates = list(candidates)
         self._times: list[list[float]] = [[] for _ in self.candidates]
         self._asked = 0
+        self._asked_at_batch = 0  # lone queries asked before the latest batch
 
     @property
     def leader(self) -> StaticIndex:
@@ -168,7 +179,8 @@ class Trial:
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """The ids with ``<a, x> >= t``, ascending, from the next candidate on trial (or the
         winner), and the cost."""
-        i = self._asked % len(self.candidates)
+        i = 0 if len(self.candidates) == 1 else min(  # the candidate asked least so far
+            range(len(self.candidates)), key=lambda j: len(self._times[j]))
         start = time.perf_counter()
         found, stats = self.candidates[i].query(a, t)
         if not getattr(self.candidates[i], "ascending", False):  # a tree, or a scan of
@@ -176,20 +188,40 @@ class Trial:
         if len(self.candidates) > 1:
             self._times[i].append(time.perf_counter() - start)
             self._asked += 1
-            if self._asked == TRIAL * len(self.candidates):
-                best = int(np.argmin([np.median(times) for times in self._times]))
-                self.candidates = [self.candidates[best]]
+            self._narrow()
         return found, stats
+
+    def _narrow(self) -> None:
+        """Once every candidate has answered ``TRIAL_FIRST`` lone queries, drop those whose
+        median exceeds ``TRIAL_CUT`` times the least; once each has answered ``TRIAL``, keep
+        the one with the least median alone."""
+        tried = min(len(times) for times in self._times)
+        if tried < TRIAL_FIRST:
+            return
+        medians = [float(np.median(times)) for times in self._times]
+        best = int(np.argmin(medians))
+        keep = [best] if tried >= TRIAL else [
+            j for j, median in enumerate(medians) if median <= TRIAL_CUT * medians[best]]
+        self.candidates = [self.candidates[j] for j in keep]
+        self._times = [self._times[j] for j in keep]
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """The leader's ``query_many`` (the trial ends: ``end``)."""
-        return self.end().query_many(A, t, sort)
+        """The leader's ``query_many`` (``batch_block``)."""
+        return self.batch_block().query_many(A, t, sort)
 
-    def end(self) -> StaticIndex:
-        """End the trial where it stands: keep the leader, free the other candidates."""
-        self.candidates = [self.leader]
+    def batch_block(self) -> StaticIndex:
+        """The leader, which answers a batch; the trial ends here (the others freed) unless
+        lone queries came since the previous batch."""
+        if self._asked == self._asked_at_batch:
+            self.candidates = [self.leader]
+        self._asked_at_batch = self._asked
         return self.leader
+
+    @property
+    def tree(self) -> NumpyKDTree | None:
+        """The kd-tree on trial, if any (a batch race can use it rather than build one)."""
+        return next((c for c in self.candidates if isinstance(c, NumpyKDTree)), None)
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         return self.leader.items()
@@ -249,11 +281,13 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     it, twice each, and the winner's answer is returned), the winner kept for the class.
 
     A tree block scans its own arrays (no second copy of the keys). A scan block that a tree
-    could serve (n >= ``MIN_N``, d <= ``MAX_D``) builds one (``leaf_size``) on its first batch
-    and keeps it only if it wins some size class; other blocks answer directly.
+    could serve (n >= ``MIN_N``, d <= ``MAX_D``) races the tree of its ``Trial`` if one is
+    still on trial, else builds one (``leaf_size``) on its first batch, and keeps it only if
+    it wins some size class; other blocks answer directly.
     """
+    spare = None  # a tree already built over these keys
     if isinstance(block, Trial):
-        block = block.end()
+        spare, block = block.tree, block.batch_block()
     n, d = block.points.shape  # type: ignore[attr-defined]  (a tree or a scan)
     tree_able = isinstance(block, NumpyKDTree) or (n >= MIN_N and d <= MAX_D)
     if len(A) < 2 or not tree_able:
@@ -261,7 +295,7 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     plan = _BATCH_PLANS.get(block)
     if plan is None:  # the other candidate; it holds no reference to the block (weak keys)
         other = (BruteForce.over(block.points, block.ids) if isinstance(block, NumpyKDTree)
-                 else NumpyKDTree(*block.items(), leaf_size))
+                 else spare if spare is not None else NumpyKDTree(*block.items(), leaf_size))
         plan = _BATCH_PLANS[block] = {"other": other}
     size_class = len(A).bit_length()
     if size_class not in plan and plan["other"] is None:

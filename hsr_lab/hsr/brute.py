@@ -4,9 +4,16 @@ float64 keys are scored in float64. float32 keys stay float32 and are scored in 
 of rows at a time (no float64 copy of K); a row whose float32 score lies within the proven band
 of t (``numerics.band32``) is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the
 stored values, exactly as for float64 keys.
+
+A batch ``A K^T >= t`` (``query_many``) is scored by column chunks of K, one gemm each into a
+reused cache-sized buffer, and compared with one scalar where the rows share t
+(``pairs_by_row``); the float32 path then rescores only the kept scores below the band's upper
+edge. Every chunk's pairs come out grouped by row, and one scatter merges them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -14,7 +21,7 @@ from ._stats import BatchQueryStats, QueryStats
 from .csr import indptr_of, sort_rows
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
-_BLOCK32 = 1 << 18  # float32 scores of one batch chunk (1 MiB: the gathers stay in cache)
+_BLOCK32 = 1 << 18  # scores of one batch chunk (1 MiB of float32: the gemm output stays in L2)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
 
 
@@ -27,15 +34,6 @@ def compact_ids(ids: np.ndarray) -> np.ndarray:
     """The ids as int32 when they fit (half the memory), else int64; read back as int64."""
     small = len(ids) == 0 or (ids.min() >= 0 and ids.max() < 2**31)
     return np.array(ids, dtype=np.int32 if small else np.int64)
-
-
-def row_hits(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The True entries of a C-contiguous (m, w) mask: their flat indices (row-major, so
-    grouped by row) and how many each row holds (a ``searchsorted`` of the row ends, rather
-    than ``np.nonzero``'s multi-index walk or a division of every index)."""
-    flat = np.flatnonzero(mask)
-    m, w = mask.shape
-    return flat, np.diff(np.searchsorted(flat, np.arange(m + 1) * w))
 
 
 def l1_reach(points: np.ndarray) -> float:
@@ -94,9 +92,16 @@ def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndar
 
 def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``: the float32 scores
-    ``A K_c^T`` of each column chunk K_c of the points (one gemm), the pairs ``>= lo`` of
-    their row, then the band pairs (below ``hi``) decided in float64."""
+    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``, rows ascending: the
+    float32 scores ``A K_c^T`` of each column chunk K_c of the points (one gemm), the pairs
+    ``>= lo`` kept, those below ``hi`` (the band of their row) decided in float64.
+
+    Every row's band ``[lo_r, hi_r)`` comes from ``numerics.band32``. Where the rows' lower
+    edges lie within one band of each other (one t for the batch, the usual case) the scores
+    are compared with the lowest, ``min_r lo_r``, a scalar (NumPy compares with a scalar several
+    times faster than with a column), and every kept score below ``max_r hi_r`` is rechecked:
+    the pairs the wider band adds are decided in float64 as the band's own are.
+    """
     m, d = A.shape
     a_max = np.abs(A).max(axis=1, initial=0.0)
     safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
@@ -104,47 +109,89 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
         answers = [scan32(points, a, float(t_i), rad, max_abs) for a, t_i in zip(A, t, strict=True)]
         return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
             np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
+    if m == 0:
+        return pairs_by_row(points, A, 0.0)
     band = band32(d, a_max, rad, t)
-    lo, hi = below32(t - band)[:, None], above32(t + band)
-    A32 = A.astype(np.float32)
-    step = max(1, _BLOCK32 // max(m, 1))
-    chunks = []
-    for start in range(0, len(points), step):
+    lo, hi = below32(t - band), above32(t + band)
+    edge = lo.min() if lo.max() - lo.min() <= (hi - lo).max() else lo[:, None]
+    top = hi.max()
+
+    def decide(chunk: np.ndarray, flat: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The pairs ``flat`` of one chunk (row-major in its (m, w) scores) without those
+        whose float64 score is below their row's t (only scores below ``hi`` are asked)."""
+        near = scores.take(flat)
+        if len(flat) == 0 or near.min() >= top:  # nothing in the band: the usual case
+            return flat
+        at = np.flatnonzero(near < top)
+        rows = flat.take(at) // len(chunk)
+        inside = near.take(at) < hi[rows]  # below this row's own upper edge
+        at, rows = at[inside], rows[inside]
+        cols = flat.take(at) - rows * len(chunk)
+        exact = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64), A[rows])
+        below = exact < t[rows]
+        return np.delete(flat, at[below]) if below.any() else flat
+
+    return pairs_by_row(points, A.astype(np.float32), edge, decide)
+
+
+def pairs_by_row(points: np.ndarray, Q: np.ndarray, edge: np.ndarray | float,
+                 decide: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None
+                 = None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, cols)`` of the pairs (r, c) with ``(Q K^T)_{rc} >= edge`` (a scalar, or
+    an (m, 1) column of per-row edges), each row's columns ascending.
+
+    K is scored by column chunks K_c of ``_BLOCK32 / m`` points, ``Q K_c^T`` into one reused
+    buffer (the gemm's output stays in cache, no page faults); ``flatnonzero`` of the
+    comparison lists a chunk's pairs grouped by row, as ``Q K_c^T`` is row-major, and
+    ``decide(K_c, flat, scores)`` may drop some of them. ``_merge_rows`` then puts every
+    row's pairs of all chunks together.
+    """
+    m, n = len(Q), len(points)
+    if m == 0 or n == 0:
+        return np.zeros(m + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    step = max(1, _BLOCK32 // m)
+    buf = np.empty((m, min(step, n)), dtype=points.dtype)
+    mask = np.empty(buf.shape, dtype=bool)
+    edges = np.arange(m + 1) * buf.shape[1]
+    flats, bounds = [], []
+    for start in range(0, n, step):
         chunk = points[start:start + step]
-        scores = A32 @ chunk.T
-        flat, counts = row_hits(scores >= lo)
-        unsure = scores.ravel().take(flat) < np.repeat(hi, counts)
-        if unsure.any():  # the few pairs in the band: decided in float64
-            flat, counts = _recheck(chunk, A, t, flat, counts, np.flatnonzero(unsure))
-        cols = flat - np.repeat(np.arange(m) * len(chunk) - start, counts)
-        chunks.append((cols, counts))
-    return _by_row(chunks, m)
+        if len(chunk) < buf.shape[1]:  # the last, narrower chunk
+            scores = Q @ chunk.T
+            flat = np.flatnonzero(scores >= edge)
+        else:
+            scores = np.matmul(Q, chunk.T, out=buf)
+            flat = np.flatnonzero(np.greater_equal(scores, edge, out=mask))
+        if decide is not None:
+            flat = decide(chunk, flat, scores.ravel())
+        flats.append(flat)
+        bounds.append(np.searchsorted(flat, edges if len(chunk) == buf.shape[1]
+                                      else np.arange(m + 1) * len(chunk)))
+    return _merge_rows(flats, np.diff(np.array(bounds), axis=1), step, n)
 
 
-def _recheck(chunk: np.ndarray, A: np.ndarray, t: np.ndarray, flat: np.ndarray,
-             counts: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop the pairs ``flat[at]`` (of the (m, w) scores of one chunk, row-major) whose
-    float64 score ``fl64(<A_r, x_c>)`` is below ``t_r``; ``counts`` per row, updated."""
-    rows, cols = np.divmod(flat.take(at), len(chunk))
-    below = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64), A[rows]) < t[rows]
-    if not below.any():
-        return flat, counts
-    return np.delete(flat, at[below]), counts - np.bincount(rows[below], minlength=len(A))
+def _merge_rows(flats: list[np.ndarray], counts: np.ndarray, step: int, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One CSR ``(indptr, cols)`` from the chunks' flat indices (chunk c: the points
+    ``c step ...``, its (m, w_c) pairs row-major) and their per-row ``counts`` (C, m): row r
+    holds its columns of chunk 0, then of chunk 1, ... One scatter of all the pairs, no sort.
 
-
-def _by_row(chunks: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[np.ndarray, np.ndarray]:
-    """One CSR ``(indptr, cols)`` from the chunks' ``(cols, counts)``, each grouped by row:
-    row r holds its columns of the first chunk, then of the second, ... (a scatter of each
-    chunk's values to their places, no sort)."""
-    if len(chunks) == 1:
-        return indptr_of(chunks[0][1]), chunks[0][0]
-    per_chunk = np.array([counts for _, counts in chunks]).reshape(len(chunks), m)
-    indptr = indptr_of(per_chunk.sum(axis=0))
-    out = np.empty(indptr[-1], dtype=np.int64)
-    offset = indptr[:-1] + np.cumsum(per_chunk, axis=0) - per_chunk  # row r of chunk c starts
-    for (cols, counts), at in zip(chunks, offset, strict=True):
-        if len(cols):  # value j of the chunk goes to at[r] + (j - first of r in the chunk)
-            out[np.arange(len(cols)) + np.repeat(at - (np.cumsum(counts) - counts), counts)] = cols
+    Pair j of segment (c, r) (the ``counts[c, r]`` pairs of row r in chunk c) holds column
+    ``flat_j - r w_c + c step`` and goes to ``indptr[r] + sum_{c' < c} counts[c', r]`` plus
+    its place in the segment.
+    """
+    C, m = counts.shape
+    starts = np.arange(C) * step
+    widths = np.minimum(step, n - starts)
+    indptr = indptr_of(counts.sum(axis=0))
+    if C == 1:
+        return indptr, flats[0] - np.repeat(np.arange(m) * widths[0], counts[0])
+    sizes = counts.ravel()  # the segments in the order the chunks list them
+    shift = (starts[:, None] - np.arange(m) * widths[:, None]).ravel()
+    place = (indptr[:-1] + np.cumsum(counts, axis=0) - counts).ravel() - (np.cumsum(sizes) - sizes)
+    flat = np.concatenate(flats)
+    out = np.empty(len(flat), dtype=np.int64)
+    out[np.arange(len(flat)) + np.repeat(place, sizes)] = flat + np.repeat(shift, sizes)
     return indptr, out
 
 
@@ -174,6 +221,24 @@ class FlatStore:
         """Bytes of the stored points and ids."""
         return self.points.nbytes + self._ids.nbytes
 
+    def _hold(self, points: np.ndarray, ids: np.ndarray) -> None:
+        """Keep the points and ids, and what a scan needs to know about them: whether the ids
+        ascend (an answer in row order is then sorted) and run ``first, first + 1, ...`` (no
+        id lookup), and the bounds ``rad`` and ``max_abs`` of ``numerics.band32``."""
+        self.points, self._ids = points, ids
+        self._ids_ascending = bool((np.diff(ids) > 0).all())
+        self._first = int(ids[0])
+        self._consecutive = self._ids_ascending and int(ids[-1]) - self._first == len(ids) - 1
+        self._rad = l1_reach(points)
+        self._max_abs = float(max(points.max(), -points.min()))
+
+    def _id_of(self, rows: np.ndarray) -> np.ndarray:
+        """The int64 ids of the given rows (no lookup in the usual block, where row i holds
+        id ``first + i``)."""
+        if self._consecutive:
+            return rows + self._first if self._first else rows
+        return self._ids.take(rows).astype(np.int64)
+
 
 class BruteForce(FlatStore):
     """Scores every point with one matrix-vector product: O(n d) per query, no pruning."""
@@ -181,25 +246,16 @@ class BruteForce(FlatStore):
     name = "brute"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
-        self.points = np.array(points, dtype=key_dtype(points), order="C")
-        self._ids = compact_ids(ids)
-        self.ascending = bool((np.diff(self._ids) > 0).all())  # query returns sorted ids
-        self._first = int(self._ids[0])  # ids first .. first + n - 1 in order: no id lookup
-        self._consecutive = self.ascending and int(self._ids[-1]) - self._first == len(ids) - 1
-        self._rad = l1_reach(self.points)
-        self._max_abs = float(max(self.points.max(), -self.points.min()))
+        self._hold(np.array(points, dtype=key_dtype(points), order="C"), compact_ids(ids))
+        self.ascending = self._ids_ascending  # query returns sorted ids
 
     @classmethod
     def over(cls, points: np.ndarray, ids: np.ndarray) -> BruteForce:
         """A scan over arrays another structure already holds (shared, not copied): the
         points in their stored dtype and the ids, both read-only here."""
         scan = cls.__new__(cls)
-        scan.points, scan._ids = points, ids
-        scan.ascending = bool((np.diff(ids) > 0).all())
-        scan._first = int(ids[0])
-        scan._consecutive = scan.ascending and int(ids[-1]) - scan._first == len(ids) - 1
-        scan._rad = l1_reach(points)
-        scan._max_abs = float(max(points.max(), -points.min()))
+        scan._hold(points, ids)
+        scan.ascending = scan._ids_ascending
         return scan
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
@@ -236,24 +292,12 @@ class BruteForce(FlatStore):
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)
         return indptr, ids, stats
 
-    def _id_of(self, rows: np.ndarray) -> np.ndarray:
-        """The int64 ids of the given rows (no lookup in the usual block, where row i holds
-        id ``first + i``)."""
-        if self._consecutive:
-            return rows + self._first if self._first else rows
-        return self._ids[rows].astype(np.int64)
-
     def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float64 keys: ``A K^T >= t`` by cache-sized column chunks of K^T (one gemm each, K
-        read once per batch), grouped by row as ``scan32_many`` groups them."""
-        m = len(A)
-        step = max(1, _BLOCK32 // max(m, 1))
-        chunks = []
-        for start in range(0, len(self.points), step):
-            chunk = self.points[start:start + step]
-            flat, counts = row_hits(A @ chunk.T >= t[:, None])
-            chunks.append((flat - np.repeat(np.arange(m) * len(chunk) - start, counts), counts))
-        indptr, cols = _by_row(chunks, m)
+        """float64 keys: ``A K^T >= t`` by cache-sized column chunks of K^T (``pairs_by_row``:
+        one gemm each, K read once per batch), compared with one scalar t where the rows
+        share it."""
+        edge = t[0] if len(t) and (t == t[0]).all() else t[:, None]
+        indptr, cols = pairs_by_row(self.points, A, edge)
         return indptr, self._id_of(cols)
 
     def __repr__(self) -> str:

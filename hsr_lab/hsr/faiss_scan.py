@@ -15,7 +15,7 @@ import numpy as np
 
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
-from .brute import FlatStore, compact_ids, l1_reach, scan32_many
+from .brute import FlatStore, compact_ids, scan32_many
 from .csr import indptr_of, sort_rows
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
@@ -37,10 +37,7 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         n, d = points.shape
         self.index = faiss.IndexFlatIP(d)
         self.index.add(np.ascontiguousarray(points, dtype=np.float32))
-        self.points = faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d)
-        self._ids = compact_ids(ids)
-        self._rad = l1_reach(self.points)
-        self._max_abs = float(max(self.points.max(), -self.points.min()))
+        self._hold(faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d), compact_ids(ids))
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost: one
@@ -57,7 +54,7 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
             at = np.flatnonzero(scores < hi)
             below = self.points.take(rows.take(at), axis=0).astype(np.float64) @ a < t
             rows = np.delete(rows, at[below])
-        ids = self._ids.take(rows).astype(np.int64)
+        ids = self._id_of(rows)
         if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # faiss lists rows in order
             ids.sort()
         return ids, QueryStats(inner_products=len(self._ids), points_reported=len(ids))
@@ -70,8 +67,8 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         m = len(A)
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
         indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
-        ids = self._ids[rows].astype(np.int64)
-        if sort:
+        ids = self._id_of(rows)
+        if sort and not self._ids_ascending:  # rows ascend in each row of the answer
             ids = sort_rows(indptr, ids)
         return indptr, ids, self._stats(indptr)
 
