@@ -13,9 +13,9 @@ side in one run (interleaved, the order reversed every other round, medians):
 Single queries and batches of ``BATCH`` rows (``query_many``). ``auto_over_best`` is auto's
 time over the fastest of the others (issue 16 asks for <= 1.1); ``tree_speedup`` is scan time
 over tree time (issue 16 asks, for float32 at n = 2^22, >= 10 at d = 2, 8 at d = 3 and 6 at
-d = 4, and a build of at most 3 s at d = 4). ``index_mem`` is the tree's bytes (its copy of
-the keys, ids and nodes) over the keys' bytes. Every answer of tree and auto is checked
-against the float64 evaluation on the stored values before timing.
+d = 4, and a build of at most 3 s at d = 4). ``index_mem`` is ``HSR(backend="numpy").nbytes``
+(the tree's copy of the keys, ids and nodes) over the keys' bytes. Every answer of tree and
+auto is checked against the float64 evaluation on the stored values before timing.
 
     python benchmarks/bench_float32.py                   # n = 2^18, 2^20, 2^22; d = 2 .. 128
     python benchmarks/bench_float32.py --quick           # a smoke run
@@ -171,8 +171,8 @@ def bench_cell(n: int, d: int, dtype: type, n_queries: int, rounds: int, seed: i
     row["tree_speedup"] = one["scan"] / one["tree"] if "tree" in one else float("nan")
     row["build_tree_s"] = structures["tree"][1] if "tree" in structures else float("nan")
     row["build_auto_s"] = structures["auto"][1]
-    row["index_mem"] = (sum(b.nbytes for b in structures["tree"][0].blocks) / K.nbytes
-                        if "tree" in structures else float("nan"))
+    row["index_mem"] = (structures["tree"][0].nbytes / K.nbytes if "tree" in structures
+                        else float("nan"))
     row["auto_blocks"] = "+".join(sorted({b.name for b in structures["auto"][0].blocks}))
     return row
 

@@ -595,3 +595,21 @@ def test_auto_over_float32_keys_races_batches_and_stays_exact():
                 want = np.flatnonzero(keys.astype(np.float64) @ a >= t_i)
                 np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
                 np.testing.assert_array_equal(auto.query(a, t_i), want)
+
+
+def test_a_structure_that_never_deletes_holds_no_id_table():
+    """The table of deleted ids (a bool per id) starts with the first delete; from then on
+    deletes, repeated deletes and queries behave as before."""
+    K = np.random.default_rng(8).standard_normal((4096, 2)).astype(np.float32)
+    h = HSR(K, backend="numpy")
+    assert h.nbytes == sum(block.nbytes for block in h.blocks)
+    a = np.array([1.0, 0.0])
+    before = h.query(a, 0.5)
+    h.delete([int(before[0])])
+    assert h.nbytes >= sum(block.nbytes for block in h.blocks) + len(K)
+    with pytest.raises(ValueError, match="already deleted"):
+        h.delete([int(before[0])])
+    np.testing.assert_array_equal(h.query(a, 0.5), before[1:])
+    ids = h.add(K[:3])
+    np.testing.assert_array_equal(ids, [4096, 4097, 4098])
+    assert set(ids.tolist()) <= set(h.query(a, -10.0).tolist())

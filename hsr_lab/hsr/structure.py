@@ -85,7 +85,10 @@ class HSR:
         self.backend = backend
         self.d = pts.shape[1]
         self._blocks: list[StaticIndex] = []
-        self._flags = np.zeros(0, dtype=bool)  # alive flag per id, with spare capacity
+        # Alive flag per id, with spare capacity; None until the first delete: every id is
+        # alive, and a structure that never deletes holds no table (n bytes, 1/8 of float32
+        # keys at d = 2).
+        self._flags: np.ndarray | None = None
         self._n_ids = 0  # ids handed out so far
         self._n_dead = 0  # deleted points still stored in some block
         self._size = 0  # live points
@@ -106,11 +109,12 @@ class HSR:
         ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
         block = self._build(pts, ids)
         self._max_abs = max(self._max_abs, largest)
-        if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
-            grown = np.zeros(max(2 * len(self._flags), self._n_ids + len(pts)), dtype=bool)
-            grown[: self._n_ids] = self._alive
-            self._flags = grown
-        self._flags[self._n_ids : self._n_ids + len(pts)] = True
+        if self._flags is not None:
+            if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
+                grown = np.zeros(max(2 * len(self._flags), self._n_ids + len(pts)), dtype=bool)
+                grown[: self._n_ids] = self._alive
+                self._flags = grown
+            self._flags[self._n_ids : self._n_ids + len(pts)] = True
         self._n_ids += len(pts)
         self._size += len(pts)
         self._blocks.append(block)
@@ -128,9 +132,9 @@ class HSR:
             raise TypeError(f"ids must be an integer or a 1-D array of integers; got {arr.dtype} "
                             f"with shape {arr.shape}")
         arr = arr.ravel()
-        bad = arr[(arr < 0) | (arr >= len(self._alive))]  # compared in the caller's dtype
+        bad = arr[(arr < 0) | (arr >= self._n_ids)]  # compared in the caller's dtype
         if len(bad):
-            raise ValueError(f"ids must be ids of stored points (0 .. {len(self._alive) - 1}); "
+            raise ValueError(f"ids must be ids of stored points (0 .. {self._n_ids - 1}); "
                              f"got {bad[:5].tolist()}")
         arr = arr.astype(np.int64)
         if len(np.unique(arr)) != len(arr):
@@ -138,6 +142,8 @@ class HSR:
         gone = arr[~self._alive[arr]]
         if len(gone):
             raise ValueError(f"ids already deleted: {gone[:5].tolist()}")
+        if self._flags is None:  # the first delete: the table starts here
+            self._flags = np.ones(self._n_ids, dtype=bool)
         self._alive[arr] = False
         self._n_dead += len(arr)
         self._size -= len(arr)
@@ -173,6 +179,8 @@ class HSR:
         pairs = [block.items() for block in blocks]
         points = np.concatenate([p for p, _ in pairs]).astype(self.dtype, copy=False)
         ids = np.concatenate([i for _, i in pairs])
+        if not self._n_dead:
+            return self._build(points, ids)
         keep = self._alive[ids]
         self._n_dead -= int(np.count_nonzero(~keep))
         return self._build(points[keep], ids[keep])
@@ -248,7 +256,10 @@ class HSR:
 
     @property
     def _alive(self) -> np.ndarray:
-        """Alive flag of every id handed out so far (a view: writes go through)."""
+        """Alive flag of every id handed out so far (a view: writes go through; all True,
+        a fresh array, before the first delete)."""
+        if self._flags is None:
+            return np.ones(self._n_ids, dtype=bool)
         return self._flags[: self._n_ids]
 
     # -- description -------------------------------------------------------------------------
@@ -267,8 +278,10 @@ class HSR:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by every block (their copies of the points included) and the id table."""
-        return sum(block.nbytes for block in self._blocks) + self._flags.nbytes
+        """Bytes held by every block (their copies of the points included) and the table of
+        deleted ids (from the first delete on)."""
+        flags = 0 if self._flags is None else self._flags.nbytes
+        return sum(block.nbytes for block in self._blocks) + flags
 
     def __repr__(self) -> str:
         n = len(self)
