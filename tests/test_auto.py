@@ -198,3 +198,22 @@ def test_a_clearly_slower_candidate_leaves_the_trial_early(monkeypatch):
     for _ in range(auto.TRIAL_FIRST * first):
         block.query(np.array([1.0, 1.0]), 0.5)
     assert slow not in block.candidates and len(block.candidates) == first - 1
+
+
+@pytest.mark.parametrize("make", [tied, near_misses])
+@pytest.mark.parametrize("one_t", [False, True])
+def test_batches_larger_than_a_row_group_are_exact(monkeypatch, make, one_t):
+    """Batches go ``_ROW_GROUP`` rows at a time (bookkeeping O(n) whatever m): row groups
+    of 4 over 11 rows, per-row and shared t, float32 and float64 keys."""
+    points, A, t = make(11, n=700, m=11)
+    if one_t:
+        t = np.full(len(A), t[0])
+    monkeypatch.setattr(brute, "_ROW_GROUP", 4)
+    monkeypatch.setattr(brute, "_BLOCK32", 64)
+    rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
+    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    indptr64, ids64, _ = HSR(points.astype(np.float64), backend="brute").blocks[0].query_many(
+        A, t)
+    for i, want in enumerate(exact_rows(points, A, t)):
+        np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
+        np.testing.assert_array_equal(ids64[indptr64[i]:indptr64[i + 1]], want)

@@ -23,6 +23,8 @@ from .numerics import above32, abs_max, band32, below32, float32_safe
 
 _BLOCK32 = 1 << 18  # scores of one batch chunk (1 MiB of float32: the gemm output stays in L2)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
+_ROW_GROUP = 256  # batch rows scored together: chunks keep >= _BLOCK32 / 256 = 1024 columns,
+# so the per-chunk bookkeeping (chunks x rows) stays about n / 4 entries whatever the batch
 
 
 def key_dtype(points: np.ndarray) -> type:
@@ -116,39 +118,49 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
     edge = lo.min() if lo.max() - lo.min() <= (hi - lo).max() else lo[:, None]
     top = hi.max()
 
-    def decide(chunk: np.ndarray, flat: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """The pairs ``flat`` of one chunk (row-major in its (m, w) scores) without those
-        whose float64 score is below their row's t (only scores below ``hi`` are asked)."""
+    def decide(chunk: np.ndarray, flat: np.ndarray, scores: np.ndarray, first: int
+               ) -> np.ndarray:
+        """The pairs ``flat`` of one chunk (row-major in its (rows, w) scores, rows
+        ``first, first + 1, ...`` of A) without those whose float64 score is below their
+        row's t (only scores below ``hi`` are asked)."""
         near = scores.take(flat)
         if len(flat) == 0 or near.min() >= top:  # nothing in the band: the usual case
             return flat
         at = np.flatnonzero(near < top)
         rows = flat.take(at) // len(chunk)
-        inside = near.take(at) < hi[rows]  # below this row's own upper edge
+        inside = near.take(at) < hi[first + rows]  # below this row's own upper edge
         at, rows = at[inside], rows[inside]
         cols = flat.take(at) - rows * len(chunk)
-        exact = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64), A[rows])
-        below = exact < t[rows]
+        exact = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64),
+                          A[first + rows])
+        below = exact < t[first + rows]
         return np.delete(flat, at[below]) if below.any() else flat
 
     return pairs_by_row(points, A.astype(np.float32), edge, decide)
 
 
 def pairs_by_row(points: np.ndarray, Q: np.ndarray, edge: np.ndarray | float,
-                 decide: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None
-                 = None) -> tuple[np.ndarray, np.ndarray]:
+                 decide: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray] | None
+                 = None, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """CSR ``(indptr, cols)`` of the pairs (r, c) with ``(Q K^T)_{rc} >= edge`` (a scalar, or
     an (m, 1) column of per-row edges), each row's columns ascending.
 
     K is scored by column chunks K_c of ``_BLOCK32 / m`` points, ``Q K_c^T`` into one reused
     buffer (the gemm's output stays in cache, no page faults); ``flatnonzero`` of the
     comparison lists a chunk's pairs grouped by row, as ``Q K_c^T`` is row-major, and
-    ``decide(K_c, flat, scores)`` may drop some of them. ``_merge_rows`` then puts every
-    row's pairs of all chunks together.
+    ``decide(K_c, flat, scores, first)`` may drop some of them (``first``: the batch row of
+    Q's row 0). ``_merge_rows`` then puts every row's pairs of all chunks together. Batches
+    of more than ``_ROW_GROUP`` rows go ``_ROW_GROUP`` rows at a time.
     """
     m, n = len(Q), len(points)
     if m == 0 or n == 0:
         return np.zeros(m + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if m > _ROW_GROUP:
+        parts = [pairs_by_row(points, Q[r:r + _ROW_GROUP],
+                              edge if np.ndim(edge) == 0 else edge[r:r + _ROW_GROUP],
+                              decide, first + r) for r in range(0, m, _ROW_GROUP)]
+        return (indptr_of(np.concatenate([np.diff(indptr) for indptr, _ in parts])),
+                np.concatenate([cols for _, cols in parts]))
     step = max(1, _BLOCK32 // m)
     buf = np.empty((m, min(step, n)), dtype=points.dtype)
     mask = np.empty(buf.shape, dtype=bool)
@@ -163,7 +175,7 @@ def pairs_by_row(points: np.ndarray, Q: np.ndarray, edge: np.ndarray | float,
             scores = np.matmul(Q, chunk.T, out=buf)
             flat = np.flatnonzero(np.greater_equal(scores, edge, out=mask))
         if decide is not None:
-            flat = decide(chunk, flat, scores.ravel())
+            flat = decide(chunk, flat, scores.ravel(), first)
         flats.append(flat)
         bounds.append(np.searchsorted(flat, edges if len(chunk) == buf.shape[1]
                                       else np.arange(m + 1) * len(chunk)))
