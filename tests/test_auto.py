@@ -217,3 +217,19 @@ def test_batches_larger_than_a_row_group_are_exact(monkeypatch, make, one_t):
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
         np.testing.assert_array_equal(ids64[indptr64[i]:indptr64[i + 1]], want)
+
+
+def test_a_trial_is_named_after_what_answered_last(monkeypatch):
+    """During the trial lone queries go to each candidate in turn: ``name`` (which attention
+    reports as ``stats.kernel``) is the one that answered, told apart by its counters."""
+    rng = np.random.default_rng(9)
+    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
+    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
+    block = auto.trial_block(keys, np.arange(len(keys)), 32)
+    assert isinstance(block, auto.Trial) and len(block.candidates) > 1
+    names = set()
+    for _ in range(len(block.candidates)):
+        _, stats = block.query(np.array([1.0, 0.5]), 2.0)
+        assert (block.name == "numpy") == (stats.nodes_visited > 0)
+        names.add(block.name)
+    assert len(names) > 1

@@ -39,7 +39,8 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     (``HSR.query_many``: the kd-tree walks every query together, level by level), and the rows
     are computed vectorised. Keep a ``Decoder`` to reuse a structure across calls. Causal rows
     split the keys by position (``positions.py``): row i asks only structures over keys before
-    it and scores its own tile of keys directly, so no key j > i is visited. With
+    it (no structure holds a key j > i) and scores its own tile of B = 512 keys directly,
+    one B x B product masked to j <= i. With
     ``backend="auto"`` the dense kernel computes the rows where the tree cannot prune (high d,
     few keys or rows, or a race on a few rows the tree lost: ``plan.py``); ``stats.kernel``
     says which kernel ran ("dense", or the structures' backends such as "numpy").

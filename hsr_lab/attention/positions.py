@@ -13,7 +13,8 @@ rows that follow it, all at once (``HSR.query_many``). A row asks at most ``log2
 structures, none of which holds a key j > i: what the tree reports, the row keeps (the ids
 are then only cut to the row's ``[s0, w0)``, the part between its sinks and its window).
 
-Its own tile is scored with a dense product of the tile's queries and keys, kept where
+Its own tile is scored with a dense product of the tile's queries and keys (B x B: a row
+scores up to B - 1 keys beyond it there, and its stats count the B products), kept where
 ``j <= i`` and ``<q_i, k_j> >=`` the row's query offset (``scores.hsr_offset``: below it no
 key can have a decisive score >= b), so the tile hands the row kernel the same candidates a
 structure would.
@@ -99,19 +100,19 @@ class PrefixBlocks:
     def _own_tiles(self, Q: np.ndarray, offsets: np.ndarray, r0: int, r1: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each row's keys in its own tile [r B, i] whose ``<q_i, k_j>`` reaches its offset,
-        as CSR over rows r0..r1-1, and how many products each row took (i - r B + 1)."""
+        as CSR over rows r0..r1-1, and how many products each row took: the tile's width, as
+        its rows are scored against all of its keys in one product and masked to j <= i."""
         B = self.block
-        counts, found = [], []
+        counts, found, products = [], [], []
         for lo in range(r0, r1, B):
             hi = min(r1, lo + B)
+            products.append(np.full(hi - lo, hi - lo, dtype=np.int64))
             S = Q[lo:hi] @ self.K[lo:hi].T  # row i against the keys lo..hi-1 of its tile
             hit = S >= offsets[lo:hi, None]
             hit &= self._seen[:hi - lo, :hi - lo]  # keys j <= i
             counts.append(np.count_nonzero(hit, axis=1))
             found.append(np.nonzero(hit)[1] + lo)
-        rows = np.arange(r0, r1)
-        return (indptr_of(np.concatenate(counts)), np.concatenate(found),
-                rows - (rows // B) * B + 1)
+        return indptr_of(np.concatenate(counts)), np.concatenate(found), np.concatenate(products)
 
     @property
     def kernel(self) -> str:

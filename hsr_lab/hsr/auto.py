@@ -166,6 +166,7 @@ class Trial:
         self._times: list[list[float]] = [[] for _ in self.candidates]
         self._asked = 0
         self._asked_at_batch = 0  # lone queries asked before the latest batch
+        self._last: StaticIndex = self.candidates[0]  # what answered the latest query
 
     @property
     def leader(self) -> StaticIndex:
@@ -174,7 +175,9 @@ class Trial:
 
     @property
     def name(self) -> str:
-        return self.leader.name
+        """The name of the candidate that answered the latest query or batch (the leader's
+        before any): during the trial, lone queries go to each candidate in turn."""
+        return self._last.name
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """The ids with ``<a, x> >= t``, ascending, from the next candidate on trial (or the
@@ -182,7 +185,8 @@ class Trial:
         i = 0 if len(self.candidates) == 1 else min(  # the candidate asked least so far
             range(len(self.candidates)), key=lambda j: len(self._times[j]))
         start = time.perf_counter()
-        found, stats = self.candidates[i].query(a, t)
+        self._last = self.candidates[i]
+        found, stats = self._last.query(a, t)
         if not getattr(self.candidates[i], "ascending", False):  # a tree, or a scan of
             found = sorted_ids(found)  # merged blocks' ids: sorted, as HSR.query would
         if len(self.candidates) > 1:
@@ -208,7 +212,8 @@ class Trial:
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """The leader's ``query_many`` (``batch_block``)."""
-        return self.batch_block().query_many(A, t, sort)
+        self._last = self.batch_block()
+        return self._last.query_many(A, t, sort)
 
     def batch_block(self) -> StaticIndex:
         """The leader, which answers a batch; the trial ends here (the others freed) unless
