@@ -20,9 +20,6 @@ timing, never the answers: every backend reports exactly the same ids.
   leaves early, so a clearly slower one costs the user few queries.
   Batches meanwhile go to the leader; a batch with no lone query since the previous batch ends
   the trial (the leader kept), so a structure asked only batches holds one candidate.
-- ``plan_batch``: a structure for a batch of m queries asked at once (``query_many``). A
-  batch shares the tree's per-level overhead among its rows, so the tree can win batches it
-  would lose one query at a time; the race runs on ``BATCH_ROWS`` of the batch's own rows.
 - ``query_many``: what ``HSR(backend="auto").query_many`` asks each block. A tree block
   answers a batch either with its walk or with a scan of its own arrays (no second copy of
   the keys); the first batch of each size class (m in [2^j, 2^(j+1))) races the two on that
@@ -38,7 +35,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 import numpy as np
 
@@ -57,9 +53,7 @@ TRIAL_SPREAD = 2.0  # candidates slower than this times the sample race's best g
 TRIAL_FIRST = 3  # lone queries each candidate answers before clearly slower ones are dropped
 TRIAL_CUT = 1.5  # ... those whose median exceeds this times the best median
 REPEATS = 3  # timings of each sample, best kept
-BATCH_ROWS = 64  # rows of a batch raced; batches under 2 * BATCH_ROWS are not raced
 
-S = TypeVar("S")
 
 
 def best_times(fns: Sequence[Callable[[], object]], rounds: int) -> list[float]:
@@ -76,12 +70,6 @@ def best_times(fns: Sequence[Callable[[], object]], rounds: int) -> list[float]:
             fns[i]()
             best[i] = min(best[i], time.perf_counter() - start)
     return [float(b) for b in best]
-
-
-def faster(candidates: Sequence[S], ask: Callable[[S], object], rounds: int = REPEATS) -> S:
-    """The candidate whose ``ask(candidate)`` took least time (``best_times``; first on ties)."""
-    times = best_times([lambda c=c: ask(c) for c in candidates], rounds)
-    return candidates[int(np.argmin(times))]
 
 
 def sample_queries(points: np.ndarray, count: int = SAMPLES, seed: int = 0
@@ -259,20 +247,6 @@ def sorted_ids(ids: np.ndarray) -> np.ndarray:
     if len(ids) and ids.max() < 2**31:
         return np.sort(ids.astype(np.int32)).astype(np.int64)
     return np.sort(ids)
-
-
-def races_batch(m: int, d: int) -> bool:
-    """Whether "auto" races tree and scan on an m-row batch in d dimensions (otherwise it plans
-    block by block, as for lone queries: a small batch does not amortise a race)."""
-    return m >= 2 * BATCH_ROWS and d <= MAX_D
-
-
-def plan_batch(tree: S, scan: S, A: np.ndarray, t: np.ndarray) -> S:
-    """Of a tree and a scan over the same keys, the one that answers ``BATCH_ROWS`` rows of the
-    batch, spread evenly, faster with ``query_many(A[rows], t[rows])``."""
-    rows = np.linspace(0, len(A) - 1, min(len(A), BATCH_ROWS)).astype(np.int64)
-    A_s, t_s = A[rows], t[rows]
-    return faster([tree, scan], lambda s: s.query_many(A_s, t_s, sort=False), rounds=2)
 
 
 # Per tree block: its scan (sharing the tree's arrays) and the winner per batch size class.

@@ -79,19 +79,6 @@ def _rows32(chunk: np.ndarray, a: np.ndarray, a32: np.ndarray, t: float, lo: np.
     return np.delete(near, at[below]) if below.any() else near
 
 
-def decide32(points: np.ndarray, a: np.ndarray, t: float, rad: float) -> np.ndarray:
-    """The mask ``fl64(<a, x>) >= t`` over the float32 rows x: float32 scores decide outside
-    ``band32`` of t, float64 ones inside (the caller has checked ``float32_safe``)."""
-    band = band32(points.shape[1], abs_max(a), rad, t)
-    scores = points @ a.astype(np.float32)
-    keep = scores >= above32(t + band)
-    near = np.flatnonzero(scores >= below32(t - band))
-    near = near[~keep[near]]
-    if len(near):  # the few rows in the band: decided in float64
-        keep[near] = points[near].astype(np.float64) @ a >= t
-    return keep
-
-
 def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``, rows ascending: the
