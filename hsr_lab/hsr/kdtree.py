@@ -522,7 +522,9 @@ class NumpyKDTree:
         (``_windows``: as many rows as the widest leaf holds, those past the leaf dropped),
         copies of contiguous rows, and each query's vector is gathered once per leaf, not once
         per point. float32 points are scored in float32 and the band around t rescored in
-        float64 (``_hits32``)."""
+        float64 (``_hits32``). The counters count a leaf's own points, as the reference does;
+        the rows of a window past a narrower leaf are scored too and dropped, so the products
+        computed exceed ``inner_products`` by up to ``widest leaf - leaf size`` per leaf."""
         c, w, float32 = len(A), self._leaf_width, self._float32_for(A)
         step = max(1, (_BLOCK if c > 1 else _SCAN_BLOCK) // (w * self.d))
         found, hits = [self.ids[:0]], [np.zeros(0, dtype=np.int64)]
