@@ -163,8 +163,8 @@ class Trial:
 
     @property
     def name(self) -> str:
-        """The name of the candidate that answered the latest query or batch (the leader's
-        before any): during the trial, lone queries go to each candidate in turn."""
+        """The name of the candidate given the latest query or batch (the leader's before
+        any): during the trial, lone queries go to each candidate in turn."""
         return self._last.name
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
@@ -175,7 +175,7 @@ class Trial:
         start = time.perf_counter()
         self._last = self.candidates[i]
         found, stats = self._last.query(a, t)
-        if not getattr(self.candidates[i], "ascending", False):  # a tree, or a scan of
+        if not getattr(self._last, "ascending", False):  # a tree, or a scan of
             found = sorted_ids(found)  # merged blocks' ids: sorted, as HSR.query would
         if len(self.candidates) > 1:
             self._times[i].append(time.perf_counter() - start)
@@ -200,15 +200,15 @@ class Trial:
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """The leader's ``query_many`` (``batch_block``)."""
-        self._last = self.batch_block()
-        return self._last.query_many(A, t, sort)
+        return self.batch_block().query_many(A, t, sort)
 
     def batch_block(self) -> StaticIndex:
-        """The leader, which answers a batch; the trial ends here (the others freed) unless
-        lone queries came since the previous batch."""
+        """The leader, which is given a batch (and so names the block); the trial ends here
+        (the others freed) unless lone queries came since the previous batch."""
         if self._asked == self._asked_at_batch:
             self.candidates = [self.leader]
         self._asked_at_batch = self._asked
+        self._last = self.leader
         return self.leader
 
     @property
