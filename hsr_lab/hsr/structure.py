@@ -139,12 +139,13 @@ class HSR:
         arr = arr.astype(np.int64)
         if len(np.unique(arr)) != len(arr):
             raise ValueError("ids must not repeat an id")
-        gone = arr[~self._alive[arr]]
+        alive = self._alive  # before the first delete, a fresh all-True table
+        gone = arr[~alive[arr]]
         if len(gone):
             raise ValueError(f"ids already deleted: {gone[:5].tolist()}")
-        if self._flags is None:  # the first delete: the table starts here
-            self._flags = np.ones(self._n_ids, dtype=bool)
-        self._alive[arr] = False
+        if self._flags is None:  # the first delete: that table is kept from now on
+            self._flags = alive
+        alive[arr] = False
         self._n_dead += len(arr)
         self._size -= len(arr)
         if self._n_dead > len(self):  # rebuild from the live points; nothing dead remains
