@@ -506,7 +506,7 @@ class NumpyKDTree:
             products = np.array([leaf_sizes.sum()])
         else:
             whole_sizes = self.stop[whole] - self.start[whole]
-            whole_ids = self.ids[ranges(self.start[whole], whole_sizes)]
+            whole_ids = _slices(self.ids, self.start[whole], self.stop[whole])
             whole_counts = np.bincount(queries[~scanned], weights=whole_sizes, minlength=c)
             hit_counts = np.bincount(queries[scanned], weights=hits, minlength=c)
             indptr, found = concat_rows([(indptr_of(whole_counts.astype(np.int64)), whole_ids),
