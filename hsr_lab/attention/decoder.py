@@ -17,9 +17,10 @@ key whose decisive score (``scores.py``) is >= b, and perhaps a few more; the ro
 exactly the keys dense attention keeps (``scores.settle`` on both), and its values agree with
 ``attend_dense`` to rounding.
 
-With ``backend="auto"``, a step over a cache of fewer than ``plan.DECODE_MIN_KEYS`` keys is
-computed by the dense kernel (the HSR query's fixed cost exceeds the dense step there); its
-stats say ``kernel="dense"``. Any other backend always asks its structure.
+With ``backend="auto"``, a step over a small cache (``plan.decode_is_dense``: fewer than
+``plan.DECODE_MIN_KEYS`` keys, or n d below ``plan.DECODE_MIN_WORK``) is computed by the dense
+kernel (the HSR query's fixed cost exceeds the dense step there); its stats say
+``kernel="dense"``. Any other backend always asks its structure.
 
 The row is ``rows.exact_rows`` with one row: the kernel ``batch.hsr_attention`` runs over a
 whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included), with the
