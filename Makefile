@@ -25,7 +25,8 @@ READERS := safetensors>=0.8 tokenizers>=0.23 gguf==0.19.0 regex>=2023 pyyaml>=6
 # `make lab` then `make test` only installs what the tests add.
 #   lab:   the notebooks and the real model (numpy, scipy, matplotlib, JupyterLab, widgets,
 #          the model's files and readers); also all that `make figures` needs
-#   bench: + the peers that benchmarks/bench_peers.py measures (faiss, scikit-learn)
+#   bench: + the peers that benchmarks/bench_peers.py measures (faiss, scikit-learn) and Numba
+#          (the compiled tree, backend="compiled": about 200 MB, so not in the lab's set)
 #   test:  + pytest, hypothesis, ruff, playwright, and torch + transformers as the oracle
 #   book:  + Sphinx, myst-nb, sphinx-book-theme and MathJax (`make book`; the test builds it)
 LAB_STAMP   := $(VENV)/.installed-lab
@@ -54,12 +55,12 @@ $(LAB_STAMP): pyproject.toml | $(PY)
 COMPILE = $(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 
 $(BENCH_STAMP): $(LAB_STAMP)
-	$(PIP) -e ".[notebooks,readers,peers]"
+	$(PIP) -e ".[notebooks,readers,peers,fast]"
 	touch $@
 
 $(TEST_STAMP): $(BENCH_STAMP) $(BOOK_STAMP)
 	$(COMPILE)
-	$(PIP) -e ".[notebooks,readers,peers,test,validate,book]"
+	$(PIP) -e ".[notebooks,readers,peers,fast,test,validate,book]"
 	touch $@
 
 $(BOOK_STAMP): $(LAB_STAMP)

@@ -31,7 +31,7 @@ COUNT: Counter[str] = Counter()  # comparisons made by the battery, by kind
 
 
 def backends_for(d: int) -> list[str]:
-    return ["reference", "numpy", "brute", "auto"] + (["layers"] if d == 2 else [])
+    return ["reference", "numpy", "compiled", "brute", "auto"] + (["layers"] if d == 2 else [])
 
 
 def exact_ids(points: np.ndarray, a: np.ndarray, t: float) -> list[int]:
@@ -306,7 +306,7 @@ class UpdatesWithRejections(DeletesFromModel, RuleBasedStateMachine):
         return np.ldexp(ints, self.k)
 
     @precondition(lambda self: self.hsr is None)
-    @rule(backend=st.sampled_from(["numpy", "reference", "brute", "layers", "auto"]),
+    @rule(backend=st.sampled_from(["numpy", "compiled", "reference", "brute", "layers", "auto"]),
           d=st.integers(1, 4), k=st.sampled_from([0, -1000, -560, 400]), n=st.integers(1, 12),
           seed=st.integers(0, 2**16), leaf_size=st.sampled_from([1, 2, 5]))
     def create(self, backend, d, k, n, seed, leaf_size):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hsr_lab.attention import AttentionStats, Decoder, relu_attention, softmax_attention
 from hsr_lab.attention.scores import BATCH_LEAF_SIZE
+from hsr_lab.hsr import TREE
 from hsr_lab.theory import paper_threshold, softmax_error_bound
 
 RTOL = 1e-10
@@ -78,8 +79,9 @@ TILES = [(512, 8192), (1, 2), (2, 8), (3, 5), (4, 16)]  # (B, T): the default, t
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(exact_problems(), st.integers(1, 4), st.sampled_from(["numpy", "reference", "brute"]),
-       st.integers(0, 3), st.integers(0, 3), st.sampled_from(TILES))
+@given(exact_problems(), st.integers(1, 4),
+       st.sampled_from(["numpy", "compiled", "reference", "brute"]), st.integers(0, 3),
+       st.integers(0, 3), st.sampled_from(TILES))
 def test_hsr_equals_dense_on_exact_adversarial_data(problem, alpha, backend, sinks, window,
                                                     tiles):
     with position_tiles(*tiles):
@@ -110,7 +112,7 @@ def _hsr_equals_dense_on_exact_data(problem, alpha, backend, sinks, window):
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("d", [2, 3, 8])
-@pytest.mark.parametrize("backend", ["numpy", "brute", "reference"])
+@pytest.mark.parametrize("backend", ["numpy", "compiled", "brute", "reference"])
 def test_hsr_relu_equals_dense_on_random_data(backend, d, causal):
     rng = np.random.default_rng(d + 10 * causal)
     n = 90 if backend == "reference" else 400
@@ -538,7 +540,7 @@ def test_auto_races_the_tree_against_the_dense_kernel_on_large_batches():
     for causal in (False, True):
         fast, stats = relu_attention(Q, K, V, 1, b, causal=causal, method="hsr",
                                      return_stats=True)
-        assert stats.kernel in ("dense", "numpy")
+        assert stats.kernel in ("dense", TREE.name)
         close(fast, relu_attention(Q, K, V, 1, b, causal=causal), V)
 
 

@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from hsr_lab.attention import Decoder, relu_attention, softmax_attention
 
-BACKENDS = ["numpy", "reference", "brute", "auto"]
+BACKENDS = ["numpy", "compiled", "reference", "brute", "auto"]
 HUGE_B = [1.7e308, -1.7e308, 1e300, -1e300, 5e200, -5e200]
 
 
@@ -86,7 +86,7 @@ def test_a_key_at_the_threshold_is_kept_by_both_paths_or_neither():
     rng.integers(2, 9), rng.integers(2, 12), rng.integers(1, 4)
     Q, K, V = rng.standard_normal((1, 2)), rng.standard_normal((2, 2)), rng.standard_normal((2, 1))
     b = float((Q @ K.T)[0, 1] / np.sqrt(2))
-    for backend in ("numpy", "reference", "brute", "layers"):
+    for backend in ("numpy", "compiled", "reference", "brute", "layers"):
         same("softmax", Q, K, V, b, backend=backend)
         same("relu", Q, K, V, b, backend=backend)
     for kind in ("relu", "softmax"):

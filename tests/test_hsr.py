@@ -17,7 +17,7 @@ TREE_BACKENDS = ["numpy", "reference"]
 
 def backends_for(d: int) -> list[str]:
     """Every backend that accepts dimension d."""
-    return ["auto", "numpy", "reference", "brute"] + (["layers"] if d == 2 else [])
+    return ["auto", "numpy", "compiled", "reference", "brute"] + (["layers"] if d == 2 else [])
 
 
 def oracle(points: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
@@ -216,7 +216,7 @@ class UpdatesAgainstAModel(DeletesFromModel, RuleBasedStateMachine):
         self.model: dict[int, np.ndarray] = {}
 
     @precondition(lambda self: self.hsr is None)
-    @rule(backend=st.sampled_from(["numpy", "reference", "brute", "layers", "auto"]),
+    @rule(backend=st.sampled_from(["numpy", "compiled", "reference", "brute", "layers", "auto"]),
           n=st.integers(1, 12), seed=st.integers(0, 2**16))
     def create(self, backend, n, seed):
         points = np.random.default_rng(seed).integers(-3, 4, (n, 2)).astype(float)
@@ -363,7 +363,7 @@ def test_numpy_tree_walked_alone_or_in_a_batch_agrees_at_exact_ties():
 
 def test_query_many_after_adds_and_deletes_matches_the_model():
     rng = np.random.default_rng(8)
-    for backend in ["numpy", "reference", "brute", "layers", "auto"]:
+    for backend in ["numpy", "compiled", "reference", "brute", "layers", "auto"]:
         hsr = HSR(rng.integers(-4, 5, (60, 2)).astype(float), backend=backend, leaf_size=2)
         for _ in range(5):
             hsr.add(rng.integers(-4, 5, (int(rng.integers(1, 9)), 2)).astype(float))
@@ -495,7 +495,7 @@ def test_rejected_add_leaves_the_structure_as_it_was():
     np.testing.assert_array_equal(hsr.query([1e140, 0.0], 1.0), [4])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference", "brute"])
+@pytest.mark.parametrize("backend", ["numpy", "compiled", "reference", "brute"])
 def test_tiny_magnitudes_keep_the_margin(backend):
     """Issue 13.2: squared norms of 1e-170 underflow to 0; the margin uses none."""
     hsr = HSR(np.array([[-1e-170], [1e-193]]), backend=backend)
@@ -504,7 +504,7 @@ def test_tiny_magnitudes_keep_the_margin(backend):
     np.testing.assert_array_equal(ids, [0, 0])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "brute"])
+@pytest.mark.parametrize("backend", ["numpy", "compiled", "brute"])
 def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkeypatch):
     """Issue 13.3: once every block is dropped nothing dead is stored, so the next deletes
     rebuild nothing."""
@@ -557,7 +557,7 @@ def test_float32_keys_are_stored_as_float32_in_at_most_1_5x_their_memory():
     """float32 keys stay float32 in every array-backed backend; the NumPy tree over them (its
     copy of the keys, int32 ids and nodes) takes at most 1.5x the keys' bytes at d >= 3."""
     keys = np.random.default_rng(0).standard_normal((2**14, 4)).astype(np.float32)
-    for backend in ("numpy", "brute", "auto"):
+    for backend in ("numpy", "compiled", "brute", "auto"):
         hsr = HSR(keys, backend=backend)
         assert hsr.dtype == np.float32 and "float32" in repr(hsr)
         assert all(block.items()[0].dtype == np.float32 for block in hsr.blocks)
@@ -569,7 +569,7 @@ def test_float64_points_that_round_turn_a_float32_hsr_into_float64():
     """Adding float32 values keeps float32; adding a value float32 cannot hold rebuilds the
     HSR in float64, and the answers are about the values given, not rounded ones."""
     keys = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    for backend in ("numpy", "brute", "reference", "auto"):
+    for backend in ("numpy", "compiled", "brute", "reference", "auto"):
         hsr = HSR(keys, backend=backend, leaf_size=1)
         hsr.add(np.array([[0.5, 0.25]]))  # a float32 value
         assert hsr.dtype == np.float32

@@ -17,14 +17,16 @@ from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsr_lab.hsr import NumpyKDTree, ReferenceKDTree
+from hsr_lab.hsr import CompiledKDTree, NumpyKDTree, ReferenceKDTree
 from hsr_lab.hsr._base import Node
 
 
-def twins(points: np.ndarray, leaf_size: int) -> tuple[ReferenceKDTree, NumpyKDTree]:
-    """Both trees over the same points and ids."""
+def twins(points: np.ndarray, leaf_size: int
+          ) -> tuple[ReferenceKDTree, NumpyKDTree, CompiledKDTree]:
+    """The three trees over the same points and ids (the compiled one walks the NumPy tree)."""
     ids = np.arange(len(points), dtype=np.int64)
-    return ReferenceKDTree(points, ids, leaf_size), NumpyKDTree(points, ids, leaf_size)
+    return (ReferenceKDTree(points, ids, leaf_size), NumpyKDTree(points, ids, leaf_size),
+            CompiledKDTree(points, ids, leaf_size))
 
 
 def public(obj: object) -> set[str]:
@@ -50,21 +52,26 @@ def leaf_sets(tree) -> dict[tuple[int, int], frozenset[int]]:
     return out
 
 
-def assert_same_walk(ref: ReferenceKDTree, fast: NumpyKDTree, a: np.ndarray, t: float) -> None:
-    """Same node outcomes, same ids, same counters, alone and in a batch."""
+def assert_same_walk(ref: ReferenceKDTree, fast: NumpyKDTree, compiled: CompiledKDTree,
+                     a: np.ndarray, t: float) -> None:
+    """Same node outcomes, same ids, same counters, alone and in a batch, in all three."""
     assert outcomes(ref, a, t) == outcomes(fast, a, t)
-    (ids_ref, stats_ref), (ids_fast, stats_fast) = ref.query(a, t), fast.query(a, t)
-    np.testing.assert_array_equal(np.sort(ids_ref), np.sort(ids_fast))
-    assert stats_ref == stats_fast
-    _, _, batch = fast.query_many(np.stack([a, a]), t)
-    assert batch[0] == batch[1] == stats_ref
+    ids_ref, stats_ref = ref.query(a, t)
+    for tree in (fast, compiled):
+        ids, stats = tree.query(a, t)
+        np.testing.assert_array_equal(np.sort(ids_ref), np.sort(ids))
+        assert stats == stats_ref
+        indptr, ids, batch = tree.query_many(np.stack([a, a]), t)
+        assert batch[0] == batch[1] == stats_ref
+        np.testing.assert_array_equal(ids[indptr[0]:indptr[1]], np.sort(ids_ref))
+        np.testing.assert_array_equal(ids[indptr[1]:indptr[2]], np.sort(ids_ref))
 
 
 def test_the_twins_expose_the_same_public_names():
     """NumpyKDTree adds only the fields of Node, held as one array per field."""
-    ref, fast = twins(np.random.default_rng(0).standard_normal((100, 3)), 4)
+    ref, fast, compiled = twins(np.random.default_rng(0).standard_normal((100, 3)), 4)
     node_fields = {f.name for f in fields(Node)}
-    assert public(fast) == public(ref) | node_fields
+    assert public(fast) == public(ref) | node_fields == public(compiled)
     assert "ReferenceKDTree" in NumpyKDTree.__doc__  # the fast one names its readable twin
     for name in ("ids", "points", "d", "leaf_size", "depth", "nbytes", "name"):
         assert hasattr(ref, name) and hasattr(fast, name)
@@ -73,7 +80,8 @@ def test_the_twins_expose_the_same_public_names():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_the_twins_build_the_same_boxes(dtype):
-    ref, fast = twins(np.random.default_rng(1).standard_normal((3000, 4)).astype(dtype), 8)
+    points = np.random.default_rng(1).standard_normal((3000, 4)).astype(dtype)
+    ref, fast, compiled = twins(points, 8)
     assert fast.points.dtype == dtype
     rows = {}
     stack = [ref.root]
@@ -87,17 +95,17 @@ def test_the_twins_build_the_same_boxes(dtype):
         assert node.center == fast.center[i].tolist() and node.half == fast.half[i].tolist()
         assert node.rad == float(fast.rad[i])
         assert (node.left is None) == (fast.left[i] < 0) == (fast.right[i] < 0)
-    assert leaf_sets(ref) == leaf_sets(fast)
+    assert leaf_sets(ref) == leaf_sets(fast) == leaf_sets(compiled)  # its ids: 24-bit
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(("d", "leaf_size"), [(1, 1), (2, 4), (3, 8), (5, 2), (8, 16)])
 def test_the_twins_agree_node_by_node_on_data_without_ties(d, leaf_size, dtype):
     rng = np.random.default_rng(d)
-    ref, fast = twins(rng.standard_normal((1500, d)).astype(dtype), leaf_size)
+    ref, fast, compiled = twins(rng.standard_normal((1500, d)).astype(dtype), leaf_size)
     for _ in range(10):
         a = rng.standard_normal(d)
-        assert_same_walk(ref, fast, a, float(rng.normal(0, 1.5)))
+        assert_same_walk(ref, fast, compiled, a, float(rng.normal(0, 1.5)))
 
 
 @st.composite
@@ -116,7 +124,7 @@ def tied_points(draw, max_n: int = 80, max_d: int = 6):
 @given(tied_points(), st.integers(1, 6), st.sampled_from([np.float64, np.float32]), st.data())
 def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, dtype, data):
     points = points.astype(dtype)
-    ref, fast = twins(points, leaf_size)
+    ref, fast, compiled = twins(points, leaf_size)
     assert leaf_sets(ref) == leaf_sets(fast)
     d = points.shape[1]
     for _ in range(3):
@@ -124,13 +132,13 @@ def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, 
         pick = data.draw(st.integers(0, len(points) - 1))
         t = float(points[pick] @ a) if data.draw(st.booleans()) else float(
             data.draw(st.integers(-8, 8)))
-        assert_same_walk(ref, fast, a, t)
+        assert_same_walk(ref, fast, compiled, a, t)
 
 
 def test_trace_lists_every_visit_with_its_outcome():
-    ref, fast = twins(np.random.default_rng(2).standard_normal((2000, 2)), 8)
+    ref, fast, compiled = twins(np.random.default_rng(2).standard_normal((2000, 2)), 8)
     a, t = np.array([0.6, 0.8]), 1.0
-    for tree in (ref, fast):
+    for tree in (ref, fast, compiled):
         visited = tree.trace(a, t)
         kinds = {outcome for _, outcome in visited}
         assert kinds == {"pruned", "reported", "scanned", "opened"}
@@ -155,7 +163,7 @@ def test_the_walk_is_the_same_in_steps_of_any_span(n, leaf_size, two_depths, dty
     import hsr_lab.hsr.kdtree as kdtree
 
     rng = np.random.default_rng(n)
-    ref, fast = twins(rng.standard_normal((n, 3)).astype(dtype), leaf_size)
+    ref, fast, compiled = twins(rng.standard_normal((n, 3)).astype(dtype), leaf_size)
     assert fast._full_depth == fast.depth - two_depths
     queries = [(rng.standard_normal(3), float(rng.normal(0, 1.5))) for _ in range(8)]
     for max_span, step_pairs in ((0, 1), (kdtree._MAX_SPAN, kdtree._STEP_PAIRS), (64, 2**40)):
@@ -163,7 +171,7 @@ def test_the_walk_is_the_same_in_steps_of_any_span(n, leaf_size, two_depths, dty
             patch.setattr(kdtree, "_MAX_SPAN", max_span)
             patch.setattr(kdtree, "_STEP_PAIRS", step_pairs)
             for a, t in queries:
-                assert_same_walk(ref, fast, a, t)
+                assert_same_walk(ref, fast, compiled, a, t)
 
 
 def test_float32_keys_take_compact_indexes():

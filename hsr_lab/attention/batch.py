@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..hsr import HSR
+from ..hsr import HSR, TREE
 from ..hsr.csr import concat_rows, indptr_of, keep_rows, ranges, row_of
 from . import plan
 from ._stats import AttentionStats, kernel_of
@@ -121,12 +121,13 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
 
 
 def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | None:
-    """``backend="auto"``: the NumPy kd-tree's candidates, or None for the dense kernel
-    (``plan.py``: rules 1-3 without building anything, else a race on a few rows)."""
+    """``backend="auto"``: the kd-tree's candidates (``hsr.TREE``: compiled where Numba is
+    installed, else NumPy), or None for the dense kernel (``plan.py``: rules 1-3 without
+    building anything, else a race on a few rows)."""
     (m, d), n = batch.Q.shape, len(batch.K)
     if plan.batch_is_dense(m, n, d):
         return None
-    tree = HSR(batch.K, backend="numpy", leaf_size=BATCH_LEAF_SIZE)
+    tree = HSR(batch.K, backend=TREE.name, leaf_size=BATCH_LEAF_SIZE)
     rows = plan.race_rows(m)
     s0, w0 = row_bounds(np.full(len(rows), n), sinks, window)
     sample = dataclasses.replace(batch, Q=batch.Q[rows], offsets=batch.offsets[rows],
@@ -135,7 +136,7 @@ def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | 
     if not plan.tree_wins(lambda: _chunk(sample, whole, 0, len(rows)),
                           lambda: _dense(sample, False, sinks, window)):
         return None
-    return PrefixBlocks(batch.K, "numpy") if causal else WholeKeys(tree, batch.s0 < batch.w0)
+    return PrefixBlocks(batch.K, TREE.name) if causal else WholeKeys(tree, batch.s0 < batch.w0)
 
 
 def _dense(batch: _Batch, causal: bool, sinks: int, window: int

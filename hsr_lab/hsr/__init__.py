@@ -3,13 +3,16 @@
 
 Backends (identical answers, different costs):
 ``reference`` (pure-Python kd-tree, to read), ``numpy`` (the same tree, vectorised: the fast
-path), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`` (convex
-layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
+path in NumPy), ``compiled`` (the same tree walked by Numba-compiled loops, where Numba is
+installed: ``pip install 'hsr_lab[fast]'``; ``TREE`` is the fastest tree installed),
+``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`` (convex layers,
+plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
 float32 keys are stored and scored in float32, with answers exact in float64 (``numerics``).
 """
 
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
+from .compiled import TREE, CompiledKDTree
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
 from .reference import ReferenceKDTree
@@ -20,8 +23,10 @@ __all__ = [
     "DEFAULT_LEAF_SIZE",
     "DEFAULT_LEAF_SIZE32",
     "HSR",
+    "TREE",
     "BatchQueryStats",
     "BruteForce",
+    "CompiledKDTree",
     "ConvexLayers",
     "NumpyKDTree",
     "QueryStats",

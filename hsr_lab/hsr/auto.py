@@ -43,6 +43,7 @@ from . import faiss_scan
 from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
+from .compiled import TREE
 from .kdtree import NumpyKDTree
 
 MIN_N = 2**15  # smaller blocks are scanned: the tree's per-level overhead costs more
@@ -117,7 +118,7 @@ def ranked(points: np.ndarray, ids: np.ndarray, leaf_size: int, repeats: int = R
         return [scan]
     candidates: list[StaticIndex] = [scan]
     if d <= MAX_D:
-        candidates.insert(0, NumpyKDTree(points, ids, leaf_size))
+        candidates.insert(0, TREE(points, ids, leaf_size))
     if faiss_scan.usable(points):
         candidates.append(faiss_scan.FaissScan(points, ids, leaf_size))
     if len(candidates) == 1:
@@ -274,7 +275,7 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     plan = _BATCH_PLANS.get(block)
     if plan is None:  # the other candidate; it holds no reference to the block (weak keys)
         other = (BruteForce.over(block.points, block.ids) if isinstance(block, NumpyKDTree)
-                 else spare if spare is not None else NumpyKDTree(*block.items(), leaf_size))
+                 else spare if spare is not None else TREE(*block.items(), leaf_size))
         plan = _BATCH_PLANS[block] = {"other": other}
     size_class = len(A).bit_length()
     if size_class not in plan and plan["other"] is None:

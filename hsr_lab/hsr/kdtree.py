@@ -268,8 +268,6 @@ class NumpyKDTree:
         self._rows = splitter.tree  # the points in tree order, then at least a leaf of spare rows
         self.points = self._rows[:n]  # row j of the tree is row perm[j] of the input
         perm = np.pad(splitter.perm[:n], (0, len(self._rows) - n))  # spare rows: input row 0
-        self._id_rows = compact_ids(ids[perm])  # int32 when the ids fit: read back as int64
-        self.ids = self._id_rows[:n]
         self._max_abs = float(max(self.points.max(), -self.points.min()))
         leaf_sizes = (self.stop - self.start)[self.left < 0]
         self._leaf_width = w = int(leaf_sizes.max())
@@ -277,8 +275,7 @@ class NumpyKDTree:
         # Row j's window: the w points and ids from row j (views), so a leaf is one window.
         row, col = self._rows.strides
         self._windows = as_strided(self._rows, (n, w, self.d), (row, row, col), writeable=False)
-        step = self._id_rows.strides[0]
-        self._id_windows = as_strided(self._id_rows, (n, w), (step, step), writeable=False)
+        self._store_ids(ids[perm], n)
         first_leaf = int(np.argmax(self.left < 0))
         self._full_depth = int(np.searchsorted(self._level_offsets, first_leaf, side="right")) - 1
         self._packed = self._boxes()
@@ -286,6 +283,17 @@ class NumpyKDTree:
         self.center = self._packed[:, :self.d]
         self.half = self._packed[:, self.d:2 * self.d]
         self.rad = self._packed[:, 2 * self.d]
+
+    def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
+        """Keep the ids in tree order (``tree_ids``: n rows, then the spare rows): int32 when
+        they fit, read back as int64, with a window view of ``_leaf_width`` ids from each row
+        (as ``_windows`` of the points). ``_id_arrays`` lists what ``nbytes`` counts."""
+        self._id_rows = compact_ids(tree_ids)
+        self.ids = self._id_rows[:n]
+        step = self._id_rows.strides[0]
+        self._id_windows = as_strided(self._id_rows, (n, self._leaf_width), (step, step),
+                                      writeable=False)
+        self._id_arrays: tuple[np.ndarray, ...] = (self._id_rows,)
 
     @property
     def right(self) -> np.ndarray:
@@ -585,7 +593,7 @@ class NumpyKDTree:
     @property
     def nbytes(self) -> int:
         """Bytes of every array the tree holds (its copy of the points included)."""
-        arrays = (self._rows, self._id_rows, self.start, self.stop, self.left, self._packed)
+        arrays = (self._rows, *self._id_arrays, self.start, self.stop, self.left, self._packed)
         return sum(arr.nbytes for arr in arrays)
 
     def __repr__(self) -> str:

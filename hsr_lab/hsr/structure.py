@@ -33,6 +33,7 @@ from . import auto
 from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
 from .brute import BruteForce
+from .compiled import CompiledKDTree
 from .csr import concat_rows, keep_rows, sort_rows
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
@@ -41,6 +42,7 @@ from .reference import ReferenceKDTree
 
 BACKENDS: dict[str, type[StaticIndex]] = {
     "numpy": NumpyKDTree,
+    "compiled": CompiledKDTree,  # needs Numba (pip install 'hsr_lab[fast]')
     "reference": ReferenceKDTree,
     "brute": BruteForce,
     "layers": ConvexLayers,
@@ -62,8 +64,10 @@ class HSR:
         float32 (``dtype``), anything else in float64 (``add`` of points that are not float32
         values turns the whole HSR to float64); either way a point is reported iff
         ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
-    backend : "auto" (default), "numpy", "reference", "brute" or "layers" (d = 2 only).
-        "auto" picks per block between the NumPy kd-tree and the scans by timing them: on
+    backend : "auto" (default), "numpy", "compiled", "reference", "brute" or "layers" (d = 2
+        only). "compiled" is the NumPy tree walked by compiled loops (needs Numba).
+        "auto" picks per block between the kd-tree (``hsr.TREE``: the compiled one where Numba
+        is installed) and the scans by timing them: on
         sample queries, then on the first lone queries asked (``auto.trial_block``), and again
         per batch size class for ``query_many`` (``auto.query_many``).
     leaf_size : positive int, the most points a kd-tree leaf holds (default
