@@ -3,15 +3,16 @@
 Decoding: one step is one query row over a cache of n keys. ``Decoder.attend`` with the default
 backend "auto" (``attention/plan.py``: the dense kernel over a small cache, else the HSR
 structure that ``hsr.auto`` planned, then the exact row over the reported keys), and with the
-explicit kd-tree (backend "numpy"), against ``Decoder.attend_dense`` (``dense.py`` on one row:
-all n scores with one matvec, the check of the scores near b, ReLU, normalise, weighted sum).
+explicit kd-trees (backend "numpy", and "compiled" where Numba is installed), against
+``Decoder.attend_dense`` (``dense.py`` on one row: all n scores with one matvec, the check of
+the scores near b, ReLU, normalise, weighted sum).
 Gaussian keys and values (std 1), unit-norm Gaussian queries, alpha = 1,
 b = paper_threshold(n, sigma_a) with sigma_a = ||q|| / sqrt(d), so that about n^{4/5} keys are
 activated. The methods are timed side by side (interleaved), query by query, in one run.
 
 Causal prefill: ``relu_attention(..., causal=True)`` with method="hsr" (keys split by position,
-``attention/positions.py``; backend "auto", and the NumPy kd-tree for d <= 4) against
-method="dense", interleaved.
+``attention/positions.py``; backend "auto", and the NumPy and compiled kd-trees for d <= 4)
+against method="dense", interleaved.
 
     python benchmarks/bench_attention.py            # n = 2^10, 2^12 .. 2^22 (tens of minutes)
     python benchmarks/bench_attention.py --quick    # n = 2^10 .. 2^12, a smoke run (not saved)
@@ -30,16 +31,19 @@ import numpy as np
 from _common import RESULTS, gaussian_keys, machine_header, print_table, unit_queries
 
 from hsr_lab.attention import Decoder, relu_attention
+from hsr_lab.hsr import compiled
 from hsr_lab.theory import paper_threshold, score_sigma
 
 DECODE_DIMS = (2, 4, 8, 16, 32, 64, 128)
 PREFILL_DIMS = (2, 4, 64)
 TREE_MAX_D = 8  # the explicit kd-tree is timed up to this d (beyond, its build alone is slow)
 PREFILL_TREE_MAX_D = 4
-PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "auto_s", "numpy_s", "dense_over_auto",
-                   "dense_over_numpy", "auto_kernel", "products_share_numpy")
-DECODE_COLUMNS = ("n", "d", "k", "auto_ms", "tree_ms", "dense_ms", "dense_over_auto",
-                  "dense_over_tree", "auto_kernel", "build_s", "note")
+PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "auto_s", "numpy_s", "compiled_s",
+                   "dense_over_auto", "dense_over_numpy", "dense_over_compiled", "auto_kernel",
+                   "products_share_numpy")
+DECODE_COLUMNS = ("n", "d", "k", "auto_ms", "tree_ms", "compiled_ms", "dense_ms",
+                  "dense_over_auto", "dense_over_tree", "dense_over_compiled", "auto_kernel",
+                  "build_s", "note")
 
 
 def interleaved(fns: dict[str, object], repeats: int) -> dict[str, float]:
@@ -75,6 +79,9 @@ def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str
     row["build_s"] = time.perf_counter() - start
     if d <= TREE_MAX_D:
         decoders["tree"] = Decoder(d, alpha=1, b=b, keys=keys, values=values, backend="numpy")
+        if compiled.AVAILABLE:
+            decoders["compiled"] = Decoder(d, alpha=1, b=b, keys=keys, values=values,
+                                           backend="compiled")
     del keys, values
     dense = decoders["auto"]
     times: dict[str, list[float]] = {name: [] for name in (*decoders, "dense")}
@@ -96,21 +103,24 @@ def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str
     ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
     row.update(k=int(np.median(found)), dense_ms=ms["dense"], auto_ms=ms["auto"],
                dense_over_auto=ms["dense"] / ms["auto"], auto_kernel="/".join(sorted(kernels)))
-    if "tree" in ms:
-        row.update(tree_ms=ms["tree"], dense_over_tree=ms["dense"] / ms["tree"])
+    for name in ("tree", "compiled"):
+        if name in ms:
+            row.update({f"{name}_ms": ms[name], f"dense_over_{name}": ms["dense"] / ms[name]})
     return row
 
 
 def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
-    """Causal prefill of n queries: method="hsr" (backend auto, and the NumPy kd-tree for
-    d <= PREFILL_TREE_MAX_D) against method="dense", each checked against dense, then timed
-    side by side."""
+    """Causal prefill of n queries: method="hsr" (backend auto, and the NumPy and compiled
+    kd-trees for d <= PREFILL_TREE_MAX_D) against method="dense", each checked against dense,
+    then timed side by side."""
     keys, values = gaussian_keys(n, d, seed), gaussian_keys(n, d, seed + 1)
     queries = unit_queries(n, d, seed + 2)
     b = threshold(n, d)
     variants = {"dense": ("dense", "auto"), "auto": ("hsr", "auto")}
     if d <= PREFILL_TREE_MAX_D:
         variants["numpy"] = ("hsr", "numpy")
+        if compiled.AVAILABLE:
+            variants["compiled"] = ("hsr", "compiled")
     row: dict[str, object] = dict.fromkeys(PREFILL_COLUMNS, "-")
     row.update(n=f"2^{int(np.log2(n))}", d=d)
     runs = {}
@@ -132,7 +142,7 @@ def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
                                            / dense_stats.total_inner_products)
     for name, t in interleaved(runs, 5 if n <= 2**12 else 3 if n <= 2**14 else 1).items():
         row[f"{name}_s"] = t
-    for name in ("auto", "numpy"):
+    for name in ("auto", "numpy", "compiled"):
         if name in variants:
             row[f"dense_over_{name}"] = row["dense_s"] / row[f"{name}_s"]  # type: ignore
     return row
@@ -165,17 +175,19 @@ def _fmt(value: object) -> str:
 NOTES = """Decoding: one step over a cache of n keys. auto = ``Decoder.attend`` with the default
 backend "auto" (below plan.DECODE_MIN_KEYS keys the dense kernel; above, the HSR structure
 whose blocks hsr.auto planned: kd-tree, scan or faiss, then the exact row over the reported
-keys); tree = the same with backend "numpy" (the kd-tree always; d <= 8); dense =
+keys); tree = the same with backend "numpy" (the kd-tree always; d <= 8), compiled = with
+backend "compiled" (the same tree walked by Numba-compiled loops; d <= 8); dense =
 ``attend_dense`` (all n scores, ReLU, normalise, weighted sum). auto_kernel = the kernel the
 auto steps report (AttentionStats.kernel). Every HSR row is checked against the dense row.
 Times: per query, the median of the repeats timed side by side (interleaved); then the
 median over the queries. build_s = the auto Decoder's build.
 Prefill: causal relu_attention, method="dense" against method="hsr" (keys split by position,
 attention/positions.py): backend "auto" (plan.py: the dense kernel for d > 16, n < 2^13 or few
-rows, else a race of the kd-tree and the dense kernel on 16 rows) and "numpy" (the kd-tree
-always, d <= 4), timed side by side (interleaved; medians of 5 rounds at n <= 2^12, 3 at
-2^14, one at 2^16). products_share = inner products of the kd-tree path (its queries', its
-own tiles' and the exact rows') / those of dense (n(n+1)/2)."""
+rows, else a race of the kd-tree, hsr.TREE (compiled where Numba is installed), and the dense
+kernel on 16 rows), "numpy" and "compiled" (the kd-tree always, d <= 4), timed side by side
+(interleaved; medians of 5 rounds at n <= 2^12, 3 at 2^14, one at 2^16). products_share =
+inner products of the kd-tree path (its queries', its own tiles' and the exact rows') / those
+of dense (n(n+1)/2)."""
 
 
 def main(argv: list[str]) -> int:

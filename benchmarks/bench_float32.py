@@ -8,13 +8,18 @@ side in one run (interleaved, the order reversed every other round, medians):
   chunks of columns), the baseline of issue 16;
 - ``faiss``: ``IndexFlatIP.range_search`` on the float32 keys (float32 tables only; timed
   raw, without the exact filter a caller would add, so the comparison is conservative);
-- ``tree``: ``HSR(K, backend="numpy")``, ``auto``: ``HSR(K, backend="auto")``.
+- ``tree``: ``HSR(K, backend="numpy")``, the NumPy walk; ``compiled``:
+  ``HSR(K, backend="compiled")``, the same tree walked by Numba-compiled loops (where Numba is
+  installed); ``auto``: ``HSR(K, backend="auto")``, which races ``hsr.TREE`` (the compiled
+  tree where Numba is installed) against the scans.
 
 Single queries and batches of ``BATCH`` rows (``query_many``). ``auto_over_best`` is auto's
 time over the fastest of the others (issue 16 asks for <= 1.1); ``tree_speedup`` is scan time
-over tree time (issue 16 asks, for float32 at n = 2^22, >= 10 at d = 2, 8 at d = 3 and 6 at
-d = 4, and a build of at most 3 s at d = 4). ``index_mem`` is ``HSR(backend="numpy").nbytes``
-(the tree's copy of the keys, ids and nodes) over the keys' bytes. Every answer of tree and
+over tree time, ``compiled_speedup`` the same for the compiled walk (issue 16 asks, for float32
+at n = 2^22, >= 10 at d = 2, 8 at d = 3 and 6 at d = 4, and a build of at most 3 s at d = 4).
+``index_mem`` is ``HSR(backend="numpy").nbytes`` (the tree's copy of the keys, ids and nodes)
+over the keys' bytes, ``compiled_mem`` the same for the compiled tree (24-bit ids; issue 16
+asks <= 1.5 for float32 keys). Every answer of tree and
 auto is checked against the float64 evaluation on the stored values before timing.
 
     python benchmarks/bench_float32.py                   # n = 2^18, 2^20, 2^22; d = 2 .. 128
@@ -38,13 +43,14 @@ import numpy as np
 from _common import machine_header, print_table, unit_queries, write_results
 
 from hsr_lab import HSR
-from hsr_lab.hsr import auto
+from hsr_lab.hsr import auto, compiled
 from hsr_lab.optional import available
 from hsr_lab.theory import paper_threshold
 
 DIMS = (2, 3, 4, 8, 16, 32, 64, 128)
 BATCH = 64
 TARGETS = {2: 10.0, 3: 8.0, 4: 6.0}  # float32 tree speed-up over the float32 scan, n = 2^22
+MEMORY_TARGET = 1.5  # float32 index bytes over key bytes
 BUILD_TARGET_S = 3.0  # float32 tree build at d = 4, n = 2^22
 AUTO_TARGET = 1.1
 WARM_QUERIES = 3 * auto.TRIAL  # lone queries asked before timing: the longest trial (3 blocks)
@@ -132,6 +138,8 @@ def bench_cell(n: int, d: int, dtype: type, n_queries: int, rounds: int, seed: i
     structures = {"auto": build(K, "auto")}
     if K.nbytes <= TREE_MAX_BYTES:
         structures["tree"] = build(K, "numpy")
+        if compiled.AVAILABLE:
+            structures["compiled"] = build(K, "compiled")
     for name, (hsr, _) in structures.items():  # exactness, loudly, before any timing
         for q in Q[:2]:
             if not np.array_equal(hsr.query(q, t), exact(K, q, t)):
@@ -168,16 +176,18 @@ def bench_cell(n: int, d: int, dtype: type, n_queries: int, rounds: int, seed: i
                               "dtype": np.dtype(dtype).name,
                               "k": int(np.median([len(exact(K, q, t)) for q in Q[:3]]))}
     for label, got in (("", one), ("batch_", many)):
-        for name in ("scan", "faiss", "tree", "auto"):
+        for name in ("scan", "faiss", "tree", "compiled", "auto"):
             row[f"{label}{name}_ms"] = 1e3 * got[name] if name in got else float("nan")
         best = min(v for name, v in got.items() if name != "auto")
         row[f"{label}auto_over_best"] = got["auto"] / best
     row["auto_trial_ms"] = 1e3 * float(np.mean(trial))  # its first lone queries, trial included
-    row["tree_speedup"] = one["scan"] / one["tree"] if "tree" in one else float("nan")
+    for name in ("tree", "compiled"):
+        row[f"{name}_speedup"] = one["scan"] / one[name] if name in one else float("nan")
     row["build_tree_s"] = structures["tree"][1] if "tree" in structures else float("nan")
     row["build_auto_s"] = structures["auto"][1]
-    row["index_mem"] = (structures["tree"][0].nbytes / K.nbytes if "tree" in structures
-                        else float("nan"))
+    for name, column in (("tree", "index_mem"), ("compiled", "compiled_mem")):
+        row[column] = (structures[name][0].nbytes / K.nbytes if name in structures
+                       else float("nan"))
     row["auto_blocks"] = "+".join(sorted({b.name for b in structures["auto"][0].blocks}))
     return row
 
@@ -188,9 +198,15 @@ def verdicts(rows: list[dict[str, object]]) -> list[str]:
     for row in rows:
         d, big, f32 = int(row["d"]), row["n"] == "2^22", row["dtype"] == "float32"
         if f32 and big and d in TARGETS:
-            ok = float(row["tree_speedup"]) >= TARGETS[d]
-            out.append(f"{'met   ' if ok else 'MISSED'} tree >= {TARGETS[d]:g}x the float32 "
-                       f"scan at d = {d}: {float(row['tree_speedup']):.2f}x")
+            for name in ("tree", "compiled"):
+                speedup = float(row[f"{name}_speedup"])
+                ok = speedup >= TARGETS[d]
+                out.append(f"{'met   ' if ok else 'MISSED'} {name} >= {TARGETS[d]:g}x the "
+                           f"float32 scan at d = {d}: {speedup:.2f}x")
+        if f32 and not np.isnan(float(row["compiled_mem"])):
+            ok = float(row["compiled_mem"]) <= MEMORY_TARGET
+            out.append(f"{'met   ' if ok else 'MISSED'} compiled index <= {MEMORY_TARGET:g}x "
+                       f"the keys (n = {row['n']}, d = {d}): {float(row['compiled_mem']):.3f}x")
         if f32 and big and d == 4:
             ok = float(row["build_tree_s"]) <= BUILD_TARGET_S
             out.append(f"{'met   ' if ok else 'MISSED'} build <= {BUILD_TARGET_S:g} s at d = 4: "
@@ -211,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="hsr", help="results/<out>_<dtype>.{csv,md}")
-    parser.add_argument("--rounds", type=int, default=8,
+    parser.add_argument("--rounds", type=int, default=10,
                         help="interleaved rounds per query (a multiple of the methods, 2x for "
-                             "an odd number, lets every method follow every other one alike)")
+                             "an odd number, lets every method follow every other one alike: "
+                             "10 for the five float32 methods)")
     args = parser.parse_args(argv)
     sizes = [12] if args.quick else args.log2n
     dims = [2, 8] if args.quick else args.dims
@@ -241,11 +258,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"{BATCH} rows per call. "
                  "scan = np.flatnonzero(K @ q >= t) in the keys' dtype; faiss = raw "
                  "IndexFlatIP.range_search (float32 only, no exact filter); tree = "
-                 "HSR(backend='numpy'); auto = HSR(backend='auto'). auto_over_best = auto / "
+                 "HSR(backend='numpy'); compiled = HSR(backend='compiled') (Numba); auto = "
+                 "HSR(backend='auto'). auto_over_best = auto / "
                  "fastest other method (target <= 1.1). Cells whose keys plus auto's and "
                  f"faiss's copies exceed {CELL_MAX_BYTES / 2**30:g} GiB are skipped. "
-                 "tree_speedup = scan / tree. index_mem = "
-                 "tree bytes / key bytes. nan: not run (no faiss for float64 keys; no tree "
+                 "tree_speedup = scan / tree, compiled_speedup = scan / compiled. index_mem "
+                 "= tree bytes / key bytes, compiled_mem the same for the compiled tree. "
+                 "nan: not run (no faiss for float64 keys; no tree "
                  f"over keys larger than {TREE_MAX_BYTES / 2**30:g} GiB, for memory).")
         notes += " Command: python benchmarks/bench_float32.py " + " ".join(
             sys.argv[1:] if argv is None else argv) + "."
