@@ -1,10 +1,11 @@
-"""Half-space reporting: NumPy kd-tree and pure-Python twin against the dense scan.
+"""Half-space reporting: the NumPy and compiled kd-trees and the pure-Python twin against the scan.
 
 Gaussian keys stored in one dtype (float32 by default, the dtype of users' embeddings and
 caches; ``--dtype float64`` for the other), unit-norm queries, the paper's threshold
 t = sqrt(0.4 ln n) (so about n^{4/5} keys are reported). Per (n, d): k, median query time of
-brute (the scan ``K @ a >= t`` in the keys' dtype), numpy and reference (reference only up to
-n = 2^16), build time, index memory / key memory, and the speed-up ratios.
+brute (the scan ``K @ a >= t`` in the keys' dtype), numpy, compiled (the same tree walked by
+Numba-compiled loops, where Numba is installed) and reference (only up to n = 2^16), build
+time, index memory / key memory, and the speed-up ratios.
 
 A second table checks that updates stay amortised after a churn: delete every point, add
 50,000 back, then 200 single deletes, timed against the same deletes on a fresh structure.
@@ -31,6 +32,7 @@ from _common import (
 )
 
 from hsr_lab import HSR
+from hsr_lab.hsr import compiled
 from hsr_lab.theory import paper_threshold
 
 DIMS = (2, 3, 4, 8, 16, 64)
@@ -51,13 +53,15 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,
     queries = unit_queries(n_queries, d, seed + 1)
     t = float(paper_threshold(n))
     columns = ["n", "d", "dtype", "k", "build_brute_s", "build_numpy_s", "build_reference_s",
-               "brute_ms", "numpy_ms", "reference_ms", "numpy_speedup_vs_brute",
-               "numpy_speedup_vs_reference", "index_mem_over_keys"]
+               "brute_ms", "numpy_ms", "compiled_ms", "reference_ms", "numpy_speedup_vs_brute",
+               "compiled_speedup_vs_brute", "numpy_speedup_vs_reference", "index_mem_over_keys",
+               "compiled_mem_over_keys"]
     row: dict[str, object] = dict.fromkeys(columns, float("nan"))
     row.update(n=f"2^{int(np.log2(n))}", d=d, dtype=dtype)
     structures = {}
-    for backend in ("brute", "numpy", "reference"):
-        if backend == "reference" and n > REFERENCE_MAX_N:
+    for backend in ("brute", "numpy", "compiled", "reference"):
+        if ((backend == "reference" and n > REFERENCE_MAX_N)
+                or (backend == "compiled" and not compiled.AVAILABLE)):
             continue
         start = time.perf_counter()
         structures[backend] = HSR(keys, backend=backend)
@@ -74,6 +78,9 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,
         times[backend] = float(np.median(per_query))
         row[f"{backend}_ms"] = 1e3 * times[backend]
     row["numpy_speedup_vs_brute"] = times["brute"] / times["numpy"]
+    if "compiled" in times:
+        row["compiled_speedup_vs_brute"] = times["brute"] / times["compiled"]
+        row["compiled_mem_over_keys"] = structures["compiled"].nbytes / keys.nbytes
     if "reference" in times:
         row["numpy_speedup_vs_reference"] = times["reference"] / times["numpy"]
     row["index_mem_over_keys"] = structures["numpy"].nbytes / keys.nbytes
@@ -131,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     notes = (f"{args.dtype} keys; brute = the {args.dtype} scan. Median over 5 unit-norm "
              "queries of the median over repeats; t = sqrt(0.4 ln n). speedup = brute time / "
-             "numpy time (higher is better). Index memory counts every array the tree holds, "
-             "its copy of the keys included.")
+             "numpy (or compiled) time (higher is better). Index memory counts every array the "
+             "tree holds, its copy of the keys included.")
     churn = [bench_churn(backend, 2, args.seed) for backend in ("numpy", "brute")]
     print()
     print_table(churn)

@@ -184,3 +184,43 @@ def test_float32_keys_take_compact_indexes():
         assert array.dtype == np.int32
     assert tree.nbytes >= K.nbytes + tree.ids.nbytes + tree.center.nbytes
     assert tree.nbytes / K.nbytes < 1.36
+
+
+def test_the_compiled_tree_keeps_24_bit_ids_within_1_5x_the_float32_keys():
+    """Ids below 2^24 take 3 bytes (uint16 + uint8), so the compiled tree over float32 keys at
+    d = 2 (points 1x, ids 0.375x, nodes) stays within issue 16's 1.5x; larger ids fall back to
+    int32 and are reported unchanged."""
+    rng = np.random.default_rng(4)
+    K = rng.standard_normal((2**16, 2)).astype(np.float32)
+    a, t = np.array([0.6, 0.8]), 1.5
+    expected = np.flatnonzero(K.astype(np.float64) @ a >= t)
+    for offset, ratio in ((0, 1.5), (2**24 - 2**16, 1.5), (2**24, 1.7)):
+        tree = CompiledKDTree(K, np.arange(len(K)) + offset, 128)
+        assert tree.nbytes / K.nbytes <= ratio
+        found, _ = tree.query(a, t)
+        np.testing.assert_array_equal(np.sort(found), expected + offset)
+        points, ids = tree.items()
+        np.testing.assert_array_equal(np.sort(ids), np.arange(len(K)) + offset)
+        np.testing.assert_array_equal(points, K[ids - offset])
+
+
+def test_without_numba_the_compiled_backend_says_what_to_install(monkeypatch):
+    import sys
+
+    from hsr_lab import HSR
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now fails
+    with pytest.raises(ImportError, match=r"pip install 'hsr_lab\[fast\]'"):
+        HSR(np.zeros((4, 2)), backend="compiled")
+
+
+def test_the_compiled_walk_weighs_a_query_as_the_numpy_walk_does():
+    """The box test's weight rows, built in machine code, are ``kdtree._weights`` bit for bit."""
+    from hsr_lab.hsr.compiled import _weight_rows
+    from hsr_lab.hsr.kdtree import _weights
+
+    rng = np.random.default_rng(5)
+    for a in (rng.standard_normal(3), np.array([1e-300, -2.0]), np.zeros(4), -rng.random(7)):
+        w, max_a = _weight_rows(a)
+        np.testing.assert_array_equal(w, _weights(a[None, :])[0])
+        assert max_a == np.abs(a).max()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..hsr import HSR
+from ..hsr import HSR, TREE
 from ..hsr.auto import best_times
 from ..theory import paper_threshold
 from ..validate import as_positive_int
@@ -47,11 +47,12 @@ class QueryCost:
     n: np.ndarray
     d: int
     keys: str
-    tree_s: np.ndarray  # median over queries of the best of 3 timings, NumPy kd-tree
+    tree_s: np.ndarray  # median over queries of the best of 3 timings, the kd-tree (``tree``)
     scan_s: np.ndarray  # the same for the scan K @ a >= t (backend="brute")
     work: np.ndarray  # mean box tests + inner products of the tree (can exceed n)
     reported: np.ndarray  # mean k, the keys reported
     blas_threads: int | None  # BLAS threads both sides ran with (None: the library's default)
+    tree: str = "numpy"  # the kd-tree's backend: hsr.TREE, "compiled" where Numba is installed
 
     @property
     def speedup(self) -> np.ndarray:
@@ -75,6 +76,9 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
                        on_step: Callable[[int, int], None] | None = None) -> QueryCost:
     """Time the tree and the scan side by side on the same keys and queries, for each n.
 
+    The tree is ``hsr.TREE``: the kd-tree walked by compiled loops where Numba is installed,
+    else the NumPy walk (same tree, same counters); ``QueryCost.tree`` names it.
+
     For each n: build both structures over the same keys; for each of ``n_queries`` unit
     queries, time each structure three times, alternating which goes first, and keep its best;
     report the medians over queries. Both sides run with ``blas_threads`` BLAS threads (1, as
@@ -95,7 +99,7 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
         for i, (n, child) in enumerate(zip(n_arr, seeds_for(seed, len(n_arr)), strict=True)):
             rng = np.random.default_rng(child)
             K = make_keys(keys, int(n), d, rng)
-            tree, scan = HSR(K, backend="numpy"), HSR(K, backend="brute")
+            tree, scan = HSR(K, backend=TREE.name), HSR(K, backend="brute")
             times = []
             for a in unit_vectors(rng, n_queries, d):
                 t = float(paper_threshold(n, np.std(K @ a), c))  # sqrt(d) b, per row: dense
@@ -108,7 +112,7 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
             if on_step is not None:
                 on_step(int(n_arr[:i + 1].sum()), int(n_arr.sum()))
     return QueryCost(n_arr, d, keys, columns["tree"], columns["scan"], columns["work"],
-                     columns["k"], blas_threads)
+                     columns["k"], blas_threads, TREE.name)
 
 
 def _check_kind(kind: object) -> None:

@@ -1,4 +1,5 @@
-"""Wall-clock: the NumPy kd-tree against the dense scan across d, from the benchmark's results.
+"""Wall-clock: the kd-tree (NumPy walk, and the compiled walk where it was measured) against the
+dense scan across d, from the benchmark's results.
 
 Timings depend on the machine and change from run to run, so this figure does not time
 anything itself: it plots the last full run of ``benchmarks/bench_hsr.py``, committed in
@@ -38,21 +39,26 @@ def _crossover(dims: np.ndarray, speedup: np.ndarray) -> float | None:
     return None
 
 
-@figure("wallclock", "Wall-clock speed-up of the NumPy kd-tree over the dense scan against d, at "
-        "the largest n of the last benchmark run, with the crossover dimension marked.")
+@figure("wallclock", "Wall-clock speed-up of the kd-tree over the dense scan against d: the NumPy "
+        "walk at the three largest n of the last benchmark run, and the compiled walk (Numba) at "
+        "the largest, with its crossover dimension marked.")
 def fig_wallclock(quick: bool = False, seed: int = 0, results_dir: Path | None = None) -> Figure:
-    """Speed-up = dense time / HSR time (median over queries) per d, one line per n."""
+    """Speed-up = dense time / HSR time (median over queries) per d: one line per n for the
+    NumPy walk, one for the compiled walk at the largest n (if the run measured it)."""
     rows = read_results("hsr", results_dir)
     fig, ax = new_figure(width_ratio=1.3, height=2.6)
     sizes = sorted({row["n"] for row in rows}, key=lambda s: int(s.split("^")[1]))
-    for i, size in enumerate(sizes[-3:]):
-        cell = sorted((int(r["d"]), float(r["numpy_speedup_vs_brute"])) for r in rows
+    lines = [(size, "numpy", "NumPy walk") for size in sizes[-3:]]
+    if rows[0].get("compiled_speedup_vs_brute", "nan") not in ("", "nan"):
+        lines.append((sizes[-1], "compiled", "compiled walk"))
+    for i, (size, name, label) in enumerate(lines):
+        cell = sorted((int(r["d"]), float(r[f"{name}_speedup_vs_brute"])) for r in rows
                       if r["n"] == size)
         dims, speedup = (np.array(v) for v in zip(*cell, strict=True))
         ax.loglog(dims, speedup, color=COLORS[i], ls=LINESTYLES[i], marker=MARKERS[i],
-                  label=f"n = {size}: query")
+                  label=f"n = {size}: {label}")
         cross = _crossover(dims, speedup)
-        if size == sizes[-1] and cross is not None:
+        if i == len(lines) - 1 and cross is not None:
             ax.axvline(cross, color="black", lw=0.8, ls=":", marker="")
             ax.annotate(f"crossover d ≈ {cross:.0f}", (cross, 1), xytext=(4, 12),
                         textcoords="offset points", fontsize=7)

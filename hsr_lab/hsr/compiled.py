@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..optional import require
 from ._stats import BatchQueryStats, QueryStats
 from .brute import compact_ids
 from .kdtree import NumpyKDTree
-from .numerics import ETA32, TINY32, abs_max, float32_safe, margin32
+from .numerics import TINY, above32_one, band32, below32_one, float32_safe, margin
 
 try:  # optional: the NumPy twin answers the same queries without it
     import numba
@@ -47,35 +48,32 @@ def _jit(fn):
 
 
 @_jit
-def _walk(packed, left, start, stop, w0, w1, t, whole, leaves, counts):  # pragma: no cover
-    """Depth-first walk: the nodes reported whole into ``whole``, the leaves to scan into
-    ``leaves``; returns how many of each. ``counts`` gets visited, pruned, reported."""
+def _walk(packed, left, w, t, whole, leaves, counts):  # pragma: no cover
+    """Depth-first walk from the root: the nodes reported whole into ``whole``, the leaves to
+    scan into ``leaves``; returns how many of each and adds visited, pruned and reported to
+    ``counts``. A node's bounds are its packed row times the query's two weight rows w."""
     width = packed.shape[1]
     stack = np.empty(_STACK, dtype=np.int64)
     stack[0] = 0
-    top = 1
-    n_whole = 0
-    n_leaves = 0
-    visited = 0
-    pruned = 0
+    top, n_whole, n_leaves, visited, pruned = 1, 0, 0, 0, 0
     while top > 0:
         top -= 1
         node = stack[top]
         visited += 1
-        hi = 0.0
-        lo = 0.0
+        upper = 0.0  # mid + spread + margin
+        lower = 0.0  # mid - spread - margin
         for k in range(width):
-            hi += packed[node, k] * w0[k]
-            lo += packed[node, k] * w1[k]
-        if hi < t:
+            upper += packed[node, k] * w[0, k]
+            lower += packed[node, k] * w[1, k]
+        if upper < t:
             pruned += 1
-        elif lo >= t:
+        elif lower >= t:
             whole[n_whole] = node
             n_whole += 1
         elif left[node] < 0:
             leaves[n_leaves] = node
             n_leaves += 1
-        else:
+        else:  # open: the left child is visited first
             stack[top] = left[node] + 1
             stack[top + 1] = left[node]
             top += 2
@@ -83,20 +81,6 @@ def _walk(packed, left, start, stop, w0, w1, t, whole, leaves, counts):  # pragm
     counts[1] += pruned
     counts[2] += n_whole
     return n_whole, n_leaves
-
-
-@_jit
-def _below32(x):  # pragma: no cover
-    """``numerics.below32`` for one float: a float32 at most x."""
-    x = min(max(x, -2.0**127), 2.0**127)
-    return np.float32(x - abs(x) * 2.0**-23 - ETA32)
-
-
-@_jit
-def _above32(x):  # pragma: no cover
-    """``numerics.above32`` for one float: a float32 at least x."""
-    x = min(max(x, -2.0**127), 2.0**127)
-    return np.float32(x + abs(x) * 2.0**-23 + ETA32)
 
 
 @_jit
@@ -108,34 +92,47 @@ def _id(low, high, j):  # pragma: no cover
 
 
 @_jit
-def _query(packed, left, start, stop, rows, low, high, a, t, slack32, use32, out, at, counts
-           ):  # pragma: no cover
-    """One query: writes its ids to ``out[at:]`` (grown if needed) and returns ``(out, end)``.
+def _score64(rows, j, a):  # pragma: no cover
+    """``fl64(<a, x_j>)``, summed left to right as ``numerics.score`` does."""
+    s = 0.0
+    for k in range(rows.shape[1]):
+        s += a[k] * np.float64(rows[j, k])
+    return s
 
-    Row j's id is ``low[j] + 2^16 high[j]`` (24-bit ids), or ``low[j]`` when ``high`` is
-    empty. ``slack32`` is ``margin32(d) max|a|`` (the leaf's band is ``slack32 rad + ETA32 rad
-    + 2 d TINY32 + 2^-52 |t|``); ``use32`` whether float32 points are scored in float32.
-    """
-    d = rows.shape[1]
-    n_nodes = len(left)
-    w0 = np.empty(2 * d + 2)
-    w1 = np.empty(2 * d + 2)
+
+@_jit
+def _weight_rows(a):  # pragma: no cover
+    """The query's two weight rows, ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack,
+    -d TINY]`` with ``slack = margin(d) max_i |a_i|``: ``kdtree._weights`` of one query."""
+    d = len(a)
+    w = np.empty((2, 2 * d + 2))
     max_a = 0.0
     for k in range(d):
+        w[0, k] = w[1, k] = a[k]
+        w[0, d + k] = abs(a[k])
+        w[1, d + k] = -abs(a[k])
         max_a = max(max_a, abs(a[k]))
-    for k in range(d):
-        w0[k] = a[k]
-        w1[k] = a[k]
-        w0[d + k] = abs(a[k])
-        w1[d + k] = -abs(a[k])
-    slack = 8.0 * (d + 2) * 2.0**-53 * max_a
-    w0[2 * d] = slack
-    w1[2 * d] = -slack
-    w0[2 * d + 1] = d * 2.0**-1022
-    w1[2 * d + 1] = -d * 2.0**-1022
-    whole = np.empty(n_nodes, dtype=np.int64)
-    leaves = np.empty(n_nodes, dtype=np.int64)
-    n_whole, n_leaves = _walk(packed, left, start, stop, w0, w1, t, whole, leaves, counts)
+    w[0, 2 * d] = margin(d) * max_a
+    w[1, 2 * d] = -w[0, 2 * d]
+    w[0, 2 * d + 1] = d * TINY
+    w[1, 2 * d + 1] = -d * TINY
+    return w, max_a
+
+
+@_jit
+def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, out, at,
+           counts):  # pragma: no cover
+    """One query: writes its ids to ``out[at:]`` (a new, larger ``out`` if needed) and
+    returns ``(out, end)``; adds its counters (visited, pruned, reported, products) to
+    ``counts``. Float32 points (``points32``) are scored in float32 where
+    ``float32_safe(d, max|a|, max_abs)``, and decided against the leaf's float32 band
+    ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``: below
+    it out, above it in, inside rescored in float64."""
+    d = rows.shape[1]
+    w, max_a = _weight_rows(a)
+    whole = np.empty(len(left), dtype=np.int64)
+    leaves = np.empty(len(left), dtype=np.int64)
+    n_whole, n_leaves = _walk(packed, left, w, t, whole, leaves, counts)
     need = 0
     for i in range(n_whole):
         need += stop[whole[i]] - start[whole[i]]
@@ -149,59 +146,44 @@ def _query(packed, left, start, stop, rows, low, high, a, t, slack32, use32, out
         out = grown
     end = at
     for i in range(n_whole):
-        node = whole[i]
-        for j in range(start[node], stop[node]):
+        for j in range(start[whole[i]], stop[whole[i]]):
             out[end] = _id(low, high, j)
             end += 1
+    use32 = points32 and float32_safe(d, max_a, max_abs)
     a32 = a.astype(np.float32)
-    fixed = 2 * d * TINY32 + 2.0**-52 * abs(t)
     for i in range(n_leaves):
         node = leaves[i]
         if use32:
-            rad = packed[node, 2 * d]
-            band = slack32 * rad + ETA32 * rad + fixed
-            floor32 = _below32(t - band)
-            ceil32 = _above32(t + band)
+            band = band32(d, max_a, packed[node, 2 * d], t)
+            floor32, ceil32 = below32_one(t - band), above32_one(t + band)
             for j in range(start[node], stop[node]):
                 s = np.float32(0.0)
                 for k in range(d):
                     s += a32[k] * rows[j, k]
-                if s < floor32:
-                    continue
-                if s < ceil32:  # in the band: decided in float64
-                    s64 = 0.0
-                    for k in range(d):
-                        s64 += a[k] * np.float64(rows[j, k])
-                    if s64 < t:
-                        continue
-                out[end] = _id(low, high, j)
-                end += 1
+                if s >= ceil32 or (s >= floor32 and _score64(rows, j, a) >= t):
+                    out[end] = _id(low, high, j)
+                    end += 1
         else:
             for j in range(start[node], stop[node]):
-                s64 = 0.0
-                for k in range(d):
-                    s64 += a[k] * np.float64(rows[j, k])
-                if s64 >= t:
+                if _score64(rows, j, a) >= t:
                     out[end] = _id(low, high, j)
                     end += 1
     return out, end
 
 
 @_jit
-def _query_many(packed, left, start, stop, rows, low, high, A, t, margin, use32, sort
+def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_abs, sort
                 ):  # pragma: no cover
-    """Every row of A in turn (``_query``): the CSR ``(indptr, ids)`` and the counters (m, 4)."""
+    """Every row of A in turn (``_query``): the CSR ``(indptr, ids)``, each row ascending if
+    ``sort``, and the counters (m, 4)."""
     m = A.shape[0]
     indptr = np.zeros(m + 1, dtype=np.int64)
-    counts = np.zeros((m, 4), dtype=np.int64)
+    counts = np.zeros((m, _COUNTERS), dtype=np.int64)
     out = np.empty(1024, dtype=np.int64)
     end = 0
     for i in range(m):
-        max_a = 0.0
-        for k in range(A.shape[1]):
-            max_a = max(max_a, abs(A[i, k]))
         out, stop_at = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
-                              margin * max_a, use32[i], out, end, counts[i])
+                              points32, max_abs, out, end, counts[i])
         if sort:
             out[end:stop_at].sort()
         end = stop_at
@@ -221,9 +203,9 @@ class CompiledKDTree(NumpyKDTree):
     name = "compiled"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
-        if not AVAILABLE:
-            raise ImportError("backend 'compiled' needs Numba: pip install 'hsr_lab[fast]'")
+        require("numba", "fast", "backend 'compiled' (the kd-tree walked by compiled loops)")
         super().__init__(points, ids, leaf_size)
+        self._points32 = self.points.dtype == np.float32
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
         """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits."""
@@ -244,11 +226,10 @@ class CompiledKDTree(NumpyKDTree):
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
-        a = np.ascontiguousarray(a, dtype=np.float64)
         counts = np.zeros(_COUNTERS, dtype=np.int64)
         out, end = _query(self._packed, self.left, self.start, self.stop, self._rows,
-                          self._low, self._high, a, float(t), margin32(self.d) * abs_max(a),
-                          self._float32_for(a[None, :]), _NO_IDS, 0, counts)
+                          self._low, self._high, np.ascontiguousarray(a, dtype=np.float64),
+                          float(t), self._points32, self._max_abs, _NO_IDS, 0, counts)
         return out[:end], QueryStats(*counts.tolist(), end)
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
@@ -256,23 +237,13 @@ class CompiledKDTree(NumpyKDTree):
         """``query(A[i], t[i])`` for the m rows of A in one compiled loop: ``(indptr, ids,
         stats)``, row i's ids ascending if ``sort``, else in ``query``'s order."""
         A = np.ascontiguousarray(A, dtype=np.float64)
-        m = len(A)
-        t = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), (m,)))
-        use32 = self._float32_rows(A)
+        t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
         indptr, found, counts = _query_many(self._packed, self.left, self.start, self.stop,
-                                            self._rows, self._low, self._high, A, t,
-                                            margin32(self.d), use32, sort)
+                                            self._rows, self._low, self._high, A, t_vec,
+                                            self._points32, self._max_abs, bool(sort))
         stats = BatchQueryStats(*(counts[:, k].copy() for k in range(_COUNTERS)),
                                 np.diff(indptr))
         return indptr, found, stats
-
-    def _float32_rows(self, A: np.ndarray) -> np.ndarray:
-        """Per row of A, whether it scores float32 points in float32 (``float32_safe``)."""
-        if self.points.dtype != np.float32:
-            return np.zeros(len(A), dtype=np.bool_)
-        largest = np.abs(A).max(axis=1, initial=0.0)
-        return np.array([float32_safe(self.d, x, self._max_abs) for x in largest.tolist()],
-                        dtype=np.bool_)
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once

@@ -46,6 +46,12 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # the compiled kd-tree (compiled.py) calls the scalar rules below from machine code
+    from numba.extending import register_jitable as _jitable
+except ImportError:  # pragma: no cover - without Numba they are plain Python functions
+    def _jitable(fn):  # type: ignore[no-redef]
+        return fn
+
 UNIT_ROUNDOFF = 2.0**-53  # u: |fl(x) - x| <= u |x| for a normal float64 result
 TINY = 2.0**-1022  # smallest normal float64: the absolute error of an underflowing product
 MAX_COORD = 1e150  # largest stored coordinate: <a, x> of two such points stays finite
@@ -57,6 +63,7 @@ _SPAN32 = 2.0**127  # thresholds are clamped here: float32_safe keeps every scor
 MAX_PRODUCT32 = 2.0**100  # largest |<a, x>| bound scored in float32 (overflow at 2^128)
 
 
+@_jitable
 def margin(d: int) -> float:
     """Relative rounding margin of a score or a box bound in d dimensions: ``8 (d + 2) u``.
 
@@ -73,12 +80,14 @@ def score(a: list[float], x: list[float]) -> float:
     return s
 
 
+@_jitable
 def margin32(d: int) -> float:
     """Relative band of a float32 score against the float64 one in d dimensions:
     ``4 (d + 2) u32`` (module docstring)."""
     return 4.0 * (d + 2) * UNIT_ROUNDOFF32
 
 
+@_jitable
 def band32(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
            t: np.ndarray | float) -> np.ndarray | float:
     """Half-width of the band around t inside which a float32 score decides nothing:
@@ -87,6 +96,7 @@ def band32(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
             + 2.0**-52 * np.abs(t))
 
 
+@_jitable
 def float32_safe(d: int, max_abs_a: float, max_abs_x: float) -> bool:
     """Whether a query with these magnitudes may be scored in float32: ``fl32(a)`` finite and
     every product and partial sum far below float32 overflow, and ``d u32 <= 1/16``."""
@@ -104,8 +114,7 @@ def below32(x: np.ndarray | float) -> np.ndarray | np.float32:
     s with |s| <= 2^126, ``s < below32(x)`` implies ``s < x``. ``x - 2^-23 |x| - 2^-149``
     rounded to nearest: the widening exceeds half a float32 unit at every scale."""
     if isinstance(x, float):  # one value: scalar arithmetic, no arrays
-        x = min(max(x, -_SPAN32), _SPAN32)
-        return np.float32(x - abs(x) * 2.0**-23 - ETA32)
+        return below32_one(x)
     x = np.clip(x, -_SPAN32, _SPAN32)
     return (x - np.abs(x) * 2.0**-23 - ETA32).astype(np.float32)
 
@@ -114,7 +123,20 @@ def above32(x: np.ndarray | float) -> np.ndarray | np.float32:
     """A float32 at least x (elementwise), within two float32 units of it: for a float32
     score s with |s| <= 2^126, ``s >= above32(x)`` implies ``s >= x``."""
     if isinstance(x, float):
-        x = min(max(x, -_SPAN32), _SPAN32)
-        return np.float32(x + abs(x) * 2.0**-23 + ETA32)
+        return above32_one(x)
     x = np.clip(x, -_SPAN32, _SPAN32)
     return (x + np.abs(x) * 2.0**-23 + ETA32).astype(np.float32)
+
+
+@_jitable
+def below32_one(x: float) -> np.float32:
+    """``below32`` of one float."""
+    x = min(max(x, -_SPAN32), _SPAN32)
+    return np.float32(x - abs(x) * 2.0**-23 - ETA32)
+
+
+@_jitable
+def above32_one(x: float) -> np.float32:
+    """``above32`` of one float."""
+    x = min(max(x, -_SPAN32), _SPAN32)
+    return np.float32(x + abs(x) * 2.0**-23 + ETA32)
