@@ -224,3 +224,49 @@ def test_the_compiled_walk_weighs_a_query_as_the_numpy_walk_does():
         w, max_a = _weight_rows(a)
         np.testing.assert_array_equal(w, _weights(a[None, :])[0])
         assert max_a == np.abs(a).max()
+
+
+def test_a_stale_compiled_cache_is_recompiled(tmp_path):
+    """Numba keys its disk cache on compiled.py alone; machine code cached with other
+    ``numerics`` rules (here: a margin so wide that every node would be opened) is found stale
+    and recompiled, so the walk's counters are the NumPy twin's again. Each step runs in a
+    fresh interpreter, with the cache in tmp_path (never the repository's)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "old_rules.py").write_text(
+        "from numba.extending import register_jitable\n"
+        "@register_jitable\n"
+        "def margin(d):\n"
+        "    return 0.5 * (d + 2)  # far too wide: no box is ever decided\n")
+    poison = """
+import numpy as np
+import old_rules
+import hsr_lab.hsr.compiled as c
+c.margin = old_rules.margin  # the "old" rule, compiled into the cache
+tree = c.CompiledKDTree(np.random.default_rng(0).standard_normal((500, 3)), np.arange(500), 4)
+tree.query(np.ones(3), 0.5)
+"""
+    check = """
+import numpy as np
+import hsr_lab.hsr.compiled as c
+from hsr_lab.hsr import NumpyKDTree
+from hsr_lab.hsr.numerics import margin
+rng = np.random.default_rng(0)
+P = rng.standard_normal((500, 3))
+tree, twin = c.CompiledKDTree(P, np.arange(500), 4), NumpyKDTree(P, np.arange(500), 4)
+assert c._rules(5, 0.75, 3.5, 1.25)[0] == margin(5)
+for _ in range(20):
+    a, t = rng.standard_normal(3), float(rng.normal(0, 1))
+    assert tree.query(a, t)[1] == twin.query(a, t)[1]
+print("fresh")
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for code in (poison, check):
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fresh"
+    assert any((tmp_path / "cache").rglob("*.nbi"))  # the cache was used, in tmp_path

@@ -260,7 +260,8 @@ def query_many(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool = Tr
     this batch size class (m in [2^j, 2^(j+1))): raced on the first such batch (both answer
     it, twice each, and the winner's answer is returned), the winner kept for the class.
 
-    A tree block scans its own arrays (no second copy of the keys). A scan block that a tree
+    A tree block scans its own arrays (no second copy of the keys; a compiled tree's 24-bit
+    ids are unpacked for the scan, an int32 array, 4 bytes a key). A scan block that a tree
     could serve (n >= ``MIN_N``, d <= ``MAX_D``) races the tree of its ``Trial`` if one is
     still on trial, else builds one (``leaf_size``) on its first batch, and keeps it only if
     it wins some size class; other blocks answer directly.

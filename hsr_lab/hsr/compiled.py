@@ -1,7 +1,13 @@
 """The compiled twin: ``NumpyKDTree``'s tree, walked by Numba-compiled loops.
 
 Same tree (the NumPy build, the same arrays), same box test, same outcomes and counters as
-``reference.py`` and ``kdtree.py``; what changes is only who runs the walk. A NumPy walk costs
+``reference.py`` and ``kdtree.py``; what changes is only who runs the walk. (A box bound is a
+sum of 2d + 2 products, summed left to right here, by ``einsum`` in NumPy and as
+``mid + spread + margin`` in the reference: if t lies within a rounding of a box bound, one
+twin may decide a node that another opens, so the counters may differ there, never the ids,
+since every box decision is widened by the margin. Points are scored left to right, as in the
+reference: at a float64 score within one rounding of t the ids are the reference's, where
+NumPy's BLAS product may round the other way.) A NumPy walk costs
 about 200 NumPy calls per query, 2-3 us each once a scan has flushed the caches, and at
 n = 2^22, d = 2 that overhead is most of a tree query (``benchmarks/results/profile_walk.md``).
 Here one call walks the tree depth first with an explicit stack, in machine code:
@@ -19,7 +25,8 @@ Here one call walks the tree depth first with an explicit stack, in machine code
 Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make bench`` install
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
 imported; without it ``backend="compiled"`` raises and ``auto`` races the NumPy tree instead.
-The first query of each dtype compiles the loops (a few seconds, cached on disk afterwards).
+The first query for each combination of point and id dtypes compiles the loops (a few seconds),
+cached on disk afterwards (``_fresh`` keeps that cache in step with ``numerics``).
 """
 
 from __future__ import annotations
@@ -191,21 +198,57 @@ def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_
     return indptr, out[:end], counts
 
 
+@_jit
+def _rules(d, max_a, rad, t):  # pragma: no cover
+    """The ``numerics`` rules as this module's machine code computes them (see ``_fresh``)."""
+    band = band32(d, max_a, rad, t)
+    return (margin(d), TINY, band, below32_one(t - band), above32_one(t + band),
+            float32_safe(d, max_a, rad))
+
+
+_KERNELS = (_rules, _walk, _id, _score64, _weight_rows, _query, _query_many)  # callees first
+_CHECKED: list[bool] = []  # set once the cached machine code was checked in this process
+
+
+def _fresh() -> None:
+    """Make sure the machine code on disk uses today's ``numerics``.
+
+    Numba keys its disk cache on this file alone, while the kernels inline ``numerics``'s
+    rules (margins, the float32 band): after an edit of ``numerics.py`` the cache would still
+    hold the old rules. So the first tree of a process compares ``_rules`` (cached like the
+    kernels) with the Python rules on a sample, and recompiles every kernel if they differ.
+    """
+    if _CHECKED:
+        return
+    sample = (5, 0.75, 3.5, 1.25)
+    band = band32(*sample)
+    python = (margin(5), TINY, band, below32_one(1.25 - band), above32_one(1.25 + band),
+              float32_safe(5, 0.75, 3.5))
+    if _rules(*sample) != python:
+        for kernel in _KERNELS:  # drops their cache files; each compiles afresh when called
+            kernel.recompile()
+    _CHECKED.append(True)
+
+
 class CompiledKDTree(NumpyKDTree):
     """``NumpyKDTree`` walked by compiled loops (``backend="compiled"``): the same tree, ids
     and counters; a lone query is one call instead of about 200 NumPy calls.
 
     Ids take 3 bytes when they are below 2^24 (``low`` uint16 plus ``high`` uint8), else
-    int32 or int64: with float32 keys the index is then at most about 1.5x the keys at d = 2
-    (points 1x, ids 0.375x, nodes about 0.12x with 128-point leaves).
+    int32 or int64: with float32 keys at d = 2 the index is then about 1.5x the keys (points
+    1x, ids 0.375x, nodes about 0.12x with full 128-point leaves: 1.49x at n = 2^22; up to
+    about 1.6x when the leaves are about half full).
     """
 
     name = "compiled"
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         require("numba", "fast", "backend 'compiled' (the kd-tree walked by compiled loops)")
+        _fresh()
         super().__init__(points, ids, leaf_size)
         self._points32 = self.points.dtype == np.float32
+        if self.depth >= _STACK - 1:  # cannot happen: leaves halve, depth <= log2(n) < 64
+            raise ValueError(f"a tree of depth {self.depth} overflows the walk's stack")
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
         """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits."""
@@ -221,11 +264,16 @@ class CompiledKDTree(NumpyKDTree):
     def ids(self) -> np.ndarray:
         """The ids in tree order (a fresh array, int32 when they fit: read back as int64)."""
         if not len(self._high):
-            return self._low[:self._n]
-        return compact_ids(self._low[:self._n] | (self._high[:self._n].astype(np.int32) << 16))
+            return self._low[:self._n].copy()
+        return self._low[:self._n] | (self._high[:self._n].astype(np.int32) << 16)
+
+    def __len__(self) -> int:
+        return self._n
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
+        if np.shape(a) != (self.d,):
+            raise ValueError(f"a must have shape ({self.d},); got {np.shape(a)}")
         counts = np.zeros(_COUNTERS, dtype=np.int64)
         out, end = _query(self._packed, self.left, self.start, self.stop, self._rows,
                           self._low, self._high, np.ascontiguousarray(a, dtype=np.float64),
@@ -237,6 +285,8 @@ class CompiledKDTree(NumpyKDTree):
         """``query(A[i], t[i])`` for the m rows of A in one compiled loop: ``(indptr, ids,
         stats)``, row i's ids ascending if ``sort``, else in ``query``'s order."""
         A = np.ascontiguousarray(A, dtype=np.float64)
+        if A.ndim != 2 or A.shape[1] != self.d:
+            raise ValueError(f"A must have shape (m, {self.d}); got {A.shape}")
         t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
         indptr, found, counts = _query_many(self._packed, self.left, self.start, self.stop,
                                             self._rows, self._low, self._high, A, t_vec,

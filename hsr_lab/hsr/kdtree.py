@@ -176,7 +176,9 @@ class _LevelSplitter:
         cells (the cell cut at the median), interleaved: left, right, left, right, ...
         """
         spare = len(self.perm) - 1
-        dims = np.argmax(hi - lo, axis=1)  # the lowest index on ties
+        # the widest side, in float64 as the reference measures it (float32 sides near 3.4e38
+        # would overflow), the lowest index on ties
+        dims = np.argmax(np.subtract(hi, lo, dtype=np.float64), axis=1)
         n_seg, width = len(starts), int(sizes.max())
         short = sizes < width
         # Every node split and all of one size (n a power of two): they tile the rows, so the
@@ -583,7 +585,7 @@ class NumpyKDTree:
         return self.points, self.ids.astype(np.int64)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.points)
 
     @property
     def depth(self) -> int:
