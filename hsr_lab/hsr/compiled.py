@@ -18,7 +18,8 @@ Here one call walks the tree depth first with an explicit stack, in machine code
   ``mid - spread - margin`` (reported whole if at least t); otherwise a leaf is scanned and an
   inner node opened;
 - nodes reported whole become their rows' ids (``ids[start:stop]``), without inner products;
-- a scanned leaf scores its points: float32 points in float32, ``s32 = fl32(<fl32(a), x>)``,
+- a scanned leaf scores its points: float32 points in float32, ``s32 = fl32(<fl32(a), x>)``
+  summed in whatever order the compiler vectorises (the band holds for any order, FMA too),
   decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it, so
   the answer is ``fl64(<a, x>) >= t`` on the stored values; float64 points in float64.
 
@@ -107,6 +108,22 @@ def _score64(rows, j, a):  # pragma: no cover
     return s
 
 
+def _jit_reassociated(fn):
+    """``_jit`` allowing the compiler to reorder and fuse a float32 sum (vector lanes, FMA):
+    ``numerics.band32`` holds for any order of the float32 sum, FMA included."""
+    return numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(fn) if (
+        AVAILABLE) else fn
+
+
+@_jit_reassociated
+def _score32(rows, j, a32):  # pragma: no cover
+    """``fl32(<a32, x_j>)`` in any order the compiler likes (see ``_jit_reassociated``)."""
+    s = np.float32(0.0)
+    for k in range(rows.shape[1]):
+        s += a32[k] * rows[j, k]
+    return s
+
+
 @_jit
 def _weight_rows(a):  # pragma: no cover
     """The query's two weight rows, ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack,
@@ -164,9 +181,7 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
             band = band32(d, max_a, packed[node, 2 * d], t)
             floor32, ceil32 = below32_one(t - band), above32_one(t + band)
             for j in range(start[node], stop[node]):
-                s = np.float32(0.0)
-                for k in range(d):
-                    s += a32[k] * rows[j, k]
+                s = _score32(rows, j, a32)
                 if s >= ceil32 or (s >= floor32 and _score64(rows, j, a) >= t):
                     out[end] = _id(low, high, j)
                     end += 1
@@ -206,7 +221,8 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
             float32_safe(d, max_a, rad))
 
 
-_KERNELS = (_rules, _walk, _id, _score64, _weight_rows, _query, _query_many)  # callees first
+# every kernel, callees first
+_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _query, _query_many)
 _CHECKED: list[bool] = []  # set once the cached machine code was checked in this process
 
 
