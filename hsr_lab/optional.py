@@ -1,10 +1,10 @@
 """Optional dependencies: import them when needed, or say in one line how to install them.
 
 The core (``hsr``, ``attention``, ``theory``, the sweeps and figures) needs only NumPy, SciPy
-and matplotlib. The real-model data (``hsr_lab[real]``) and the peers (``hsr_lab[peers]``) are
-extras; a feature that needs a missing one raises ``MissingOptional``, an ``ImportError`` whose
-message names the package and the command that installs it, instead of a traceback from deep
-inside an import.
+and matplotlib. The real-model data (``hsr_lab[real]``), the peers (``hsr_lab[peers]``) and the
+compiled kd-tree (``hsr_lab[fast]``: Numba) are extras; a feature that needs a missing one
+raises ``MissingOptional``, an ``ImportError`` whose message names the package and the command
+that installs it, instead of a traceback from deep inside an import.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def tied_points(draw, max_n: int = 80, max_d: int = 6):
 def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, dtype, data):
     points = points.astype(dtype)
     ref, fast, compiled = twins(points, leaf_size)
-    assert leaf_sets(ref) == leaf_sets(fast)
+    assert leaf_sets(ref) == leaf_sets(fast) == leaf_sets(compiled)
     d = points.shape[1]
     for _ in range(3):
         a = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=d, max_size=d)), float)
@@ -270,3 +270,40 @@ print("fresh")
         assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fresh"
     assert any((tmp_path / "cache").rglob("*.nbi"))  # the cache was used, in tmp_path
+
+
+def test_without_numba_the_lab_runs_on_the_numpy_walk():
+    """``make lab`` installs no Numba: hsr_lab imports, ``TREE`` is the NumPy tree, "auto" and
+    attention's HSR method run on it, and only ``backend="compiled"`` asks for the extra. In a
+    fresh interpreter where ``import numba`` fails."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["numba"] = None  # as if not installed
+import numpy as np
+import hsr_lab.hsr as hsr
+from hsr_lab import HSR
+from hsr_lab.attention import relu_attention
+from hsr_lab.hsr.compiled import AVAILABLE
+from hsr_lab.optional import MissingOptional
+assert not AVAILABLE and hsr.TREE is hsr.NumpyKDTree
+K = np.random.default_rng(0).standard_normal((2**15, 2)).astype(np.float32)
+auto = HSR(K)
+assert {b.name for b in auto.blocks} <= {"numpy", "brute", "faiss"}, auto
+a = np.array([0.6, 0.8])
+assert np.array_equal(auto.query(a, 1.5), np.flatnonzero(K.astype(np.float64) @ a >= 1.5))
+Q, V = K[:64].astype(np.float64), np.ones((2**15, 1))
+_, stats = relu_attention(Q, K.astype(np.float64), V, 1, 0.5, method="hsr", backend="numpy",
+                          return_stats=True)
+assert stats.kernel == "numpy"
+try:
+    HSR(K, backend="compiled")
+except MissingOptional as err:
+    print(err.install)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pip install 'hsr_lab[fast]'"

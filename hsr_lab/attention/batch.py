@@ -13,8 +13,10 @@ with the sums taken over each row's keys only (``rows.exact_rows``, the row kern
 Where the candidates come from:
 
 - not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``:
-  the NumPy kd-tree walks all the queries together, level by level; its leaves hold
-  ``scores.BATCH_LEAF_SIZE`` points, larger than a lone query's, as batches score leaves cheaply);
+  the NumPy kd-tree walks all the queries together, level by level, and the compiled one, which
+  ``backend="auto"`` builds where Numba is installed (``hsr_lab.hsr.TREE``), walks them one after
+  another in one compiled call; the leaves hold ``scores.BATCH_LEAF_SIZE`` points, larger than a
+  lone query's, as the NumPy walk scores a batch's leaves cheaply);
 - causal (query i sees keys 0..i): the keys split by position (``positions.PrefixBlocks``),
   so that row i asks only structures over keys before it and scores its own tile directly.
 

@@ -1,5 +1,8 @@
 """When ``backend="auto"`` computes an HSR method with the dense kernel, and why.
 
+(The thresholds below were measured with the NumPy walk; the compiled tree, ``hsr.TREE`` where
+Numba is installed, pays for itself earlier, so they err towards the dense kernel there.)
+
 A half-space query pays off only where the tree prunes: low dimension and enough keys and
 rows to amortise its fixed costs. Elsewhere the dense kernel (``dense.py``) is faster, and
 method="hsr" with ``backend="auto"`` runs it, saying so in ``AttentionStats.kernel``. The rows

@@ -41,7 +41,7 @@ def _crossover(dims: np.ndarray, speedup: np.ndarray) -> float | None:
 
 @figure("wallclock", "Wall-clock speed-up of the kd-tree over the dense scan against d: the NumPy "
         "walk at the three largest n of the last benchmark run, and the compiled walk (Numba) at "
-        "the largest, with its crossover dimension marked.")
+        "the largest where the run measured it, with the last line's crossover marked.")
 def fig_wallclock(quick: bool = False, seed: int = 0, results_dir: Path | None = None) -> Figure:
     """Speed-up = dense time / HSR time (median over queries) per d: one line per n for the
     NumPy walk, one for the compiled walk at the largest n (if the run measured it)."""

@@ -4,9 +4,9 @@
 Backends (identical answers, different costs):
 ``reference`` (pure-Python kd-tree, to read), ``numpy`` (the same tree, vectorised: the fast
 path in NumPy), ``compiled`` (the same tree walked by Numba-compiled loops, where Numba is
-installed: ``pip install 'hsr_lab[fast]'``; ``TREE`` is the fastest tree installed),
-``brute`` (the dense scan ``K @ a >= t``: oracle and baseline), ``layers`` (convex layers,
-plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
+installed: ``pip install 'hsr_lab[fast]'``; ``TREE`` is the tree "auto" races, the compiled
+one where Numba is installed), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline),
+``layers`` (convex layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
 float32 keys are stored and scored in float32, with answers exact in float64 (``numerics``).
 """
 

@@ -250,7 +250,8 @@ def sorted_ids(ids: np.ndarray) -> np.ndarray:
     return np.sort(ids)
 
 
-# Per tree block: its scan (sharing the tree's arrays) and the winner per batch size class.
+# Per tree block: its scan (sharing the tree's points; a compiled tree's ids are unpacked to
+# int32 for it, not counted in HSR.nbytes) and the winner per batch size class.
 _BATCH_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

@@ -46,13 +46,24 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
 AVAILABLE = numba is not None
-_STACK = 256  # open nodes waiting on the stack: a path of depth <= 63 holds at most 64
+# Open nodes waiting on the walk's stack: at most depth + 1, and leaves halve, so a tree of n
+# points has depth < log2(n) < 64; 256 allows any depth below 255 (checked in __init__).
+_STACK = 256
 _COUNTERS = 4  # visited, pruned, reported, products
+_NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once
 
 
 def _jit(fn):
     """``numba.njit(cache=True)`` when Numba is installed; the plain function otherwise."""
     return numba.njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+
+
+def _jit_reassociated(fn):
+    """``_jit`` allowing the compiler to reorder and fuse a float32 sum (vector lanes, FMA):
+    ``numerics.band32`` holds for any order of the float32 sum, FMA included."""
+    if not AVAILABLE:
+        return fn
+    return numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(fn)
 
 
 @_jit
@@ -106,13 +117,6 @@ def _score64(rows, j, a):  # pragma: no cover
     for k in range(rows.shape[1]):
         s += a[k] * np.float64(rows[j, k])
     return s
-
-
-def _jit_reassociated(fn):
-    """``_jit`` allowing the compiler to reorder and fuse a float32 sum (vector lanes, FMA):
-    ``numerics.band32`` holds for any order of the float32 sum, FMA included."""
-    return numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(fn) if (
-        AVAILABLE) else fn
 
 
 @_jit_reassociated
@@ -236,11 +240,8 @@ def _fresh() -> None:
     """
     if _CHECKED:
         return
-    sample = (5, 0.75, 3.5, 1.25)
-    band = band32(*sample)
-    python = (margin(5), TINY, band, below32_one(1.25 - band), above32_one(1.25 + band),
-              float32_safe(5, 0.75, 3.5))
-    if _rules(*sample) != python:
+    samples = ((5, 0.75, 3.5, 1.25), (5, 1e30, 1e30, 1e39))  # the second: clamps, float64 path
+    if any(_rules(*sample) != _rules.py_func(*sample) for sample in samples):
         for kernel in _KERNELS:  # drops their cache files; each compiles afresh when called
             kernel.recompile()
     _CHECKED.append(True)
@@ -248,7 +249,9 @@ def _fresh() -> None:
 
 class CompiledKDTree(NumpyKDTree):
     """``NumpyKDTree`` walked by compiled loops (``backend="compiled"``): the same tree, ids
-    and counters; a lone query is one call instead of about 200 NumPy calls.
+    and counters (up to a rounding at t or at a box bound: module docstring); a lone query is
+    one call instead of about 200 NumPy calls. ``trace`` is inherited: it lists the NumPy
+    walk's visits, the same nodes.
 
     Ids take 3 bytes when they are below 2^24 (``low`` uint16 plus ``high`` uint8), else
     int32 or int64: with float32 keys at d = 2 the index is then about 1.5x the keys (points
@@ -267,7 +270,8 @@ class CompiledKDTree(NumpyKDTree):
             raise ValueError(f"a tree of depth {self.depth} overflows the walk's stack")
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
-        """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits."""
+        """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits;
+        otherwise ``_low`` holds the whole ids (int32 or int64) and ``_high`` is empty."""
         self._n = n
         if len(tree_ids) and 0 <= tree_ids.min() and tree_ids.max() < 2**24:
             self._low = (tree_ids & 0xFFFF).astype(np.uint16)
@@ -312,8 +316,6 @@ class CompiledKDTree(NumpyKDTree):
         return indptr, found, stats
 
 
-_NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once
-
-# The fastest kd-tree installed, the one "auto" races and attention's "auto" builds: the
-# compiled walk where Numba is installed, else the NumPy one (same ids and counters).
+# The kd-tree "auto" races and attention's "auto" builds: the compiled walk where Numba is
+# installed (the faster one at d <= 4; the two trade places above), else the NumPy one.
 TREE: type[NumpyKDTree] = CompiledKDTree if AVAILABLE else NumpyKDTree

@@ -1,4 +1,4 @@
-"""The fast path: the kd-tree of ``reference.py``, built and queried with whole-array NumPy.
+"""The vectorised twin: the kd-tree of ``reference.py``, built and queried with whole-array NumPy.
 
 Readable twin: ``hsr_lab.hsr.reference.ReferenceKDTree`` (same splits, same tie rule, same
 three-way box test with ``mid``, ``spread`` and ``margin``, same outcomes ``pruned`` /
