@@ -32,6 +32,8 @@ cached on disk afterwards (``_fresh`` keeps that cache in step with ``numerics``
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ..optional import require
@@ -227,9 +229,9 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 # every kernel, callees first
 _KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _query, _query_many)
-_CHECKED: list[bool] = []  # set once the cached machine code was checked in this process
 
 
+@cache  # once per process
 def _fresh() -> None:
     """Make sure the machine code on disk uses today's ``numerics``.
 
@@ -238,13 +240,10 @@ def _fresh() -> None:
     hold the old rules. So the first tree of a process compares ``_rules`` (cached like the
     kernels) with the Python rules on a sample, and recompiles every kernel if they differ.
     """
-    if _CHECKED:
-        return
     samples = ((5, 0.75, 3.5, 1.25), (5, 1e30, 1e30, 1e39))  # the second: clamps, float64 path
     if any(_rules(*sample) != _rules.py_func(*sample) for sample in samples):
         for kernel in _KERNELS:  # drops their cache files; each compiles afresh when called
             kernel.recompile()
-    _CHECKED.append(True)
 
 
 class CompiledKDTree(NumpyKDTree):
