@@ -246,7 +246,6 @@ class BruteForce(FlatStore):
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         self._hold(np.array(points, dtype=key_dtype(points), order="C"), compact_ids(ids))
-        self.ascending = self._ids_ascending  # query returns sorted ids
 
     @classmethod
     def over(cls, points: np.ndarray, ids: np.ndarray) -> BruteForce:
@@ -254,8 +253,13 @@ class BruteForce(FlatStore):
         points in their stored dtype and the ids, both read-only here."""
         scan = cls.__new__(cls)
         scan._hold(points, ids)
-        scan.ascending = scan._ids_ascending
         return scan
+
+    @property
+    def ascending(self) -> bool:
+        """Whether ``query`` returns sorted ids: it lists the rows in order, so iff the ids
+        ascend."""
+        return self._ids_ascending
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t``: the scan itself."""
