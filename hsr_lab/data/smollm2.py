@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special
 
 from hsr_lab import optional
-from hsr_lab.data.bpe import ByteLevelBPE
+from hsr_lab.data.bpe import ByteLevelBPE, valid_text
 
 N_LAYERS, N_HEADS, N_KV_HEADS, HEAD_DIM, HIDDEN = 30, 9, 3, 64, 576
 MAX_POSITIONS = 8192
@@ -278,16 +278,15 @@ def _max_tokens(value: object) -> int:
 
 
 def _text_ids(text: object, limit: int) -> list[int]:
-    """The token ids of ``text``; rejects non-str, empty and too-long text."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    """The token ids of ``text``; rejects non-str, empty, non-UTF-8 and too-long text (the
+    last as soon as the tokenizer knows, not after tokenizing all of it)."""
+    text = valid_text("text", text)
     if not text.strip():
         raise ValueError("text must contain at least one non-space character; got an empty text")
-    ids = tokenize(text)
-    if len(ids) > limit:
-        raise ValueError(f"text is {len(ids)} tokens, more than max_tokens={limit} "
-                         f"(SmolLM2's context is {MAX_POSITIONS}); shorten the text")
-    return ids
+    try:
+        return load_tokenizer().encode(text, max_tokens=limit)
+    except ValueError as err:
+        raise ValueError(f"{err} (SmolLM2's context is {MAX_POSITIONS})") from None
 
 
 def _check_attention_size(attention: bool, layers: tuple, heads: tuple, n: int) -> None:
