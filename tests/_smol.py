@@ -35,7 +35,7 @@ def reference_tokenizer() -> Any:
     from tokenizers import models, pre_tokenizers
 
     ours = smollm2.load_tokenizer()
-    merges = smollm2._reader().fields["tokenizer.ggml.merges"].contents()
+    merges = smollm2._reader().fields["tokenizer.ggml.merges"]
     tok = tokenizers.Tokenizer(models.BPE(vocab=dict(ours.ids),
                                           merges=[tuple(m.split(" ")) for m in merges]))
     tok.pre_tokenizer = pre_tokenizers.Sequence([

@@ -106,11 +106,31 @@ def test_layers_and_heads_select_a_slice_of_the_full_result():
     (dict(text=SENTENCE, heads=[1.0]), TypeError, "heads"),
     (dict(text=SENTENCE, max_tokens=513), ValueError, "max_tokens"),
     (dict(text=SENTENCE, max_tokens=2), ValueError, "max_tokens"),
+    (dict(text="ok \ud800"), ValueError, "text holds a lone surrogate .* at position 3"),
 ])
 def test_bad_input_names_the_argument(kwargs, error, names):
     for func in (minilm.extract, minilm.extract_windows):
         with pytest.raises(error, match=names):
             func(**kwargs)
+
+
+@needs_real
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json"])
+@pytest.mark.parametrize("change", ["flip", "truncate"])
+def test_a_corrupt_model_file_is_refused_naming_it(tmp_path, name, change):
+    """The weights and the tokenizer are checked against their recorded SHA-256 digests."""
+    import shutil
+
+    source = minilm.model_dir()
+    for f in minilm.SHA256:
+        shutil.copyfile(source / f, tmp_path / f)
+    assert minilm.check_files(tmp_path) == tmp_path
+    data = bytearray((tmp_path / name).read_bytes())
+    if change == "flip":
+        data[len(data) // 2] ^= 0x01
+    (tmp_path / name).write_bytes(bytes(data if change == "flip" else data[:-1000]))
+    with pytest.raises(ValueError, match=f"{tmp_path / name}: SHA-256"):
+        minilm.check_files(tmp_path)
 
 
 @needs_real

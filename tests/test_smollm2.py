@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import re
 import string
 
 import numpy as np
@@ -17,6 +18,7 @@ from _smol import needs_smol
 
 from hsr_lab import optional
 from hsr_lab.data import long_text, smollm2
+
 ORACLE = ("torch", "transformers", "accelerate")
 needs_oracle = pytest.mark.skipif(
     not all(optional.available(m) for m in ORACLE),
@@ -204,6 +206,121 @@ def test_text_beyond_the_context_and_too_large_attention_are_refused():
     ex = smollm2.extract(SENTENCE, layers=0)
     with pytest.raises(ValueError, match="layer 5"):
         ex.scores(5, 0)
+
+
+# ------------------------------------------------------------------- the GGUF file
+@pytest.fixture(scope="module")
+def shipped():
+    """The bytes of the shipped GGUF and where its tensor data start."""
+    path = smollm2.gguf_path()
+    data = path.read_bytes()
+    return data, min(t.start for t in smollm2.open_gguf(path, sha256=None).tensors.values())
+
+
+def corrupt(tmp_path, data: bytes, at: int | None = None, put: bytes = b"",
+            cut: int | None = None):
+    """A copy of ``data`` in tmp_path with ``put`` written at byte ``at``, cut to ``cut``."""
+    data = bytearray(data[:cut] if cut is not None else data)
+    if at is not None:
+        data[at:at + len(put)] = put
+    path = tmp_path / f"bad-{at}-{cut}.gguf"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def refused(path, what: str):
+    return pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + what)
+
+
+@needs_smol
+def test_the_shipped_file_passes_every_check_and_reads_as_gguf_reads_it(shipped):
+    """Our reader against gguf's own ``GGUFReader``: the same metadata, tensor list, byte
+    ranges and (for a few tensors of each type) dequantised values."""
+    gguf = pytest.importorskip("gguf")
+    path = smollm2.gguf_path()
+    ours, theirs = smollm2.open_gguf(path), gguf.GGUFReader(str(path))
+    fields = {k: f.contents() for k, f in theirs.fields.items() if not k.startswith("GGUF.")}
+    assert set(fields) == set(ours.fields) - {"GGUF.tensor_count"}
+    for key, value in fields.items():
+        assert np.array_equal(np.asarray(ours.fields[key]), np.asarray(value)), key
+    assert [t.name for t in theirs.tensors] == list(ours.tensors)
+    for t in theirs.tensors:
+        info = ours.tensors[t.name]
+        assert (info.start, info.n_bytes, info.qtype) == (t.data_offset, t.n_bytes, t.tensor_type)
+    for t in theirs.tensors[:10]:  # Q8_0, F32 and Q4_1 tensors
+        want = gguf.quants.dequantize(t.data, t.tensor_type)
+        np.testing.assert_array_equal(ours.array(t.name), want)
+
+
+@needs_smol
+@pytest.mark.parametrize("cut", [0, 10, 23, 24, 100, 5_000, 1_000_000, -20_000, -100, 1])
+def test_a_truncated_gguf_is_refused_naming_the_file(tmp_path, shipped, cut):
+    """Cut in the header, the metadata, the tensor list (cut < 0: before the data start) or
+    the data (cut = 1: 1 byte past the data start)."""
+    data, data_start = shipped
+    cut = {1: data_start + 1, -20_000: data_start - 20_000, -100: len(data) - 100}.get(cut, cut)
+    path = corrupt(tmp_path, data, cut=cut)
+    with refused(path, "(too short|past the end|truncated)"):
+        smollm2.open_gguf(path)
+
+
+@needs_smol
+@pytest.mark.parametrize(("at", "put", "what"), [
+    (0, b"GGUG", "starts with b'GGUG'"),
+    (4, (9).to_bytes(4, "little"), "version 9"),
+    (8, (271).to_bytes(8, "little"), "tensor list lacks"),  # one tensor short
+    (8, (2**40).to_bytes(8, "little"), "tensor count is 1099511627776"),
+    (16, (2**40).to_bytes(8, "little"), "metadata count"),
+])
+def test_a_corrupt_header_is_refused_naming_the_file(tmp_path, shipped, at, put, what):
+    path = corrupt(tmp_path, shipped[0], at, put)
+    with refused(path, re.escape(what)):
+        smollm2.open_gguf(path)
+
+
+@needs_smol
+def test_a_foreign_architecture_is_refused(tmp_path, shipped):
+    data = shipped[0]
+    at = data.index(b"general.architecture") + len("general.architecture") + 4 + 8
+    assert data[at:at + 5] == b"llama"
+    path = corrupt(tmp_path, data, at, b"gptxx")
+    with refused(path, "general.architecture is 'gptxx', expected 'llama'"):
+        smollm2.open_gguf(path)
+
+
+@needs_smol
+def test_a_changed_shape_is_refused(tmp_path, shipped):
+    data = shipped[0]
+    name = b"blk.0.attn_q.weight"
+    at = data.index(name, data.index(b"tokenizer.ggml.merges")) + len(name) + 4  # dim 0
+    assert int.from_bytes(data[at:at + 8], "little") == 576
+    path = corrupt(tmp_path, data, at, (288).to_bytes(8, "little"))
+    with refused(path, r"'blk.0.attn_q.weight' has shape \(576, 288\), expected \(576, 576\)"):
+        smollm2.open_gguf(path)
+
+
+@needs_smol
+@pytest.mark.parametrize("where", ["tensor", "vocabulary"])
+def test_a_flipped_byte_in_a_tensor_or_the_vocabulary_is_refused(tmp_path, shipped, where):
+    """The structure stays valid: only the digest of the file sees the change."""
+    data, data_start = shipped
+    if where == "tensor":
+        at = data_start + 12_345
+    else:  # the token "the" becomes "thd" (still valid UTF-8)
+        at = data.index((3).to_bytes(8, "little") + b"the",
+                        data.index(b"tokenizer.ggml.tokens")) + 8 + 2
+    path = corrupt(tmp_path, data, at, bytes([data[at] ^ 0x01]))
+    smollm2.open_gguf(path, sha256=None)  # structurally fine
+    with refused(path, "SHA-256 .* differs"):
+        smollm2.open_gguf(path)
+
+
+@needs_smol
+def test_the_model_is_loaded_only_from_a_checked_file(tmp_path, shipped, monkeypatch):
+    path = corrupt(tmp_path, shipped[0], shipped[1] + 5, b"\xff")
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: path)
+    with refused(path, "SHA-256"):
+        smollm2._reader.__wrapped__()  # what load_weights and load_tokenizer read
 
 
 # ------------------------------------------------------------------- the tokenizer

