@@ -27,7 +27,8 @@ Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make ben
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
 imported; without it ``backend="compiled"`` raises and ``auto`` races the NumPy tree instead.
 The first query for each combination of point and id dtypes compiles the loops (a few seconds),
-cached on disk afterwards (``_fresh`` keeps that cache in step with ``numerics``).
+cached on disk afterwards in a folder named after the source of this file and of every module
+it imports (``_kernel_cache``: an edit of ``numerics`` gives fresh machine code).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from functools import cache
 import numpy as np
 
 from ..optional import require
+from ._kernel_cache import cached_njit
 from ._stats import BatchQueryStats, QueryStats
 from .brute import compact_ids
 from .kdtree import NumpyKDTree
@@ -56,8 +58,9 @@ _NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and 
 
 
 def _jit(fn):
-    """``numba.njit(cache=True)`` when Numba is installed; the plain function otherwise."""
-    return numba.njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+    """``numba.njit(cache=True)`` (``_kernel_cache``: cached per version of the sources) when
+    Numba is installed; the plain function otherwise."""
+    return cached_njit(fn, nogil=True) if AVAILABLE else fn
 
 
 def _jit_reassociated(fn):
@@ -65,7 +68,7 @@ def _jit_reassociated(fn):
     ``numerics.band32`` holds for any order of the float32 sum, FMA included."""
     if not AVAILABLE:
         return fn
-    return numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})(fn)
+    return cached_njit(fn, nogil=True, fastmath={"reassoc", "contract"})
 
 
 @_jit
@@ -233,12 +236,12 @@ _KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _query, _query
 
 @cache  # once per process
 def _fresh() -> None:
-    """Make sure the machine code on disk uses today's ``numerics``.
+    """Make sure the machine code in use follows today's ``numerics`` rules.
 
-    Numba keys its disk cache on this file alone, while the kernels inline ``numerics``'s
-    rules (margins, the float32 band): after an edit of ``numerics.py`` the cache would still
-    hold the old rules. So the first tree of a process compares ``_rules`` (cached like the
-    kernels) with the Python rules on a sample, and recompiles every kernel if they differ.
+    Edits of the sources are covered by the cache folder's name (``_kernel_cache``). This
+    check covers the rest: machine code compiled while a rule was patched at run time. The first
+    tree of a process compares ``_rules`` (cached like the kernels) with the Python rules on a
+    sample, and recompiles every kernel if they differ.
     """
     samples = ((5, 0.75, 3.5, 1.25), (5, 1e30, 1e30, 1e39))  # the second: clamps, float64 path
     if any(_rules(*sample) != _rules.py_func(*sample) for sample in samples):
@@ -267,6 +270,10 @@ class CompiledKDTree(NumpyKDTree):
         self._points32 = self.points.dtype == np.float32
         if self.depth >= _STACK - 1:  # cannot happen: leaves halve, depth <= log2(n) < 64
             raise ValueError(f"a tree of depth {self.depth} overflows the walk's stack")
+
+    def __repr__(self) -> str:
+        fields = super().__repr__().partition("(")[2]  # NumpyKDTree's fields, under our name
+        return f"{type(self).__name__}({fields}"
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
         """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits;
