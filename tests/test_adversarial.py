@@ -8,26 +8,62 @@ independently, exactly, with ``fractions.Fraction``: a stored point x is reporte
 ``<a, x> >= t`` over the rationals. The data are chosen so that float64 computes every score
 exactly (the terms of one score share a power of two), so any disagreement is a bug, not
 rounding. Where a scale passes the documented limits (``MAX_COORD``, ``MAX_PRODUCT``) the
-expected outcome is a ValueError that names the argument. ``COUNT`` tallies the comparisons;
-``test_zz_report`` prints the tally.
+expected outcome is a ValueError that names the argument.
+
+Beyond the structure: ``sinks`` and ``window`` of every attention entry point at any size
+(2^63, 2^100: the same as the whole sequence) and of any bad type; the SmolLM2 tokenizer
+against Hugging Face ``tokenizers`` on random text and long pieces without spaces; and
+corrupt copies of the SmolLM2 GGUF file (truncated anywhere, any byte changed), each refused
+with a ValueError that names the file.
+
+``COUNT`` tallies the checks by kind; every test must add to it (a test that checks nothing
+fails), and the tally of the file's tests is printed after them, whatever their order
+(``pytest -s`` not needed). A mismatch fails its test, so a passing run has 0 mismatches.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import string
 from collections import Counter
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from _smol import needs_smol, reference_tokenizer
 from conftest import DeletesFromModel, examples
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from hsr_lab import HSR
+from hsr_lab.attention import Decoder, relu_attention, softmax_attention
 from hsr_lab.hsr.numerics import MAX_COORD, MAX_PRODUCT
 
-COUNT: Counter[str] = Counter()  # comparisons made by the battery, by kind
+COUNT: Counter[str] = Counter()  # checks made by the battery, by kind
+
+
+@pytest.fixture(autouse=True)
+def makes_checks(request):
+    """Every test of the battery must make at least one check."""
+    before = sum(COUNT.values())
+    yield
+    assert sum(COUNT.values()) > before, f"{request.node.name} made no check"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tally(request):
+    """After the file's tests (in any order, any selection): the number of checks, by kind."""
+    failed_before = request.session.testsfailed
+    yield
+    failed = request.session.testsfailed - failed_before  # a mismatch fails its test
+    line = (f"adversarial battery ({os.environ.get('HYPOTHESIS_PROFILE', 'default')} profile): "
+            f"{sum(COUNT.values())} checks, {failed} failed tests; "
+            + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items())))
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\n" + line)
 
 
 def backends_for(d: int) -> list[str]:
@@ -394,9 +430,186 @@ TestUpdatesWithRejections.settings = settings(max_examples=examples(40),
                                               stateful_step_count=25, deadline=None)
 
 
-def test_zz_report(capsys):
-    """Print how many comparisons the battery made in this session (runs last in the file)."""
-    with capsys.disabled():
-        total = sum(COUNT.values())
-        print(f"\nadversarial battery: {total} checks, "
-              + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items())), end=" ")
+# -- sinks and window of any size, in every attention entry point ------------------------------
+def attention_entry_points(Q, K, V):
+    """Every way to ask for attention with sinks and window: name -> call(sinks, window)."""
+    def decoder(kind):
+        def call(**kw):  # a cache of all keys but the last, then one step
+            dec = Decoder(Q.shape[1], b=0.2, kind=kind, backend="numpy", keys=K[:-1],
+                          values=V[:-1], **kw)
+            return dec.step(Q[-1], K[-1], V[-1])[0]
+        return call
+
+    return {
+        "relu dense": lambda **kw: relu_attention(Q, K, V, 2, 0.2, **kw),
+        "relu hsr": lambda **kw: relu_attention(Q, K, V, 2, 0.2, method="hsr", **kw),
+        "relu hsr causal": lambda **kw: relu_attention(Q, K, V, 2, 0.2, causal=True,
+                                                       method="hsr", **kw),
+        "softmax dense": lambda **kw: softmax_attention(Q, K, V, b=0.2, **kw),
+        "softmax dense causal": lambda **kw: softmax_attention(Q, K, V, b=0.2, causal=True, **kw),
+        "softmax hsr": lambda **kw: softmax_attention(Q, K, V, b=0.2, method="hsr", **kw),
+        "softmax hsr causal": lambda **kw: softmax_attention(Q, K, V, b=0.2, causal=True,
+                                                             method="hsr", **kw),
+        "relu decoder": decoder("relu"),
+        "softmax decoder": decoder("softmax"),
+    }
+
+
+def small_attention(seed: int, n: int = 9, d: int = 3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.standard_normal((n, d)), rng.standard_normal((n, 2))
+
+
+@settings(max_examples=examples(25))
+@given(st.integers(0, 2**16), st.sampled_from(["sinks", "window"]),
+       st.one_of(st.sampled_from([2**62, 2**63 - 1, 2**63, 2**64, 2**100, 10**400]),
+                 st.integers(0, 2**200), st.integers(0, 12)))
+def test_sinks_and_window_of_any_size_mean_at_most_every_key(seed, name, value):
+    """A window (or sinks) longer than the sequence is the whole sequence: any value, however
+    large, gives the answer of min(value, n), on every entry point, never an OverflowError."""
+    Q, K, V = small_attention(seed)
+    for entry, call in attention_entry_points(Q, K, V).items():
+        got, want = call(**{name: value}), call(**{name: min(value, len(K))})
+        np.testing.assert_array_equal(got, want, err_msg=f"{entry} {name}={value}")
+        COUNT["sinks/window values"] += 1
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (1.5, TypeError), (2.0, TypeError), ("3", TypeError), (None, TypeError), (True, TypeError),
+    (np.float64(2.0), TypeError), (Fraction(2), TypeError), (2**100 + 0.5, TypeError),
+    (np.bool_(True), TypeError), (-1, ValueError), (-(2**100), ValueError),
+    (np.int64(-3), ValueError)])
+def test_sinks_and_window_of_a_bad_type_or_sign_are_refused_by_name(value, error):
+    Q, K, V = small_attention(0)
+    for call in attention_entry_points(Q, K, V).values():
+        for name in ("sinks", "window"):
+            with pytest.raises(error, match=name):
+                call(**{name: value})
+            COUNT["sinks/window rejections"] += 1
+
+
+def test_huge_sinks_and_window_read_plainly_in_the_decoder():
+    dec = Decoder(2, sinks=2**100, window=2**63)
+    assert dec.sinks == dec.window == 2**62 and "window=4611686018427387904" in repr(dec)
+    COUNT["sinks/window values"] += 1
+
+
+# -- the SmolLM2 tokenizer against Hugging Face tokenizers ---------------------------------------
+SYMBOLS = [*string.ascii_letters, *string.digits, *" \n\t\r.,;:'\"!?-_", "é", "ß", "東", "京",
+           "😀", "\u00a0", "\u2028", "\u200d", "ʼ", "½", "٣", "Ⅻ", "'s", "'ll", " the", "  "]
+WORDLIKE = st.lists(st.sampled_from(SYMBOLS), max_size=40).map("".join)
+
+
+@st.composite
+def texts(draw):
+    """Pieces of every kind, joined: words and marks, any Unicode, control tokens, and long
+    runs without a space (letters, accented letters, digits or marks: 100 to 6000 chars)."""
+    controls = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<repo_name>"]
+    run_alphabet = draw(st.sampled_from([string.ascii_letters, "aeiou", "abcdéèçñßøå",
+                                         string.punctuation, "ab", "東京日本語"]))
+    long_run = st.integers(100, 6000).flatmap(lambda n: st.integers(0, 2**32 - 1).map(
+        lambda seed: "".join(np.random.default_rng(seed).choice(list(run_alphabet), n))))
+    piece = st.one_of(WORDLIKE, st.text(max_size=12), st.sampled_from(controls), long_run)
+    return "".join(draw(st.lists(piece, max_size=6)))
+
+
+@needs_smol
+@settings(max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow])
+@given(texts())
+def test_bpe_equals_the_reference_tokenizer(text):
+    from hsr_lab.data import smollm2
+
+    ours, theirs = smollm2.load_tokenizer(), reference_tokenizer()
+    if not ours.no_token.isdisjoint(text.encode("utf-8")):  # tokenizers drops such bytes
+        with pytest.raises(ValueError, match=r"text holds .* at position .* has no token"):
+            ours.encode(text)
+        COUNT["tokenizer texts refused"] += 1
+        return
+    ids = ours.encode(text)
+    assert ids == theirs.encode(text, add_special_tokens=False).ids
+    assert ours.decode(ids) == text
+    if ids:  # the limit is exact: len(ids) tokens pass, one fewer is refused
+        assert ours.encode(text, max_tokens=len(ids)) == ids
+        with pytest.raises(ValueError, match=f"max_tokens={len(ids) - 1}"):
+            ours.encode(text, max_tokens=len(ids) - 1)
+    COUNT["tokenizer texts"] += 1
+    COUNT["tokenizer tokens"] += len(ids)
+
+
+# -- corrupt copies of the SmolLM2 GGUF --------------------------------------------------------
+@pytest.fixture(scope="module")
+def gguf_copy(tmp_path_factory):
+    """A copy of the shipped GGUF, its bytes, and where its tensor data start."""
+    from hsr_lab.data import smollm2
+
+    data = smollm2.gguf_path().read_bytes()
+    path = tmp_path_factory.mktemp("gguf") / "copy.gguf"
+    path.write_bytes(data)
+    start = min(t.start for t in smollm2.open_gguf(path).tensors.values())
+    return path, data, start
+
+
+def refused_naming(path, call) -> None:
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        call()
+
+
+@needs_smol
+@settings(max_examples=examples(12), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_gguf_with_any_byte_changed_is_refused_naming_it(gguf_copy, data):
+    """Any byte changed, in the header, metadata and tensor list (mostly) or the tensor data:
+    the structural checks refuse it by name or pass it (a changed letter of a token), and the
+    digest then refuses it; never another exception."""
+    from hsr_lab.data import smollm2
+
+    path, original, start = gguf_copy
+    at = data.draw(st.one_of(st.integers(0, start + 63), st.integers(0, len(original) - 1)))
+    flip = data.draw(st.integers(1, 255))
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(bytes([original[at] ^ flip]))
+    try:
+        try:
+            smollm2.open_gguf(path, sha256=None)
+            COUNT["gguf bytes passing the structure"] += 1
+        except ValueError as err:
+            assert str(path) in str(err)
+        refused_naming(path, lambda: smollm2.open_gguf(path))
+        COUNT["gguf changed bytes"] += 1
+    finally:
+        with open(path, "r+b") as f:
+            f.seek(at)
+            f.write(original[at:at + 1])
+
+
+@needs_smol
+@settings(max_examples=examples(12), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_gguf_truncated_anywhere_is_refused_naming_it(gguf_copy, tmp_path_factory, data):
+    from hsr_lab.data import smollm2
+
+    _, original, start = gguf_copy
+    cut = data.draw(st.one_of(st.integers(0, start + 63), st.integers(0, len(original) - 1)))
+    path = tmp_path_factory.mktemp("cut") / f"cut-{cut}.gguf"
+    path.write_bytes(original[:cut])
+    try:
+        refused_naming(path, lambda: smollm2.open_gguf(path, sha256=None))  # by structure
+        COUNT["gguf truncations"] += 1
+    finally:
+        path.unlink()
+
+
+# -- figures into a dangling symbolic link -------------------------------------------------------
+def test_figures_into_a_dangling_symlink_say_so(tmp_path, capsys):
+    from hsr_lab import cli
+
+    link = tmp_path / "LINK"
+    link.symlink_to(tmp_path / "missing" / "dir")
+    for out in (link, link / "sub"):
+        assert cli.main(["figures", "--quick", "--only", "hsr_plane", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"'{link}' is a symbolic link to '{tmp_path / 'missing' / 'dir'}', which does " \
+               "not exist" in err and "File exists" not in err
+        COUNT["figure folders"] += 1
+    assert not (tmp_path / "missing").exists()  # nothing created where the link points

@@ -403,6 +403,17 @@ def test_a_lone_surrogate_is_refused_at_its_position(text):
 
 
 @needs_smol
+@pytest.mark.parametrize(("text", "position", "byte"), [
+    ("ab\x04c", 2, "0x04"), ("x \U00040000", 2, "0xf1"), ("\U000a0000!", 0, "0xf2")])
+def test_a_character_whose_bytes_have_no_token_is_refused_at_its_position(text, position, byte):
+    """21 bytes have no token in SmolLM2's vocabulary (0x04, the lead byte of U+40000, ...):
+    the model's own tokenizer drops them silently; this one says where they are."""
+    with pytest.raises(ValueError, match=f"at position {position}, whose UTF-8 byte {byte} "
+                                         "has no token"):
+        smollm2.tokenize(text)
+
+
+@needs_smol
 @pytest.mark.parametrize(("ids", "error"), [
     ([-1], ValueError), ([49152], ValueError), ([2**64], ValueError), ([1.7], TypeError),
     ([1.0], TypeError), ([True], TypeError), ([None], TypeError), (["1"], TypeError),

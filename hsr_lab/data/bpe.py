@@ -67,6 +67,9 @@ class ByteLevelBPE:
         self._control = regex.compile(f"({alternatives})") if control else None
         self._char_to_byte = {c: b for b, c in byte_to_char().items()}
         self._cache: dict[str, tuple[int, ...]] = {}
+        # bytes without a token of their own (SmolLM2: 21, such as 0x04 and the lead byte 0xf1
+        # of U+40000..U+7FFFF); the model's tokenizer drops them silently, encode refuses them
+        self.no_token = frozenset(b for b, c in byte_to_char().items() if c not in self.ids)
         # at least the bytes of the longest token: a piece of B bytes is >= B / _longest tokens
         self._longest = max((len(t.encode("utf-8")) for t in self.tokens), default=1)
 
@@ -94,8 +97,11 @@ class ByteLevelBPE:
             return self._cache[piece]
         if piece in self.control:
             return (self.ids[piece],)
+        raw = piece.encode("utf-8")
+        if self.no_token and not self.no_token.isdisjoint(raw):
+            raise NoTokenError(f"piece {piece!r} holds a byte that has no token")
         table = byte_to_char()
-        symbols = merge_pairs([table[b] for b in piece.encode("utf-8")], self.ranks)
+        symbols = merge_pairs([table[b] for b in raw], self.ranks)
         ids = tuple(self.ids[s] for s in symbols)
         if len(piece) <= CACHED_PIECE:
             if len(self._cache) >= CACHE_SIZE:
@@ -108,8 +114,15 @@ class ByteLevelBPE:
 
         With ``max_tokens``, a text of more tokens raises a ValueError as soon as that is
         known: a piece of B bytes is at least ceil(B / longest token) tokens, so a long text is
-        refused before BPE reaches its end."""
+        refused before BPE reaches its end. A character with a byte in ``no_token`` is
+        refused, naming its position (the model's own tokenizer would drop the byte)."""
         text = valid_text("text", text)
+        try:
+            return self._encode(text, max_tokens)
+        except NoTokenError:
+            raise self._no_token_error(text) from None
+
+    def _encode(self, text: str, max_tokens: int | None) -> list[int]:
         if max_tokens is None:
             return [i for piece in self._iter_pieces(text) for i in self.bpe(piece)]
         ids: list[int] = []
@@ -123,6 +136,16 @@ class ByteLevelBPE:
         else:
             return ids
         raise ValueError(f"text is more than max_tokens={max_tokens} tokens; shorten the text")
+
+    def _no_token_error(self, text: str) -> ValueError:
+        """Where ``text`` holds a byte without a token (searched only once one was met)."""
+        for position, char in enumerate(text):
+            missing = sorted(self.no_token.intersection(char.encode("utf-8")))
+            if missing:
+                return ValueError(f"text holds {char!r} at position {position}, whose UTF-8 "
+                                  f"byte 0x{missing[0]:02x} has no token in the vocabulary "
+                                  "(the model's own tokenizer drops such bytes); remove it")
+        return ValueError("text holds a byte without a token")  # not reached
 
     def token_bytes(self, i: int) -> bytes:
         """The bytes that token ``i`` stands for."""
@@ -146,6 +169,10 @@ class ByteLevelBPE:
         if not 0 <= i < len(self.tokens):
             raise ValueError(f"{name} must hold token ids in 0..{len(self.tokens) - 1}; got {i}")
         return int(i)
+
+
+class NoTokenError(ValueError):
+    """A piece holds a byte that has no token of its own (``ByteLevelBPE.no_token``)."""
 
 
 def valid_text(name: str, text: object) -> str:

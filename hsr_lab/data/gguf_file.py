@@ -31,7 +31,8 @@ from hsr_lab import optional
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
-MAX_COUNT = 2**24  # more tensors, metadata keys or dims than any model file holds
+MAX_COUNT = 2**24  # more tensors or metadata keys, or a longer dim, than any model file holds
+MAX_DIMS = 4  # GGML_MAX_DIMS
 # value types: struct format of the scalars, by GGUF type id (8: string, 9: array)
 SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
            12: "d"}
@@ -119,7 +120,8 @@ class _Cursor:
         if kind != ARRAY:
             raise self.fail(f"{what} has an unknown value type {kind}")
         item = self.scalar("I", f"the item type of {what}")
-        n = self.count(f"the length of {what}", len(self.buf))
+        least = struct.calcsize(SCALARS[item]) if item in SCALARS else 8  # bytes an item takes
+        n = self.count(f"the length of {what}", (len(self.buf) - self.pos) // least)
         if item in SCALARS:  # numbers: one block of bytes, read at once
             size = struct.calcsize(SCALARS[item])
             start = self.take(n * size, what)
@@ -170,7 +172,10 @@ def _tensor_list(cur: _Cursor, fields: dict[str, Any], size: int) -> dict[str, T
     infos = []
     for i in range(fields["GGUF.tensor_count"]):
         name = cur.string(f"the name of tensor {i}")
-        dims = [cur.count(f"dim {k} of {name!r}") for k in range(cur.scalar("I", name))]
+        n_dims = cur.scalar("I", f"the number of dims of {name!r}")
+        if not 1 <= n_dims <= MAX_DIMS:
+            raise cur.fail(f"tensor {name!r} has {n_dims} dims, not 1 to {MAX_DIMS}")
+        dims = [cur.count(f"dim {k} of {name!r}") for k in range(n_dims)]
         qtype, offset = cur.scalar("I", f"the type of {name!r}"), cur.scalar("Q", name)
         try:
             block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(qtype)]
@@ -181,7 +186,9 @@ def _tensor_list(cur: _Cursor, fields: dict[str, Any], size: int) -> dict[str, T
                            f"of {block} per row")
         infos.append((name, tuple(reversed(dims)), qtype, offset,
                       int(np.prod(dims, dtype=object)) // block * type_size))
-    alignment = int(fields.get("general.alignment", 32))
+    alignment = fields.get("general.alignment", 32)
+    if type(alignment) is not int or not 1 <= alignment <= 2**16:
+        raise cur.fail(f"general.alignment is {alignment!r}, not an integer in 1..65536")
     data_start = -(-cur.pos // alignment) * alignment
     return _placed(cur.path, infos, data_start, alignment, size)
 

@@ -34,6 +34,10 @@ def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     try:
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError("it is a file, not a folder")
+        for part in (folder, *folder.parents):  # mkdir would only say "File exists"
+            if part.is_symlink() and not part.exists():
+                raise NotADirectoryError(f"'{part}' is a symbolic link to "
+                                         f"'{os.readlink(part)}', which does not exist")
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):  # os.access() would lie to root
             pass
