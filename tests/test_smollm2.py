@@ -11,6 +11,7 @@ import copy
 import importlib.metadata
 import re
 import string
+import struct
 
 import numpy as np
 import pytest
@@ -313,6 +314,41 @@ def test_a_flipped_byte_in_a_tensor_or_the_vocabulary_is_refused(tmp_path, shipp
     smollm2.open_gguf(path, sha256=None)  # structurally fine
     with refused(path, "SHA-256 .* differs"):
         smollm2.open_gguf(path)
+
+
+def gguf_bytes(*fields: bytes, tensors: int = 0) -> bytes:
+    """A GGUF v3 header with the given metadata entries (already encoded)."""
+    return b"GGUF" + struct.pack("<IQQ", 3, tensors, len(fields)) + b"".join(fields)
+
+
+def key(name: str) -> bytes:
+    return struct.pack("<Q", len(name)) + name.encode()
+
+
+@pytest.mark.parametrize(("data", "what"), [
+    (gguf_bytes(key("x") + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 50_000),
+     "nests arrays more than 8 deep"),
+    (gguf_bytes(key("general.alignment") + struct.pack("<II", 4, 0)),
+     "general.alignment is 0"),
+    (gguf_bytes(key("x") + struct.pack("<I", 13) + b"\0" * 8), "unknown value type 13"),
+    (gguf_bytes(key("x") + struct.pack("<IQ", 8, 2**40)), "more than"),
+    (gguf_bytes(key("x") + struct.pack("<IQ", 8, 2) + b"\xff\xfe"), "not valid UTF-8"),
+    (gguf_bytes(key("x") + struct.pack("<IB", 0, 1), key("x") + struct.pack("<IB", 0, 2)),
+     "appears twice"),
+    (gguf_bytes(tensors=1) + key("w") + struct.pack("<I", 7), "7 dims"),
+    (gguf_bytes(tensors=1) + key("w") + struct.pack("<IQIQ", 1, 32, 99, 0), "unknown GGML type"),
+    (gguf_bytes(tensors=1) + key("w") + struct.pack("<IQIQ", 1, 33, 8, 0), "whole number"),
+])
+def test_a_crafted_gguf_is_refused_naming_the_fault(tmp_path, data, what):
+    """Files made to trip the parser: deep arrays, a zero alignment, unknown types, huge or
+    invalid strings, repeated keys, bad tensor infos: each a ValueError, never a crash."""
+    from hsr_lab.data.gguf_file import read_gguf
+
+    pytest.importorskip("gguf")
+    path = tmp_path / "crafted.gguf"
+    path.write_bytes(data)
+    with refused(path, re.escape(what)):
+        read_gguf(path)
 
 
 @needs_smol

@@ -33,6 +33,7 @@ MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 MAX_COUNT = 2**24  # more tensors or metadata keys, or a longer dim, than any model file holds
 MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_NESTING = 8  # arrays of arrays: deeper than any metadata needs
 # value types: struct format of the scalars, by GGUF type id (8: string, 9: array)
 SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
            12: "d"}
@@ -112,7 +113,9 @@ class _Cursor:
         except UnicodeDecodeError:
             raise self.fail(f"{what} is not valid UTF-8") from None
 
-    def value(self, kind: int, what: str) -> Any:
+    def value(self, kind: int, what: str, depth: int = 0) -> Any:
+        if depth > MAX_NESTING:
+            raise self.fail(f"{what} nests arrays more than {MAX_NESTING} deep")
         if kind in SCALARS:
             return self.scalar(SCALARS[kind], what)
         if kind == STRING:
@@ -127,7 +130,7 @@ class _Cursor:
             start = self.take(n * size, what)
             return np.frombuffer(self.buf, dtype="<" + SCALARS[item], count=n, offset=start
                                  ).copy()
-        return [self.value(item, f"item {i} of {what}") for i in range(n)]
+        return [self.value(item, f"item {i} of {what}", depth + 1) for i in range(n)]
 
 
 def read_gguf(path: str | Path) -> GGUFFile:
