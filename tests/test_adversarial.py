@@ -64,8 +64,10 @@ def tally(request):
             f"{sum(COUNT.values())} checks, {failed} failed tests; "
             + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items())))
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\n" + line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # to the terminal, not a test's capture
+            reporter.write_line("\n" + line)
 
 
 def backends_for(d: int) -> list[str]:
