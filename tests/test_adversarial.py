@@ -42,6 +42,7 @@ from hsr_lab.attention import Decoder, relu_attention, softmax_attention
 from hsr_lab.hsr.numerics import MAX_COORD, MAX_PRODUCT
 
 COUNT: Counter[str] = Counter()  # checks made by the battery, by kind
+TOKENS: Counter[str] = Counter()  # token ids compared with the reference tokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +63,8 @@ def tally(request):
     failed = request.session.testsfailed - failed_before  # a mismatch fails its test
     line = (f"adversarial battery ({os.environ.get('HYPOTHESIS_PROFILE', 'default')} profile): "
             f"{sum(COUNT.values())} checks, {failed} failed tests; "
-            + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items())))
+            + ", ".join(f"{k} {v}" for k, v in sorted(COUNT.items()))
+            + f" ({TOKENS['ids']} token ids compared)")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
@@ -537,7 +539,7 @@ def test_bpe_equals_the_reference_tokenizer(text):
         with pytest.raises(ValueError, match=f"max_tokens={len(ids) - 1}"):
             ours.encode(text, max_tokens=len(ids) - 1)
     COUNT["tokenizer texts"] += 1
-    COUNT["tokenizer tokens"] += len(ids)
+    TOKENS["ids"] += len(ids)
 
 
 # -- corrupt copies of the SmolLM2 GGUF --------------------------------------------------------
