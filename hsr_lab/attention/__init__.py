@@ -13,9 +13,10 @@ Modules: ``dense`` (the formulas, the reference), ``scores`` (the score decision
 made identically on every path, the sinks and window of a row, the query offset), ``rows`` (the
 row kernel: exact rows over CSR lists of keys), ``decoder`` (the HSR method one row at a time),
 ``positions`` (causal rows: the keys split by position, so no row visits keys beyond it),
-``plan`` (when ``backend="auto"`` takes the dense kernel instead), ``batch`` (the HSR method
-over a batch of rows, what ``method="hsr"`` runs), ``api`` (the two functions above),
-``_stats``, ``_checks``.
+``batch`` (the HSR method over a batch of rows, what ``method="hsr"`` runs), ``api`` (the two
+functions above), ``_stats``, ``_checks``. When ``backend="auto"`` takes the dense kernel
+instead is decided by ``hsr.plan`` (``prefill`` and ``decode``), the planner of HSR's own
+blocks too.
 """
 
 from ._stats import AttentionStats

@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..hsr import HSR, TREE
-from ..hsr.auto import best_times
+from ..hsr.plan import race
 from ..theory import paper_threshold
 from ..validate import as_positive_int
 from .common import seeds_for, unit_vectors
@@ -47,7 +47,7 @@ class QueryCost:
     n: np.ndarray
     d: int
     keys: str
-    tree_s: np.ndarray  # median over queries of the best of 3 timings, the kd-tree (``tree``)
+    tree_s: np.ndarray  # median over queries of the median of 3 timings, the kd-tree (``tree``)
     scan_s: np.ndarray  # the same for the scan K @ a >= t (backend="brute")
     work: np.ndarray  # mean box tests + inner products of the tree (can exceed n)
     reported: np.ndarray  # mean k, the keys reported
@@ -80,7 +80,7 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
     else the NumPy walk (same tree, same counters); ``QueryCost.tree`` names it.
 
     For each n: build both structures over the same keys; for each of ``n_queries`` unit
-    queries, time each structure three times, alternating which goes first, and keep its best;
+    queries, time each structure three times, alternating which goes first, and keep its median;
     report the medians over queries. Both sides run with ``blas_threads`` BLAS threads (1, as
     in ``benchmarks/``: on a shared machine a threaded call that waits for a busy core is
     noise). ``on_step(done, total)`` is called after each n, in units of keys measured.
@@ -103,8 +103,9 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
             times = []
             for a in unit_vectors(rng, n_queries, d):
                 t = float(paper_threshold(n, np.std(K @ a), c))  # sqrt(d) b, per row: dense
-                times.append(best_times([lambda s=s, a=a, t=t: s.query(a, t)
-                                         for s in (tree, scan)], 3))
+                medians = race({name: lambda s=s, a=a, t=t: s.query(a, t)
+                                for name, s in (("tree", tree), ("scan", scan))}, 3)
+                times.append([medians["tree"], medians["scan"]])
                 _, stats = tree.query(a, t, stats=True)
                 columns["work"][i] += stats.work / n_queries
                 columns["k"][i] += stats.points_reported / n_queries
