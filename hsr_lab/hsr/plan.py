@@ -32,9 +32,10 @@ a kernel 4x slower on a loaded machine). The *prior* (the tree, which "auto" exi
 is kept unless another candidate's median beats it by ``MARGIN`` (``settle``): within noise the
 choice stays put, and what that can miss is bounded by the margin.
 
-**A fixed plan.** ``HSR(K, plan=other.plan)`` (or ``plan=Plan(race=False)``) follows the given
-decisions and decides situations they do not list by the rules alone, taking the prior where
-a race would run: the same inputs then give the same kernels, run after run.
+**A given plan.** ``HSR(K, plan=p)`` starts from the decisions of ``p`` and races the situations
+it lacks only if ``p.race``. ``HSR(K, plan=other.plan.fixed())`` (or ``plan=Plan(race=False)``)
+never races: situations the plan lacks are decided by the rules alone, the prior where a race
+would run, so the same inputs give the same kernels, run after run.
 """
 
 from __future__ import annotations
@@ -135,9 +136,14 @@ class Plan:
             self.decisions[situation] = rule or settle(race(candidates()))
         return self.decisions[situation]
 
-    def copy(self, race: bool | None = None) -> Plan:
-        """A copy (its own decisions), racing or not."""
-        return Plan(self.decisions, self.race if race is None else race)
+    def copy(self) -> Plan:
+        """A copy, with its own dict of decisions."""
+        return Plan(self.decisions, self.race)
+
+    def fixed(self) -> Plan:
+        """A copy that never races: ``HSR(K, plan=other.plan.fixed())`` repeats ``other``'s
+        choices, and takes the rules' for the situations ``other`` never met."""
+        return Plan(self.decisions, race=False)
 
     def __repr__(self) -> str:
         lines = [f"  {key}: {decision}" for key, decision in self.decisions.items()]
@@ -235,7 +241,7 @@ class Auto:
     """``backend="auto"``: the ``Plan``, and how blocks are built and batches asked under it."""
 
     def __init__(self, plan: Plan | None = None) -> None:
-        self.plan = Plan() if plan is None else plan.copy(race=False)
+        self.plan = Plan() if plan is None else plan.copy()
         # The scan of each tree block that a batch decision gave to the scan: the tree's own
         # points, its ids unpacked (weak keys: it goes with its block).
         self._scans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

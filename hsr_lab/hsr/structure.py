@@ -62,8 +62,10 @@ class HSR:
         chose, why, and the timings that decided.
     leaf_size : positive int, the most points a kd-tree leaf holds (default
         ``DEFAULT_LEAF_SIZE`` = 32 for float64 keys, ``DEFAULT_LEAF_SIZE32`` = 128 for float32).
-    plan : a ``Plan`` for backend "auto" to follow instead of racing (``other.plan``, or
-        ``Plan(race=False)`` for the rules alone): the same inputs then get the same kernels.
+    plan : a ``Plan`` for backend "auto" to start from: its decisions are kept, and the
+        situations it lacks are raced only if ``plan.race``. ``other.plan.fixed()`` (or
+        ``Plan(race=False)``, the rules alone) never races: the same inputs then get the same
+        kernels, run after run.
 
     Every method that raises leaves the structure as it was.
     """
@@ -255,7 +257,7 @@ class HSR:
     @property
     def plan(self) -> Plan | None:
         """What backend "auto" chose for each situation, why, and the timings that decided
-        (None for an explicit backend). Pass it as ``HSR(..., plan=...)`` to repeat it."""
+        (None for an explicit backend). ``HSR(..., plan=hsr.plan.fixed())`` repeats it."""
         return self._kernels.plan
 
     def __len__(self) -> int:
