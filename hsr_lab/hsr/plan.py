@@ -22,8 +22,9 @@ The situations, each decided once and kept as a ``Decision`` in the ``Plan``:
   and the dense kernel race on rows of at least ``RACE_WORK`` products, where that costs at
   most ``RACE_SHARE`` of the batch; where it would cost more (small n), the tree if d <=
   ``SURE_D``, else dense.
-- **one decoding step** (``decode``): dense over fewer than ``DECODE_MIN_KEYS`` keys or
-  n d < ``DECODE_MIN_WORK``; otherwise the cache's ``HSR``, whose blocks follow the rules above.
+- **one decoding step** (``decode``): dense over fewer than ``DECODE_MIN_KEYS`` keys, or where
+  n d < ``DECODE_MIN_WORK`` unless d <= ``SURE_D`` and n >= ``DECODE_TREE_KEYS``; otherwise the
+  cache's ``HSR``, whose blocks follow the rules above.
 
 **A race** (``race``) calls every candidate on the same work once per round, ``ROUNDS``
 rounds, the order reversed every other round, and compares medians: a round that a busy
@@ -67,8 +68,8 @@ BACKENDS: dict[str, type[StaticIndex]] = {
 }
 
 # Every constant below changes a decision; the measurement behind each is beside it.
-MIN_N = 2**12  # smaller blocks are scanned: there a query takes about 10 us either way (the
-# compiled tree 0.7-1.8x the scan at 2^11; benchmarks/bench_auto.py), less than a race costs
+MIN_N = 2**12  # smaller blocks are scanned: at 2^11 a query takes 5-11 us either way (the
+# scan 0.6-1.6x the compiled tree's time; results/plan.md), less than a race would save
 MAX_D = 16  # wider keys get no tree: at d = 16 the compiled tree lost to the scan in every
 # cell, 1.5-1.8x (n = 2^18 .. 2^22, results/hsr_float32.md); its box test prunes nothing there
 SAMPLES = 4  # sample queries a block's race answers per round (each reports ~n^{4/5} ids)
@@ -85,8 +86,11 @@ RACE_SHARE = 0.05  # an attention race may cost 5% of the batch's dense work; be
 SURE_D = 4 if TREE is CompiledKDTree else 2  # up to this d the tree (compiled: d <= 4; NumPy
 # walk: d = 2) beat dense prefill in every cell from n = 2^10 (results/attention.md)
 DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense: one query's fixed costs
-# (checks, a call per block, the exact row) exceed the dense step there ...
-DECODE_MIN_WORK = 2**17  # ... and so does one with n d below this (bench_attention.py)
+# (checks, a call per block, the exact row) exceed the dense step there (0.6-0.8x at 2^12) ...
+DECODE_MIN_WORK = 2**17  # ... and from n d = 2^17 the scan and exact row beat the dense step,
+# one pass over the keys instead of two (1.1-1.5x; results/attention.md) ...
+DECODE_TREE_KEYS = 2**14 if TREE is CompiledKDTree else 2**16  # ... and so does the tree from
+# here at d <= SURE_D (compiled: 1.18x at d = 2, 1.07x at d = 4; the NumPy walk from 2^16)
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,10 @@ def decode(backend: str, n: int, d: int) -> Decision:
         return Decision("hsr", f"backend={backend!r}, the caller's")
     if n < DECODE_MIN_KEYS:
         return Decision("dense", f"n < DECODE_MIN_KEYS = {DECODE_MIN_KEYS}")
-    if n * d < DECODE_MIN_WORK:
-        return Decision("dense", f"n d < DECODE_MIN_WORK = {DECODE_MIN_WORK}")
-    return Decision("hsr", "a cache this large: its HSR structure (whose blocks are planned)")
+    if n * d >= DECODE_MIN_WORK:
+        return Decision("hsr", f"n d >= DECODE_MIN_WORK = {DECODE_MIN_WORK}: its HSR structure "
+                        "(whose blocks are planned)")
+    if d <= SURE_D and n >= DECODE_TREE_KEYS:
+        return Decision("hsr", f"d <= {SURE_D} and n >= DECODE_TREE_KEYS = {DECODE_TREE_KEYS}: "
+                        "its HSR structure (whose blocks are planned)")
+    return Decision("dense", f"n d < DECODE_MIN_WORK = {DECODE_MIN_WORK}")
