@@ -8,6 +8,10 @@ interleaved rounds over the leaf sizes; ``batch_ms``: ``query_many`` of ``BATCH`
 of each (n, d, dtype) is marked in ``best_query`` and ``best_batch``; ``over_best`` columns
 give each size's time over the best of its cell.
 
+A second table (``leaf_size_prefill``) times causal ReLU prefill through the same tree
+(``relu_attention(..., causal=True, method="hsr")``) with its structures' leaves
+(``attention.scores.BATCH_LEAF_SIZE``, set here for the measurement) at each size.
+
     python benchmarks/bench_leaf_size.py             # n = 2^20, 2^22; d = 2, 3, 4, 8
     python benchmarks/bench_leaf_size.py --quick     # a smoke run (not saved)
 """
@@ -22,8 +26,9 @@ import numpy as np
 from _common import machine_header, print_table, unit_queries, write_results
 
 from hsr_lab import HSR
+from hsr_lab.attention import batch, positions, relu_attention
 from hsr_lab.hsr import TREE
-from hsr_lab.theory import paper_threshold
+from hsr_lab.theory import paper_threshold, score_sigma
 
 LEAVES = (16, 32, 64, 128, 256)
 BATCH = 64
@@ -72,6 +77,27 @@ def cell(n: int, d: int, dtype: str, queries: int, rounds: int, seed: int
     return rows
 
 
+def prefill_cell(n: int, d: int, rounds: int, seed: int) -> list[dict[str, object]]:
+    """Causal prefill through hsr.TREE with the structures' leaves at each size."""
+    rng = np.random.default_rng(seed)
+    K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    Q = unit_queries(n, d, seed + 1)
+    b = float(paper_threshold(n, score_sigma(1.0, 1.0, d)))
+
+    def run(leaf: int) -> None:
+        batch.BATCH_LEAF_SIZE = positions.BATCH_LEAF_SIZE = leaf
+        relu_attention(Q, K, V, 1, b, causal=True, method="hsr", backend=TREE.name)
+
+    saved = positions.BATCH_LEAF_SIZE
+    try:
+        sec = interleaved({leaf: (lambda leaf=leaf: run(leaf)) for leaf in LEAVES}, rounds)
+    finally:
+        batch.BATCH_LEAF_SIZE = positions.BATCH_LEAF_SIZE = saved
+    return [{"n": f"2^{int(np.log2(n))}", "d": d, "leaf": leaf, "prefill_s": sec[leaf],
+             "over_best": sec[leaf] / min(sec.values()),
+             "best": "*" if sec[leaf] == min(sec.values()) else ""} for leaf in LEAVES]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 2^14, d = 2, few rounds")
@@ -91,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                 new = cell(2**log2n, d, dtype, queries, rounds, args.seed)
                 print_table(new, header=not rows)
                 rows += new
+    prefill: list[dict[str, object]] = []
+    for log2n in [12] if args.quick else [14, 16]:
+        for d in [2] if args.quick else [2, 4]:
+            new = prefill_cell(2**log2n, d, 1 if args.quick or log2n > 14 else 3, args.seed)
+            print_table(new, header=not prefill)
+            prefill += new
     notes = (f"The kd-tree auto builds ({TREE.name}) at leaf sizes {list(LEAVES)}. query_us: "
              f"HSR.query (ids ascending), median over {queries} unit queries of the median of "
              f"{rounds} interleaved rounds; batch_ms: query_many of {BATCH} rows, sort=False; "
@@ -98,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
              + " ".join(sys.argv[1:] if argv is None else argv) + ".")
     if not args.quick:
         print("wrote", *write_results("leaf_size", rows, header, notes))
+        print("wrote", *write_results("leaf_size_prefill", prefill, header, (
+            "Causal ReLU prefill, relu_attention(causal=True, method='hsr', backend="
+            f"'{TREE.name}'), with scores.BATCH_LEAF_SIZE set to each leaf size; median of "
+            "interleaved rounds (3 at n = 2^14, 1 at 2^16).")))
     return 0
 
 

@@ -281,3 +281,56 @@ def test_batches_larger_than_a_row_group_are_exact(monkeypatch, make, one_t):
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
         np.testing.assert_array_equal(ids64[indptr64[i]:indptr64[i + 1]], want)
+
+
+def test_attention_rules_and_race(monkeypatch):
+    """``prefill``: rules without timing (wide keys, few rows, a race too costly for a small
+    batch), else a race on rows of at least ``RACE_WORK`` products whose disturbed rounds do
+    not flip it; ``decode``: rules alone."""
+    monkeypatch.setattr(plan, "race", lambda *args, **kw: pytest.fail("raced"))
+    assert plan.prefill("numpy", 10, 10, 64, 100, None).kernel == "tree"  # the caller's
+    assert plan.prefill("auto", 2**16, 2**16, plan.MAX_D + 1, 2**31, None).kernel == "dense"
+    assert plan.prefill("auto", 100, 2**16, 2, 100 * 2**16, None).kernel == "dense"  # few rows
+    small = 2**10 * (2**10 + 1) // 2
+    assert plan.prefill("auto", 2**10, 2**10, plan.SURE_D, small, None).kernel == "tree"
+    assert plan.prefill("auto", 2**10, 2**10, plan.SURE_D + 1, small, None).kernel == "dense"
+    monkeypatch.undo()
+    asked, clock = [], [0.0]
+
+    def candidates(rows):
+        asked.append(rows)
+        costs = iter([1.0, 9.0, 1.0, 9.0, 1.0])  # the tree's rounds, two of them disturbed
+
+        def tree():
+            clock[0] += next(costs)
+
+        def dense():
+            clock[0] += 3.0
+        return {"tree": tree, "dense": dense}
+
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: clock[0])
+    n = 2**16
+    decision = plan.prefill("auto", n, n, 8, n * (n + 1) // 2, candidates)
+    assert decision.kernel == "tree" and dict(decision.seconds) == {"tree": 1.0, "dense": 3.0}
+    assert asked == [max(plan.RACE_ROWS, plan.RACE_WORK // n)]
+    assert plan.decode("auto", plan.DECODE_MIN_KEYS - 1, 128).kernel == "dense"
+    assert plan.decode("auto", plan.DECODE_MIN_KEYS, plan.DECODE_MIN_WORK).kernel == "hsr"
+    assert plan.decode("auto", plan.DECODE_TREE_KEYS, plan.SURE_D).kernel == "hsr"
+    assert plan.decode("auto", plan.DECODE_TREE_KEYS, 2 * plan.SURE_D).kernel == (
+        "hsr" if plan.DECODE_TREE_KEYS * 2 * plan.SURE_D >= plan.DECODE_MIN_WORK else "dense")
+    assert plan.decode("compiled", 10, 2).kernel == "hsr"
+
+
+def test_the_backend_is_checked_in_one_place():
+    """HSR, the attention functions and the Decoder refuse the same names, and "layers" off the
+    plane, with ``plan.check_backend``'s message."""
+    from hsr_lab.attention import Decoder, relu_attention
+
+    keys = np.zeros((4, 3))
+    for call in (lambda: HSR(keys, backend="kd"), lambda: Decoder(3, backend="kd"),
+                 lambda: relu_attention(keys, keys, keys, backend="kd")):
+        with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'numpy'"):
+            call()
+    for call in (lambda: HSR(keys, backend="layers"), lambda: Decoder(3, backend="layers")):
+        with pytest.raises(ValueError, match=r"plane only \(d = 2\); got d = 3"):
+            call()

@@ -37,10 +37,13 @@ from .plan import BACKENDS, Plan, check_backend, kernels
 
 __all__ = ["BACKENDS", "DEFAULT_LEAF_SIZE", "DEFAULT_LEAF_SIZE32", "HSR", "Plan"]
 
+# Leaf sizes (benchmarks/bench_leaf_size.py, the compiled walk that "auto" builds, lone queries
+# at n = 2^20 and 2^22, d = 2 to 8): for float64 keys no size from 16 to 256 beat 32 by more
+# than the noise of a loaded machine (32 within 1.2x of the best in every cell), and the
+# teaching notebooks' counters are those of 32; for float32 keys 128 was the best or within
+# 1.06x of it (the NumPy walk found the same), and it keeps the compiled index at 1.49x the
+# keys at d = 2 (64: 1.61x).
 DEFAULT_LEAF_SIZE = 32
-# float32 leaves cost half the memory traffic per point, and bigger leaves mean fewer levels
-# of per-level NumPy calls: 128 was fastest or within noise of it at d = 2 .. 4, n = 2^22
-# (measured with the NumPy walk; the compiled walk, which pays no per-call cost, keeps it).
 DEFAULT_LEAF_SIZE32 = 128
 
 
