@@ -28,10 +28,11 @@ The situations, each decided once and kept as a ``Decision`` in the ``Plan``:
 
 **A race** (``race``) calls every candidate on the same work once per round, ``ROUNDS``
 rounds, the order reversed every other round, and compares medians: a round that a busy
-machine disturbed is one sample of the median, not the decision (with the best of two timings,
-a loaded machine can make a kernel 4x slower look the faster). The *prior* (the tree, which "auto" exists to use)
-is kept unless another candidate's median beats it by ``MARGIN`` (``settle``): within noise the
-choice stays put, and what that can miss is bounded by the margin.
+machine disturbed is one sample of the median, not the decision (with the best of two
+timings, a loaded machine can make a kernel 4x slower look the faster). The *prior* (the
+tree, which "auto" exists to use) is kept unless another candidate's median beats it by
+``MARGIN`` (``settle``): within noise the choice stays put, and what that can miss is bounded
+by the margin.
 
 **A given plan.** ``HSR(K, plan=p)`` starts from the decisions of ``p`` and races the situations
 it lacks only if ``p.race``. ``HSR(K, plan=other.plan.fixed())`` (or ``plan=Plan(race=False)``)
