@@ -288,7 +288,7 @@ def test_attention_rules_and_race(monkeypatch):
     batch), else a race on rows of at least ``RACE_WORK`` products whose disturbed rounds do
     not flip it; ``decode``: rules alone."""
     monkeypatch.setattr(plan, "race", lambda *args, **kw: pytest.fail("raced"))
-    assert plan.prefill("numpy", 10, 10, 64, 100, None).kernel == "tree"  # the caller's
+    assert plan.prefill("numpy", 10, 10, 64, 100, None).kernel == "hsr"  # the caller's
     assert plan.prefill("auto", 2**16, 2**16, plan.MAX_D + 1, 2**31, None).kernel == "dense"
     assert plan.prefill("auto", 100, 2**16, 2, 100 * 2**16, None).kernel == "dense"  # few rows
     small = 2**10 * (2**10 + 1) // 2

@@ -77,8 +77,8 @@ SAMPLES = 4  # sample queries a block's race answers per round (each reports ~n^
 ROUNDS = 5  # rounds of every race: a median of 5 ignores two disturbed rounds
 MARGIN = 1.1  # a challenger must beat the prior by 10%: within noise the prior stays, and a
 # missed win is at most 1.1x (auto's target against the best method, bench_float32.py)
-RACE_ROWS = 8  # rows of a batch that a race answers: 2 x ROUNDS x 8 = 80 rows of work, a few
-# percent of the batches where a race runs (prefill: m >= ROWS_PER_LEVEL log2 n >= 640 rows)
+RACE_ROWS = 8  # rows of a batch its race answers (all, if fewer): the first batch of a size
+# class costs at most 2 x ROUNDS x 8 = 80 rows more (at 64 rows, 2.25x; at 256, 1.3x)
 ROWS_PER_LEVEL = 64  # attention over fewer than 64 log2(n) rows is dense: a build moves about
 # n log2 n keys, more than such a batch can save
 RACE_WORK = 2**17  # an attention race computes rows of at least 2^17 dense products (about
@@ -88,16 +88,18 @@ SURE_D = 4 if TREE is CompiledKDTree else 2  # up to this d the tree (compiled: 
 # walk: d = 2) beat dense prefill in every cell from n = 2^10 (results/attention.md)
 DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense: one query's fixed costs
 # (checks, a call per block, the exact row) exceed the dense step there (0.6-0.8x at 2^12) ...
-DECODE_MIN_WORK = 2**17  # ... and from n d = 2^17 the scan and exact row beat the dense step,
-# one pass over the keys instead of two (1.1-1.5x; results/attention.md) ...
+DECODE_MIN_WORK = 2**17  # ... and from n d = 2^17 the scan and exact row match or beat the dense
+# step, one pass over the keys instead of two (0.95-1.7x; results/attention.md) ...
 DECODE_TREE_KEYS = 2**14 if TREE is CompiledKDTree else 2**16  # ... and so does the tree from
 # here at d <= SURE_D (compiled: 1.18x at d = 2, 1.07x at d = 4; the NumPy walk from 2^16)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """One choice of "auto": ``kernel`` ("tree", "scan" or "dense") answers, for the reason
-    ``why``; ``seconds`` holds each raced candidate's median time (empty if no race ran)."""
+    """One choice of "auto": ``kernel`` answers ("tree" or "scan" for HSR blocks, "tree" or
+    "dense" for attention, "hsr" for attention through the caller's backend or the cache's
+    HSR), for the reason ``why``; ``seconds`` holds each raced candidate's median time (empty
+    if no race ran)."""
 
     kernel: str
     why: str
@@ -309,18 +311,21 @@ class Auto:
 def _answer(block: StaticIndex, a: np.ndarray, t: float) -> np.ndarray:
     """The ids ``HSR.query`` returns from this block alone: ascending (a tree's sorted)."""
     found = block.query(a, t)[0]
-    return found if getattr(block, "ascending", False) else ascending(found, 2**31)
+    if getattr(block, "ascending", False) or not len(found):
+        return found
+    return ascending(found, int(found.max()) + 1)
 
 
 # -- attention ------------------------------------------------------------------------------
 def prefill(backend: str, m: int, n: int, d: int, work: int,
             candidates: Callable[[int], Mapping[str, Callable[[], object]]]) -> Decision:
     """The kernel of attention over a batch of m rows and n keys of dimension d, whose dense
-    kernel takes ``work`` products: "tree" (HSR structures of ``hsr.TREE``, or of the caller's
-    backend) or "dense". ``candidates(rows)`` gives the race's two kernels ("tree", "dense"),
-    each computing the same ``rows`` rows of the batch (``sample_rows``)."""
+    kernel takes ``work`` products: "tree" (HSR structures of ``hsr.TREE``), "dense", or
+    for an explicit backend "hsr" (structures of that backend). ``candidates(rows)`` gives the
+    race's two kernels ("tree", "dense"), each computing the same ``rows`` rows of the batch
+    (``sample_rows``)."""
     if backend != "auto":
-        return Decision("tree", f"backend={backend!r}, the caller's")
+        return Decision("hsr", f"backend={backend!r}, the caller's")
     if d > MAX_D:
         return Decision("dense", f"d > MAX_D = {MAX_D}: the box test prunes nothing")
     if m < ROWS_PER_LEVEL * math.log2(max(n, 2)):
