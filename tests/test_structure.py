@@ -180,3 +180,29 @@ def test_attention_never_sorts_the_ids_it_gathers(monkeypatch):
     assert stats.kernel == "compiled"
     np.testing.assert_allclose(out, relu_attention(Q, K[:4096], V[:4096], 1, 0.5), rtol=1e-9,
                                atol=1e-12)
+
+
+def test_a_decoder_step_that_fails_changes_nothing(monkeypatch):
+    """``Decoder.append`` stores the key, then adds it to its HSR: if that raises, the cache is
+    as it was (size, keys, values, repr), and the next step answers as if nothing happened."""
+    from hsr_lab.attention import Decoder
+
+    rng = np.random.default_rng(6)
+    K, V = rng.standard_normal((300, 2)), rng.standard_normal((300, 2))
+    decoder = Decoder(2, b=0.1, keys=K[:-1], values=V[:-1], backend="numpy")
+    before = (repr(decoder), len(decoder), decoder.keys.copy(), decoder.values.copy())
+
+    def fail(points):
+        raise MemoryError("the HSR could not grow")
+
+    monkeypatch.setattr(decoder.hsr, "add", fail)
+    with pytest.raises(MemoryError):
+        decoder.step(rng.standard_normal(2), K[-1], V[-1])
+    monkeypatch.undo()
+    after = (repr(decoder), len(decoder), decoder.keys, decoder.values)
+    assert after[:2] == before[:2]
+    np.testing.assert_array_equal(after[2], before[2])
+    np.testing.assert_array_equal(after[3], before[3])
+    q = rng.standard_normal(2)
+    row, _ = decoder.step(q, K[-1], V[-1])
+    np.testing.assert_allclose(row, decoder.attend_dense(q)[0], rtol=1e-10, atol=1e-13)

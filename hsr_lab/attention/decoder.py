@@ -115,11 +115,16 @@ class Decoder:
         k = as_vector("k_new", k_new, d=self.d)
         v = as_vector("v_new", v_new, d=self.d_v if self.d_v is not None else np.size(v_new))
         check.keys("k_new", k)
+        before = (self._keys, self._values, self._n, self._max_key, self._max_value)
         self._store(k[None, :], v[None, :])
-        if self._hsr is None:
-            self._hsr = HSR(k[None, :], backend=self.backend, leaf_size=self.leaf_size)
-        else:
-            self._hsr.add(k[None, :])
+        try:  # HSR.add changes nothing if it raises; then neither does append
+            if self._hsr is None:
+                self._hsr = HSR(k[None, :], backend=self.backend, leaf_size=self.leaf_size)
+            else:
+                self._hsr.add(k[None, :])
+        except BaseException:
+            self._keys, self._values, self._n, self._max_key, self._max_value = before
+            raise
 
     def step(self, q: object, k_new: object, v_new: object
              ) -> tuple[np.ndarray, AttentionStats]:
