@@ -114,6 +114,18 @@ class Plan:
 
     ``race=False``: situations not yet decided are decided by the rules alone (the prior where
     a race would run), so a plan that was copied or built by hand is followed reproducibly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hsr_lab import HSR
+    >>> keys = np.random.default_rng(0).standard_normal((5000, 2))
+    >>> print(HSR(keys, plan=Plan(race=False)).plan)
+    Plan(fixed, 1 decisions):
+      query, float64, n in [2^12, 2^13): tree: no race in a fixed plan: the prior
+    >>> print(HSR(keys[:100]).plan)
+    Plan(racing, 1 decisions):
+      query, float64, n in [2^6, 2^7): scan: n < MIN_N = 4096: a query takes microseconds either way
     """
 
     def __init__(self, decisions: Mapping[str, Decision] | None = None, race: bool = True
