@@ -5,12 +5,21 @@ Every sweep takes a ``seed`` (results are deterministic), a ``quick`` flag (defa
 instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress bar.
 ``measure_query_cost`` is the exception: it times queries on this machine, so it is never
 cached. ``relu_tree_counters`` counts what the kd-tree does for one attention call (no cache);
-``leaf_box_slack`` and ``per_row_vs_scalar`` are small one-shot measurements (no cache).
+``leaf_box_slack``, ``per_row_vs_scalar``, ``sampled_threshold_error`` and
+``moment_curve_facets`` are small one-shot measurements (no cache).
 ``hsr_lab.experiments.real_stats`` (imported on its own: it reads ``hsr_lab.data``) is the
 cached sweep over real attention scores.
 """
 
-from .cost import KEY_KINDS, QueryCost, ThresholdRows, measure_query_cost, per_row_vs_scalar
+from .cost import (
+    KEY_KINDS,
+    QueryCost,
+    SampledThresholds,
+    ThresholdRows,
+    measure_query_cost,
+    per_row_vs_scalar,
+    sampled_threshold_error,
+)
 from .dynamic import InsertionCost, insertion_cost
 from .plane import PlaneQuery, plane_query
 from .smollm2 import (
@@ -22,9 +31,14 @@ from .smollm2 import (
 )
 from .softmax import (
     MassSweep,
+    SigmaSweep,
+    SinkBudget,
     SoftmaxSweep,
     dropped_mass_vs_n,
+    dropped_mass_vs_sigma,
+    gaussian_instance,
     planted_instance,
+    sink_budget,
     softmax_error_sweep,
 )
 from .sparsity import (
@@ -58,6 +72,9 @@ __all__ = [
     "PlaneQuery",
     "QueryCost",
     "RowMaxSweep",
+    "SampledThresholds",
+    "SigmaSweep",
+    "SinkBudget",
     "SmolStudy",
     "SoftmaxSweep",
     "SparsitySweep",
@@ -65,6 +82,8 @@ __all__ = [
     "WorkSweep",
     "activation_mask",
     "dropped_mass_vs_n",
+    "dropped_mass_vs_sigma",
+    "gaussian_instance",
     "head_threshold",
     "insertion_cost",
     "leaf_box_slack",
@@ -78,6 +97,8 @@ __all__ = [
     "query_work_sweep",
     "relu_tree_counters",
     "row_max_sweep",
+    "sampled_threshold_error",
+    "sink_budget",
     "smollm2_study",
     "softmax_error_sweep",
     "sparsity_sweep",
