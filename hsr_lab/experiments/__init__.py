@@ -21,6 +21,7 @@ from .cost import (
     sampled_threshold_error,
 )
 from .dynamic import InsertionCost, insertion_cost
+from .hull import HullFacets, moment_curve, moment_curve_facets
 from .plane import PlaneQuery, plane_query
 from .smollm2 import (
     HeadThreshold,
@@ -66,6 +67,7 @@ __all__ = [
     "TREES",
     "BoxSlack",
     "HeadThreshold",
+    "HullFacets",
     "InsertionCost",
     "LineSweep",
     "MassSweep",
@@ -90,6 +92,8 @@ __all__ = [
     "line_counterexample",
     "line_points",
     "measure_query_cost",
+    "moment_curve",
+    "moment_curve_facets",
     "one_row_scores",
     "per_row_vs_scalar",
     "plane_query",
