@@ -6,6 +6,8 @@
   entries with score >= b are kept (``method="hsr"`` finds them with one query per row,
   all rows asked at once).
 - ``Decoder``: the KV cache in an HSR structure, one exact row per decoding step.
+- ``row_thresholds``, ``sampled_row_thresholds``: per-row thresholds
+  ``b_i = mu_i + sigma_i sqrt(c ln n)``, from every score of the row or from s sampled keys.
 - ``AttentionStats``: activated entries, inner products, tree nodes visited, empty rows and
   (softmax) dropped mass, per row.
 
@@ -14,13 +16,15 @@ made identically on every path, the sinks and window of a row, the query offset)
 row kernel: exact rows over CSR lists of keys), ``decoder`` (the HSR method one row at a time),
 ``positions`` (causal rows: the keys split by position, so no row visits keys beyond it),
 ``batch`` (the HSR method over a batch of rows, what ``method="hsr"`` runs), ``api`` (the two
-functions above), ``_stats``, ``_checks``. When ``backend="auto"`` takes the dense kernel
-instead is decided by ``hsr.plan`` (``prefill`` and ``decode``), the planner of HSR's own
-blocks too.
+functions above), ``thresholds`` (per-row thresholds), ``_stats``, ``_checks``. When
+``backend="auto"`` takes the dense kernel instead is decided by ``hsr.plan`` (``prefill`` and
+``decode``), the planner of HSR's own blocks too.
 """
 
 from ._stats import AttentionStats
 from .api import relu_attention, softmax_attention
 from .decoder import Decoder
+from .thresholds import row_thresholds, sampled_row_thresholds
 
-__all__ = ["AttentionStats", "Decoder", "relu_attention", "softmax_attention"]
+__all__ = ["AttentionStats", "Decoder", "relu_attention", "row_thresholds",
+           "sampled_row_thresholds", "softmax_attention"]
