@@ -87,9 +87,10 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
 
     For each n: build both structures over the same keys; for each of ``n_queries`` unit
     queries, time each structure three times, alternating which goes first, and keep its median
-    (``hsr.plan.race``); report the medians over queries. A timed call is the whole row: estimate the row's threshold
-    t = sqrt(d) b_i from ``sample`` keys (``sampled_row_thresholds``, the same keys for both
-    sides, so both report the same ids), then query. The tree's work counts the sample's inner
+    (``hsr.plan.race``); report the medians over queries. A timed call is the whole row:
+    estimate the row's threshold t = sqrt(d) b_i from ``sample`` keys
+    (``sampled_row_thresholds``, the same keys for both sides, so both report the same ids),
+    then query. The tree's work counts the sample's inner
     products too. Both sides run with ``blas_threads`` BLAS threads (1, as in ``benchmarks/``:
     on a shared machine a threaded call that waits for a busy core is noise).
     ``on_step(done, total)`` is called after each n, in units of keys measured.
