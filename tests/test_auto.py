@@ -202,10 +202,12 @@ def test_a_fixed_plan_repeats_the_choices_without_racing(monkeypatch):
 
 def test_the_plan_says_what_was_chosen_why_and_the_timings():
     rng = np.random.default_rng(3)
-    hsr = HSR(rng.standard_normal((plan.MIN_N, 2)).astype(np.float32))
+    hsr = HSR(rng.standard_normal((2**15, 2)).astype(np.float32))
     hsr.query_many(rng.standard_normal((9, 2)), 1.0)
     text = repr(hsr.plan)
-    assert "query, float32, n in [2^12, 2^13)" in text and "batch m >= 8" in text
+    query = hsr.plan.decisions["query, float32, n in [2^15, 2^16)"]
+    assert f"query, float32, n in [2^15, 2^16): {query.kernel}: " in text
+    assert ("batch m >= 8, float32, n in [2^15, 2^16)" in text) == (query.kernel == "tree")
     for decision in hsr.plan.decisions.values():
         assert decision.kernel in ("tree", "scan") and decision.why
         assert set(decision.seconds) in (set(), {"tree", "scan"})
