@@ -71,6 +71,11 @@ class Config:
         return asdict(self)
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision tensors (autocast), float64 stays float64."""
+    return x.float() if x.element_size() < 4 else x
+
+
 class RMSNorm(nn.Module):
     """x / sqrt(mean(x^2) + eps) * g."""
 
@@ -79,7 +84,7 @@ class RMSNorm(nn.Module):
         self.g, self.eps = nn.Parameter(torch.ones(dim)), eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
+        x32 = _wide(x)
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype
                                                                                  ) * self.g
 
@@ -114,11 +119,6 @@ def relu_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, b: torch.T
     D = A.sum(-1, keepdim=True)
     out = (A.to(v.dtype) @ v) / torch.where(D > 0, D, torch.ones_like(D)).to(v.dtype)
     return out, S
-
-
-def _wide(x: torch.Tensor) -> torch.Tensor:
-    """float32 for half-precision scores (autocast), float64 stays float64."""
-    return x.float() if x.element_size() < 4 else x
 
 
 class Attention(nn.Module):

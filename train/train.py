@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: model.py beside it
-from model import ByteLM, Config, export  # noqa: E402
+from model import ByteLM, Config, export
 
 VARIANTS = {
     "softmax": dict(attention="softmax"),
