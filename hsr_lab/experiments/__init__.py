@@ -6,6 +6,8 @@ instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress 
 ``measure_query_cost`` is the exception: it times queries on this machine, so it is never
 cached. ``relu_tree_counters`` counts what the kd-tree does for one attention call (no cache);
 ``leaf_box_slack`` and ``per_row_vs_scalar`` are small one-shot measurements (no cache).
+``relu_lm_study`` studies the byte LMs trained with ReLU^alpha attention (``data.relu_lm``);
+``decoding_times`` times their decoding step (never cached).
 ``hsr_lab.experiments.real_stats`` (imported on its own: it reads ``hsr_lab.data``) is the
 cached sweep over real attention scores.
 """
@@ -13,6 +15,7 @@ cached sweep over real attention scores.
 from .cost import KEY_KINDS, QueryCost, ThresholdRows, measure_query_cost, per_row_vs_scalar
 from .dynamic import InsertionCost, insertion_cost
 from .plane import PlaneQuery, plane_query
+from .relu_lms import ReluLMStudy, decoding_times, relu_lm_study
 from .smollm2 import (
     HeadThreshold,
     SmolStudy,
@@ -57,6 +60,7 @@ __all__ = [
     "MassSweep",
     "PlaneQuery",
     "QueryCost",
+    "ReluLMStudy",
     "RowMaxSweep",
     "SmolStudy",
     "SoftmaxSweep",
@@ -64,6 +68,7 @@ __all__ = [
     "ThresholdRows",
     "WorkSweep",
     "activation_mask",
+    "decoding_times",
     "dropped_mass_vs_n",
     "head_threshold",
     "insertion_cost",
@@ -76,6 +81,7 @@ __all__ = [
     "plane_query",
     "planted_instance",
     "query_work_sweep",
+    "relu_lm_study",
     "relu_tree_counters",
     "row_max_sweep",
     "smollm2_study",

@@ -31,7 +31,7 @@ from hsr_lab import HSR, Decoder, cache, relu_attention, softmax_attention, theo
 from hsr_lab.data import pystdlib, relu_lm
 
 from .common import progress, resolve_quick
-from .smollm2 import decoding_scores, paper_b, participation_ratio, spectrum
+from .smollm2 import decoding_scores, paper_b, spectrum
 
 C = theory.PAPER_C
 D = 64  # every model's head dimension
@@ -39,7 +39,7 @@ D = 64  # every model's head dimension
 
 def _grid(lo: int, hi: int) -> np.ndarray:
     """lo, lo sqrt 2, 2 lo, ... up to hi (rounded), the n of the count fits."""
-    k = int(round(2 * np.log2(hi / lo)))
+    k = round(2 * np.log2(hi / lo))
     return np.unique(np.round(lo * 2.0 ** (np.arange(k + 1) / 2)).astype(np.int64))
 
 
