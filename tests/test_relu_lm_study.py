@@ -77,12 +77,12 @@ def test_slopes_have_intervals_and_the_gaussian_fit_is_below_08(study):
 
 
 def test_learned_b_stays_below_the_papers_value():
-    """The shipped models: every learned b is below the paper's value for its head, by a
-    factor of at least 2 (the study's b_paper, read from the head's queries and keys)."""
+    """The shipped models: every learned b is below the paper's value for its head (the
+    study's b_paper, read from the head's queries and keys), the median head by 4x or more."""
     s = relu_lms.relu_lm_study(quick=True)
     for v in ("relu2_learned", "relu1_learned"):
-        i = s.index(v)
-        assert np.all(s.b[i] < 0.5 * s.b_paper[i]), v
+        ratio = s.b[s.index(v)] / s.b_paper[s.index(v)]
+        assert np.all(ratio < 1.0) and np.median(ratio) < 0.25, v
 
 
 def test_decoding_step_is_exact_and_timed():

@@ -35,6 +35,7 @@ from .smollm2 import decoding_scores, paper_b, spectrum
 
 C = theory.PAPER_C
 D = 64  # every model's head dimension
+RECENT = 64  # "recent" keys: the RECENT positions t - j < RECENT before (and at) row t
 
 
 def _grid(lo: int, hi: int) -> np.ndarray:
@@ -55,20 +56,23 @@ def _setting(quick: bool) -> dict:
 # ----------------------------------------------------------------------------- one head
 def head_counts(Q: np.ndarray, K: np.ndarray, b: float | None, sizes: np.ndarray, m: int
                 ) -> dict[str, np.ndarray]:
-    """Activated count (mean over the last m rows below each n), share of empty rows, and the
-    threshold used, for one head of one window. b None: the paper's b at each n (softmax)."""
-    count, empty, used, kept_mass = [], [], [], []
+    """For one head of one window, over the last m rows below each n: the mean activated
+    count, the share of empty rows, the threshold used (b None: the paper's b at each n, for
+    softmax), the softmax mass on the activated entries and the share of activated entries
+    among the RECENT most recent keys (t - j < RECENT)."""
+    out: dict[str, list] = {k: [] for k in ("count", "empty", "b_used", "kept_mass", "recent")}
     for n in sizes:
         S = decoding_scores(Q, K, int(n), m)  # (m, n), -inf above the diagonal
         bn = paper_b(Q[n - m:n], K[:n], int(n)) if b is None else b
         active = S > bn
-        count.append(active.sum(axis=1).mean())
-        empty.append((~active.any(axis=1)).mean())
-        used.append(bn)
         P = np.exp(S - S.max(axis=1, keepdims=True))
-        kept_mass.append((np.where(active, P, 0).sum(axis=1) / P.sum(axis=1)).mean())
-    return dict(count=np.array(count), empty=np.array(empty), b_used=np.array(used),
-                kept_mass=np.array(kept_mass))
+        near = np.arange(n)[None, :] > np.arange(n - m, n)[:, None] - RECENT
+        for key, value in zip(out, (active.sum(axis=1).mean(), (~active.any(axis=1)).mean(),
+                                    bn, (np.where(active, P, 0).sum(axis=1)
+                                         / P.sum(axis=1)).mean(),
+                                    (active & near).sum() / max(active.sum(), 1)), strict=True):
+            out[key].append(value)
+    return {key: np.array(v, dtype=float) for key, v in out.items()}
 
 
 def tree_counters(K: np.ndarray, A: np.ndarray, t: float) -> tuple[float, float, float]:
@@ -170,9 +174,10 @@ class ReluLMStudy:
 
     sizes: the n of the counts; tree_sizes: the n of the kd-tree; m: rows per n per window.
     bpb: (V, W) held-out bits per byte of each window (float64 NumPy, float16 weights).
-    count, empty, b_used, kept_mass: (V, L, H, S) mean activated entries per row, share of
-    rows with none, the threshold used (ReLU: the model's b; softmax: the paper's b at n) and
-    the share of softmax(S) mass on the activated entries, over the rows below each n.
+    count, empty, b_used, kept_mass, recent: (V, L, H, S) mean activated entries per row, share
+    of rows with none, the threshold used (ReLU: the model's b; softmax: the paper's b at n),
+    the share of softmax(S) mass on the activated entries, and the share of activated entries
+    among the RECENT = 64 latest keys, over the rows below each n.
     b: (V, L, H) the model's b (softmax: the paper's b at n = N); b_paper: the paper's value
     sigma_a sqrt(0.4 ln N) read from the head's own queries and keys.
     spectrum: (V, L, H, 64) PCA variance shares of the post-RoPE keys; pr: (V, L, H) their
