@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hsr_lab import HSR, Decoder, cache, relu_attention, softmax_attention, theory
+from hsr_lab.attention.dense import dense_relu
 from hsr_lab.data import pystdlib, relu_lm
 
 from .common import progress, resolve_quick
@@ -264,10 +265,13 @@ def relu_lm_study(quick: bool | None = None, seed: int = 0, force: bool = False
 def decoding_times(variant: str = "relu2_learned", layer: int = 0, head: int = 0,
                    n: int | None = None, repeats: int = 20, seed: int = 0
                    ) -> dict[str, float | int | str]:
-    """Median seconds of one decoding step at context n (a held-out window's keys 0..n-2 in
-    the cache, row n-1 asking): the dense row, ``Decoder`` with ``backend="auto"`` and with the
-    kd-tree (``backend="compiled"`` where Numba is installed, else "numpy"; the key "tree_kind"
-    says which). Measured on this machine, never cached."""
+    """Median seconds of one decoding step at context n: a held-out window's keys and values
+    0..n-1 in the cache, the query of row n-1 asking (it sees every key, itself included).
+    Three ways, interleaved: the dense row (``attention.dense.dense_relu``, the reference
+    kernel, without the argument checks of ``relu_attention``), ``Decoder.attend`` with
+    ``backend="auto"``, and with the kd-tree (``backend="compiled"`` where Numba is installed,
+    else "numpy"; "tree_kind" says which, "auto_kernel" what auto ran). Measured on this
+    machine, never cached."""
     from hsr_lab.hsr.compiled import AVAILABLE
 
     tree = "compiled" if AVAILABLE else "numpy"  # the tree backend="auto" races
@@ -281,10 +285,9 @@ def decoding_times(variant: str = "relu2_learned", layer: int = 0, head: int = 0
     decoders = {name: Decoder(D, lm.alpha, b, backend=backend, keys=K, values=V,
                               measure_dropped=False) for name, backend in
                 (("auto", "auto"), ("tree", tree))}
-    calls = {"dense": lambda: relu_attention(q[None], K, V, lm.alpha, b)} | {
+    calls = {"dense": lambda: dense_relu(q[None], K, V, lm.alpha, b, False)} | {
         name: (lambda dec=dec: dec.attend(q)) for name, dec in decoders.items()}
-    rows = {name: np.asarray(call() if name == "dense" else call()[0]).ravel()
-            for name, call in calls.items()}
+    rows = {name: np.asarray(call()[0]).ravel() for name, call in calls.items()}
     for name in ("auto", "tree"):
         err = np.linalg.norm(rows[name] - rows["dense"]) / np.linalg.norm(rows["dense"])
         if not err <= 1e-12:
@@ -295,5 +298,6 @@ def decoding_times(variant: str = "relu2_learned", layer: int = 0, head: int = 0
             t0 = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(t)) for name, t in times.items()} | {"n": n,
-                                                                         "tree_kind": tree}
+    kernel = decoders["auto"].attend(q)[1].kernel  # what auto ran: "dense" or a tree
+    return {name: float(np.median(t)) for name, t in times.items()} | {
+        "n": n, "tree_kind": tree, "auto_kernel": kernel}
