@@ -92,7 +92,7 @@ def _count_panel(ax: Axes, s) -> None:
     ax.plot(n, theory.expected_activated(n), color="k", ls=":", marker="", lw=1.5,
             label=r"$n\bar\Phi(\sqrt{0.4\ln n})$")
     log_n_axes(ax, n, "activated entries per row")
-    ax.set_title("rows at the model's own b (thin: heads)")
+    ax.set_title("rows at the model's b (thin: heads)", fontsize=8)
     ax.legend(fontsize=5, loc="lower right", ncols=2)
 
 
@@ -110,8 +110,9 @@ def _slope_panel(ax: Axes, s) -> None:
     ax.axhline(s.gaussian_fit().slope, color="k", ls=":", label="Gaussian fit")
     ax.axhline(1.0, color=FAINT, lw=0.8, label="1: a fixed share of keys")
     ax.set(xlabel="head (layer x 4 + head)", ylabel="slope of ln count on ln n",
-           title="fitted exponent per head (95% CI)")
-    ax.legend(fontsize=5.5)
+           title="slope per head (95% CI)")
+    ax.set_ylim(top=max(ax.get_ylim()[1], 1.0) + 0.45)
+    ax.legend(fontsize=5.5, loc="upper center", ncols=2)
 
 
 def _b_panel(ax: Axes, s) -> None:
@@ -126,7 +127,7 @@ def _b_panel(ax: Axes, s) -> None:
     ax.plot([lo, hi], [lo, hi], color="k", ls="--", marker="", lw=0.8, label="b = paper's b")
     ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
            xlabel=r"paper's $b = \sigma_a\sqrt{0.4\ln N}$ of the head",
-           ylabel="the head's b", title="b per head against the paper's value")
+           ylabel="the head's b", title="b against the paper's value")
     ax.legend(fontsize=5.5)
 
 
