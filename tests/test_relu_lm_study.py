@@ -100,3 +100,22 @@ def test_figures_draw_in_quick_mode(name):
     fig = REGISTRY[name].func(quick=True)
     assert len(fig.axes) == 3
     plt.close(fig)
+
+
+def test_trained_rows_grow_slower_than_n_to_the_four_fifths(study):
+    """Every ReLU model's pooled count slope is below 0.8 and no head's 95% interval lies
+    above 0.8 (quick mode: n = 64..256; notebook 09 asserts the full run's intervals)."""
+    for v in ("relu2_learned", "relu2_paper", "relu1_learned"):
+        assert study.pooled_fit(v).slope < 0.8, v
+        assert not (study.slopes(v)[..., 1] > 0.8).any(), v
+        assert study.count[study.index(v)].mean() > 1  # sparse, not empty
+
+
+def test_kd_tree_scores_almost_every_trained_key(study):
+    """The learned-b models' keys are high-dimensional (median participation ratio above 10 of
+    64) and the kd-tree scores more than 95% of them per query, as on Gaussian keys."""
+    for v in ("relu2_learned", "relu1_learned"):
+        i = study.index(v)
+        assert np.median(study.pr[i]) > 10
+        assert (study.tree[i, ..., 1] / study.tree_sizes).mean() > 0.95
+    assert np.all(study.gaussian_tree[:, 1] / study.tree_sizes > 0.95)
