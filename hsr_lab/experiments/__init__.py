@@ -7,6 +7,8 @@ instead of reading ``hsr_lab.cache``. Long sweeps show a ``tqdm.auto`` progress 
 cached. ``relu_tree_counters`` counts what the kd-tree does for one attention call (no cache);
 ``leaf_box_slack``, ``per_row_vs_scalar``, ``sampled_threshold_error`` and
 ``moment_curve_facets`` are small one-shot measurements (no cache).
+``relu_lm_study`` studies the byte LMs trained with ReLU^alpha attention (``data.relu_lm``);
+``decoding_times`` times their decoding step (never cached).
 ``hsr_lab.experiments.real_stats`` (imported on its own: it reads ``hsr_lab.data``) is the
 cached sweep over real attention scores.
 """
@@ -23,6 +25,7 @@ from .cost import (
 from .dynamic import InsertionCost, insertion_cost
 from .hull import HullFacets, moment_curve, moment_curve_facets
 from .plane import PlaneQuery, plane_query
+from .relu_lms import ReluLMStudy, decoding_times, relu_lm_study
 from .smollm2 import (
     HeadThreshold,
     SmolStudy,
@@ -73,6 +76,7 @@ __all__ = [
     "MassSweep",
     "PlaneQuery",
     "QueryCost",
+    "ReluLMStudy",
     "RowMaxSweep",
     "SampledThresholds",
     "SigmaSweep",
@@ -83,6 +87,7 @@ __all__ = [
     "ThresholdRows",
     "WorkSweep",
     "activation_mask",
+    "decoding_times",
     "dropped_mass_vs_n",
     "dropped_mass_vs_sigma",
     "gaussian_instance",
@@ -99,6 +104,7 @@ __all__ = [
     "plane_query",
     "planted_instance",
     "query_work_sweep",
+    "relu_lm_study",
     "relu_tree_counters",
     "row_max_sweep",
     "sampled_threshold_error",
