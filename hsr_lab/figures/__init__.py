@@ -36,10 +36,12 @@ __all__ = [
     "REGISTRY",
     "FigureOutputError",
     "FigureSpec",
+    "column_width",
     "drawing_into",
     "figure",
     "figure_provenance",
     "figure_width",
+    "fit_text",
     "house_style",
     "new_figure",
     "prepare_out_dir",
@@ -138,7 +140,8 @@ def render_figure(
     with figure_width(inches):
         fig = spec.func(quick=quick, seed=seed)
     try:
-        overflow = text_overflow(fig)
+        with house_style():  # ticks made while drawing take the style's sizes, as when saved
+            overflow = text_overflow(fig)
         if overflow:
             warnings.warn(f"{name}: text runs off the canvas: {'; '.join(overflow)}",
                           stacklevel=2)

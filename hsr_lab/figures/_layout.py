@@ -14,6 +14,7 @@ venues' widths are in ``hsr_lab.venues``.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -68,7 +69,7 @@ def fit_layout(size: tuple[float, float], nrows: int, ncols: int, can_stack: boo
     return (width, height), (nrows, ncols)
 
 
-def fit_text(fig: Figure, passes: int = 4) -> None:
+def fit_text(fig: Figure, passes: int = 6) -> None:
     """Break the lines of titles and legend entries that are wider than the room they have,
     at spaces (never inside $math$), until the figure's text fits its canvas.
 
@@ -78,8 +79,7 @@ def fit_text(fig: Figure, passes: int = 4) -> None:
     off. The fonts keep their sizes.
     """
     for _ in range(passes):
-        renderer = _renderer(fig)
-        fig.draw_without_rendering()  # the layout engine places everything first
+        renderer = _settle(fig)
         changed = False
         for text, room in _titles(fig):
             changed |= _wrap(text, room, renderer)
@@ -87,7 +87,16 @@ def fit_text(fig: Figure, passes: int = 4) -> None:
             changed |= _fit_legend(legend, room, renderer)
         if not changed:
             return
-    fig.draw_without_rendering()  # constrained layout places the last change one draw late
+    _settle(fig)
+
+
+def _settle(fig: Figure) -> object:
+    """Lay ``fig`` out as saving would and return its renderer. Two draws: constrained layout
+    places a title by where the draw before put it, so a changed title settles one draw late."""
+    renderer = _renderer(fig)
+    for _ in range(2):
+        fig.draw_without_rendering()
+    return renderer
 
 
 def _renderer(fig: Figure) -> object:
@@ -151,11 +160,17 @@ def _fit_legend(legend: Legend, room: float, renderer: object) -> bool:
     return changed
 
 
+_UNWRAPPED: weakref.WeakKeyDictionary[Text, str] = weakref.WeakKeyDictionary()
+
+
 def _wrap(text: Text, room: float, renderer: object) -> bool:
     """Break ``text`` into lines at most ``room`` pixels wide, at spaces outside $math$; True
-    if its text changed. A word wider than the room keeps a line of its own."""
-    old = text.get_text()
-    if not old or text.get_window_extent(renderer).width <= room or room <= 0:
+    if its text changed. It is broken from the text as the figure set it (``_UNWRAPPED``), so
+    that another pass, in a new layout, breaks it afresh instead of breaking it further; a word
+    wider than the room keeps a line of its own."""
+    current = text.get_text()
+    original = _UNWRAPPED.get(text, current)
+    if not original or room <= 0:
         return False
     prop = text.get_fontproperties()
 
@@ -163,7 +178,7 @@ def _wrap(text: Text, room: float, renderer: object) -> bool:
         return renderer.get_text_width_height_descent(line, prop, cbook.is_math_text(line))[0]
 
     lines = []
-    for paragraph in old.split("\n"):
+    for paragraph in original.split("\n"):
         line = ""
         for word in _words(paragraph):
             candidate = f"{line} {word}" if line else word
@@ -174,8 +189,11 @@ def _wrap(text: Text, room: float, renderer: object) -> bool:
                 line = candidate
         lines.append(line)
     new = "\n".join(lines)
+    if new == current:
+        return False
+    _UNWRAPPED[text] = original
     text.set_text(new)
-    return new != old
+    return True
 
 
 def _words(line: str) -> list[str]:
@@ -196,9 +214,7 @@ def _words(line: str) -> list[str]:
 def text_overflow(fig: Figure, tolerance: float = 0.01) -> list[str]:
     """The text of ``fig`` drawn outside its canvas (more than ``tolerance`` inches out): one
     line per piece of text (or block of tick labels), naming it; empty when everything fits."""
-    renderer = _renderer(fig)
-    for _ in range(2):  # constrained layout places a changed title one draw late
-        fig.draw_without_rendering()
+    renderer = _settle(fig)
     to_inches = fig.dpi_scale_trans.inverted()
     width, height = fig.get_size_inches()
     canvas = Bbox.from_bounds(0, 0, width, height).padded(tolerance)
