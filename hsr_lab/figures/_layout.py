@@ -146,7 +146,7 @@ def _legends(fig: Figure) -> Iterator[tuple[Legend, float]]:
 
 def _fit_legend(legend: Legend, room: float, renderer: object) -> bool:
     """Wrap the title of a legend wider than ``room`` pixels to that room, else its widest
-    entries by what the legend overshoots."""
+    entries by what the legend overshoots (by at most half their width a pass)."""
     if _wrap(legend.get_title(), room - 0.2 * legend.get_figure(root=True).dpi, renderer):
         return True  # the entries are measured on the next pass, in the new layout
     excess = legend.get_window_extent(renderer).width - room
@@ -154,9 +154,10 @@ def _fit_legend(legend: Legend, room: float, renderer: object) -> bool:
     if excess <= 0 or not texts:
         return False
     widest = max(t.get_window_extent(renderer).width for t in texts)
+    limit = max(widest - excess, widest / 2)  # at most halved a pass: columns share the excess
     changed = False
     for text in texts:  # the widest entries first: the next pass sees what else overshoots
-        changed |= _wrap(text, widest - excess, renderer)
+        changed |= _wrap(text, limit, renderer)
     return changed
 
 
