@@ -823,3 +823,22 @@ def test_every_figure_fits_its_canvas_at_each_width_with_truetype_fonts(
         assert pixels[0] == round(figures.column_width(width) * 300)
     data = pdf.read_bytes()
     assert b"/Type3" not in data and b"/FontFile2" in data
+
+
+def test_wallclock_marks_its_crossover_as_interpolated_between_the_measured_dimensions(
+        tmp_path):
+    from hsr_lab.figures.wallclock import crossover
+
+    speedup = {2: 8.0, 4: 4.0, 8: 2.0, 16: 0.5, 64: 0.4}
+    rows = [f"2^20,{d},float32,{s / 2},{s}" for d, s in speedup.items()]
+    header = "n,d,dtype,numpy_speedup_vs_brute,compiled_speedup_vs_brute"
+    (tmp_path / "hsr.csv").write_text("# commit: abc\n# seed: 0\n" + "\n".join([header, *rows]))
+    fig = REGISTRY["wallclock"].func(results_dir=tmp_path)
+    expected = 8 + 8 * np.log(2.0) / (np.log(2.0) - np.log(0.5))  # ln speed-up linear in d
+    found = crossover(np.array(list(speedup)), np.array(list(speedup.values())))
+    assert (found.d, found.below, found.above) == (pytest.approx(expected), 8, 16)
+    note = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert f"d ≈ {expected:.0f}" in note and "interpolated" in note and "8 and 16" in note
+    assert crossover(np.array([2, 4]), np.array([3.0, 2.0])) is None  # never falls through 1
+    assert figures.text_overflow(fig) == []
+    plt.close(fig)
