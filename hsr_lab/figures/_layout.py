@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 from matplotlib import cbook
@@ -171,30 +171,37 @@ def _wrap(text: Text, room: float, renderer: object) -> bool:
     wider than the room keeps a line of its own."""
     current = text.get_text()
     original = _UNWRAPPED.get(text, current)
-    if not original or room <= 0:
+    if not original or room <= 0 or text.get_rotation() != 0:
         return False
     prop = text.get_fontproperties()
 
     def width(line: str) -> float:
         return renderer.get_text_width_height_descent(line, prop, cbook.is_math_text(line))[0]
 
-    lines = []
-    for paragraph in original.split("\n"):
-        line = ""
-        for word in _words(paragraph):
-            candidate = f"{line} {word}" if line else word
-            if line and width(candidate) > room:
-                lines.append(line)
-                line = word
-            else:
-                line = candidate
-        lines.append(line)
-    new = "\n".join(lines)
+    if all(width(line) <= room for line in original.split("\n")):
+        new = original  # it fits as the figure set it
+    else:
+        new = "\n".join(_fill(paragraph, room, width) for paragraph in original.split("\n"))
     if new == current:
         return False
     _UNWRAPPED[text] = original
     text.set_text(new)
     return True
+
+
+def _fill(paragraph: str, room: float, width: Callable[[str], float]) -> str:
+    """``paragraph`` broken greedily into lines of at most ``room`` (as ``width`` measures)."""
+    lines = []
+    line = ""
+    for word in _words(paragraph):
+        candidate = f"{line} {word}" if line else word
+        if line and width(candidate) > room:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _words(line: str) -> list[str]:
