@@ -70,13 +70,13 @@ def fit_layout(size: tuple[float, float], nrows: int, ncols: int, can_stack: boo
 
 
 def fit_text(fig: Figure, passes: int = 6) -> None:
-    """Break the lines of titles and legend entries that are wider than the room they have,
-    at spaces (never inside $math$), until the figure's text fits its canvas.
+    """Break the lines of titles, x-axis labels and legend entries that are wider than the room
+    they have, at spaces (never inside $math$), until the figure's text fits its canvas.
 
-    An axes title may span its slot in the grid (so that it never reaches its neighbour's), an
-    axes legend too; the figure's texts (its suptitle) and legends the figure's width. Text
-    that fits is left alone, so a figure at its own width is unchanged unless something ran
-    off. The fonts keep their sizes.
+    An axes title or x label may span its slot in the grid (so that it never reaches its
+    neighbour's), an axes legend too; the figure's texts (its suptitle) and legends the
+    figure's width. Text that fits is left alone, so a figure at its own width is unchanged
+    unless something ran off. The fonts keep their sizes.
     """
     for _ in range(passes):
         renderer = _settle(fig)
@@ -118,16 +118,18 @@ def _slot(fig: Figure, ax: Axes) -> tuple[float, float]:
 
 
 def _titles(fig: Figure) -> Iterator[tuple[Text, float]]:
-    """Each axes title in a grid with its room: twice the distance from the axes' centre, over
-    which it is centred, to the nearer side of its slot; the figure's texts (its suptitle
-    among them) with the figure's width. Less a small margin at each side."""
+    """Each axes title and x-axis label in a grid with its room: twice the distance from the
+    axes' centre, over which it is centred, to the nearer side of its slot; the figure's texts
+    (its suptitle among them) with the figure's width. Less a small margin at each side."""
     pad = 0.04 * fig.dpi
     for ax in fig.axes:
         if ax.get_subplotspec() is not None:
             left, right = _slot(fig, ax)
             box = ax.get_window_extent()
             centre = (box.x0 + box.x1) / 2
-            yield ax.title, 2 * (min(centre - left, right - centre) - pad)
+            room = 2 * (min(centre - left, right - centre) - pad)
+            yield ax.title, room
+            yield ax.xaxis.label, room
     for text in fig.texts:
         yield text, fig.bbox.width - 2 * pad
 
