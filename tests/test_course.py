@@ -1,5 +1,13 @@
 """The course around the notebooks: notebook 00's claims and notation tables hold, every later
-notebook links back and ends as a lesson, and the measurements behind the verdicts are true."""
+notebook links back and ends as a lesson, and the measurements behind the verdicts are true.
+
+The claims table's rule, checked mechanically: each row names, in its "quantity" column, the
+Python names its verdict rests on (`fit.slope`); each cell the row cites must contain an
+``assert`` statement that uses one of them, and each of them must be asserted by one of the
+cited cells (``_course.asserted_names`` parses the cell: comments, strings and prints do not
+count). What a test cannot check, that the assert is at the paper's b where the claim is the
+paper's and that it is strong enough, is the reviewer's part.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,20 @@ from _course import (
     NOTEBOOKS,
     ROOT,
     TEST_REF,
+    asserted_names,
     cell_refs,
+    cell_source,
     cells,
+    claim_columns,
     claim_rows,
     notation_symbols,
     notebook_for,
+    quantities,
     source,
 )
+from scipy import stats
+
+from hsr_lab import HSR, relu_attention, softmax_attention
 
 from hsr_lab import config, theory
 from hsr_lab.experiments import (
@@ -27,11 +42,18 @@ from hsr_lab.experiments import (
     leaf_box_slack,
     line_counterexample,
     per_row_vs_scalar,
+    query_work_sweep,
     row_max_sweep,
+    sparsity_sweep,
 )
 
 PAPER_NOTEBOOKS = sorted(p for p in NOTEBOOKS.glob("*.ipynb") if not p.name.startswith("00_"))
-VERDICTS = ("holds", "not in practice", "cited", "a post-hoc view", "a measurement convenience")
+HOLDS = ("holds", "does not hold", "cited", "a post-hoc view")
+PAYS = ("yes", "no", "partly", "at low", "as for", "depends", "—")
+# Rows whose cited cells (notebooks 01-05) are being rewritten to assert the named quantity on
+# another branch; the lead removes this entry at the merge (strict: it fails once they pass).
+PENDING_ASSERTS = dict.fromkeys(("C2", "C3", "C7", "C9", "C10", "C11", "C12", "C13"),
+                                "fixed on branch course-theory")
 
 
 @pytest.fixture(autouse=True)
@@ -43,21 +65,52 @@ def _isolated(tmp_path_factory, monkeypatch):
 # ---------------------------------------------------------------- the claims table
 
 
-def test_claims_table_lists_every_claim_with_a_cell_a_test_and_a_verdict():
+def test_claims_table_lists_every_claim_with_a_quantity_a_cell_a_test_and_two_verdicts():
     rows = claim_rows()
     assert len(rows) >= 12
-    numbers = [int(re.match(r"\|\s*C(\d+)", row).group(1)) for row in rows]
-    assert numbers == list(range(1, len(rows) + 1))
+    numbers = [re.match(r"\|\s*C(\d+)([a-z]?)", row).groups() for row in rows]
+    distinct = list(dict.fromkeys(int(number) for number, _ in numbers))
+    assert distinct == list(range(1, len(distinct) + 1))  # C15a and C15b share a number
     for row in rows:
-        # A pipe inside a cell is written \| (markdown tables), e.g. in \|q\|.
-        columns = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
-        assert len(columns) == 6, row
-        # claim, verdict (read first), then the chain: paper section, notebook cell, test
-        _, claim, verdict, section, cell, test = columns
-        assert claim and section, row
-        assert CELL_REF.search(cell) or re.search(r"`\d\d`", cell), row
-        assert TEST_REF.search(test), row
-        assert verdict.startswith(VERDICTS), f"unknown verdict: {verdict}"
+        col = claim_columns(row)
+        assert col["claim"] and col["paper"], row
+        assert quantities(row), f"{col['number']} names no quantity (a `python.name`)"
+        assert CELL_REF.search(col["cell"]), row
+        assert TEST_REF.search(col["test"]), row
+        assert col["holds"].startswith(HOLDS), f"{col['number']}: unknown verdict {col['holds']}"
+        assert col["pays"].startswith(PAYS), f"{col['number']}: unknown verdict {col['pays']}"
+    by_number = {claim_columns(row)["number"]: claim_columns(row) for row in rows}
+    # The kd-tree's failure is asserted; the lower bounds are cited, the SETH part conditional.
+    assert "asserted" in by_number["C15a"]["holds"]
+    assert by_number["C15b"]["holds"].startswith("cited")
+    assert "conditional on SETH" in by_number["C15b"]["holds"]
+
+
+def _claim_params() -> list:
+    return [pytest.param(row, id=claim_columns(row)["number"],
+                         marks=[pytest.mark.xfail(strict=True, reason=PENDING_ASSERTS[number])]
+                         if (number := claim_columns(row)["number"]) in PENDING_ASSERTS else [])
+            for row in claim_rows()]
+
+
+@pytest.mark.parametrize("row", _claim_params())
+def test_each_cited_cell_asserts_the_quantity_of_its_row(row):
+    named = set(quantities(row))
+    asserted = {ref: asserted_names(cell_source(*ref)) & named
+                for ref in CELL_REF.findall(claim_columns(row)["cell"])}
+    silent = [f"{nb}:{cell}" for (nb, cell), found in asserted.items() if not found]
+    assert not silent, f"these cells assert none of {sorted(named)}: {silent}"
+    missing = named - set().union(*asserted.values())
+    assert not missing, f"no cited cell asserts {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("assert fit.slope < 0.8", {"fit.slope", "fit"}),
+    ("x = fit.slope  # assert fit.slope\nprint('assert y')", set()),
+    ("assert np.all(rows.row_max < bound), 'message'", {"np.all", "rows.row_max", "bound"}),
+])
+def test_asserted_names_reads_assert_statements_only(code, expected):
+    assert asserted_names(code) >= expected and (expected or not asserted_names(code))
 
 
 def test_claims_table_cells_exist_and_are_code_cells():
@@ -162,8 +215,7 @@ def test_notebook_links_back_to_the_claims_table_and_its_neighbours(path):
         assert following[0].name in last, f"{path.name} has no link to {following[0].name}"
 
 
-# 06 (real attention) predates this format and is exempt; 07 meets it.
-@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[0-57]_*.ipynb")),
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[0-7]_*.ipynb")),
                          ids=lambda p: p.name)
 def test_notebook_teaches_objectives_checks_and_worked_solutions(path):
     text = _markdown(path)
