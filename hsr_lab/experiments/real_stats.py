@@ -1,13 +1,15 @@
 """The paper's Gaussian picture, measured on real attention scores of all-MiniLM-L6-v2.
 
 Row i of a head has scores s_ij = <q_i, k_j> / sqrt(d), d = 32. The paper assumes s_ij is
-Gaussian for a fixed query; here each row gets its *fitted* Gaussian N(mu_i, sigma_i^2) (mean
-and standard deviation over the row) and the paper's threshold becomes
+Gaussian with mean 0 for a fixed query and uses one scalar threshold b = sigma_a sqrt(c ln n).
+Real rows are not centred, so here each row gets its *fitted* Gaussian N(mu_i, sigma_i^2) (mean
+and standard deviation over the row) and a centred per-row threshold (ours, not the paper's)
 
     b_i = mu_i + sigma_i sqrt(c ln n),   c = 0.4,
 
 so that under the Gaussian model P(s_ij >= b_i) = Phibar(sqrt(c ln n)) =
-``theory.expected_activated(n) / n``. Thresholding real softmax scores this way is a post-hoc
+``theory.expected_activated(n) / n``. The exact mu_i and sigma_i read the whole row: a
+measurement tool here; a sample of s keys estimates them in O(s d) (notebook 05). Thresholding real softmax scores this way is a post-hoc
 view: no public model uses ReLU^alpha attention, so these counts say how sparse ReLU^alpha
 *would* be on keys like these, and how much softmax mass the paper's "massively activated"
 entries carry.
@@ -28,8 +30,9 @@ C = theory.PAPER_C  # the paper's constant in b = sigma sqrt(c ln n)
 
 
 def row_thresholds(S: np.ndarray, c: float = C) -> np.ndarray:
-    """b_i = mu_i + sigma_i sqrt(c ln n) per row of S (..., m, n): the paper's threshold on
-    each row's fitted Gaussian."""
+    """b_i = mu_i + sigma_i sqrt(c ln n) per row of S (..., m, n): the paper's sqrt(c ln n)
+    applied to each row's fitted Gaussian, a centred per-row threshold (ours, not the
+    paper's scalar b)."""
     n = S.shape[-1]
     mu, sigma = S.mean(axis=-1, dtype=np.float64), S.std(axis=-1, dtype=np.float64)
     return mu + sigma * np.sqrt(c * np.log(n))
@@ -214,6 +217,16 @@ class DepthSweep:
     def row(self, kind: str) -> np.ndarray:
         """work / n of one kind of keys, over n."""
         return self.work[self.kinds.index(kind)]
+
+    def markdown(self) -> str:
+        """The work / n table (kinds by n, the depth under each n), as Markdown for a notebook;
+        a cell is blank where the pool holds fewer than n keys."""
+        head = "| keys | " + " | ".join(f"$n = {n}$ (depth {d:.0f})"
+                                        for n, d in zip(self.n, self.depth, strict=True))
+        rule = "|---" * (len(self.n) + 1) + "|"
+        rows = ["| " + kind + " | " + " | ".join("" if np.isnan(w) else f"{w:.2f}" for w in row)
+                + " |" for kind, row in zip(self.kinds, self.work, strict=True)]
+        return "\n".join([head + " |", rule, *rows])
 
     def __repr__(self) -> str:
         last = {k: f"{w[np.isfinite(w)][-1]:.2f}" for k, w in zip(self.kinds, self.work,
