@@ -34,9 +34,7 @@ from _course import (
 )
 from scipy import stats
 
-from hsr_lab import HSR, relu_attention, softmax_attention
-
-from hsr_lab import config, theory
+from hsr_lab import HSR, config, relu_attention, softmax_attention, theory
 from hsr_lab.experiments import (
     dropped_mass_vs_n,
     insertion_cost,
@@ -160,6 +158,10 @@ LOCAL = {
     r"\varphi": "the standard normal density, in Mills' ratio (nb 3)",
     r"\eta": "the exponent slack of a fine-grained hardness statement (nb 5)",
     r"\sigma_{a,i}": "row i's own score spread, the per-row threshold (nb 5)",
+    r"\mu_i": "row i's fitted score mean, the centred per-row threshold (nb 6, 7)",
+    r"\sigma_i": "row i's fitted score spread, the centred per-row threshold (nb 6, 7)",
+    r"\beta_i": "the gap exponent measured on row i (nb 7)",
+    r"\gamma_i": "the kept-count exponent measured on row i (nb 7)",
 }
 
 

@@ -9,10 +9,13 @@ and standard deviation over the row) and a centred per-row threshold (ours, not 
 
 so that under the Gaussian model P(s_ij >= b_i) = Phibar(sqrt(c ln n)) =
 ``theory.expected_activated(n) / n``. The exact mu_i and sigma_i read the whole row: a
-measurement tool here; a sample of s keys estimates them in O(s d) (notebook 05). Thresholding real softmax scores this way is a post-hoc
-view: no public model uses ReLU^alpha attention, so these counts say how sparse ReLU^alpha
-*would* be on keys like these, and how much softmax mass the paper's "massively activated"
-entries carry.
+measurement tool here; a sample of s keys estimates them in O(s d) (notebook 05).
+Thresholding real softmax scores this way is a post-hoc view: no public model uses ReLU^alpha
+attention, so these counts say how sparse ReLU^alpha *would* be on keys like these, and how
+much softmax mass the paper's "massively activated" entries carry.
+
+``depth_sweep`` asks whether a kd-tree fails on these keys because one passage is short (a
+tree at most 4 levels deep) or because d = 32 is high: it grows n at fixed d.
 """
 
 from __future__ import annotations
@@ -262,7 +265,7 @@ def depth_sweep(quick: bool = False, seed: int = 0, queries: int = 8, force: boo
 
     data = cache.cached("kd_depth", params, compute, force=force)
     n = np.array(sizes)
-    kinds = ("Gaussian d=32", "Gaussian d=4") + tuple(f"MiniLM layer {li} head {h}"
-                                                       for li, h in DEPTH_HEADS)
+    kinds = ("Gaussian d=32", "Gaussian d=4",
+             *(f"MiniLM layer {li} head {h}" for li, h in DEPTH_HEADS))
     return DepthSweep(n, theory.kdtree_depth(n), kinds, data["nodes"], data["inner"],
                       data["reported"])
