@@ -75,7 +75,7 @@ SAMPLE = 128  # keys per row for the "sampled" estimator of sigma_a
 
 
 def sigma_a_estimates(S: np.ndarray, Q_rows: np.ndarray, K: np.ndarray, sample: int = SAMPLE,
-                      seed: int = 0) -> dict[str, np.ndarray]:
+                      seed: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
     """Three estimates of the score spread sigma_a of each row of S (m, n; -inf = masked).
 
     uncentred: sigma_k ||q|| / sqrt(d) with sigma_k^2 the mean squared key coordinate (the
