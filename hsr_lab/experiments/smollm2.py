@@ -18,9 +18,10 @@ Two thresholds, with the paper's c = 0.4:
 
 Row i keeps K_i = {j : s_ij > b}; it drops eps_i = 1 - sum_{j in K_i} p_ij of the softmax mass,
 and ||Attn_i - Attn_hat_i||_inf <= 2 eps_i ||V||_inf. "+ sink" adds token 0 to K_i. At the same
-kept count |K_i u {0}| we compare StreamingLLM (the first 4 tokens + the most recent ones) and
-exact top-k (the largest p_ij). Because the model is causal, one cached extraction of 8192
-tokens gives every prefix n.
+kept count k_i = |K_i u {0}| we compare StreamingLLM (the first min(4, k_i) tokens + the most
+recent rest: at k_i = 1 it keeps token 0 alone, the same set as "+ sink", and below 5 no
+recent window at all) and exact top-k (the largest p_ij). Because the model is causal, one
+cached extraction of 8192 tokens gives every prefix n.
 
 The paper's softmax bound (``gap_bound``): if at least n^gamma kept entries score >= tau_1 and
 every dropped entry scores <= tau_2, then eps_i <= n^{1-gamma} e^{-(tau_1 - tau_2)}
