@@ -56,7 +56,7 @@ REFERENCE = re.compile(
     r"|Eq(?:uation)?s?\.?|Fig(?:ure)?\.?|Table|Algorithm|Part)\s*\(?[A-G]?\d+(?:\.\d+)*\)?",
     re.I)
 MEASURED = {
-    "a decimal number": re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])"),
+    "a decimal number": re.compile(r"(?<![\w.])\d+\.\d+(?!\w|\.\d)"),  # not 3.11.2
     "a percentage": re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*%"),
     "a factor N× or Nx": re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:×|x\b)"),
     "a number grouped by thousands": re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,])"),
@@ -111,6 +111,7 @@ def test_markdown_holds_no_typed_measurement(path):
     "its norm is about 25,000",
     "work / n near 1.06, as for Gaussian keys",
     "3× faster than the scan",
+    "smaller by a factor of 4.5.",
 ])
 def test_the_rule_flags_measured_numbers(text):
     assert typed_numbers(text), text
@@ -121,7 +122,7 @@ def test_the_rule_flags_measured_numbers(text):
     "call `row_thresholds(S, c=0.4)` and compare",
     "see [arXiv:2410.10165](https://arxiv.org/abs/2410.10165), Sec. 3.2 and Eq. (4.1)",
     "App. E.2 proves it; Theorem 4.1 states it",
-    "layer 12, 30 layers, 8191 tokens, the year 2024, notebook 5",
+    "layer 12, 30 layers, 8191 tokens, the year 2024, notebook 5, Python 3.11.2",
     "```python\nx = 0.5\n```",
     "    X' = LayerNorm(X + 0.5)",
     "$$\\epsilon \\approx 0.96$$",
