@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import string
 import sys
 import time
@@ -106,7 +107,8 @@ def main(argv: list[str]) -> int:
         notes = ("BPE of one piece of n random letters: heap merge loop vs rescanning every "
                  "pair per merge; refuse_at_10: encode(text, max_tokens=10). GGUF: our "
                  "checking parser, the file's SHA-256, both (open_gguf), gguf.GGUFReader. "
-                 "Command: python benchmarks/bench_data.py")
+                 "Command: python benchmarks/bench_data.py. Load average (1 min) at the "
+                 f"end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
         write_results("data_bpe", bpe, machine_header(), notes)
         write_results("data_gguf", files, machine_header(), notes)
     return 0
