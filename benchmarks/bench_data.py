@@ -23,7 +23,7 @@ import sys
 import time
 
 import numpy as np
-from _common import machine_header, median_time, print_table, write_results
+from _common import print_table, provenance_header, time_calls, timing, write_results
 
 from hsr_lab.data import smollm2
 from hsr_lab.data.bpe import byte_to_char, merge_pairs
@@ -55,12 +55,11 @@ def bpe_row(n: int, repeats: int) -> dict[str, object]:
     table = byte_to_char()
     symbols = [table[b] for b in text.encode()]
     assert merge_pairs(symbols, tok.ranks) == rescanning_bpe(symbols, tok.ranks)
-    heap = median_time(lambda: merge_pairs(symbols, tok.ranks), repeats)
-    rescan = median_time(lambda: rescanning_bpe(symbols, tok.ranks), 1, warmup=0)
-    row = dict(n=n, tokens=len(merge_pairs(symbols, tok.ranks)), heap_ms=1e3 * heap,
-               rescan_ms=1e3 * rescan, rescan_over_heap=rescan / heap)
-    refuse = median_time(lambda: _refused(tok, text), repeats)
-    return row | {"refuse_at_10_ms": 1e3 * refuse}
+    heap = timing("heap", time_calls(lambda: merge_pairs(symbols, tok.ranks), repeats))
+    rescan = timing("rescan", time_calls(lambda: rescanning_bpe(symbols, tok.ranks), 1, 0))
+    refuse = timing("refuse_at_10", time_calls(lambda: _refused(tok, text), repeats))
+    return (dict(n=n, tokens=len(merge_pairs(symbols, tok.ranks))) | heap | rescan
+            | {"rescan_over_heap": rescan["rescan_ms"] / heap["heap_ms"]} | refuse)
 
 
 def _refused(tok, text: str) -> None:
@@ -73,17 +72,18 @@ def _refused(tok, text: str) -> None:
 
 def gguf_row(repeats: int) -> dict[str, object]:
     path = smollm2.gguf_path()
-    row = dict(file=path.name, MB=path.stat().st_size / 1e6,
-               parse_s=median_time(lambda: read_gguf(path), repeats),
-               sha256_s=median_time(lambda: check_sha256(path, smollm2.GGUF_SHA256), repeats),
-               open_gguf_s=median_time(lambda: smollm2.open_gguf(path), repeats))
+    row = (dict(file=path.name, MB=path.stat().st_size / 1e6)
+           | timing("parse", time_calls(lambda: read_gguf(path), repeats), "s")
+           | timing("sha256", time_calls(lambda: check_sha256(path, smollm2.GGUF_SHA256),
+                                         repeats), "s")
+           | timing("open_gguf", time_calls(lambda: smollm2.open_gguf(path), repeats), "s"))
     try:
         import gguf
     except ImportError:
         return row | {"GGUFReader_s": float("nan"), "GGUFReader_over_open_gguf": float("nan")}
     start = time.perf_counter()
     gguf.GGUFReader(str(path))
-    reader = time.perf_counter() - start
+    reader = time.perf_counter() - start  # one call: it takes seconds
     return row | {"GGUFReader_s": reader, "GGUFReader_over_open_gguf": reader / row["open_gguf_s"]}
 
 
@@ -91,26 +91,27 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: small n, no files")
     args = parser.parse_args(argv)
-    print(machine_header())
+    header = provenance_header(None, argv)
+    print(header)
     try:
         smollm2.gguf_path()
     except ImportError as err:
         print("n  skipped\n-  " + str(err).replace("\n", " "))
         return 0
     sizes = [2**9, 2**10] if args.quick else [2**11, 2**12, 2**13, 2**14, 2**15]
-    repeats = 1 if args.quick else 3
+    repeats = 2 if args.quick else 5
     bpe = [bpe_row(n, repeats) for n in sizes]
     print_table(bpe)
     files = [gguf_row(repeats)]
     print_table(files)
     if not args.quick:
         notes = ("BPE of one piece of n random letters: heap merge loop vs rescanning every "
-                 "pair per merge; refuse_at_10: encode(text, max_tokens=10). GGUF: our "
-                 "checking parser, the file's SHA-256, both (open_gguf), gguf.GGUFReader. "
-                 "Command: python benchmarks/bench_data.py. Load average (1 min) at the "
-                 f"end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
-        write_results("data_bpe", bpe, machine_header(), notes)
-        write_results("data_gguf", files, machine_header(), notes)
+                 "pair per merge (one call), medians of 3; refuse_at_10: encode(text, "
+                 "max_tokens=10). GGUF: our checking parser, the file's SHA-256, both "
+                 "(open_gguf), gguf.GGUFReader (one call). Load average (1 min) at the end: "
+                 f"{os.getloadavg()[0]:.1f}.")
+        write_results("data_bpe", bpe, header, notes)
+        write_results("data_gguf", files, header, notes)
     return 0
 
 
