@@ -6,22 +6,25 @@ sum of 2d + 2 products, summed left to right here, by ``einsum`` in NumPy and as
 ``mid + spread + margin`` in the reference: if t lies within a rounding of a box bound, one
 twin may decide a node that another opens, so the counters may differ there, never the ids,
 since every box decision is widened by the margin. Points are scored left to right, as in the
-reference: at a float64 score within one rounding of t the ids are the reference's, where
-NumPy's BLAS product may round the other way.) A NumPy walk costs
+reference, and a score within its band of t is settled exactly, so the ids are the exact
+predicate of ``numerics``, as in every twin.) A NumPy walk costs
 about 200 NumPy calls per query, 2-3 us each once a scan has flushed the caches, and at
 n = 2^22, d = 2 that overhead is most of a tree query (``benchmarks/results/profile_walk.md``).
 Here one call walks the tree depth first with an explicit stack, in machine code:
 
 - a node's two bounds are ``<[center, half, rad, 1], w0>`` and ``<..., w1>`` with the query's
-  weight rows ``w0 = [a, |a|, slack, d TINY]``, ``w1 = [a, -|a|, -slack, -d TINY]``
+  weight rows ``w0 = [a, |a|, slack, floor]``, ``w1 = [a, -|a|, -slack, -floor]``
   (``kdtree._weights``): ``mid + spread + margin`` (pruned if below t) and
   ``mid - spread - margin`` (reported whole if at least t); otherwise a leaf is scanned and an
   inner node opened;
 - nodes reported whole become their rows' ids (``ids[start:stop]``), without inner products;
 - a scanned leaf scores its points: float32 points in float32, ``s32 = fl32(<fl32(a), x>)``
   summed in whatever order the compiler vectorises (the band holds for any order, FMA too),
-  decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it, so
-  the answer is ``fl64(<a, x>) >= t`` on the stored values; float64 points in float64.
+  decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it;
+  float64 points in float64. A float64 score within the leaf's ``numerics.band64`` of t is
+  settled exactly (``exact.at_least_jit``), so the answer is the exact predicate of
+  ``numerics``. The rare pair out of that function's range is handed back to Python
+  (``exact.at_least``).
 
 Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make bench`` install
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
@@ -39,8 +42,19 @@ import numpy as np
 from ..optional import require
 from ._stats import BatchQueryStats, QueryStats
 from .brute import compact_ids
+from .csr import concat_rows, indptr_of, sort_rows
+from .exact import at_least, at_least_jit
 from .kdtree import NumpyKDTree
-from .numerics import TINY, above32_one, band32, below32_one, float32_safe, margin
+from .numerics import (
+    TINY,
+    above32_one,
+    band32,
+    band64,
+    below32_one,
+    box_floor,
+    float32_safe,
+    margin,
+)
 
 try:  # optional: the NumPy twin answers the same queries without it
     import numba
@@ -53,6 +67,7 @@ AVAILABLE = numba is not None
 _STACK = 256
 _COUNTERS = 4  # visited, pruned, reported, products
 _NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once
+_NO_PAIRS = np.zeros((0, 2), dtype=np.int64)  # (query, row) pairs left to Python: usually none
 
 
 def _jit(fn):
@@ -132,8 +147,9 @@ def _score32(rows, j, a32):  # pragma: no cover
 
 @_jit
 def _weight_rows(a):  # pragma: no cover
-    """The query's two weight rows, ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack,
-    -d TINY]`` with ``slack = margin(d) max_i |a_i|``: ``kdtree._weights`` of one query."""
+    """The query's two weight rows, ``[a, |a|, slack, floor]`` and ``[a, -|a|, -slack,
+    -floor]`` with ``slack = margin(d) max_i |a_i|`` and ``floor = box_floor(d, max_i |a_i|)``:
+    ``kdtree._weights`` of one query."""
     d = len(a)
     w = np.empty((2, 2 * d + 2))
     max_a = 0.0
@@ -144,20 +160,45 @@ def _weight_rows(a):  # pragma: no cover
         max_a = max(max_a, abs(a[k]))
     w[0, 2 * d] = margin(d) * max_a
     w[1, 2 * d] = -w[0, 2 * d]
-    w[0, 2 * d + 1] = d * TINY
-    w[1, 2 * d + 1] = -d * TINY
+    w[0, 2 * d + 1] = box_floor(d, max_a)
+    w[1, 2 * d + 1] = -w[0, 2 * d + 1]
     return w, max_a
 
 
 @_jit
+def _settle(rows, j, a, t, low, high):  # pragma: no cover
+    """Whether ``<a, x_j> >= t`` from its float64 score, decisive outside ``[low, high)`` (the
+    band of ``numerics.band64``): 1 or 0; inside, ``exact.at_least_jit`` (-1: left to Python)."""
+    s = _score64(rows, j, a)
+    if s >= high:
+        return 1
+    if s < low:
+        return 0
+    return at_least_jit(rows, j, a, t)
+
+
+@_jit
+def _pend(pending, n_pending, query, j):  # pragma: no cover
+    """Append the pair (query, row j) to ``pending`` (a new, larger array if needed)."""
+    if n_pending == len(pending):
+        grown = np.empty((max(4, 2 * len(pending)), 2), dtype=np.int64)
+        grown[:n_pending] = pending[:n_pending]
+        pending = grown
+    pending[n_pending, 0] = query
+    pending[n_pending, 1] = j
+    return pending, n_pending + 1
+
+
+@_jit
 def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, out, at,
-           counts):  # pragma: no cover
+           counts, pending, n_pending, query):  # pragma: no cover
     """One query: writes its ids to ``out[at:]`` (a new, larger ``out`` if needed) and
-    returns ``(out, end)``; adds its counters (visited, pruned, reported, products) to
-    ``counts``. Float32 points (``points32``) are scored in float32 where
+    returns ``(out, end, pending, n_pending)``; adds its counters (visited, pruned, reported,
+    products) to ``counts``. Float32 points (``points32``) are scored in float32 where
     ``float32_safe(d, max|a|, max_abs)``, and decided against the leaf's float32 band
     ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``: below
-    it out, above it in, inside rescored in float64."""
+    it out, above it in, inside settled from float64 (``_settle``). A pair that ``_settle``
+    cannot decide goes to ``pending`` as (``query``, row), for Python."""
     d = rows.shape[1]
     w, max_a = _weight_rows(a)
     whole = np.empty(len(left), dtype=np.int64)
@@ -183,40 +224,46 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
     a32 = a.astype(np.float32)
     for i in range(n_leaves):
         node = leaves[i]
+        band = band64(d, max_a, packed[node, 2 * d], t)
+        low64, high64 = t - band, t + band
         if use32:
             band = band32(d, max_a, packed[node, 2 * d], t)
             floor32, ceil32 = below32_one(t - band), above32_one(t + band)
-            for j in range(start[node], stop[node]):
+        for j in range(start[node], stop[node]):
+            if use32:
                 s = _score32(rows, j, a32)
-                if s >= ceil32 or (s >= floor32 and _score64(rows, j, a) >= t):
-                    out[end] = _id(low, high, j)
-                    end += 1
-        else:
-            for j in range(start[node], stop[node]):
-                if _score64(rows, j, a) >= t:
-                    out[end] = _id(low, high, j)
-                    end += 1
-    return out, end
+                inside = 1 if s >= ceil32 else (
+                    0 if s < floor32 else _settle(rows, j, a, t, low64, high64))
+            else:
+                inside = _settle(rows, j, a, t, low64, high64)
+            if inside == 1:
+                out[end] = _id(low, high, j)
+                end += 1
+            elif inside == -1:
+                pending, n_pending = _pend(pending, n_pending, query, j)
+    return out, end, pending, n_pending
 
 
 @_jit
 def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_abs, sort
                 ):  # pragma: no cover
     """Every row of A in turn (``_query``): the CSR ``(indptr, ids)``, each row ascending if
-    ``sort``, and the counters (m, 4)."""
+    ``sort``, the counters (m, 4) and the (query, row) pairs left to Python."""
     m = A.shape[0]
     indptr = np.zeros(m + 1, dtype=np.int64)
     counts = np.zeros((m, _COUNTERS), dtype=np.int64)
     out = np.empty(1024, dtype=np.int64)
-    end = 0
+    pending = np.empty((0, 2), dtype=np.int64)
+    end, n_pending = 0, 0
     for i in range(m):
-        out, stop_at = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
-                              points32, max_abs, out, end, counts[i])
+        out, stop_at, pending, n_pending = _query(
+            packed, left, start, stop, rows, low, high, A[i], t[i], points32, max_abs, out,
+            end, counts[i], pending, n_pending, i)
         if sort:
             out[end:stop_at].sort()
         end = stop_at
         indptr[i + 1] = end
-    return indptr, out[:end], counts
+    return indptr, out[:end], counts, pending[:n_pending]
 
 
 @_jit
@@ -228,7 +275,8 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 
 # every kernel, callees first
-_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _query, _query_many)
+_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _settle, _pend, _query,
+            _query_many)
 
 
 @cache  # once per process
@@ -293,11 +341,17 @@ class CompiledKDTree(NumpyKDTree):
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
         if np.shape(a) != (self.d,):
             raise ValueError(f"a must have shape ({self.d},); got {np.shape(a)}")
+        a = np.ascontiguousarray(a, dtype=np.float64)
         counts = np.zeros(_COUNTERS, dtype=np.int64)
-        out, end = _query(self._packed, self.left, self.start, self.stop, self._rows,
-                          self._low, self._high, np.ascontiguousarray(a, dtype=np.float64),
-                          float(t), self._points32, self._max_abs, _NO_IDS, 0, counts)
-        return out[:end], QueryStats(*counts.tolist(), end)
+        out, end, pending, n_pending = _query(
+            self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
+            a, float(t), self._points32, self._max_abs, _NO_IDS, 0, counts, _NO_PAIRS, 0, 0)
+        found = out[:end]
+        if n_pending:  # rare: pairs outside the compiled settle's range
+            rows = pending[:n_pending, 1]
+            found = np.concatenate([found, self._ids_at(rows[at_least(
+                self._rows[rows], a, float(t))])])
+        return found, QueryStats(*counts.tolist(), len(found))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
@@ -307,12 +361,33 @@ class CompiledKDTree(NumpyKDTree):
         if A.ndim != 2 or A.shape[1] != self.d:
             raise ValueError(f"A must have shape (m, {self.d}); got {A.shape}")
         t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
-        indptr, found, counts = _query_many(self._packed, self.left, self.start, self.stop,
-                                            self._rows, self._low, self._high, A, t_vec,
-                                            self._points32, self._max_abs, bool(sort))
+        indptr, found, counts, pending = _query_many(
+            self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
+            A, t_vec, self._points32, self._max_abs, bool(sort))
+        if len(pending):  # rare: pairs outside the compiled settle's range
+            indptr, found = self._add_pending(indptr, found, pending, A, t_vec, sort)
         stats = BatchQueryStats(*(counts[:, k].copy() for k in range(_COUNTERS)),
                                 np.diff(indptr))
         return indptr, found, stats
+
+    def _add_pending(self, indptr: np.ndarray, found: np.ndarray, pending: np.ndarray,
+                     A: np.ndarray, t: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The answer with the pending (query, row) pairs that ``exact.at_least`` accepts
+        added to their queries' rows (sorted again if ``sort``)."""
+        queries, rows = pending[:, 0], pending[:, 1]
+        keep = at_least(self._rows[rows], A[queries], t[queries])
+        queries, rows = queries[keep], rows[keep]
+        order = np.argsort(queries, kind="stable")
+        extra = indptr_of(np.bincount(queries, minlength=len(A)).astype(np.int64))
+        indptr, found = concat_rows([(indptr, found), (extra, self._ids_at(rows[order]))])
+        return indptr, (sort_rows(indptr, found) if sort else found)
+
+    def _ids_at(self, rows: np.ndarray) -> np.ndarray:
+        """The int64 ids of the given rows of the tree (``_id`` of each)."""
+        ids = self._low[rows].astype(np.int64)
+        if len(self._high):
+            ids |= self._high[rows].astype(np.int64) << 16
+        return ids
 
 
 # The kd-tree "auto" races and attention's "auto" builds: the compiled walk where Numba is
