@@ -102,6 +102,41 @@ def _exact_dot(a: np.ndarray, x: np.ndarray) -> Fraction:
                Fraction(0))
 
 
+def exactly_computed(Q: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Rows i of Q (m, d) whose float64 inner product with every row of K (n, d) is exact,
+    in any summation order (FMA included): a certificate that spares their ties any settling.
+
+    Every entry of q_i is a multiple of ``2^g_i`` and every entry of K of ``2^G`` (``_grid``),
+    so every product and partial sum of ``<q_i, k_j>`` is a multiple of ``2^(g_i + G)``, at
+    most ``||q_i||_1 max|K|`` in magnitude: all are floats, hence exact, when that is at most
+    ``2^53 2^(g_i + G)`` (tested against 2^52, for the rounding of the test itself) and
+    ``g_i + G >= -1074``. A zero row always qualifies. Integer data
+    (and any data on a coarse dyadic grid) qualifies; Gaussian data does not.
+    """
+    Q = np.asarray(Q, dtype=np.float64)
+    l1 = np.abs(Q).sum(axis=1)
+    if len(K) == 0 or not l1.any():
+        return np.ones(len(Q), dtype=bool)
+    g = _grid(Q).min(axis=1) + _grid(np.asarray(K, dtype=np.float64)).min()
+    top = np.ldexp(1.0, np.clip(g + 52, -1074, 1023))  # 2^52 steps: room for rounding of l1
+    with np.errstate(over="ignore"):
+        fits = l1 * float(np.abs(K).max()) <= top
+    return (l1 == 0) | (fits & (g >= -1074))
+
+
+def _grid(X: np.ndarray) -> np.ndarray:
+    """Per entry of X (float64), the exponent e of its lowest set bit (X is a multiple of
+    2^e); 2^11 for a zero, so that it never lowers a minimum."""
+    bits = np.ascontiguousarray(X).view(np.uint64)
+    field = (bits >> np.uint64(52)) & np.uint64(0x7FF)
+    significand = bits & np.uint64(2**52 - 1)
+    significand |= np.where(field > 0, np.uint64(2**52), np.uint64(0))
+    lowest = significand & (~significand + np.uint64(1))  # its lowest set bit, or 0
+    zeros = np.frexp(lowest.astype(np.float64))[1] - 1  # log2 of that bit (exact: a power of 2)
+    scale = np.where(field > 0, field.astype(np.int64) - 1075, -1074)
+    return np.where(significand == 0, 2**11, scale + zeros)
+
+
 # -- the bulk steps --------------------------------------------------------------------------
 def _signs(A: np.ndarray, X: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The sign (-1, 0, 1) of ``<A_e, X_e> - t_e`` for every pair e: steps 1 to 3."""

@@ -74,6 +74,31 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
             ids = sort_rows(indptr, ids)
         return indptr, ids, self._stats(indptr)
 
+    def _search(self, A: np.ndarray, t: np.ndarray, sort: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """``query(A[i], t[i])`` by one faiss ``range_search`` at the lowest of the rows'
+        thresholds, then each row's own band (faiss's batched search, kept to be compared
+        with ``query_many``)."""
+        m, d = A.shape
+        a_max = np.array([abs_max(a) for a in A])
+        if not all(float32_safe(d, float(v), self._max_abs) for v in a_max):
+            return self._float64_many(A, t, sort)
+        band = band32(d, a_max, self._rad, t)
+        lo, hi = below32(t - band), above32(t + band)
+        radius = np.nextafter(lo.min(), np.float32(-np.inf))  # faiss keeps scores > radius
+        lims, scores, rows = self.index.range_search(A.astype(np.float32), float(radius))
+        query = np.repeat(np.arange(m), np.diff(lims.astype(np.int64)))
+        keep = scores >= lo[query]
+        unsure = np.flatnonzero(keep & (scores < hi[query]))
+        if len(unsure):  # the few points in the band: settled exactly
+            keep[unsure] = at_least(self.points[rows[unsure]], A[query[unsure]],
+                                    t[query[unsure]])
+        indptr = indptr_of(np.bincount(query[keep], minlength=m))
+        ids = self._ids[rows[keep]].astype(np.int64)
+        if sort:
+            ids = sort_rows(indptr, ids)
+        return indptr, ids, self._stats(indptr)
+
     def _float64_many(self, A: np.ndarray, t: np.ndarray, sort: bool
                       ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """Queries too large for float32 scores: ``brute.scan``, which scores them in float64
