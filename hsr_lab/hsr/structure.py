@@ -65,7 +65,11 @@ class HSR:
         Copied: the caller's array is never modified. float32 keys are stored and scored in
         float32 (``dtype``), anything else in float64 (``add`` of points that are not float32
         values turns the whole HSR to float64); either way a point is reported iff
-        ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
+        ``<a, x> >= t`` holds exactly, in real arithmetic on the stored values (the
+        predicate of ``hsr.numerics``). Values are taken exactly or refused: points, a query or
+        a threshold that float64 cannot hold (an int64 beyond 2^53 that rounds, a longdouble
+        with more bits, a Python int or ``Fraction`` such as 1/3) raise ValueError rather than
+        being rounded; pass ``float(t)`` to ask about the rounded value.
     backend : "auto" (default), "numpy", "compiled", "reference", "brute" or "layers" (d = 2
         only). "compiled" is the NumPy tree walked by compiled loops (needs Numba).
         "auto" picks per block between the kd-tree (``hsr.TREE``: the compiled one where Numba
@@ -80,7 +84,7 @@ class HSR:
                  leaf_size: int | None = None) -> None:
         if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
             raise ValueError(f"backend must be one of {['auto', *BACKENDS]}; got {backend!r}")
-        pts = as_matrix("points", points, keep_float32=True)
+        pts = as_matrix("points", points, keep_float32=True, exact=True)
         self.dtype = np.dtype(pts.dtype)
         if leaf_size is None:
             leaf_size = DEFAULT_LEAF_SIZE32 if self.dtype == np.float32 else DEFAULT_LEAF_SIZE
@@ -105,7 +109,7 @@ class HSR:
     def add(self, points: object) -> np.ndarray:
         """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``."""
         pts = self._as_dtype(as_matrix("points", points, d=self.d, allow_empty=True,
-                                       keep_float32=True))
+                                       keep_float32=True, exact=True))
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
@@ -197,8 +201,8 @@ class HSR:
               ) -> np.ndarray | tuple[np.ndarray, QueryStats]:
         """Sorted int64 ids of every stored x with ``<a, x> >= t``; with ``stats=True`` also
         the ``QueryStats`` (nodes visited, inner products, points reported)."""
-        a_vec = as_vector("a", a, d=self.d)
-        t_val = as_scalar("t", t)
+        a_vec = as_vector("a", a, d=self.d, exact=True)
+        t_val = as_scalar("t", t, exact=True)
         self._check_magnitude("a", a_vec)
         answers = [block.query(a_vec, t_val) for block in self._blocks]
         if len(answers) == 1:  # one block (the usual case): its fresh arrays, no copy
@@ -227,8 +231,8 @@ class HSR:
         saves a sort of all the ids when the order does not matter). With ``stats=True`` also
         the ``BatchQueryStats``: ``stats[i]`` is the ``QueryStats`` of ``query(A[i], t[i])``.
         """
-        A_mat = as_matrix("A", A, d=self.d, allow_empty=True)
-        t_vec = as_scalar_or_vector("t", t, m=len(A_mat))
+        A_mat = as_matrix("A", A, d=self.d, allow_empty=True, exact=True)
+        t_vec = as_scalar_or_vector("t", t, m=len(A_mat), exact=True)
         self._check_magnitude("A", A_mat)
         if not isinstance(sort, bool | np.bool_):
             raise TypeError(f"sort must be True or False; got {sort!r}")
