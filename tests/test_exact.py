@@ -130,6 +130,22 @@ def test_a_box_of_subnormal_corners_is_not_pruned_by_rounding(tree):
     assert sorted(found.tolist()) == [0]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_point_whose_coordinates_lie_2_to_the_600_apart_is_settled_exactly(dtype):
+    """``<a, x> = 1 + 2^-120`` (float32) or ``1 + 2^-600``: the float score is 1, and the
+    error-free steps cannot hold a coordinate 2^-600 beside 1 (fractions settle it; the
+    compiled walk hands the query to the exact scan). t = 1 is in, t = 1 + ulp is out."""
+    tiny = 2.0**-120 if dtype == np.float32 else 2.0**-600
+    points = np.array([[1.0, tiny], [0.5, 0.25]] * 40, dtype=dtype)
+    want_at_1 = list(range(0, 80, 2))
+    for backend in backends(2):
+        hsr = HSR(points, backend=backend, leaf_size=4)
+        for t, want in ((1.0, want_at_1), (float(np.nextafter(1.0, 2.0)), [])):
+            assert hsr.query([1.0, 1.0], t).tolist() == want, backend
+            indptr, ids = hsr.query_many([[1.0, 1.0], [0.0, 1.0]], t)
+            assert ids[:indptr[1]].tolist() == want, backend
+
+
 # -- the bulk settling -------------------------------------------------------------------------
 wide = st.builds(lambda m, k: m * 2.0**k, st.floats(-2, 2), st.integers(-1074, 1000))
 

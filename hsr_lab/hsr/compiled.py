@@ -23,8 +23,8 @@ Here one call walks the tree depth first with an explicit stack, in machine code
   decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it;
   float64 points in float64. A float64 score within the leaf's ``numerics.band64`` of t is
   settled exactly (``exact.at_least_jit``), so the answer is the exact predicate of
-  ``numerics``. The rare pair out of that function's range is handed back to Python
-  (``exact.at_least``).
+  ``numerics``. A query with a pair out of that function's range (rare: coordinates more than
+  2^480 apart) is answered again by the exact scan over the tree's arrays, in Python.
 
 Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make bench`` install
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
@@ -41,9 +41,9 @@ import numpy as np
 
 from ..optional import require
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids
-from .csr import concat_rows, indptr_of, sort_rows
-from .exact import at_least, at_least_jit
+from .brute import BruteForce, compact_ids
+from .csr import indptr_of
+from .exact import at_least_jit
 from .kdtree import NumpyKDTree
 from .numerics import (
     TINY,
@@ -67,7 +67,6 @@ AVAILABLE = numba is not None
 _STACK = 256
 _COUNTERS = 4  # visited, pruned, reported, products
 _NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once
-_NO_PAIRS = np.zeros((0, 2), dtype=np.int64)  # (query, row) pairs left to Python: usually none
 
 
 def _jit(fn):
@@ -166,9 +165,10 @@ def _weight_rows(a):  # pragma: no cover
 
 
 @_jit
-def _settle(rows, j, a, t, low, high):  # pragma: no cover
-    """Whether ``<a, x_j> >= t`` from its float64 score, decisive outside ``[low, high)`` (the
-    band of ``numerics.band64``): 1 or 0; inside, ``exact.at_least_jit`` (-1: left to Python)."""
+def _settle32(rows, j, a, t, low, high):  # pragma: no cover
+    """Whether ``<a, x_j> >= t`` for a point whose float32 score lies in its band: its float64
+    score decides outside ``[low, high)`` (the band of ``numerics.band64``), 1 or 0; inside,
+    ``exact.at_least_jit`` (-1: left to Python)."""
     s = _score64(rows, j, a)
     if s >= high:
         return 1
@@ -178,27 +178,17 @@ def _settle(rows, j, a, t, low, high):  # pragma: no cover
 
 
 @_jit
-def _pend(pending, n_pending, query, j):  # pragma: no cover
-    """Append the pair (query, row j) to ``pending`` (a new, larger array if needed)."""
-    if n_pending == len(pending):
-        grown = np.empty((max(4, 2 * len(pending)), 2), dtype=np.int64)
-        grown[:n_pending] = pending[:n_pending]
-        pending = grown
-    pending[n_pending, 0] = query
-    pending[n_pending, 1] = j
-    return pending, n_pending + 1
-
-
-@_jit
 def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, out, at,
-           counts, pending, n_pending, query):  # pragma: no cover
+           counts):  # pragma: no cover
     """One query: writes its ids to ``out[at:]`` (a new, larger ``out`` if needed) and
-    returns ``(out, end, pending, n_pending)``; adds its counters (visited, pruned, reported,
-    products) to ``counts``. Float32 points (``points32``) are scored in float32 where
+    returns ``(out, end, open_)``; adds its counters (visited, pruned, reported, products) to
+    ``counts``. Float32 points (``points32``) are scored in float32 where
     ``float32_safe(d, max|a|, max_abs)``, and decided against the leaf's float32 band
     ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``: below
-    it out, above it in, inside settled from float64 (``_settle``). A pair that ``_settle``
-    cannot decide goes to ``pending`` as (``query``, row), for Python."""
+    it out, above it in, inside settled from float64 (``_settle32``). Float64 scores are
+    decided outside the leaf's ``band64`` of t and settled exactly inside it
+    (``exact.at_least_jit``); ``open_`` counts the pairs that cannot be settled there (the
+    caller answers such a query again, in Python)."""
     d = rows.shape[1]
     w, max_a = _weight_rows(a)
     whole = np.empty(len(left), dtype=np.int64)
@@ -221,6 +211,7 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
             out[end] = _id(low, high, j)
             end += 1
     use32 = points32 and float32_safe(d, max_a, max_abs)
+    open_ = 0  # a count, not a list: an array grown inside this loop slows every point
     a32 = a.astype(np.float32)
     for i in range(n_leaves):
         node = leaves[i]
@@ -230,40 +221,50 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
             band = band32(d, max_a, packed[node, 2 * d], t)
             floor32, ceil32 = below32_one(t - band), above32_one(t + band)
         for j in range(start[node], stop[node]):
+            # the common cases inline; a call (which may allocate) only for the rare band point
             if use32:
-                s = _score32(rows, j, a32)
-                inside = 1 if s >= ceil32 else (
-                    0 if s < floor32 else _settle(rows, j, a, t, low64, high64))
+                s32 = _score32(rows, j, a32)
+                if s32 >= ceil32:
+                    inside = 1
+                elif s32 < floor32:
+                    inside = 0
+                else:
+                    inside = _settle32(rows, j, a, t, low64, high64)
             else:
-                inside = _settle(rows, j, a, t, low64, high64)
+                s = _score64(rows, j, a)
+                if s >= high64:
+                    inside = 1
+                elif s < low64:
+                    inside = 0
+                else:
+                    inside = at_least_jit(rows, j, a, t)
             if inside == 1:
                 out[end] = _id(low, high, j)
                 end += 1
             elif inside == -1:
-                pending, n_pending = _pend(pending, n_pending, query, j)
-    return out, end, pending, n_pending
+                open_ += 1
+    return out, end, open_
 
 
 @_jit
 def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_abs, sort
                 ):  # pragma: no cover
     """Every row of A in turn (``_query``): the CSR ``(indptr, ids)``, each row ascending if
-    ``sort``, the counters (m, 4) and the (query, row) pairs left to Python."""
+    ``sort``, the counters (m, 4) and each row's count of pairs left open."""
     m = A.shape[0]
     indptr = np.zeros(m + 1, dtype=np.int64)
     counts = np.zeros((m, _COUNTERS), dtype=np.int64)
+    open_ = np.zeros(m, dtype=np.int64)
     out = np.empty(1024, dtype=np.int64)
-    pending = np.empty((0, 2), dtype=np.int64)
-    end, n_pending = 0, 0
+    end = 0
     for i in range(m):
-        out, stop_at, pending, n_pending = _query(
-            packed, left, start, stop, rows, low, high, A[i], t[i], points32, max_abs, out,
-            end, counts[i], pending, n_pending, i)
+        out, stop_at, open_[i] = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
+                                        points32, max_abs, out, end, counts[i])
         if sort:
             out[end:stop_at].sort()
         end = stop_at
         indptr[i + 1] = end
-    return indptr, out[:end], counts, pending[:n_pending]
+    return indptr, out[:end], counts, open_
 
 
 @_jit
@@ -275,7 +276,7 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 
 # every kernel, callees first
-_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _settle, _pend, _query,
+_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _settle32, _query,
             _query_many)
 
 
@@ -343,14 +344,10 @@ class CompiledKDTree(NumpyKDTree):
             raise ValueError(f"a must have shape ({self.d},); got {np.shape(a)}")
         a = np.ascontiguousarray(a, dtype=np.float64)
         counts = np.zeros(_COUNTERS, dtype=np.int64)
-        out, end, pending, n_pending = _query(
-            self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
-            a, float(t), self._points32, self._max_abs, _NO_IDS, 0, counts, _NO_PAIRS, 0, 0)
-        found = out[:end]
-        if n_pending:  # rare: pairs outside the compiled settle's range
-            rows = pending[:n_pending, 1]
-            found = np.concatenate([found, self._ids_at(rows[at_least(
-                self._rows[rows], a, float(t))])])
+        out, end, open_ = _query(self._packed, self.left, self.start, self.stop, self._rows,
+                                 self._low, self._high, a, float(t), self._points32,
+                                 self._max_abs, _NO_IDS, 0, counts)
+        found = self._scan().query(a, float(t))[0] if open_ else out[:end]
         return found, QueryStats(*counts.tolist(), len(found))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
@@ -361,33 +358,30 @@ class CompiledKDTree(NumpyKDTree):
         if A.ndim != 2 or A.shape[1] != self.d:
             raise ValueError(f"A must have shape (m, {self.d}); got {A.shape}")
         t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
-        indptr, found, counts, pending = _query_many(
+        indptr, found, counts, open_ = _query_many(
             self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
             A, t_vec, self._points32, self._max_abs, bool(sort))
-        if len(pending):  # rare: pairs outside the compiled settle's range
-            indptr, found = self._add_pending(indptr, found, pending, A, t_vec, sort)
+        if open_.any():  # rare: those rows answered again by the exact scan
+            indptr, found = self._answer_again(indptr, found, np.flatnonzero(open_), A, t_vec,
+                                               sort)
         stats = BatchQueryStats(*(counts[:, k].copy() for k in range(_COUNTERS)),
                                 np.diff(indptr))
         return indptr, found, stats
 
-    def _add_pending(self, indptr: np.ndarray, found: np.ndarray, pending: np.ndarray,
-                     A: np.ndarray, t: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The answer with the pending (query, row) pairs that ``exact.at_least`` accepts
-        added to their queries' rows (sorted again if ``sort``)."""
-        queries, rows = pending[:, 0], pending[:, 1]
-        keep = at_least(self._rows[rows], A[queries], t[queries])
-        queries, rows = queries[keep], rows[keep]
-        order = np.argsort(queries, kind="stable")
-        extra = indptr_of(np.bincount(queries, minlength=len(A)).astype(np.int64))
-        indptr, found = concat_rows([(indptr, found), (extra, self._ids_at(rows[order]))])
-        return indptr, (sort_rows(indptr, found) if sort else found)
+    def _scan(self) -> BruteForce:
+        """The exact scan over the tree's own arrays (points in tree order, their ids)."""
+        return BruteForce.over(self._rows[:self._n], compact_ids(self.ids))
 
-    def _ids_at(self, rows: np.ndarray) -> np.ndarray:
-        """The int64 ids of the given rows of the tree (``_id`` of each)."""
-        ids = self._low[rows].astype(np.int64)
-        if len(self._high):
-            ids |= self._high[rows].astype(np.int64) << 16
-        return ids
+    def _answer_again(self, indptr: np.ndarray, found: np.ndarray, rows: np.ndarray,
+                      A: np.ndarray, t: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The CSR answer with the given rows replaced by the exact scan's answers."""
+        scan = self._scan()
+        answers = [found[indptr[i]:indptr[i + 1]] for i in range(len(A))]
+        for i in rows.tolist():
+            ids = scan.query(A[i], float(t[i]))[0]
+            answers[i] = np.sort(ids) if sort else ids
+        counts = np.array([len(ids) for ids in answers], dtype=np.int64)
+        return indptr_of(counts), np.concatenate(answers)
 
 
 # The kd-tree "auto" races and attention's "auto" builds: the compiled walk where Numba is
