@@ -579,6 +579,8 @@ class NumpyKDTree:
         else:
             scores, low, high = _scores(points, a), t - band, t + band
         near = np.flatnonzero(scores >= low)  # at or above the band's floor
+        if not float32 and np.count_nonzero(scores >= high) == len(near):
+            return near  # no float64 score in the band (the band is a few ulps): the usual case
         w = points.shape[1]
         sure = scores.ravel()[near] >= (high if one else high[near // w, 0])
         unsure = np.flatnonzero(~sure)
