@@ -1,9 +1,9 @@
 """ReLU attention with the KV cache in an HSR structure, against the dense computation.
 
 Decoding: one step is one query row over a cache of n keys. ``Decoder.attend`` with the default
-backend "auto" (``attention/plan.py``: the dense kernel over a small cache, else the HSR
-structure that ``hsr.auto`` planned, then the exact row over the reported keys), and with the
-explicit kd-trees (backend "numpy", and "compiled" where Numba is installed), against
+backend "auto" (``hsr.plan.decode``: the dense kernel over a small cache, else the HSR
+structure whose blocks ``hsr.plan`` planned, then the exact row over the reported keys), and
+with the explicit kd-trees (backend "numpy", and "compiled" where Numba is installed), against
 ``Decoder.attend_dense`` (``dense.py`` on one row: all n scores with one matvec, the check of
 the scores near b, ReLU, normalise, weighted sum).
 Gaussian keys and values (std 1), unit-norm Gaussian queries, alpha = 1,
@@ -11,8 +11,13 @@ b = paper_threshold(n, sigma_a) with sigma_a = ||q|| / sqrt(d), so that about n^
 activated. The methods are timed side by side (interleaved), query by query, in one run.
 
 Causal prefill: ``relu_attention(..., causal=True)`` with method="hsr" (keys split by position,
-``attention/positions.py``; backend "auto", and the NumPy and compiled kd-trees for d <= 4)
-against method="dense", interleaved.
+``attention/positions.py``; backend "auto" (``hsr.plan.prefill``), the NumPy kd-tree for
+d <= 4 and the compiled one for d <= 8) against method="dense", interleaved.
+
+Both tables show auto's choice against the best: ``best`` names the fastest variant of the
+cell and ``auto_over_best`` is auto's time over it (1 where auto ran the best kernel; above
+1.2 a missed win), ``auto_kernel`` what auto ran and ``auto_why`` its reason
+(``AttentionStats.plan``).
 
     python benchmarks/bench_attention.py            # n = 2^10, 2^12 .. 2^22 (tens of minutes)
     python benchmarks/bench_attention.py --quick    # n = 2^10 .. 2^12, a smoke run (not saved)
@@ -35,15 +40,15 @@ from hsr_lab.hsr import compiled
 from hsr_lab.theory import paper_threshold, score_sigma
 
 DECODE_DIMS = (2, 4, 8, 16, 32, 64, 128)
-PREFILL_DIMS = (2, 4, 64)
+PREFILL_DIMS = (2, 4, 8, 64)
 TREE_MAX_D = 8  # the explicit kd-tree is timed up to this d (beyond, its build alone is slow)
-PREFILL_TREE_MAX_D = 4
+PREFILL_TREE_MAX_D = 4  # the NumPy kd-tree's prefill up to this d, the compiled one's to 8
 PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "auto_s", "numpy_s", "compiled_s",
-                   "dense_over_auto", "dense_over_numpy", "dense_over_compiled", "auto_kernel",
-                   "products_share_numpy")
+                   "dense_over_auto", "dense_over_numpy", "dense_over_compiled", "best",
+                   "auto_over_best", "auto_kernel", "auto_why", "products_share_numpy")
 DECODE_COLUMNS = ("n", "d", "k", "auto_ms", "tree_ms", "compiled_ms", "dense_ms",
-                  "dense_over_auto", "dense_over_tree", "dense_over_compiled", "auto_kernel",
-                  "build_s", "note")
+                  "dense_over_auto", "dense_over_tree", "dense_over_compiled", "best",
+                  "auto_over_best", "auto_kernel", "auto_why", "build_s", "note")
 
 
 def interleaved(fns: dict[str, object], repeats: int) -> dict[str, float]:
@@ -95,6 +100,7 @@ def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str
             assert stats.activated[0] == dense_stats.activated[0]
             if name == "auto":
                 kernels.add(stats.kernel)
+                why = stats.plan.why
         found.append(int(dense_stats.activated[0]))
         steps = {name: (lambda dec=dec, q=q: dec.attend(q)) for name, dec in decoders.items()}
         steps["dense"] = lambda q=q: dense.attend_dense(q)
@@ -102,7 +108,8 @@ def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str
             times[name].append(t)
     ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
     row.update(k=int(np.median(found)), dense_ms=ms["dense"], auto_ms=ms["auto"],
-               dense_over_auto=ms["dense"] / ms["auto"], auto_kernel="/".join(sorted(kernels)))
+               dense_over_auto=ms["dense"] / ms["auto"], auto_kernel="/".join(sorted(kernels)),
+               auto_why=why, **versus_best(ms))
     for name in ("tree", "compiled"):
         if name in ms:
             row.update({f"{name}_ms": ms[name], f"dense_over_{name}": ms["dense"] / ms[name]})
@@ -119,8 +126,8 @@ def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
     variants = {"dense": ("dense", "auto"), "auto": ("hsr", "auto")}
     if d <= PREFILL_TREE_MAX_D:
         variants["numpy"] = ("hsr", "numpy")
-        if compiled.AVAILABLE:
-            variants["compiled"] = ("hsr", "compiled")
+    if d <= TREE_MAX_D and compiled.AVAILABLE:
+        variants["compiled"] = ("hsr", "compiled")
     row: dict[str, object] = dict.fromkeys(PREFILL_COLUMNS, "-")
     row.update(n=f"2^{int(np.log2(n))}", d=d)
     runs = {}
@@ -136,16 +143,24 @@ def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
         elif not np.allclose(out, expected, rtol=1e-10, atol=1e-13):
             raise AssertionError(f"causal {name} differs from dense at n={n}, d={d}")
         if name == "auto":
-            row["auto_kernel"] = stats.kernel
+            row["auto_kernel"], row["auto_why"] = stats.kernel, stats.plan.why
         if name == "numpy":
             row["products_share_numpy"] = (stats.total_inner_products
                                            / dense_stats.total_inner_products)
-    for name, t in interleaved(runs, 5 if n <= 2**12 else 3 if n <= 2**14 else 1).items():
+    seconds = interleaved(runs, 5 if n <= 2**12 else 3 if n <= 2**14 else 1)
+    for name, t in seconds.items():
         row[f"{name}_s"] = t
+    row.update(versus_best(seconds))
     for name in ("auto", "numpy", "compiled"):
         if name in variants:
             row[f"dense_over_{name}"] = row["dense_s"] / row[f"{name}_s"]  # type: ignore
     return row
+
+
+def versus_best(times: dict[str, float]) -> dict[str, object]:
+    """The fastest variant of a cell and auto's time over it."""
+    best = min(times, key=times.__getitem__)
+    return {"best": best, "auto_over_best": times["auto"] / times[best]}
 
 
 def write(decode: list[dict[str, object]], prefill: list[dict[str, object]], header: str,
@@ -173,21 +188,23 @@ def _fmt(value: object) -> str:
 
 
 NOTES = """Decoding: one step over a cache of n keys. auto = ``Decoder.attend`` with the default
-backend "auto" (below plan.DECODE_MIN_KEYS keys the dense kernel; above, the HSR structure
-whose blocks hsr.auto planned: kd-tree, scan or faiss, then the exact row over the reported
-keys); tree = the same with backend "numpy" (the kd-tree always; d <= 8), compiled = with
-backend "compiled" (the same tree walked by Numba-compiled loops; d <= 8); dense =
-``attend_dense`` (all n scores, ReLU, normalise, weighted sum). auto_kernel = the kernel the
-auto steps report (AttentionStats.kernel). Every HSR row is checked against the dense row.
-Times: per query, the median of the repeats timed side by side (interleaved); then the
-median over the queries. build_s = the auto Decoder's build.
+backend "auto" (hsr.plan.decode: below DECODE_MIN_KEYS keys or n d < DECODE_MIN_WORK the dense
+kernel; above, the HSR structure whose blocks hsr.plan planned, kd-tree or scan, then the exact
+row over the reported keys); tree = the same with backend "numpy" (the kd-tree always;
+d <= 8), compiled = with backend "compiled" (the same tree walked by Numba-compiled loops;
+d <= 8); dense = ``attend_dense`` (all n scores, ReLU, normalise, weighted sum).
+auto_kernel = the kernel the auto steps report (AttentionStats.kernel). Every HSR row is
+checked against the dense row. Times: per query, the median of the repeats timed side by
+side (interleaved); then the median over the queries. build_s = the auto Decoder's build.
 Prefill: causal relu_attention, method="dense" against method="hsr" (keys split by position,
-attention/positions.py): backend "auto" (plan.py: the dense kernel for d > 16, n < 2^13 or few
-rows, else a race of the kd-tree, hsr.TREE (compiled where Numba is installed), and the dense
-kernel on 16 rows), "numpy" and "compiled" (the kd-tree always, d <= 4), timed side by side
-(interleaved; medians of 5 rounds at n <= 2^12, 3 at 2^14, one at 2^16). products_share =
-inner products of the kd-tree path (its queries', its own tiles' and the exact rows') / those
-of dense (n(n+1)/2)."""
+attention/positions.py): backend "auto" (hsr.plan.prefill: the dense kernel for d > 16 or few
+rows; else a race of the kd-tree, hsr.TREE (compiled where Numba is installed), and the dense
+kernel on a few rows, medians of 5 rounds with a 10% margin for the tree, where the race costs
+at most 5% of the batch, else the tree for d <= 4 and dense above), "numpy" (d <= 4) and
+"compiled" (d <= 8), the kd-tree always, timed side by side (interleaved; medians of 5 rounds
+at n <= 2^12, 3 at 2^14, one at 2^16). products_share = inner products of the kd-tree path
+(its queries', its own tiles' and the exact rows') / those of dense (n(n+1)/2). best: the
+fastest variant; auto_over_best: auto / best; auto_why: AttentionStats.plan."""
 
 
 def main(argv: list[str]) -> int:

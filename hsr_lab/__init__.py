@@ -5,7 +5,8 @@ Layers, bottom to top; each imports only from the layers below it (and the share
 1. ``theory`` (the paper's formulas: thresholds, expected sparsity, bounds) and
    ``hsr.numerics`` (unit roundoff, rounding margins, overflow limits, the score <a, x>).
 2. ``hsr``: the reporting structures behind ``HSR`` (readable kd-tree ``reference``, its NumPy
-   twin, the scan, convex layers) and ``hsr.auto``, the planner that picks tree or scan;
+   twin, the scan, convex layers) and ``hsr.plan``, the planner that picks tree or scan (and,
+   for attention, tree or dense);
    it reads the paper's threshold from ``theory``. ``peers`` (what practical systems do
    instead, for the benchmarks) sits beside it.
 3. ``attention``: dense and HSR ReLU^alpha and softmax attention, the ``Decoder``.

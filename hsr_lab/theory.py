@@ -37,6 +37,18 @@ over the dense scan n that is tiny (n^{-1/32} is 0.65 at n = 2^20) and that the 
 constants depending on d swamp. Part 2 answers in log n + k but builds in n^{floor(d/2)},
 n^{32} at d = 64, which is impossible. bounds_table tabulates both at d = 2, 8, 64.
 
+Softmax at the paper's threshold (derived, ours). Kept entries are a share Phibar(sqrt(c ln n))
+of the row whatever sigma_a is, but the softmax mass they carry depends on sigma_a: the tilted
+Gaussian e^s phi_sigma(s) = e^{sigma^2/2} phi_sigma(s - sigma^2) gives a dropped share of mass
+eps = Phi(sqrt(c ln n) - sigma_a) (gaussian_dropped_mass). Sparsity and a small eps hold
+together once sigma_a exceeds sqrt(c ln n) (sigma_for_dropped_mass), i.e. for raw scores of
+order log n.
+
+Where floor(d/2) comes from. The bounds are the paper's restatement of Agarwal, Eppstein and
+Matousek (1992); their floor(d/2) is that of the Upper Bound Theorem: a convex polytope with n
+vertices in R^d has O(n^{floor(d/2)}) faces, attained on the moment curve
+(cyclic_polytope_facets).
+
 Every formula is an asymptotic cost "up to constants"; logarithms are natural. n (and m) are
 treated as continuous sizes >= 1, so the functions are vectorised and accept floats such as
 n = e^10; d must be an integer because floor(d/2) enters the exponents.
@@ -63,10 +75,12 @@ __all__ = [
     "binomial_tail",
     "bounds_table",
     "chernoff_binomial_bound",
+    "cyclic_polytope_facets",
     "decoding_cost",
     "dropped_mass_bound",
     "expected_activated",
     "fit_exponent",
+    "gaussian_dropped_mass",
     "gaussian_tail_bound",
     "kdtree_depth",
     "local_slope",
@@ -82,6 +96,7 @@ __all__ = [
     "part2_query_work",
     "prefill_cost",
     "score_sigma",
+    "sigma_for_dropped_mass",
     "softmax_error_bound",
     "upper_tail",
 ]
@@ -192,7 +207,7 @@ def activation_probability(b: npt.ArrayLike, sigma: npt.ArrayLike) -> FloatOrArr
     return _out(special.ndtr(-b / sigma))
 
 
-def expected_activated(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+def expected_activated(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """E[k] = n Phibar(sqrt(c ln n)): the exact expected count of s_j > b = sigma_a sqrt(c ln n).
 
     It does not depend on sigma_a, since b scales with it.
@@ -202,7 +217,7 @@ def expected_activated(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
     return _out(n * special.ndtr(-np.sqrt(c * np.log(n))))
 
 
-def paper_bound(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+def paper_bound(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """n^{1 - c/2} = n exp(-b^2 / (2 sigma^2)) at b = sigma sqrt(c ln n): n^{4/5} at c = 0.4."""
     n = _sizes("n", n)
     c = _c(c)
@@ -250,7 +265,7 @@ def binomial_tail(n: npt.ArrayLike, p: npt.ArrayLike, k: npt.ArrayLike) -> Float
     return _out(stats.binom.sf(np.ceil(k) - 1, n, p))
 
 
-def paper_whp_failure(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+def paper_whp_failure(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """exp(-n^{1 - c/2} / 3): the Chernoff bound on P(a row keeps more than 2 n^{1 - c/2}).
 
     A row's count is Binomial(n, p) with p = Phibar(sqrt(c ln n)) <= n^{-c/2}, so its mean is
@@ -260,7 +275,7 @@ def paper_whp_failure(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
     return chernoff_binomial_bound(paper_bound(n, c), 1.0)
 
 
-def mills_ratio_factor(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+def mills_ratio_factor(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """paper_bound / expected_activated = exp(-t^2/2) / Phibar(t) at t = sqrt(c ln n).
 
     By Mills' ratio it is about sqrt(2 pi) t = sqrt(2 pi c ln n) (sqrt(0.8 pi ln n) at
@@ -274,7 +289,7 @@ def mills_ratio_factor(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
     return _out(np.exp(-(t**2) / 2.0 - special.log_ndtr(-t)))
 
 
-def local_slope(n: npt.ArrayLike, c: float = 0.4) -> FloatOrArray:
+def local_slope(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """d ln E[k] / d ln n = 1 - (c / (2t)) phi(t) / Phibar(t), t = sqrt(c ln n), E[k] = n Phibar(t).
 
     Since phi(t)/Phibar(t) > t, this is below 1 - c/2; it increases towards it as
@@ -418,6 +433,75 @@ def dropped_mass_bound(n: npt.ArrayLike, gamma: npt.ArrayLike, gap: npt.ArrayLik
     return _out(n ** (1.0 - gamma) * np.exp(-gap))
 
 
+def gaussian_dropped_mass(n: npt.ArrayLike, sigma_a: npt.ArrayLike, c: float = PAPER_C
+                          ) -> FloatOrArray:
+    """eps = Phi(sqrt(c ln n) - sigma_a): the softmax mass dropped at b = sigma_a sqrt(c ln n)
+    by a row of Gaussian scores s_j ~ N(0, sigma_a^2) (Phi the standard normal CDF).
+
+    Derived (ours, not the paper's): with phi_sigma the N(0, sigma^2) density, completing the
+    square gives the tilted Gaussian
+
+        e^s phi_sigma(s) = e^{sigma^2/2} phi_sigma(s - sigma^2),
+
+    so E[e^s 1{s < b}] = e^{sigma^2/2} Phi((b - sigma^2) / sigma) and E[e^s] = e^{sigma^2/2}.
+    Their ratio is Phi(b/sigma - sigma), and b/sigma = sqrt(c ln n) at the paper's threshold.
+    A row's eps_i = sum over dropped j of e^{s_j} / sum over all j of e^{s_j} is a ratio of
+    sums, which tends to this ratio of means as n grows; the approximation needs n large
+    against e^{sigma_a^2} (else a few top scores carry the sums). The kept share of entries,
+    Phibar(sqrt(c ln n)), does not depend on sigma_a; the dropped share of mass does: near 1 at
+    sigma_a = 1/4 (unit queries at d = 16), 1/2 at sigma_a = sqrt(c ln n), small beyond.
+    Notebook 4 derives and measures it.
+    """
+    n = _sizes("n", n)
+    sigma_a = _reals("sigma_a", sigma_a, lo=0.0, hint=" (the std of the scores)")
+    c = _c(c)
+    return _out(special.ndtr(np.sqrt(c * np.log(n)) - sigma_a))
+
+
+def sigma_for_dropped_mass(n: npt.ArrayLike, eps: npt.ArrayLike, c: float = PAPER_C
+                           ) -> FloatOrArray:
+    """sigma_a = sqrt(c ln n) - Phi^{-1}(eps): the score scale at which the paper's threshold
+    drops a share eps of the softmax mass (``gaussian_dropped_mass`` solved for sigma_a).
+
+    At eps = 1/2 it is sqrt(c ln n); a smaller eps needs a larger sigma_a, so the kept scores
+    (>= b = sigma_a sqrt(c ln n)) are then of order c ln n: raw scores of order log n.
+    """
+    n = _sizes("n", n)
+    eps = _reals("eps", eps, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                 hint=" (a share of softmax mass)")
+    c = _c(c)
+    return _out(np.sqrt(c * np.log(n)) - special.ndtri(eps))
+
+
+# ---------------------------------------------------------------- where floor(d/2) comes from
+
+
+def cyclic_polytope_facets(n: int, d: int) -> int:
+    """Facets of the cyclic polytope C(n, d), the convex hull of n points on the moment curve
+    (t, t^2, ..., t^d): the maximum over all polytopes with n vertices in R^d.
+
+    Gale's evenness condition gives, with k = floor(d/2),
+
+        d = 2k even:    f = n / (n - k) * C(n - k, k)
+        d = 2k + 1 odd: f = 2 C(n - k - 1, k),
+
+    which grows like n^{floor(d/2)}. The Upper Bound Theorem (McMullen 1970) says that no
+    polytope with n vertices in R^d has more faces of any dimension than C(n, d): O(n^{floor(d/2)})
+    in all. By duality the same count bounds the faces of an intersection of n half-spaces,
+    which is where floor(d/2) enters the half-space reporting bounds (notebook 1). Needs
+    d >= 2 and n >= d + 1 (fewer points span no full-dimensional polytope).
+    """
+    d = _dim(d)
+    n = as_positive_int("n", n)
+    if n < d + 1:
+        raise ValueError(f"n must be at least d + 1 = {d + 1} points for a polytope in R^{d}; "
+                         f"got {n}")
+    k = d // 2
+    if d % 2 == 0:
+        return n * math.comb(n - k, k) // (n - k)
+    return 2 * math.comb(n - k - 1, k)
+
+
 # ---------------------------------------------------------------- measured exponents
 
 
@@ -467,7 +551,13 @@ def fit_exponent(n: npt.ArrayLike, counts: npt.ArrayLike, confidence: float = 0.
 
 
 def bounds_table(d_values: Iterable[int] = (2, 8, 64), n: float = 2**20) -> list[dict[str, float]]:
-    """What Part 1 and Part 2 cost at each d, for one n (query work at k = 0, vs a scan of n).
+    """What Part 1 and Part 2 cost at each d, for one n (query work at k = 0, vs a scan of n),
+    as the paper states them.
+
+    The paper's restatement drops what the cited results carry: Matousek's (1992) query bound
+    has polylog factors and a constant that depends on d, Agarwal, Eppstein and Matousek's
+    (1992) space/query trade-off an n^delta factor for any fixed delta > 0. Chan (2012) removes
+    the polylog for emptiness queries in even d >= 4.
 
     Part 1's query work is n^{1 - 1/floor(d/2)} for d >= 4 and log n for d = 2, 3
     (``part1_query_work``). Constants are dropped: at d = 64 the ratio to the scan (about

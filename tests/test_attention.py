@@ -509,9 +509,9 @@ def test_inputs_are_never_modified():
 
 
 def test_auto_takes_the_dense_kernel_where_the_tree_cannot_prune_and_says_so():
-    """backend="auto": high d, few keys or few rows take the dense kernel (``plan.py``); the
-    stats say kernel="dense" and the rows are the dense rows. An explicit backend always asks
-    its structure and says which."""
+    """backend="auto": high d or few rows take the dense kernel (``hsr.plan.prefill``); the
+    stats say kernel="dense" (and why, ``stats.plan``) and the rows are the dense rows. An
+    explicit backend always asks its structure and says which."""
     rng = np.random.default_rng(21)
     for n, d, m in ((500, 32, 500), (200, 2, 200), (5000, 2, 3)):
         K, V, Q = (rng.standard_normal(shape) for shape in ((n, d), (n, 3), (m, d)))
@@ -521,6 +521,7 @@ def test_auto_takes_the_dense_kernel_where_the_tree_cannot_prune_and_says_so():
             fast, stats = relu_attention(Q, K, V, 2, 0.3, causal=causal, method="hsr",
                                          return_stats=True)
             assert (stats.method, stats.kernel) == ("hsr", "dense")
+            assert stats.plan.kernel == "dense" and stats.plan.why and not stats.plan.seconds
             assert "kernel=dense" in repr(stats)
             np.testing.assert_array_equal(fast, dense)
             np.testing.assert_array_equal(stats.activated, dense_stats.activated)
@@ -535,17 +536,19 @@ def test_auto_takes_the_dense_kernel_where_the_tree_cannot_prune_and_says_so():
 
 
 def test_auto_races_the_tree_against_the_dense_kernel_on_large_batches():
-    """Past rules 1-3 the race decides; either way the rows are the dense rows."""
+    """Past the rules the race decides (or, where a race would cost too much, the rule for
+    low d); either way the rows are the dense rows, and ``stats.plan`` says which decided."""
     Q, K, V, b = paper_prefill(22)
     for causal in (False, True):
         fast, stats = relu_attention(Q, K, V, 1, b, causal=causal, method="hsr",
                                      return_stats=True)
         assert stats.kernel in ("dense", TREE.name)
+        assert stats.plan.kernel == ("dense" if stats.kernel == "dense" else "tree")
         close(fast, relu_attention(Q, K, V, 1, b, causal=causal), V)
 
 
 def test_decoder_auto_takes_the_dense_kernel_on_a_small_cache():
-    from hsr_lab.attention import plan
+    from hsr_lab.hsr import plan
 
     rng = np.random.default_rng(23)
     K, V = rng.standard_normal((300, 3)), rng.standard_normal((300, 2))
@@ -555,6 +558,7 @@ def test_decoder_auto_takes_the_dense_kernel_on_a_small_cache():
     for q in rng.standard_normal((5, 3)):
         (row, stats), (expected, _) = auto.attend(q), auto.attend_dense(q)
         assert (stats.method, stats.kernel) == ("hsr", "dense")
+        assert "DECODE_MIN_KEYS" in stats.plan.why
         np.testing.assert_array_equal(row, expected)
         row, stats = tree.attend(q)
         assert stats.kernel == "numpy" and stats.total_nodes_visited > 0

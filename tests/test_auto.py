@@ -1,4 +1,6 @@
-"""The scans and the planner behind ``backend="auto"``: exact answers whatever is chosen."""
+"""The scans and the planner behind ``backend="auto"`` (``hsr.plan``): exact answers whatever
+is chosen, decisions that say why, races that a disturbed round cannot flip, fixed plans that
+repeat, and a first batch answered once."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import pytest
 
 import hsr_lab.hsr.brute as brute
 from hsr_lab import HSR
-from hsr_lab.hsr import TREE, auto
+from hsr_lab.hsr import TREE, BruteForce, NumpyKDTree, Plan, plan
 
 
 def exact_rows(points: np.ndarray, A: np.ndarray, t: np.ndarray) -> list[np.ndarray]:
@@ -93,111 +95,175 @@ def test_float64_batch_scan_groups_rows(monkeypatch):
         np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
 
 
+# -- the planner ------------------------------------------------------------------------------
+def fake_race(seconds: dict[str, float], calls: list | None = None):
+    """A ``plan.race`` that runs every candidate once (so answers stay exercised) and returns
+    the given medians."""
+    def race(candidates, rounds=plan.ROUNDS):
+        for fn in candidates.values():
+            fn()
+        if calls is not None:
+            calls.append(set(candidates))
+        return {name: seconds[name] for name in candidates}
+    return race
+
+
 def test_auto_batches_are_exact_whatever_wins(monkeypatch):
-    """Small blocks race too (MIN_N lowered): every size class answers exactly."""
-    monkeypatch.setattr(auto, "MIN_N", 64)
+    """Small blocks race too (MIN_N lowered): every size class answers exactly, ascending."""
+    monkeypatch.setattr(plan, "MIN_N", 64)
     points, A, t = tied(4, n=5000, m=40)
     hsr = HSR(points, backend="auto")
     for rows in (1, 3, 17, 40):
-        indptr, ids = hsr.query_many(A[:rows], t[:rows])
-        for i, want in enumerate(exact_rows(points, A[:rows], t[:rows])):
-            np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], want)
+        for sort in (True, False):
+            indptr, ids = hsr.query_many(A[:rows], t[:rows], sort=sort)
+            for i, want in enumerate(exact_rows(points, A[:rows], t[:rows])):
+                row = ids[indptr[i]:indptr[i + 1]]
+                np.testing.assert_array_equal(row if sort else np.sort(row), want)
 
 
-def test_trial_keeps_the_candidate_fastest_in_use(monkeypatch):
-    """Every candidate answers TRIAL lone queries (ascending, exact); then the one with the
-    least median time is kept alone (timer made deterministic: the scan is faster)."""
-    from hsr_lab.hsr import BruteForce, NumpyKDTree
-
-    rng = np.random.default_rng(6)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    assert isinstance(block, auto.Trial) and isinstance(block.leader, NumpyKDTree)
-    clock = iter(np.arange(10_000, dtype=float))
-    monkeypatch.setattr(auto.time, "perf_counter", lambda: next(clock) ** 2 / 1e6)
-    for _ in range(auto.TRIAL * len(block.candidates)):
-        a, t = rng.integers(-3, 4, 2).astype(np.float64), 0.5
-        np.testing.assert_array_equal(block.query(a, t)[0],
-                                      np.flatnonzero(keys.astype(np.float64) @ a >= t))
-    assert len(block.candidates) == 1  # the times grow: the first candidate asked, the tree
-    assert isinstance(block.leader, NumpyKDTree | BruteForce)
+@pytest.mark.parametrize(("tree_s", "scan_s", "kind"), [(1.0, 2.0, "tree"), (2.0, 1.0, "scan"),
+                                                        (1.0, 0.95, "tree")])
+def test_a_block_keeps_the_kernel_that_won_its_race_by_the_margin(monkeypatch, tree_s, scan_s,
+                                                                   kind):
+    """The first block of a size class races tree and scan; the scan replaces the tree (the
+    prior) only if faster by ``MARGIN`` (0.95 is within it). The answers are exact either way."""
+    monkeypatch.setattr(plan, "race", fake_race({"tree": tree_s, "scan": scan_s}))
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((plan.MIN_N, 2))
+    hsr = HSR(keys)
+    (decision,) = hsr.plan.decisions.values()
+    assert decision.kernel == kind and dict(decision.seconds) == {"tree": tree_s,
+                                                                   "scan": scan_s}
+    assert isinstance(hsr.blocks[0], TREE if kind == "tree" else BruteForce)
+    a = rng.standard_normal(2)
+    np.testing.assert_array_equal(hsr.query(a, 0.5), np.flatnonzero(keys @ a >= 0.5))
 
 
-def test_a_batch_ends_the_trial_and_keeps_the_leader(monkeypatch):
-    """A structure asked only batches does not hold every candidate for ever."""
+def test_small_or_wide_blocks_are_scanned_without_a_race(monkeypatch):
+    monkeypatch.setattr(plan, "race", lambda *args, **kw: pytest.fail("raced"))
+    rng = np.random.default_rng(1)
+    for shape, rule in (((plan.MIN_N - 1, 2), "MIN_N"), ((plan.MIN_N, plan.MAX_D + 1), "MAX_D")):
+        hsr = HSR(rng.standard_normal(shape))
+        (decision,) = hsr.plan.decisions.values()
+        assert decision.kernel == "scan" and rule in decision.why and not decision.seconds
+        assert isinstance(hsr.blocks[0], BruteForce)
+
+
+def test_settle_keeps_the_prior_unless_beaten_by_the_margin():
+    assert plan.settle({"tree": 1.0, "scan": 1.0 / plan.MARGIN * 1.01}).kernel == "tree"
+    assert plan.settle({"tree": 1.0, "scan": 1.0 / plan.MARGIN * 0.99}).kernel == "scan"
+    assert plan.settle({"tree": 1.0, "dense": 2.0}).kernel == "tree"
+    decision = plan.settle({"tree": 3.0, "dense": 1.0})
+    assert decision.kernel == "dense" and "fastest" in decision.why and "dense" in str(decision)
+
+
+def test_a_race_compares_medians_of_interleaved_rounds(monkeypatch):
+    """Two disturbed rounds of five (a busy machine) do not flip the decision, and the order
+    alternates, so that neither candidate always runs first."""
+    order, clock = [], [0.0]
+    costs = {"tree": [1.0, 50.0, 1.0, 50.0, 1.0], "scan": [3.0] * 5}
+    calls = {"tree": 0, "scan": 0}
+
+    def run(name):
+        order.append(name)
+        clock[0] += costs[name][calls[name]]
+        calls[name] += 1
+
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: clock[0])
+    seconds = plan.race({"tree": lambda: run("tree"), "scan": lambda: run("scan")}, rounds=5)
+    assert seconds == {"tree": 1.0, "scan": 3.0}
+    assert plan.settle(seconds).kernel == "tree"  # best-of or mean would not tell this apart
+    assert order[:4] == ["tree", "scan", "scan", "tree"]
+
+
+def test_a_fixed_plan_repeats_the_choices_without_racing(monkeypatch):
+    """``HSR(K, plan=other.plan.fixed())`` takes the same kernels with no race;
+    ``Plan(race=False)`` takes the rules and, where a race would run, the prior (the tree)."""
+    monkeypatch.setattr(plan, "race", fake_race({"tree": 2.0, "scan": 1.0}))
+    rng = np.random.default_rng(2)
+    keys = rng.standard_normal((plan.MIN_N, 3))
+    first = HSR(keys)
+    first.query_many(rng.standard_normal((5, 3)), 0.5)  # a batch on a scan block: no race
+    assert [d.kernel for d in first.plan.decisions.values()] == ["scan"]
+    monkeypatch.setattr(plan, "race", lambda *args, **kw: pytest.fail("raced"))
+    again = HSR(keys, plan=first.plan.fixed())
+    assert repr(again.plan).replace("fixed", "racing") == repr(first.plan)
+    assert isinstance(again.blocks[0], BruteForce)
+    rules = HSR(keys, plan=Plan(race=False))
+    assert isinstance(rules.blocks[0], TREE)
+    rules.query_many(rng.standard_normal((5, 3)), 0.5)  # the batch: the prior too, no race
+    assert {d.kernel for d in rules.plan.decisions.values()} == {"tree"}
+    assert first.plan.race and not again.plan.race
+    with pytest.raises(ValueError, match="plan applies to backend='auto'"):
+        HSR(keys, backend="numpy", plan=Plan())
+    with pytest.raises(TypeError, match="plan must be"):
+        HSR(keys, plan="tree")
+
+
+def test_the_plan_says_what_was_chosen_why_and_the_timings():
+    rng = np.random.default_rng(3)
+    hsr = HSR(rng.standard_normal((2**15, 2)).astype(np.float32))
+    hsr.query_many(rng.standard_normal((9, 2)), 1.0)
+    text = repr(hsr.plan)
+    query = hsr.plan.decisions["query, float32, n in [2^15, 2^16)"]
+    assert f"query, float32, n in [2^15, 2^16): {query.kernel}: " in text
+    assert ("batch m >= 8, float32, n in [2^15, 2^16)" in text) == (query.kernel == "tree")
+    for decision in hsr.plan.decisions.values():
+        assert decision.kernel in ("tree", "scan") and decision.why
+        assert set(decision.seconds) in (set(), {"tree", "scan"})
+        assert all(sec > 0 for sec in decision.seconds.values())
+    assert HSR(rng.standard_normal((10, 2)), backend="numpy").plan is None
+
+
+def test_the_first_batch_races_on_a_sample_and_is_answered_once(monkeypatch):
+    """A batch's race answers at most ``RACE_ROWS`` rows per candidate; the batch itself is
+    asked once, of the winner only, and a later batch of its class does not race."""
+    monkeypatch.setattr(plan, "TREE", NumpyKDTree)
+    rng = np.random.default_rng(4)
+    keys = rng.standard_normal((plan.MIN_N, 2))
+    hsr = HSR(keys, plan=Plan({Plan.situation("query", keys.dtype, len(keys)):
+                               plan.Decision("tree", "given")}))  # races the batches
+    asked = []
+    for kind in (NumpyKDTree, BruteForce):
+        original = kind.query_many
+        monkeypatch.setattr(kind, "query_many", lambda self, A, t, sort=True, o=original, k=kind:
+                            (asked.append((k.__name__, len(A))), o(self, A, t, sort))[1])
+    A = rng.standard_normal((100, 2))
+    races = []
+    monkeypatch.setattr(plan, "race", fake_race({"tree": 1.0, "scan": 2.0}, races))
+    indptr, ids = hsr.query_many(A, 0.3)
+    assert len(races) == 1
+    assert [n for _, n in asked if n > plan.RACE_ROWS] == [100]  # the batch, once
+    assert max(n for _, n in asked if n != 100) <= plan.RACE_ROWS
+    hsr.query_many(A[:50], 0.3)
+    assert len(races) == 1  # the same class (m >= RACE_ROWS): decided
+    for i, a in enumerate(A):
+        np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], np.flatnonzero(keys @ a >= 0.3))
+
+
+@pytest.mark.parametrize(("winner", "alone"), [("tree", "numpy"), ("scan", "brute")])
+def test_the_first_batch_peaks_no_higher_than_the_winner_alone(monkeypatch, winner, alone):
+    """A first batch whose rows report every key (the worst case for memory): the race on a
+    sample adds little to the peak of the winner answering the batch alone (racing on the
+    whole batch held two answers of it at once). The NumPy tree, whose arrays tracemalloc
+    sees."""
+    import tracemalloc
+
+    monkeypatch.setattr(plan, "TREE", NumpyKDTree)
+    monkeypatch.setattr(plan, "race", fake_race({"tree": 1.0, "scan": 1.0} | {winner: 0.5}))
     rng = np.random.default_rng(5)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    assert isinstance(block, auto.Trial) and len(block.candidates) > 1
-    leader = block.leader
-    A = rng.integers(-3, 4, (3, 2)).astype(np.float64)
-    indptr, ids, _ = block.query_many(A, 0.5)
-    assert block.candidates == [leader]
-    for i, a in enumerate(A):
-        np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
-                                      np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
-
-
-def test_lone_queries_keep_the_trial_going_across_a_batch(monkeypatch):
-    """A batch after lone queries leaves the trial running (batches go to the leader); a batch
-    with no lone query since the previous one ends it."""
-    rng = np.random.default_rng(10)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    held = list(block.candidates)
-    a, A = np.array([1.0, -1.0]), rng.integers(-3, 4, (3, 2)).astype(np.float64)
-    block.query(a, 0.5)
-    block.query_many(A, 0.5)
-    assert block.candidates == held
-    block.query_many(A, 0.5)
-    assert block.candidates == held[:1]
-
-
-def test_a_scan_block_races_the_tree_on_trial(monkeypatch):
-    """The batch race of a scan leader takes the tree still on trial, not a new one."""
-    from hsr_lab.hsr import BruteForce
-
-    rng = np.random.default_rng(11)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    timed = auto.best_times
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.5, 1.0, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    assert isinstance(block.leader, BruteForce) and block.tree is not None
-    tree = block.tree
-    monkeypatch.setattr(auto, "best_times", timed)
-    built = []
-    monkeypatch.setattr(auto.NumpyKDTree, "__init__", lambda *args: built.append(args))
-    block.query(np.array([1.0, -1.0]), 0.5)
-    A = rng.integers(-3, 4, (4, 2)).astype(np.float64)
-    indptr, ids, _ = auto.query_many(block, A, np.full(4, 0.5))
-    assert not built  # the race ran against the tree on trial (kept only if it won)
-    assert auto._BATCH_PLANS[block.leader]["other"] in (tree, None)
-    for i, a in enumerate(A):
-        np.testing.assert_array_equal(np.sort(ids[indptr[i]:indptr[i + 1]]),
-                                      np.flatnonzero(keys.astype(np.float64) @ a >= 0.5))
-
-
-def test_a_clearly_slower_candidate_leaves_the_trial_early(monkeypatch):
-    """After TRIAL_FIRST lone queries each, a candidate over TRIAL_CUT times the best median
-    is dropped; the rest go on to TRIAL queries each."""
-    rng = np.random.default_rng(12)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.1, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    slow = block.candidates[-1]
-    costs = {id(c): 1.0 for c in block.candidates} | {id(slow): 3.0}
-    now = [0.0]
-    for c in block.candidates:  # each candidate's query advances a fake clock by its cost
-        monkeypatch.setattr(c, "query", lambda a, t, c=c, q=c.query: (
-            now.__setitem__(0, now[0] + costs[id(c)]), q(a, t))[1])
-    monkeypatch.setattr(auto.time, "perf_counter", lambda: now[0])
-    first = len(block.candidates)
-    for _ in range(auto.TRIAL_FIRST * first):
-        block.query(np.array([1.0, 1.0]), 0.5)
-    assert slow not in block.candidates and len(block.candidates) == first - 1
+    keys = rng.standard_normal((2 * plan.MIN_N, 2))
+    A = rng.standard_normal((256, 2))
+    peaks = {}
+    for name in (alone, "auto"):
+        hsr = HSR(keys, backend=name, plan=None if name == alone else Plan(
+            {Plan.situation("query", keys.dtype, len(keys)): plan.Decision("tree", "given")}))
+        tracemalloc.start()
+        _, ids = hsr.query_many(A, -1e9, sort=False)  # every key, every row
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(ids) == 256 * len(keys)
+    assert peaks["auto"] <= 1.25 * peaks[alone], peaks
 
 
 @pytest.mark.parametrize("make", [tied, near_misses])
@@ -219,17 +285,54 @@ def test_batches_larger_than_a_row_group_are_exact(monkeypatch, make, one_t):
         np.testing.assert_array_equal(ids64[indptr64[i]:indptr64[i + 1]], want)
 
 
-def test_a_trial_is_named_after_what_answered_last(monkeypatch):
-    """During the trial lone queries go to each candidate in turn: ``name`` (which attention
-    reports as ``stats.kernel``) is the one that answered, told apart by its counters."""
-    rng = np.random.default_rng(9)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 1.5, 1.2][:len(fns)])
-    block = auto.trial_block(keys, np.arange(len(keys)), 32)
-    assert isinstance(block, auto.Trial) and len(block.candidates) > 1
-    names = set()
-    for _ in range(len(block.candidates)):
-        _, stats = block.query(np.array([1.0, 0.5]), 2.0)
-        assert (block.name == TREE.name) == (stats.nodes_visited > 0)
-        names.add(block.name)
-    assert len(names) > 1
+def test_attention_rules_and_race(monkeypatch):
+    """``prefill``: rules without timing (wide keys, few rows, a race too costly for a small
+    batch), else a race on rows of at least ``RACE_WORK`` products whose disturbed rounds do
+    not flip it; ``decode``: rules alone."""
+    monkeypatch.setattr(plan, "race", lambda *args, **kw: pytest.fail("raced"))
+    assert plan.prefill("numpy", 10, 10, 64, 100, None).kernel == "hsr"  # the caller's
+    assert plan.prefill("auto", 2**16, 2**16, plan.MAX_D + 1, 2**31, None).kernel == "dense"
+    assert plan.prefill("auto", 100, 2**16, 2, 100 * 2**16, None).kernel == "dense"  # few rows
+    small = 2**10 * (2**10 + 1) // 2
+    assert plan.prefill("auto", 2**10, 2**10, plan.SURE_D, small, None).kernel == "tree"
+    assert plan.prefill("auto", 2**10, 2**10, plan.SURE_D + 1, small, None).kernel == "dense"
+    monkeypatch.undo()
+    asked, clock = [], [0.0]
+
+    def candidates(rows):
+        asked.append(rows)
+        costs = iter([1.0, 9.0, 1.0, 9.0, 1.0])  # the tree's rounds, two of them disturbed
+
+        def tree():
+            clock[0] += next(costs)
+
+        def dense():
+            clock[0] += 3.0
+        return {"tree": tree, "dense": dense}
+
+    monkeypatch.setattr(plan.time, "perf_counter", lambda: clock[0])
+    n = 2**16
+    decision = plan.prefill("auto", n, n, 8, n * (n + 1) // 2, candidates)
+    assert decision.kernel == "tree" and dict(decision.seconds) == {"tree": 1.0, "dense": 3.0}
+    assert asked == [max(plan.RACE_ROWS, plan.RACE_WORK // n)]
+    assert plan.decode("auto", plan.DECODE_MIN_KEYS - 1, 128).kernel == "dense"
+    assert plan.decode("auto", plan.DECODE_MIN_KEYS, plan.DECODE_MIN_WORK).kernel == "hsr"
+    assert plan.decode("auto", plan.DECODE_TREE_KEYS, plan.SURE_D).kernel == "hsr"
+    assert plan.decode("auto", plan.DECODE_TREE_KEYS, 2 * plan.SURE_D).kernel == (
+        "hsr" if plan.DECODE_TREE_KEYS * 2 * plan.SURE_D >= plan.DECODE_MIN_WORK else "dense")
+    assert plan.decode("compiled", 10, 2).kernel == "hsr"
+
+
+def test_the_backend_is_checked_in_one_place():
+    """HSR, the attention functions and the Decoder refuse the same names, and "layers" off the
+    plane, with ``plan.check_backend``'s message."""
+    from hsr_lab.attention import Decoder, relu_attention
+
+    keys = np.zeros((4, 3))
+    for call in (lambda: HSR(keys, backend="kd"), lambda: Decoder(3, backend="kd"),
+                 lambda: relu_attention(keys, keys, keys, backend="kd")):
+        with pytest.raises(ValueError, match=r"backend must be one of \['auto', 'numpy'"):
+            call()
+    for call in (lambda: HSR(keys, backend="layers"), lambda: Decoder(3, backend="layers")):
+        with pytest.raises(ValueError, match=r"plane only \(d = 2\); got d = 3"):
+            call()

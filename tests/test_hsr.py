@@ -582,7 +582,7 @@ def test_float64_points_that_round_turn_a_float32_hsr_into_float64():
 def test_auto_over_float32_keys_races_batches_and_stays_exact():
     """A planned float32 block answers batches of every size class exactly, whichever of its
     walk and its scan won the race for that class."""
-    from hsr_lab.hsr.auto import MIN_N
+    from hsr_lab.hsr.plan import MIN_N
 
     rng = np.random.default_rng(4)
     keys = rng.integers(-2**12, 2**12, (MIN_N + 5, 3)).astype(np.float32)

@@ -119,51 +119,6 @@ def test_bad_input_is_explained():
     assert "page_size=16" in repr(QuestPages(np.ones((3, 2))))
 
 
-# -- the "auto" planner, which the peers benchmark measures -----------------------------------
-def test_auto_planner_keeps_the_faster_structure(monkeypatch):
-    """plan_block keeps the tree iff the tree's timed total is lower (timer made deterministic)."""
-
-    from hsr_lab.hsr import BruteForce, NumpyKDTree, auto
-
-    rng = np.random.default_rng(0)
-    keys = rng.standard_normal((auto.MIN_N, 2))
-    ids = np.arange(len(keys))
-    for tree_s, scan_s, kind in ((1.0, 2.0, NumpyKDTree), (2.0, 1.0, BruteForce)):
-        monkeypatch.setattr(auto, "best_times",  # plan_block times [tree, scan]
-                            lambda fns, rounds, ts=(tree_s, scan_s): list(ts))
-        block = auto.plan_block(keys, ids, 32)
-        assert isinstance(block, kind)
-        a = rng.standard_normal(2)
-        np.testing.assert_array_equal(np.sort(block.query(a, 0.5)[0]),
-                                      np.flatnonzero(keys @ a >= 0.5))
-    # Small blocks and high dimensions are scanned without a trial.
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: pytest.fail("timed"))
-    assert isinstance(auto.plan_block(keys[:100], ids[:100], 32), BruteForce)
-    wide = rng.standard_normal((auto.MIN_N, auto.MAX_D + 1))
-    assert isinstance(auto.plan_block(wide, ids, 32), BruteForce)
-
-
-def test_auto_matches_brute_force_on_a_planned_block():
-    from hsr_lab.hsr.auto import MIN_N
-
-    rng = np.random.default_rng(1)
-    keys = rng.integers(-4, 5, (MIN_N + 3, 3)).astype(np.float64)
-    auto, brute = HSR(keys, backend="auto"), HSR(keys, backend="brute")
-    for _ in range(5):
-        a = rng.integers(-2, 3, 3).astype(np.float64)
-        t = float(rng.choice(keys @ a))
-        np.testing.assert_array_equal(auto.query(a, t), brute.query(a, t))
-
-
-def test_sample_queries_sit_at_the_papers_threshold():
-    from hsr_lab.hsr.auto import sample_queries
-
-    keys = np.random.default_rng(2).standard_normal((2**14, 4))
-    for u, t in zip(*sample_queries(keys), strict=True):
-        assert abs(np.linalg.norm(u) - 1) < 1e-12
-        assert abs(t - np.sqrt(0.4 * np.log(2**14))) < 0.1  # sd 1, mean 0 along any u
-
-
 @pytest.mark.parametrize("module, build", [
     ("faiss", lambda keys: FaissFlat(keys)),
     ("sklearn", lambda keys: BallReduction(keys, kind="sklearn-ball")),
@@ -194,51 +149,3 @@ def test_margins_hold_at_every_scale(peer, key_exp, a_exp):
         t0 = float(rng.choice(base @ a)) if rng.random() < 0.7 else float(rng.integers(-5, 6))
         got = index.query(np.ldexp(a, a_exp), float(np.ldexp(t0, key_exp + a_exp)))
         np.testing.assert_array_equal(got, oracle.query(a, t0), err_msg=f"{peer} t0={t0}")
-
-
-def test_auto_batches_race_tree_and_scan_per_size_class(monkeypatch):
-    """A batch of each size class is answered by whichever of tree and scan won its race (timer
-    made deterministic); a scan block frees the tree it built once the scan has won."""
-    from hsr_lab.hsr import BruteForce, NumpyKDTree, auto
-
-    rng = np.random.default_rng(3)
-    keys = rng.integers(-8, 9, (auto.MIN_N, 2)).astype(np.float32)
-    A = rng.integers(-3, 4, (4, 2)).astype(np.float64)
-    t = np.array([float(keys[i].astype(np.float64) @ a) for i, a in enumerate(A)])
-    want = [np.flatnonzero(keys.astype(np.float64) @ a >= t_i) for a, t_i in zip(A, t, strict=True)]
-    for block_wins, first in ((True, BruteForce), (False, BruteForce), (True, NumpyKDTree)):
-        monkeypatch.setattr(auto, "best_times", lambda fns, rounds, f=first: (
-            [0.0, 1.0, 1.0] if f is NumpyKDTree else [1.0, 0.0, 1.0])[:len(fns)])
-        # plan_block times [tree, scan] and, where faiss is installed, faiss's scan
-        block = auto.plan_block(keys, np.arange(len(keys)), 32)
-        assert isinstance(block, first)
-        def race(fns, rounds, block_wins=block_wins):  # runs both, as the real race does
-            for fn in fns:
-                fn()
-            return [0.0, 1.0] if block_wins else [1.0, 0.0]  # [block, other]
-
-        monkeypatch.setattr(auto, "best_times", race)
-        for _ in range(2):  # the race, then the plan
-            indptr, ids, _ = auto.query_many(block, A, t)
-            for i, w in enumerate(want):
-                np.testing.assert_array_equal(ids[indptr[i]:indptr[i + 1]], w)
-        plan = auto._BATCH_PLANS[block]
-        assert plan[len(A).bit_length()] is (not block_wins)
-        assert (plan["other"] is None) == (first is BruteForce and block_wins)
-
-
-def test_auto_may_keep_faiss_scan_for_float32_keys(monkeypatch):
-    """Where faiss answers the samples fastest, "auto" keeps it; its answers stay exact."""
-    pytest.importorskip("faiss")
-    from hsr_lab.hsr import auto
-    from hsr_lab.hsr.faiss_scan import FaissScan
-
-    rng = np.random.default_rng(5)
-    keys = rng.integers(-2**12, 2**12, (auto.MIN_N, auto.MAX_D + 4)).astype(np.float32)
-    monkeypatch.setattr(auto, "best_times", lambda fns, rounds: [1.0, 0.0][:len(fns)])
-    block = auto.plan_block(keys, np.arange(len(keys)), 32)  # candidates: [scan, faiss]
-    assert isinstance(block, FaissScan)
-    a = rng.integers(-2**20, 2**20, keys.shape[1]).astype(np.float64)
-    t = float(keys[7].astype(np.float64) @ a)
-    np.testing.assert_array_equal(block.query(a, t)[0],
-                                  np.flatnonzero(keys.astype(np.float64) @ a >= t))

@@ -262,6 +262,13 @@ def test_softmax_error_bounds():
         (lambda: th.softmax_error_bound([0.1], -1.0), ValueError, "v_inf must be >= 0"),
         (lambda: th.dropped_mass_bound(10, 1.5, 1.0), ValueError, r"gamma must be in \[0, 1\]"),
         (lambda: th.bounds_table(n=0.5), ValueError, "n must be >= 1"),
+        (lambda: th.gaussian_dropped_mass(10, -0.5), ValueError, "sigma_a must be >= 0"),
+        (lambda: th.gaussian_dropped_mass(0.5, 1.0), ValueError, "n must be >= 1"),
+        (lambda: th.gaussian_dropped_mass(10, 1.0, c=2.5), ValueError, r"c must be in \(0, 2\)"),
+        (lambda: th.sigma_for_dropped_mass(10, 1.0), ValueError, r"eps must be in \(0, 1\)"),
+        (lambda: th.cyclic_polytope_facets(4, 4), ValueError, "n must be at least d \\+ 1"),
+        (lambda: th.cyclic_polytope_facets(10, 1), ValueError, "d must be an integer >= 2"),
+        (lambda: th.cyclic_polytope_facets(10.0, 3), TypeError, "n must be a positive integer"),
     ],
 )
 def test_bad_input_names_the_argument(call, error, match):
@@ -299,3 +306,96 @@ def test_kdtree_depth():
     assert th.kdtree_depth(32, 32) == 0
     assert th.kdtree_depth(33, 32) == 1
     assert 64 - th.kdtree_depth(2**20, 32) == 49
+
+
+# ---------------------------------------------------------------- softmax at the paper's threshold
+
+
+def test_gaussian_dropped_mass_is_the_tilted_gaussian_ratio():
+    # Oracle: the two integrals of e^s phi_sigma(s), computed numerically, not by the identity.
+    from scipy import integrate, stats
+
+    for n, sigma in [(2**14, 0.25), (2**14, 1.0), (2**10, 2.0), (2**20, 3.0)]:
+        b = float(th.paper_threshold(n, sigma))
+        def weight(s: float, sigma: float = sigma) -> float:
+            return math.exp(s) * stats.norm(scale=sigma).pdf(s)  # e^s phi_sigma(s)
+
+        lo, hi = -15 * sigma, sigma**2 + 15 * sigma  # the integrand is negligible beyond
+        below = integrate.quad(weight, lo, b, epsabs=0)[0]
+        total = integrate.quad(weight, lo, hi, epsabs=0, points=[sigma**2])[0]
+        assert th.gaussian_dropped_mass(n, sigma) == pytest.approx(below / total, rel=1e-7)
+
+
+def test_gaussian_dropped_mass_values_and_shape():
+    eps = th.gaussian_dropped_mass(2**14, np.array([0.25, 1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(eps, [0.957, 0.834, 0.488, 0.152], atol=1e-3)
+    assert np.all(np.diff(eps) < 0)  # a larger score scale keeps more of the mass
+    n = 2.0 ** np.arange(8, 30)
+    assert np.all(np.diff(th.gaussian_dropped_mass(n, 3.0)) > 0)  # a fixed sigma_a loses it
+    for n in (2**10, 2**20):  # half the mass at sigma_a = sqrt(c ln n), and the inverse
+        assert th.gaussian_dropped_mass(n, th.paper_threshold(n)) == pytest.approx(0.5)
+        for target in (1e-3, 0.1, 0.5, 0.9):
+            sigma = th.sigma_for_dropped_mass(n, target)
+            assert th.gaussian_dropped_mass(n, sigma) == pytest.approx(target)
+
+
+def _mean_dropped(n: int, sigma: float, rows: int, seed: int) -> float:
+    """Mean over rows of the dropped softmax mass at b = sigma sqrt(0.4 ln n), computed densely."""
+    rng = np.random.default_rng(seed)
+    S = sigma * rng.standard_normal((rows, n))  # Gaussian scores N(0, sigma^2)
+    W = np.exp(S - S.max(axis=1, keepdims=True))
+    return float(((W * (S < th.paper_threshold(n, sigma))).sum(axis=1) / W.sum(axis=1)).mean())
+
+
+def test_measured_dropped_mass_matches_the_formula_at_n_2_14():
+    for seed in range(3):
+        for sigma in (0.25, 1.0, 2.0, 3.0):
+            measured = _mean_dropped(2**14, sigma, rows=20, seed=seed)
+            assert abs(measured - th.gaussian_dropped_mass(2**14, sigma)) < 0.03, (seed, sigma)
+
+
+def test_the_formula_needs_n_large_against_exp_sigma_squared():
+    # At sigma_a = 3, e^9 ~ 8100: the mean sits above the formula at n = 2^12 and the gap
+    # closes as n grows (a ratio of sums tends to the ratio of means).
+    def gap(n: int) -> float:
+        return np.mean([_mean_dropped(n, 3.0, rows=20, seed=s) for s in range(6)]) \
+            - th.gaussian_dropped_mass(n, 3.0)
+
+    small, large = gap(2**12), gap(2**18)
+    assert small > 0.005 and abs(large) < small / 2
+
+
+# ---------------------------------------------------------------- where floor(d/2) comes from
+
+
+def test_cyclic_polytope_facets_closed_forms():
+    for n in (5, 10, 37):
+        assert th.cyclic_polytope_facets(n, 2) == n
+        assert th.cyclic_polytope_facets(n, 3) == 2 * n - 4
+        assert th.cyclic_polytope_facets(n, 4) == n * (n - 3) // 2
+    assert th.cyclic_polytope_facets(7, 6) == 7  # d + 1 points: a simplex has d + 1 facets
+    assert th.cyclic_polytope_facets(6, 5) == 6
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6])
+def test_cyclic_polytope_facets_equal_qhull_on_the_moment_curve(d):
+    from scipy.spatial import ConvexHull
+
+    from hsr_lab.experiments import moment_curve
+
+    for n in range(d + 1, 40, 3):
+        hull = ConvexHull(moment_curve(n, d))
+        assert len(hull.simplices) == th.cyclic_polytope_facets(n, d), (n, d)
+        assert len(hull.vertices) == n  # every point of the moment curve is a vertex
+
+
+def test_moment_curve_facets_grow_like_n_to_the_floor_of_d_over_2():
+    from hsr_lab.experiments import moment_curve_facets
+
+    for d in (3, 4, 5):
+        hull = moment_curve_facets(d)
+        assert np.array_equal(hull.facets, hull.cyclic)
+        assert abs(hull.fit.slope - d // 2) < 0.15
+        assert np.all(hull.gaussian < hull.facets)  # random points are far from the worst case
+    with pytest.raises(ValueError, match="n_values must lie in"):
+        moment_curve_facets(4, n_values=(3, 10, 20))

@@ -291,7 +291,7 @@ from hsr_lab.optional import MissingOptional
 assert not AVAILABLE and hsr.TREE is hsr.NumpyKDTree
 K = np.random.default_rng(0).standard_normal((2**15, 2)).astype(np.float32)
 auto = HSR(K)
-assert {b.name for b in auto.blocks} <= {"numpy", "brute", "faiss"}, auto
+assert {b.name for b in auto.blocks} <= {"numpy", "brute"}, auto
 a = np.array([0.6, 0.8])
 assert np.array_equal(auto.query(a, 1.5), np.flatnonzero(K.astype(np.float64) @ a >= 1.5))
 Q, V = K[:64].astype(np.float64), np.ones((2**15, 1))

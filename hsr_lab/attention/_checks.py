@@ -6,9 +6,9 @@ import numbers
 
 import numpy as np
 
-from ..hsr import BACKENDS
 from ..hsr.numerics import MAX_COORD as MAX_KEY
 from ..hsr.numerics import MAX_PRODUCT
+from ..hsr.plan import check_backend
 from ..validate import as_matrix, as_positive_int, as_scalar
 from .scores import max_abs
 
@@ -80,9 +80,10 @@ def choice(name: str, value: object, options: tuple[str, ...]) -> str:
     return value
 
 
-def backend(value: object) -> str:
-    """An HSR backend name (checked even for method="dense", so a typo never hides)."""
-    return choice("backend", value, ("auto", *BACKENDS))
+def backend(value: object, d: int | None = None) -> str:
+    """An HSR backend name (checked even for method="dense", so a typo never hides), and
+    "layers" only at d = 2 where d is given: ``hsr.plan.check_backend``."""
+    return check_backend(value, d)
 
 
 def flag(name: str, value: object) -> bool:

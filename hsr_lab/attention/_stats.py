@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..hsr.plan import Decision
+
 
 @dataclass(eq=False)
 class AttentionStats:
@@ -15,8 +17,10 @@ class AttentionStats:
     method: "dense" or "hsr"; kind: "relu" or "softmax".
     kernel: what actually computed the rows. "dense" (``dense.py``, the full score matrix);
         for method="hsr" either "dense" too (``backend="auto"`` took the dense kernel: the tree
-        could not prune here, ``plan.py``) or the names of the HSR blocks that were asked
+        could not prune here, ``hsr.plan``) or the names of the HSR blocks that were asked
         ("numpy" for the kd-tree, "brute" for the scan, ...; "numpy+brute" if both).
+    plan: for method="hsr", the ``hsr.plan.Decision`` behind ``kernel``: "dense" or the HSR
+        structures, why, and the race's timings where one ran (None for method="dense").
     activated: per row, the entries that carry weight: ReLU^alpha, the positive entries
         ``s_ij - b > 0``; softmax, the kept entries (``s_ij >= b``, sinks and window).
     inner_products: per row, the inner products <q_i, k_j> computed. Dense: every visible key
@@ -40,6 +44,7 @@ class AttentionStats:
     empty: np.ndarray
     dropped_mass: np.ndarray | None = None
     kernel: str = "dense"
+    plan: Decision | None = None
 
     @property
     def rows(self) -> int:
@@ -81,7 +86,7 @@ class AttentionStats:
         return cls(first.method, first.kind,
                    *(np.concatenate([getattr(p, name) for p in parts])
                      for name in ("activated", "inner_products", "nodes_visited", "empty")),
-                   dropped_mass=dropped, kernel=joined(p.kernel for p in parts))
+                   dropped_mass=dropped, kernel=joined(p.kernel for p in parts), plan=first.plan)
 
     def __repr__(self) -> str:
         text = (f"AttentionStats({self.method}, {self.kind}, kernel={self.kernel}, "

@@ -1,6 +1,6 @@
 """``relu_attention`` and ``softmax_attention``: check the arguments, then compute densely
 (``dense.py``, the reference) or with half-space queries, all rows asked at once
-(``batch.py``; with ``backend="auto"`` perhaps the dense kernel, ``plan.py``)."""
+(``batch.py``; with ``backend="auto"`` perhaps the dense kernel, ``hsr.plan``)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     it (no structure holds a key j > i) and scores its own tile of B = 512 keys directly,
     one B x B product masked to j <= i. With
     ``backend="auto"`` the dense kernel computes the rows where the tree cannot prune (high d,
-    few keys or rows, or a race on a few rows the tree lost: ``plan.py``); ``stats.kernel``
-    says which kernel ran ("dense", or the structures' backends such as "numpy").
+    few rows, or a race on a few rows the tree lost: ``hsr.plan.prefill``); ``stats.kernel``
+    says which kernel ran ("dense", or the structures' backends such as "compiled") and
+    ``stats.plan`` why.
 
     Every finite input that passes the checks gives a finite output (a convex combination of
     rows of V, even for V near the float limit), never NaN; the inputs are never modified.

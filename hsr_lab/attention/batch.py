@@ -12,16 +12,17 @@ with the sums taken over each row's keys only (``rows.exact_rows``, the row kern
 
 Where the candidates come from:
 
-- not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``:
-  the NumPy kd-tree walks all the queries together, level by level, and the compiled one, which
-  ``backend="auto"`` builds where Numba is installed (``hsr_lab.hsr.TREE``), walks them one after
-  another in one compiled call; the leaves hold ``scores.BATCH_LEAF_SIZE`` points, larger than a
-  lone query's, as the NumPy walk scores a batch's leaves cheaply);
+- not causal: one ``HSR`` over the n keys, asked for every row at once (``HSR.query_many``,
+  ids unsorted: the rows gather keys in any order): the NumPy kd-tree walks all the queries
+  together, level by level, and the compiled one, which ``backend="auto"`` builds where Numba
+  is installed (``hsr_lab.hsr.TREE``), walks them one after another in one compiled call; the
+  leaves hold ``scores.BATCH_LEAF_SIZE`` points;
 - causal (query i sees keys 0..i): the keys split by position (``positions.PrefixBlocks``),
   so that row i asks only structures over keys before it and scores its own tile directly.
 
-With ``backend="auto"`` the dense kernel may compute the rows instead (``plan.py``: high d,
-few keys or rows, or a race the tree lost); ``AttentionStats.kernel`` names what ran.
+With ``backend="auto"`` the dense kernel may compute the rows instead (``hsr.plan.prefill``:
+high d, few rows, or a race the tree lost); ``AttentionStats.kernel`` names what ran and
+``AttentionStats.plan`` why.
 ``Decoder`` (``decoder.py``) is the one-row-at-a-time twin, with the same row kernel and the
 same query offset.
 """
@@ -29,14 +30,14 @@ same query offset.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from ..hsr import HSR, TREE
+from ..hsr import HSR, plan
 from ..hsr.csr import concat_rows, indptr_of, keep_rows, ranges, row_of
-from . import plan
 from ._stats import AttentionStats, kernel_of
 from .dense import dense_relu, dense_softmax
 from .positions import PrefixBlocks
@@ -102,15 +103,21 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
     s0, w0 = row_bounds(seen, sinks, window)
     rule = Rule(kind, alpha, b, max_abs(K), max_abs(V))
     batch = _Batch(Q, K, V, rule, measure_dropped, hsr_offset(Q, b, rule.max_key), seen, s0, w0)
-    source: Candidates | None
-    if backend == "auto":
-        source = _auto(batch, causal, sinks, window)
-        if source is None:
-            return _dense(batch, causal, sinks, window)
-    elif causal:
-        source = PrefixBlocks(K, backend)
+    built: dict[str, HSR] = {}  # the race's tree over all n keys, reused if it wins
+    work = n * (n + 1) // 2 if causal else m * n  # the dense kernel's products
+    decision = plan.prefill(backend, m, n, Q.shape[1], work,
+                            lambda rows: _race(batch, rows, sinks, window, built))
+    if decision.kernel == "dense":
+        out, stats = _dense(batch, causal, sinks, window)
+        return out, dataclasses.replace(stats, plan=decision)
+    structures = plan.structures(backend)
+    source: Candidates
+    if causal:
+        source = PrefixBlocks(K, structures)
     else:
-        source = WholeKeys(HSR(K, backend=backend, leaf_size=BATCH_LEAF_SIZE), s0 < w0)
+        whole = built["tree"] if "tree" in built else HSR(K, backend=structures,
+                                                          leaf_size=BATCH_LEAF_SIZE)
+        source = WholeKeys(whole, s0 < w0)
     tile = source.block if isinstance(source, PrefixBlocks) else 1
     out = np.zeros((m, V.shape[1]))
     parts, r0, rows = [], 0, max(1, min(QUERY_ROWS, QUERY_IDS // n))
@@ -119,26 +126,24 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
         out[r0:r1], stats, widest = _chunk(batch, source, r0, r1)
         parts.append(stats)
         r0, rows = r1, max(1, min(QUERY_ROWS, QUERY_IDS // (2 * widest)))
-    return out, dataclasses.replace(AttentionStats.concat(parts), kernel=source.kernel)
+    return out, dataclasses.replace(AttentionStats.concat(parts), kernel=source.kernel,
+                                    plan=decision)
 
 
-def _auto(batch: _Batch, causal: bool, sinks: int, window: int) -> Candidates | None:
-    """``backend="auto"``: the kd-tree's candidates (``hsr.TREE``: compiled where Numba is
-    installed, else NumPy), or None for the dense kernel (``plan.py``: rules 1-3 without
-    building anything, else a race on a few rows)."""
-    (m, d), n = batch.Q.shape, len(batch.K)
-    if plan.batch_is_dense(m, n, d):
-        return None
-    tree = HSR(batch.K, backend=TREE.name, leaf_size=BATCH_LEAF_SIZE)
-    rows = plan.race_rows(m)
+def _race(batch: _Batch, count: int, sinks: int, window: int, built: dict[str, HSR]
+          ) -> dict[str, Callable[[], object]]:
+    """The two kernels of the prefill race, each computing the same ``count`` rows
+    (``plan.sample_rows``): the tree (``hsr.TREE`` over all n keys, kept in ``built``) and
+    dense. Causal rows are raced as if they saw all n keys: both kernels' costs halve alike."""
+    m, n = len(batch.Q), len(batch.K)
+    built["tree"] = HSR(batch.K, backend=plan.structures("auto"), leaf_size=BATCH_LEAF_SIZE)
+    rows = plan.sample_rows(m, count)
     s0, w0 = row_bounds(np.full(len(rows), n), sinks, window)
     sample = dataclasses.replace(batch, Q=batch.Q[rows], offsets=batch.offsets[rows],
                                  seen=np.full(len(rows), n), s0=s0, w0=w0)
-    whole = WholeKeys(tree, s0 < w0)
-    if not plan.tree_wins(lambda: _chunk(sample, whole, 0, len(rows)),
-                          lambda: _dense(sample, False, sinks, window)):
-        return None
-    return PrefixBlocks(batch.K, TREE.name) if causal else WholeKeys(tree, batch.s0 < batch.w0)
+    whole = WholeKeys(built["tree"], s0 < w0)
+    return {"tree": lambda: _chunk(sample, whole, 0, len(rows)),
+            "dense": lambda: _dense(sample, False, sinks, window)}
 
 
 def _dense(batch: _Batch, causal: bool, sinks: int, window: int

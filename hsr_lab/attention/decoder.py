@@ -17,10 +17,10 @@ key whose decisive score (``scores.py``) is >= b, and perhaps a few more; the ro
 exactly the keys dense attention keeps (``scores.settle`` on both), and its values agree with
 ``attend_dense`` to rounding.
 
-With ``backend="auto"``, a step over a small cache (``plan.decode_is_dense``: fewer than
-``plan.DECODE_MIN_KEYS`` keys, or n d below ``plan.DECODE_MIN_WORK``) is computed by the dense
-kernel (the HSR query's fixed cost exceeds the dense step there); its stats say
-``kernel="dense"``. Any other backend always asks its structure.
+With ``backend="auto"``, a step over a small cache (``hsr.plan.decode``: fewer than
+``DECODE_MIN_KEYS`` keys, or n d below ``DECODE_MIN_WORK``) is computed by the dense kernel
+(the HSR query's fixed cost exceeds the dense step there); its stats say ``kernel="dense"``
+and ``plan`` why. Any other backend always asks its structure.
 
 The row is ``rows.exact_rows`` with one row: the kernel ``batch.hsr_attention`` runs over a
 whole batch of rows (``relu_attention(..., method="hsr")``, causal prefill included), with the
@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hsr import DEFAULT_LEAF_SIZE, HSR
+from ..hsr import DEFAULT_LEAF_SIZE, HSR, plan
 from ..validate import as_matrix, as_positive_int, as_vector
 from . import _checks as check
-from . import plan
 from ._stats import AttentionStats, kernel_of, row_stats
 from .dense import dense_relu, dense_softmax
 from .rows import Rule, dropped_mass, exact_rows
@@ -69,9 +68,7 @@ class Decoder:
         self.kind = check.choice("kind", kind, check.KINDS)
         self.alpha = check.alpha(alpha)
         self.b = check.threshold(b)
-        self.backend = check.backend(backend)
-        if self.backend == "layers" and self.d != 2:
-            raise ValueError(f"backend 'layers' works in the plane only (d = 2); got d = {d}")
+        self.backend = check.backend(backend, self.d)
         self.sinks, self.window = check.count("sinks", sinks), check.count("window", window)
         self.measure_dropped = check.flag("measure_dropped", measure_dropped)
         self.leaf_size = as_positive_int("leaf_size", leaf_size)
@@ -118,11 +115,16 @@ class Decoder:
         k = as_vector("k_new", k_new, d=self.d)
         v = as_vector("v_new", v_new, d=self.d_v if self.d_v is not None else np.size(v_new))
         check.keys("k_new", k)
+        before = (self._keys, self._values, self._n, self._max_key, self._max_value)
         self._store(k[None, :], v[None, :])
-        if self._hsr is None:
-            self._hsr = HSR(k[None, :], backend=self.backend, leaf_size=self.leaf_size)
-        else:
-            self._hsr.add(k[None, :])
+        try:  # HSR.add changes nothing if it raises; then neither does append
+            if self._hsr is None:
+                self._hsr = HSR(k[None, :], backend=self.backend, leaf_size=self.leaf_size)
+            else:
+                self._hsr.add(k[None, :])
+        except BaseException:
+            self._keys, self._values, self._n, self._max_key, self._max_value = before
+            raise
 
     def step(self, q: object, k_new: object, v_new: object
              ) -> tuple[np.ndarray, AttentionStats]:
@@ -134,20 +136,22 @@ class Decoder:
     # -- one row -----------------------------------------------------------------------------
     def attend(self, q: object) -> tuple[np.ndarray, AttentionStats]:
         """The exact row over the cache, finding the keys that matter with one HSR query
-        (``backend="auto"`` over a small cache: the dense kernel, ``plan.decode_is_dense``)."""
+        (``backend="auto"`` over a small cache: the dense kernel, ``hsr.plan.decode``)."""
         q = self._query(q)
         n = self._n
         s0, w0 = self._bounds()
-        if self.backend == "auto" and plan.decode_is_dense(n, self.d):
+        decision = plan.decode(self.backend, n, self.d)
+        if decision.kernel == "dense":
             out, stats = self._dense_row(q)
-            stats.method, stats.kernel = "hsr", "dense"  # a fresh object: set, not copied
+            stats.method, stats.kernel, stats.plan = "hsr", "dense", decision  # a fresh object
             return out, stats
         parts, nodes, products = [np.arange(s0)], 0, 0
         if s0 < w0:  # keys between the sinks and the window: ask the structure
             assert self._hsr is not None
-            ids, cost = self._hsr.query(q, self._offset(q), stats=True)
-            lo, hi = np.searchsorted(ids, (s0, w0))
-            parts.append(ids[lo:hi])
+            ids, cost = self._hsr.query(q, self._offset(q), stats=True, sort=False)
+            if s0 or w0 < n:  # cut to [s0, w0): a mask, as the ids come in any order
+                ids = ids[(ids >= s0) & (ids < w0)]
+            parts.append(ids)
             nodes, products = cost.nodes_visited, cost.inner_products
         parts.append(np.arange(w0, n))
         idx = np.concatenate(parts)
@@ -162,8 +166,10 @@ class Decoder:
             eps = float(dropped_mass(q[None, :], self._keys[:n], np.array([0, kept.sum()]),
                                      idx[kept], np.array([n]))[0])
         activated = int(np.count_nonzero(kept))
-        return out[0], row_stats("hsr", self.kind, activated, len(idx) + products, nodes, eps,
-                                 kernel_of(self._hsr.blocks) if s0 < w0 else "none")
+        stats = row_stats("hsr", self.kind, activated, len(idx) + products, nodes, eps,
+                          kernel_of(self._hsr.blocks) if s0 < w0 else "none")
+        stats.plan = decision
+        return out[0], stats
 
     def attend_dense(self, q: object) -> tuple[np.ndarray, AttentionStats]:
         """The dense step: ``dense.py`` on one row (scores of all n keys with one matvec,

@@ -51,8 +51,9 @@ QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a 
 # query's (hsr.DEFAULT_LEAF_SIZE) pay. Causal prefill at n = 2^16, d = 4 (kd-tree): leaf 32
 # 9.1 s, 64 8.0 s, 128 7.8 s, 256 8.1 s, 512 8.9 s; d = 2: 3.9 s at 32, 3.6 s at 64..256.
 # Not causal (4096 rows, 2^16 keys), leaf 32 against 128: d = 2 0.33 s both, d = 4 0.87 s
-# against 0.78 s, d = 8 3.2 s against 2.5 s. (Measured with the NumPy walk, not re-tuned for the
-# compiled one.)
+# against 0.78 s, d = 8 3.2 s against 2.5 s (the NumPy walk). The compiled walk, which "auto"
+# builds, hardly cares: causal prefill at n = 2^14 and 2^16, d = 2 and 4, took within 1.11x of
+# the best with leaves of 32, 64 and 128 (benchmarks/bench_leaf_size.py), so 128 stays.
 BATCH_LEAF_SIZE = 128
 NEAR_CHECK = 1 << 16  # score entries checked against b at once (512 KiB: stays in cache)
 SETTLE_PAIRS = 1 << 16  # pairs settled at once (two gathers of 64Ki rows of Q and K)

@@ -105,6 +105,7 @@ from hsr_lab.figures import (  # noqa: E402, F401
     keys,
     plane,
     real,
+    relu_lms,
     smollm2,
     softmax,
     sparsity,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from hsr_lab import theory
-from hsr_lab.experiments import dropped_mass_vs_n, softmax_error_sweep
+from hsr_lab.experiments import dropped_mass_vs_n, dropped_mass_vs_sigma, softmax_error_sweep
 from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
 from hsr_lab.figures._common import log_n_axes
 
@@ -40,29 +40,39 @@ def fig_softmax_error(quick: bool = False, seed: int = 0, **kw) -> Figure:
 
 
 @figure("softmax_mass_vs_n", "Softmax mass dropped at the paper's threshold "
-        "b = sigma_a sqrt(0.4 ln n) as n grows: Gaussian keys drop about 95% of it, planted "
-        "sinks a few percent; kept entries per row against n^{4/5}.")
+        "b = sigma_a sqrt(0.4 ln n) as n grows, for several score scales sigma_a, against "
+        "Phi(sqrt(0.4 ln n) - sigma_a); planted sinks at sigma_a = 1/4; kept entries per row "
+        "against n^{4/5}.")
 def fig_softmax_mass_vs_n(quick: bool = False, seed: int = 0, **kw) -> Figure:
-    """Left: max_i eps_i (markers, solid) and mean_i eps_i (dotted) against n. Right: kept
-    entries per row against n, with n^{4/5}. ``kw`` goes to ``dropped_mass_vs_n``."""
-    sweep = dropped_mass_vs_n(quick=quick, seed=seed, **kw)
+    """Left: mean_i eps_i (markers) against n for each sigma_a, with the tilted-Gaussian formula
+    Phi(sqrt(0.4 ln n) - sigma_a) (lines), and unit queries with 4 planted sinks. Right: kept
+    entries per row against n, with the exact E[k] and n^{4/5}. ``kw`` goes to
+    ``dropped_mass_vs_sigma``."""
+    sweep = dropped_mass_vs_sigma(quick=quick, seed=seed, **kw)
+    sinks = dropped_mass_vs_n(quick=quick, seed=seed)
     n = sweep.n
     fig, (ax_mass, ax_kept) = new_figure(width_ratio=2, height=2.8, ncols=2)
-    for j, planted in enumerate(sweep.planted):
-        label = "Gaussian keys" if planted == 0 else f"+ {planted} planted sinks"
-        ax_mass.plot(n, sweep.max_dropped[:, j], color=COLORS[j], ls=LINESTYLES[j],
-                     marker=MARKERS[j], mfc="white", label=f"{label}: max")
-        ax_mass.plot(n, sweep.mean_dropped[:, j], color=COLORS[j], ls=":", marker="",
-                     label=f"{label}: mean")
-        ax_kept.plot(n, sweep.kept[:, j], color=COLORS[j], ls=LINESTYLES[j], marker=MARKERS[j],
-                     mfc="white", label=label)
+    for j, sigma in enumerate(sweep.sigma_a):
+        ax_mass.plot(n, sweep.mean_dropped[:, j], color=COLORS[j], ls="", marker=MARKERS[j],
+                     mfc="white", label=rf"$\sigma_a = {sigma:g}$")
+        ax_mass.plot(n, sweep.formula[:, j], color=COLORS[j], ls=LINESTYLES[j], marker="")
+    ax_mass.plot(sinks.n, sinks.mean_dropped[:, 1], color="black", ls=":", marker="x",
+                 label=rf"$\sigma_a = 1/4$ + {sinks.planted[1]} sinks")
+    ax_mass.plot([], [], color="0.4", marker="", label=r"$\Phi(\sqrt{0.4\ln n} - \sigma_a)$")
+    for j in range(len(sweep.sigma_a)):
+        ax_kept.plot(n, sweep.kept[:, j], color=COLORS[j], ls="", marker=MARKERS[j],
+                     mfc="white")
+    ax_kept.plot(n, theory.expected_activated(n.astype(float)), color="0.4", marker="",
+                 label=r"exact $n\,\bar\Phi(\sqrt{0.4\ln n})$, any $\sigma_a$")
     ax_kept.plot(n, theory.paper_bound(n.astype(float)), color="black", ls=(0, (4, 2)),
                  marker="", label=r"$n^{4/5}$")
-    log_n_axes(ax_mass, n, r"dropped mass $\epsilon_i$", yscale="linear")
+    log_n_axes(ax_mass, n, r"mean dropped mass $\epsilon_i$", yscale="linear")
     ax_mass.set_ylim(0.0, 1.05)
-    ax_mass.set_title(f"dropped mass at the paper's b (d = {sweep.d})", fontsize=8)
-    ax_mass.legend(fontsize=6, loc="center right")
+    ax_mass.set_title(f"dropped mass at the paper's b ({sweep.m} rows, d = {sweep.d})",
+                      fontsize=8)
+    fig.legend(*ax_mass.get_legend_handles_labels(), loc="outside lower center", ncol=3,
+               fontsize=7)
     log_n_axes(ax_kept, n, "kept entries per row")
-    ax_kept.set_title("kept entries per row", fontsize=8)
+    ax_kept.set_title("kept entries per row (markers: each $\\sigma_a$)", fontsize=8)
     ax_kept.legend(fontsize=6, loc="upper left")
     return fig

@@ -76,22 +76,27 @@ def view_relu_attention(n: int = 2048, d: int = 4, alpha: int = 1, b: float = 1.
     return fig
 
 
-def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: int = 16,
-                           m: int = 32, seed: int = 0) -> Figure:
+def view_softmax_threshold(b: float = 1.0, planted: int = 2, sigma_a: float = 0.25,
+                           n: int = 1024, d: int = 16, m: int = 32, seed: int = 0) -> Figure:
     """Softmax kept only where s_ij >= b: dropped mass eps_i and error, against the bound.
 
-    ``planted`` keys score high for every query (massive activations, like attention sinks; see
+    ``sigma_a`` is the score scale: queries of norm sigma_a sqrt(d) on N(0, I) keys, so the
+    Gaussian scores are N(0, sigma_a^2) (0.25: unit queries at d = 16). ``planted`` keys score
+    high for every query (massive activations, like attention sinks; see
     ``hsr_lab.experiments.planted_instance``). The bound is ||Attn - Attn_hat||_inf <=
-    2 max_i eps_i ||V||_inf.
+    2 max_i eps_i ||V||_inf; the title gives the paper's b = sigma_a sqrt(0.4 ln n) and, for
+    Gaussian scores at that b, the derived eps = Phi(sqrt(0.4 ln n) - sigma_a).
     """
     n, d, m = (as_positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m)))
-    Q, K, V = planted_instance(m, n, d, planted, seed)  # it checks ``planted``
+    sigma_a = as_scalar("sigma_a", sigma_a)
+    Q, K, V = planted_instance(m, n, d, planted, seed, sigma_a=sigma_a)  # it checks both
     dense = softmax_attention(Q, K, V)
     approx, stats = softmax_attention(Q, K, V, method="hsr", b=b, backend="numpy",
                                       return_stats=True)
     eps = stats.dropped_mass
     error = np.abs(approx - dense).max(axis=1)
     bound = theory.softmax_error_bound(eps, np.abs(V).max())
+    paper_b = float(theory.paper_threshold(n, sigma_a))
     with house_style():
         fig, ax = new_figure(width_ratio=1.4, height=2.6)
         rows = np.arange(m)
@@ -101,8 +106,10 @@ def view_softmax_threshold(b: float = 1.0, planted: int = 2, n: int = 1024, d: i
                    label=r"bound $2 \max_i \epsilon_i \|V\|_\infty$")
         ax.set_yscale("symlog", linthresh=1e-6)
         ax.set(xlabel="query row i", ylim=(0, None),
-               title=f"b = {b:.2f}: kept {stats.total_activated / m:.0f} of n = {n} keys per "
-                     f"row\nkd-tree: {stats.inner_products.mean():.0f} inner products per row")
+               title=f"b = {b:.2f}, $\\sigma_a$ = {sigma_a:.2f}: kept "
+                     f"{stats.total_activated / m:.0f} of n = {n} keys per row\n"
+                     f"paper's b = {paper_b:.2f}, where Gaussian scores drop "
+                     f"{float(theory.gaussian_dropped_mass(n, sigma_a)):.2f} of the mass")
         ax.legend(loc="upper right", fontsize=7)
     return fig
 

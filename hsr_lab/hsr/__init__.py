@@ -7,7 +7,8 @@ Backends (identical answers, different costs: every one reports exactly the poin
 path in NumPy), ``compiled`` (the same tree walked by Numba-compiled loops, where Numba is
 installed: ``pip install 'hsr_lab[fast]'``; ``TREE`` is the tree "auto" races, the compiled
 one where Numba is installed), ``brute`` (the dense scan ``K @ a >= t``: oracle and baseline),
-``layers`` (convex layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise).
+``layers`` (convex layers, plane only) and ``auto`` (kd-tree where it pays, scan otherwise:
+``plan.py``, and ``HSR.plan`` says what it chose and why).
 float32 keys are stored and scored in float32, with the same exact answers (``numerics``;
 ``exact`` settles the few points whose computed score lies within rounding of t).
 """
@@ -17,6 +18,7 @@ from .brute import BruteForce
 from .compiled import TREE, CompiledKDTree
 from .kdtree import NumpyKDTree
 from .layers import ConvexLayers
+from .plan import Decision, Plan
 from .reference import ReferenceKDTree
 from .structure import BACKENDS, DEFAULT_LEAF_SIZE, DEFAULT_LEAF_SIZE32, HSR
 
@@ -30,7 +32,9 @@ __all__ = [
     "BruteForce",
     "CompiledKDTree",
     "ConvexLayers",
+    "Decision",
     "NumpyKDTree",
+    "Plan",
     "QueryStats",
     "ReferenceKDTree",
 ]

@@ -11,6 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# Rows of at least this many values on average are sorted one by one, shorter ones by one sort
+# of a combined key: per row was 1.4x faster at 600 values a row (1024 rows) and 3.5x at 28,400
+# (64 rows), the combined key 2.5x faster at 50 (4096 rows; a loaded 2-core machine).
+ROW_SORT = 512
+
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Concatenate ``arange(s, s + z)`` for every (s, z), vectorised; every z must be >= 1.
@@ -50,15 +55,40 @@ def keep_rows(indptr: np.ndarray, values: np.ndarray, keep: np.ndarray
     return kept[indptr], values[keep]
 
 
+def ascending(ids: np.ndarray, bound: int) -> np.ndarray:
+    """Ids (integers in ``[0, bound)``) in ascending order, as a fresh int64 array: sorted as
+    int32 when ``bound`` allows (NumPy's SIMD sort then moves half the bytes).
+
+    >>> ascending(np.array([7, 2, 5, 0]), 8)
+    array([0, 2, 5, 7])
+    """
+    if bound <= 2**31:
+        return np.sort(np.asarray(ids).astype(np.int32)).astype(np.int64)
+    return np.sort(np.asarray(ids, dtype=np.int64))
+
+
 def sort_rows(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The values with each row sorted ascending (values >= 0): one sort of the combined key
-    ``row * base + value``, or a lexsort if that key could overflow int64."""
+    """The values (integers >= 0) with each row sorted ascending, as a fresh int64 array.
+
+    Rows of ``ROW_SORT`` values or more on average are sorted one by one (``ascending``); many
+    short rows take one sort of the combined key ``row * base + value`` instead (a lexsort if
+    that key could overflow int64), whose cost does not grow with the number of rows.
+
+    >>> sort_rows(np.array([0, 3, 5]), np.array([4, 1, 3, 2, 0]))
+    array([1, 3, 4, 0, 2])
+    """
+    m = len(indptr) - 1
     if len(values) == 0:
-        return values
-    m, base = len(indptr) - 1, int(values.max()) + 1
+        return np.asarray(values, dtype=np.int64)
+    base = int(values.max()) + 1
+    if len(values) >= ROW_SORT * m:
+        out = np.empty(len(values), dtype=np.int64)
+        for lo, hi in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True):
+            out[lo:hi] = ascending(values[lo:hi], base)
+        return out
     rows = row_of(indptr)
     if base * m >= 2**62:
-        return values[np.lexsort((values, rows))]
+        return values[np.lexsort((values, rows))].astype(np.int64)
     key = rows * base + values
     key.sort()
     key -= rows * base

@@ -25,33 +25,25 @@ Ids are stable: the i-th point ever added has id i, whatever is added or deleted
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from ..validate import as_matrix, as_positive_int, as_scalar, as_scalar_or_vector, as_vector
-from . import auto
 from ._base import StaticIndex
 from ._stats import BatchQueryStats, QueryStats
-from .brute import BruteForce
-from .compiled import CompiledKDTree
-from .csr import concat_rows, keep_rows, sort_rows
-from .kdtree import NumpyKDTree
-from .layers import ConvexLayers
+from .alive import AliveTable
+from .csr import ascending, concat_rows, keep_rows, sort_rows
 from .numerics import MAX_COORD, MAX_PRODUCT, abs_max
-from .reference import ReferenceKDTree
+from .plan import BACKENDS, Plan, check_backend, kernels
 
-BACKENDS: dict[str, type[StaticIndex]] = {
-    "numpy": NumpyKDTree,
-    "compiled": CompiledKDTree,  # needs Numba (pip install 'hsr_lab[fast]')
-    "reference": ReferenceKDTree,
-    "brute": BruteForce,
-    "layers": ConvexLayers,
-}
+__all__ = ["BACKENDS", "DEFAULT_LEAF_SIZE", "DEFAULT_LEAF_SIZE32", "HSR", "Plan"]
+
+# Leaf sizes (benchmarks/bench_leaf_size.py, the compiled walk that "auto" builds, lone queries
+# at n = 2^20 and 2^22, d = 2 to 8): for float64 keys no size from 16 to 256 beat 32 by more
+# than the noise of a loaded machine (32 within 1.2x of the best in every cell), and the
+# teaching notebooks' counters are those of 32; for float32 keys 128 was the best or within
+# 1.06x of it (the NumPy walk found the same), and it keeps the compiled index at 1.49x the
+# keys at d = 2 (64: 1.61x).
 DEFAULT_LEAF_SIZE = 32
-# float32 leaves cost half the memory traffic per point, and bigger leaves mean fewer levels
-# of per-level NumPy calls: 128 was fastest or within noise of it at d = 2 .. 4, n = 2^22
-# (measured with the NumPy walk; the compiled walk, which pays no per-call cost, keeps it).
 DEFAULT_LEAF_SIZE32 = 128
 
 
@@ -73,32 +65,34 @@ class HSR:
     backend : "auto" (default), "numpy", "compiled", "reference", "brute" or "layers" (d = 2
         only). "compiled" is the NumPy tree walked by compiled loops (needs Numba).
         "auto" picks per block between the kd-tree (``hsr.TREE``: the compiled one where Numba
-        is installed) and the scans by timing them: on
-        sample queries, then on the first lone queries asked (``auto.trial_block``), and again
-        per batch size class for ``query_many`` (``auto.query_many``).
+        is installed) and the scan, by rules and races (``hsr.plan``); ``plan`` says what it
+        chose, why, and the timings that decided.
     leaf_size : positive int, the most points a kd-tree leaf holds (default
         ``DEFAULT_LEAF_SIZE`` = 32 for float64 keys, ``DEFAULT_LEAF_SIZE32`` = 128 for float32).
+    plan : a ``Plan`` for backend "auto" to start from: its decisions are kept, and the
+        situations it lacks are raced only if ``plan.race``. ``other.plan.fixed()`` (or
+        ``Plan(race=False)``, the rules alone) never races: the same inputs then get the same
+        kernels, run after run.
+
+    Every method that raises leaves the structure as it was.
     """
 
     def __init__(self, points: object, backend: str = "auto",
-                 leaf_size: int | None = None) -> None:
-        if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
-            raise ValueError(f"backend must be one of {['auto', *BACKENDS]}; got {backend!r}")
+                 leaf_size: int | None = None, plan: Plan | None = None) -> None:
         pts = as_matrix("points", points, keep_float32=True, exact=True)
+        self.backend = check_backend(backend, pts.shape[1])
+        if plan is not None and not isinstance(plan, Plan):
+            raise TypeError(f"plan must be a hsr_lab.hsr.Plan or None; got {type(plan).__name__}")
+        self._kernels = kernels(self.backend, plan)
         self.dtype = np.dtype(pts.dtype)
         if leaf_size is None:
             leaf_size = DEFAULT_LEAF_SIZE32 if self.dtype == np.float32 else DEFAULT_LEAF_SIZE
         self.leaf_size = as_positive_int("leaf_size", leaf_size)
-        if backend == "layers" and pts.shape[1] != 2:
-            raise ValueError("backend 'layers' works in the plane only (d = 2); "
-                             f"got d = {pts.shape[1]}")
-        self.backend = backend
         self.d = pts.shape[1]
         self._blocks: list[StaticIndex] = []
-        # Alive flag per id, with spare capacity; None until the first delete: every id is
-        # alive, and a structure that never deletes holds no table (n bytes, 1/8 of float32
-        # keys at d = 2).
-        self._flags: np.ndarray | None = None
+        # Alive flags, from the first delete on (before it every id is alive, and a structure
+        # that never deletes holds no table).
+        self._table: AliveTable | None = None
         self._n_ids = 0  # ids handed out so far
         self._n_dead = 0  # deleted points still stored in some block
         self._size = 0  # live points
@@ -107,30 +101,39 @@ class HSR:
 
     # -- updates -----------------------------------------------------------------------------
     def add(self, points: object) -> np.ndarray:
-        """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``."""
-        pts = self._as_dtype(as_matrix("points", points, d=self.d, allow_empty=True,
-                                       keep_float32=True, exact=True))
+        """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``.
+
+        Everything is computed first and committed at the end, so a refused or failed add
+        changes nothing (not even the dtype)."""
+        pts = as_matrix("points", points, d=self.d, allow_empty=True, keep_float32=True,
+                        exact=True)
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
-        if largest > MAX_COORD:  # refused before any state changes: a failed add changes nothing
+        if largest > MAX_COORD:
             raise ValueError(f"points must have coordinates of magnitude at most {MAX_COORD:g} "
                              f"(larger inner products would overflow float64); got {largest:g}")
-        ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
-        block = self._build(pts, ids)
-        self._max_abs = max(self._max_abs, largest)
-        if self._flags is not None:
-            if self._n_ids + len(pts) > len(self._flags):  # grow by doubling: O(1) amortised
-                grown = np.zeros(max(2 * len(self._flags), self._n_ids + len(pts)), dtype=bool)
-                grown[: self._n_ids] = self._alive
-                self._flags = grown
-            self._flags[self._n_ids : self._n_ids + len(pts)] = True
+        decisions = dict(self._kernels.plan.decisions) if self._kernels.plan else None
+        try:
+            dtype = self._dtype_for(pts)
+            blocks = self._blocks if dtype == self.dtype else [
+                self._build(*_as(block.items(), dtype)) for block in self._blocks]
+            ids = np.arange(self._n_ids, self._n_ids + len(pts), dtype=np.int64)
+            blocks = [*blocks, self._build(pts.astype(dtype, copy=False), ids)]
+            n_dead = self._n_dead
+            while len(blocks) >= 2 and len(blocks[-2]) <= 2 * len(blocks[-1]):
+                merged, dropped = self._merge(blocks[-2:], dtype)
+                blocks, n_dead = [*blocks[:-2], merged], n_dead - dropped
+        except BaseException:
+            if decisions is not None:  # races run on the way: forget them too
+                self._kernels.plan.decisions = decisions
+            raise
+        self.dtype, self._blocks, self._n_dead = dtype, blocks, n_dead
         self._n_ids += len(pts)
         self._size += len(pts)
-        self._blocks.append(block)
-        while len(self._blocks) >= 2 and len(self._blocks[-2]) <= 2 * len(self._blocks[-1]):
-            newer, older = self._blocks.pop(), self._blocks.pop()
-            self._blocks.append(self._merge([older, newer]))
+        self._max_abs = max(self._max_abs, largest)
+        if self._table is not None:
+            self._table.extend(self._n_ids)
         return ids
 
     def delete(self, ids: object) -> None:
@@ -149,60 +152,61 @@ class HSR:
         arr = arr.astype(np.int64)
         if len(np.unique(arr)) != len(arr):
             raise ValueError("ids must not repeat an id")
-        alive = self._alive  # before the first delete, a fresh all-True table
-        gone = arr[~alive[arr]]
+        table = self._table or AliveTable(self._n_ids)
+        gone = arr[~table.alive(arr)]
         if len(gone):
             raise ValueError(f"ids already deleted: {gone[:5].tolist()}")
-        if self._flags is None:  # the first delete: that table is kept from now on
-            self._flags = alive
-        alive[arr] = False
-        self._n_dead += len(arr)
+        table.set(arr, False)
+        try:
+            blocks, n_dead = self._blocks, self._n_dead + len(arr)
+            if n_dead > self._size - len(arr):  # rebuild from the live points
+                blocks = [self._merge(self._blocks, self.dtype, table)[0]] if (
+                    self._size - len(arr)) else []
+                n_dead = 0
+        except BaseException:
+            table.set(arr, True)
+            raise
+        if not n_dead:  # nothing dead is stored: keep only the pages of live ids
+            table.compact(np.concatenate([np.zeros(0, np.int64)]
+                                         + [block.items()[1] for block in blocks]))
+        self._table, self._blocks, self._n_dead = table, blocks, n_dead
         self._size -= len(arr)
-        if self._n_dead > len(self):  # rebuild from the live points; nothing dead remains
-            self._blocks = [self._merge(self._blocks)] if len(self) else []
-            self._n_dead = 0
 
-    def _as_dtype(self, points: np.ndarray) -> np.ndarray:
-        """The points in the stored dtype. Points that are not float32 values (they would
-        round) turn an HSR over float32 keys into one over float64 keys, every block rebuilt:
-        answers are always about the values given, never about rounded ones."""
-        if points.dtype == self.dtype:
-            return points
-        cast = points.astype(self.dtype)
-        if self.dtype == np.float32 and not np.array_equal(cast, points):
-            self.dtype = np.dtype(np.float64)
-            rebuilt = []
-            for block in self._blocks:
-                stored, ids = block.items()
-                rebuilt.append(self._build(stored.astype(np.float64), ids))
-            self._blocks = rebuilt
-            return points.astype(np.float64)
-        return cast
+    def _dtype_for(self, points: np.ndarray) -> np.dtype:
+        """The dtype to store after adding these points: float64 once a point is not a float32
+        value (it would round), so that answers are about the values given."""
+        if self.dtype == np.float32 and points.dtype != np.float32 and not np.array_equal(
+                points.astype(np.float32), points):
+            return np.dtype(np.float64)
+        return self.dtype
 
     def _build(self, points: np.ndarray, ids: np.ndarray) -> StaticIndex:
         """One static block over the given points."""
-        if self.backend == "auto":
-            return auto.trial_block(points, ids, self.leaf_size)
-        return BACKENDS[self.backend](points, ids, self.leaf_size)
+        return self._kernels.build(points, ids, self.leaf_size)
 
-    def _merge(self, blocks: list[StaticIndex]) -> StaticIndex:
-        """Rebuild several blocks as one, dropping dead points."""
+    def _merge(self, blocks: list[StaticIndex], dtype: np.dtype,
+               table: AliveTable | None = None) -> tuple[StaticIndex, int]:
+        """Several blocks rebuilt as one without their dead points, and how many were dropped."""
         pairs = [block.items() for block in blocks]
-        points = np.concatenate([p for p, _ in pairs]).astype(self.dtype, copy=False)
+        points = np.concatenate([p for p, _ in pairs]).astype(dtype, copy=False)
         ids = np.concatenate([i for _, i in pairs])
-        if not self._n_dead:
-            return self._build(points, ids)
-        keep = self._alive[ids]
-        self._n_dead -= int(np.count_nonzero(~keep))
-        return self._build(points[keep], ids[keep])
+        table = table or self._table
+        if table is None:
+            return self._build(points, ids), 0
+        keep = ids >= table.n_ids  # the ids being added are alive; the others, as marked
+        keep[~keep] = table.alive(ids[~keep])
+        return self._build(points[keep], ids[keep]), int(np.count_nonzero(~keep))
 
     # -- queries -----------------------------------------------------------------------------
-    def query(self, a: object, t: object, stats: bool = False
+    def query(self, a: object, t: object, stats: bool = False, sort: bool = True
               ) -> np.ndarray | tuple[np.ndarray, QueryStats]:
-        """Sorted int64 ids of every stored x with ``<a, x> >= t``; with ``stats=True`` also
-        the ``QueryStats`` (nodes visited, inner products, points reported)."""
+        """Int64 ids of every stored x with ``<a, x> >= t``, ascending (``sort=False``: in the
+        blocks' order, which saves the sort when the order does not matter); with
+        ``stats=True`` also the ``QueryStats`` (nodes visited, inner products, points
+        reported)."""
         a_vec = as_vector("a", a, d=self.d, exact=True)
         t_val = as_scalar("t", t, exact=True)
+        _check_flag("sort", sort)
         self._check_magnitude("a", a_vec)
         answers = [block.query(a_vec, t_val) for block in self._blocks]
         if len(answers) == 1:  # one block (the usual case): its fresh arrays, no copy
@@ -211,12 +215,9 @@ class HSR:
             ids = np.concatenate([np.zeros(0, dtype=np.int64)] + [i for i, _ in answers])
             total = sum((cost for _, cost in answers), QueryStats())
         if self._n_dead:
-            ids = ids[self._alive[ids]]
-        ordered = len(self._blocks) == 1 and getattr(self._blocks[0], "ascending", False)
-        if not ordered and self._n_ids < 2**31:  # int32 sorts faster
-            ids = np.sort(ids.astype(np.int32)).astype(np.int64)
-        elif not ordered:
-            ids.sort()
+            ids = ids[self._table.alive(ids)]  # type: ignore[union-attr]
+        if sort and not self._ascending:
+            ids = ascending(ids, self._n_ids)
         total.points_reported = len(ids)
         return (ids, total) if stats else ids
 
@@ -234,12 +235,8 @@ class HSR:
         A_mat = as_matrix("A", A, d=self.d, allow_empty=True, exact=True)
         t_vec = as_scalar_or_vector("t", t, m=len(A_mat), exact=True)
         self._check_magnitude("A", A_mat)
-        if not isinstance(sort, bool | np.bool_):
-            raise TypeError(f"sort must be True or False; got {sort!r}")
-        each_sorted = bool(sort) and len(self._blocks) == 1  # else sorted once, after merging
-        ask = (partial(auto.query_many, leaf_size=self.leaf_size) if self.backend == "auto"
-               else type(self)._ask_block)
-        answers = [ask(block, A_mat, t_vec, sort=each_sorted) for block in self._blocks]
+        _check_flag("sort", sort)
+        answers = [self._kernels.ask_many(block, A_mat, t_vec) for block in self._blocks]
         indptr, ids = np.zeros(len(A_mat) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if answers:  # (every point deleted: no block at all)
             indptr, ids = concat_rows([(ptr, found) for ptr, found, _ in answers])
@@ -247,17 +244,16 @@ class HSR:
         for _, _, cost in answers:
             total = total + cost
         if self._n_dead:
-            indptr, ids = keep_rows(indptr, ids, self._alive[ids])
-        if sort and not each_sorted:
+            indptr, ids = keep_rows(indptr, ids, self._table.alive(ids))  # type: ignore[union-attr]
+        if sort and not self._ascending:
             ids = sort_rows(indptr, ids)
         total.points_reported = np.diff(indptr)
         return (indptr, ids, total) if stats else (indptr, ids)
 
-    @staticmethod
-    def _ask_block(block: StaticIndex, A: np.ndarray, t: np.ndarray, sort: bool
-                   ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """``block.query_many``: how every backend but "auto" answers a batch."""
-        return block.query_many(A, t, sort)
+    @property
+    def _ascending(self) -> bool:
+        """Whether the blocks' answers come ascending: one block that lists ascending ids."""
+        return len(self._blocks) == 1 and bool(getattr(self._blocks[0], "ascending", False))
 
     def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
         """Refuse query vectors whose inner products with the points could overflow float64."""
@@ -265,15 +261,13 @@ class HSR:
             raise ValueError(f"{name} is too large for these points: <a, x> would overflow "
                              "float64")
 
-    @property
-    def _alive(self) -> np.ndarray:
-        """Alive flag of every id handed out so far (a view: writes go through; all True,
-        a fresh array, before the first delete)."""
-        if self._flags is None:
-            return np.ones(self._n_ids, dtype=bool)
-        return self._flags[: self._n_ids]
-
     # -- description -------------------------------------------------------------------------
+    @property
+    def plan(self) -> Plan | None:
+        """What backend "auto" chose for each situation, why, and the timings that decided
+        (None for an explicit backend). ``HSR(..., plan=hsr.plan.fixed())`` repeats it."""
+        return self._kernels.plan
+
     def __len__(self) -> int:
         return self._size
 
@@ -289,10 +283,10 @@ class HSR:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by every block (their copies of the points included) and the table of
-        deleted ids (from the first delete on)."""
-        flags = 0 if self._flags is None else self._flags.nbytes
-        return sum(block.nbytes for block in self._blocks) + flags
+        """Bytes held by every block (their copies of the points included), the table of
+        deleted ids (from the first delete on) and what "auto" keeps beside the blocks."""
+        table = 0 if self._table is None else self._table.nbytes
+        return sum(block.nbytes for block in self._blocks) + table + self._kernels.nbytes
 
     def __repr__(self) -> str:
         n = len(self)
@@ -302,3 +296,14 @@ class HSR:
                 f"dtype={self.dtype}, "
                 f"blocks={[len(b) for b in self._blocks]}, depth={self.depth}, "
                 f"memory={self.nbytes / 2**20:.2f} MiB = {self.nbytes / keys:.2f}x the keys)")
+
+
+def _as(items: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A block's points (in ``dtype``) and ids."""
+    points, ids = items
+    return points.astype(dtype), ids
+
+
+def _check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False; got {value!r}")

@@ -73,11 +73,14 @@ def relu_panel() -> Panel:
 
 
 def softmax_panel() -> Panel:
-    """Thresholded softmax: the threshold b and the number of planted large scores."""
+    """Thresholded softmax: the threshold b, the score scale sigma_a and the number of planted
+    large scores."""
     return Panel(
         view_softmax_threshold,
-        {"b": widgets.FloatSlider(1.0, min=-2.0, max=4.0, step=0.1, description="threshold b",
+        {"b": widgets.FloatSlider(1.0, min=-2.0, max=8.0, step=0.1, description="threshold b",
                                   **_SLIDER),
+         "sigma_a": widgets.FloatSlider(0.25, min=0.25, max=4.0, step=0.25,
+                                        description="score scale sigma_a", **_SLIDER),
          "planted": widgets.IntSlider(2, min=0, max=16, description="planted large scores",
                                       **_SLIDER)},
         "Softmax over the massively activated entries only",

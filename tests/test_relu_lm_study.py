@@ -1,0 +1,121 @@
+"""experiments.relu_lms: the study of the trained ReLU^alpha byte LMs (quick mode), its
+figures, and the measurements notebook 09's verdict rests on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hsr_lab import config, relu_attention, theory
+from hsr_lab.data import pystdlib, relu_lm
+from hsr_lab.experiments import relu_lms
+from hsr_lab.figures import REGISTRY
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv(config.CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(config.CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+    yield relu_lms.relu_lm_study(quick=True)
+    mp.undo()
+
+
+def test_hsr_attention_equals_dense_on_every_layer_of_the_trained_models(study):
+    assert study.hsr_error.shape == (4, 4, 4)
+    assert np.all(study.hsr_error <= 1e-12)
+
+
+def test_quick_study_is_cached_and_consistent(study):
+    again = relu_lms.relu_lm_study(quick=True)
+    for key, value in study.arrays.items():
+        np.testing.assert_array_equal(again.arrays[key], value)
+    V, S = study.count.shape[0], study.count.shape[-1]
+    assert (V, S) == (4, len(study.sizes)) and study.sizes[0] == 64
+    assert np.all(study.count >= 0) and np.all(study.count <= study.sizes)
+    assert np.all((study.empty >= 0) & (study.empty <= 1))
+    for i, v in enumerate(study.variants):
+        lm = relu_lm.load(v)
+        if lm.relu:  # the ReLU models are thresholded at their own b at every n
+            np.testing.assert_array_equal(study.b[i], lm.b)
+            np.testing.assert_array_equal(study.b_used[i], np.repeat(lm.b[..., None], S, -1))
+    np.testing.assert_allclose(study.spectrum.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all((study.pr >= 1) & (study.pr <= 64))
+    # a kd-tree scores at most every key, and reports what it scored or a whole box
+    assert np.all(study.tree[..., 1] <= study.tree_sizes)
+    assert np.all(study.bpb > 0.5) and np.all(study.bpb < 3.0)
+
+
+def test_counts_match_a_direct_count(study):
+    """One head's count at the largest n, recomputed from the model's own scores."""
+    lm = relu_lm.load("relu2_learned")
+    ids = pystdlib.heldout_windows(256, 1, 0)[0]
+    tr = relu_lm.run(lm, ids)
+    layer, head, n, m = 1, 2, 256, study.m
+    S = tr.Q[layer, head] @ tr.K[layer, head].T / 8.0
+    rows = np.arange(n - m, n)
+    active = (S[rows] > lm.b[layer, head]) & (np.arange(n)[None] <= rows[:, None])
+    assert study.count[1, layer, head, -1] == pytest.approx(active.sum(axis=1).mean())
+    # and that count is what relu_attention reports activated
+    _, stats = relu_attention(tr.Q[layer, head], tr.K[layer, head], tr.V[layer, head], 2,
+                              float(lm.b[layer, head]), causal=True, return_stats=True)
+    np.testing.assert_array_equal(stats.activated[rows], active.sum(axis=1))
+
+
+def test_slopes_have_intervals_and_the_gaussian_fit_is_below_08(study):
+    sl = study.slopes("relu2_learned")
+    ok = ~np.isnan(sl[..., 0])
+    assert ok.any()
+    assert np.all(sl[ok][:, 1] <= sl[ok][:, 0]) and np.all(sl[ok][:, 0] <= sl[ok][:, 2])
+    assert study.gaussian_fit().slope < 0.8
+    fit = study.fit("relu2_learned", 0, 0)
+    assert fit is None or isinstance(fit, theory.ExponentFit)
+
+
+def test_learned_b_stays_below_the_papers_value():
+    """The shipped models: every learned b is below the paper's value for its head (the
+    study's b_paper, read from the head's queries and keys), the median head by 4x or more."""
+    s = relu_lms.relu_lm_study(quick=True)
+    for v in ("relu2_learned", "relu1_learned"):
+        ratio = s.b[s.index(v)] / s.b_paper[s.index(v)]
+        assert np.all(ratio < 1.0) and np.median(ratio) < 0.25, v
+
+
+def test_decoding_step_is_exact_and_timed():
+    out = relu_lms.decoding_times(n=200, repeats=2)
+    assert out["n"] == 200 and out["tree_kind"] in ("compiled", "numpy")
+    assert all(out[k] > 0 for k in ("dense", "auto", "tree"))
+    with pytest.raises(ValueError, match="ReLU model"):
+        relu_lms.decoding_times("softmax", n=64, repeats=1)
+
+
+@pytest.mark.parametrize("name", ["relu_lm_training", "relu_lm_sparsity", "relu_lm_keys"])
+def test_figures_draw_in_quick_mode(name):
+    import matplotlib.pyplot as plt
+
+    fig = REGISTRY[name].func(quick=True)
+    assert len(fig.axes) == 3
+    plt.close(fig)
+
+
+def test_trained_rows_grow_slower_than_n_to_the_four_fifths(study):
+    """Every ReLU model's pooled count slope is below 0.8 and no head's 95% interval lies
+    above 0.8 (quick mode: n = 64..256; notebook 09 asserts the full run's intervals)."""
+    for v in ("relu2_learned", "relu2_paper", "relu1_learned"):
+        assert study.pooled_fit(v).slope < 0.8, v
+        assert not (study.slopes(v)[..., 1] > 0.8).any(), v
+        assert study.count[study.index(v)].mean() > 1  # sparse, not empty
+
+
+def test_kd_tree_scores_almost_every_trained_key(study):
+    """The learned-b models' keys are high-dimensional (median participation ratio above 10 of
+    64) and the kd-tree scores more than 95% of them per query, as on Gaussian keys."""
+    for v in ("relu2_learned", "relu1_learned"):
+        i = study.index(v)
+        assert np.median(study.pr[i]) > 10
+        assert (study.tree[i, ..., 1] / study.tree_sizes).mean() > 0.95
+    assert np.all(study.gaussian_tree[:, 1] / study.tree_sizes > 0.95)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The run behind hsr_lab/data/relu_lms: four variants trained concurrently on one H100
+# (python3 with torch 2.11 + CUDA), each 2500 steps of 32 x 2048 bytes, in about 5 minutes.
+# Usage: bash train/run_h100.sh CORPUS.npz OUT_DIR   (CORPUS from python -m hsr_lab.data.pystdlib)
+set -u
+corpus=$1 out=$2
+here=$(dirname "$0")
+for v in softmax relu2_learned relu2_paper relu1_learned; do
+  PYTHONUNBUFFERED=1 python3 "$here/train.py" --variant $v --corpus "$corpus" --out "$out" \
+    --steps 2500 --batch 32 --lr 2e-3 --warmup 100 --ramp 0.3 --eval-every 250 \
+    --eval-windows 32 --seed 0 --time-limit 480 2>&1 | sed -u "s/^/$v /" &
+done
+wait
