@@ -175,7 +175,8 @@ def test_ties_settle_in_bulk_without_fractions():
     """10^5 integer pairs exactly on t, and 10^5 random pairs at t = their float64 score (in
     the band by construction): all settled by the error-free steps, none by fractions."""
     rng = np.random.default_rng(1)
-    X, A = rng.integers(-9, 10, (10**5, 4)).astype(float), rng.integers(-9, 10, (10**5, 4))
+    X, A = (rng.integers(1, 10, (10**5, 4)) * rng.choice([-1.0, 1.0], (10**5, 4))
+            for _ in range(2))  # no zero row: those need no settling
     before = exact.SETTLED.copy()
     assert exact.at_least(X, A, (X * A).sum(axis=1)).all()
     X, A = rng.standard_normal((10**5, 4)), rng.standard_normal((10**5, 4))
@@ -332,6 +333,20 @@ def test_hsr_ties_settle_in_bulk():
         np.testing.assert_array_equal(HSR(K.astype(np.float32), backend=backend).query(a, t),
                                       want)
     assert exact.SETTLED["fractions"] == before["fractions"]
+
+
+def test_zero_queries_report_by_the_sign_of_t_and_settle_nothing():
+    """A zero query (a padding row) scores every key exactly 0, inside every band around
+    t = 0: it reports all keys for t <= 0 and none for t > 0, and settles nothing."""
+    K = np.random.default_rng(8).standard_normal((5000, 3))
+    before = exact.SETTLED.copy()
+    for backend in ["numpy", "brute", "reference"] + (["compiled"] if NUMBA else []):
+        hsr = HSR(K, backend=backend)
+        for t, want in ((0.0, 5000), (-5e-324, 5000), (5e-324, 0)):
+            assert len(hsr.query(np.zeros(3), t)) == want
+            indptr, _ = hsr.query_many(np.zeros((4, 3)), t)
+            assert np.diff(indptr).tolist() == [want] * 4
+    assert exact.SETTLED == before
 
 
 # -- inputs float64 cannot hold, and big-endian keys ----------------------------------------------

@@ -66,9 +66,13 @@ def at_least(X: np.ndarray, A: np.ndarray, t: np.ndarray | float) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     scores = X @ A if one else np.einsum("kd,kd->k", X, A)
     max_a = np.abs(A).max(initial=0.0) if one else np.abs(A).max(axis=1)
-    band = band64(d, max_a, np.abs(X).sum(axis=1), t)
+    reach = np.abs(X).sum(axis=1)
+    band = band64(d, max_a, reach, t)
     out = scores >= t
-    (unsure,) = np.nonzero(np.abs(scores - t) <= band)  # (scores - t is exact near t)
+    # unsure: within the band (fl(scores - t) errs far less than the band's slack), and not
+    # a zero query or point, whose score 0 is exact
+    unsure = (np.abs(scores - t) <= band) & (max_a > 0) & (reach > 0)
+    (unsure,) = np.nonzero(unsure)
     if len(unsure) == 0:
         return out
     A = np.broadcast_to(A, (k, d))
@@ -90,7 +94,10 @@ def nearest_dot(A: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 
 def at_least_one(a: list[float], x: list[float], t: float) -> bool:
-    """``<a, x> >= t`` for one pair, in rational arithmetic (the pure-Python backends' form)."""
+    """``<a, x> >= t`` for one pair, in rational arithmetic (the pure-Python backends' form);
+    a zero query or point scores exactly 0."""
+    if not any(a) or not any(x):
+        return 0.0 >= t
     SETTLED["fractions"] += 1
     exact = sum((Fraction(u) * Fraction(v) for u, v in zip(a, x, strict=True)), Fraction(0))
     return exact >= Fraction(t)
