@@ -165,7 +165,7 @@ def _weight_rows(a):  # pragma: no cover
 
 
 @_jit
-def _settle32(rows, j, a, t, low, high):  # pragma: no cover
+def _settle32(rows, j, a, t, low, high, terms):  # pragma: no cover
     """Whether ``<a, x_j> >= t`` for a point whose float32 score lies in its band: its float64
     score decides outside ``[low, high)`` (the band of ``numerics.band64``), 1 or 0; inside,
     ``exact.at_least_jit`` (-1: left to Python)."""
@@ -174,7 +174,7 @@ def _settle32(rows, j, a, t, low, high):  # pragma: no cover
         return 1
     if s < low:
         return 0
-    return at_least_jit(rows, j, a, t)
+    return at_least_jit(rows, j, a, t, terms)
 
 
 @_jit
@@ -212,6 +212,7 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
             end += 1
     use32 = points32 and float32_safe(d, max_a, max_abs)
     open_ = 0  # a count, not a list: an array grown inside this loop slows every point
+    terms = np.empty(2 * d + 1)  # the exact settle's scratch, allocated once per query
     a32 = a.astype(np.float32)
     for i in range(n_leaves):
         node = leaves[i]
@@ -229,7 +230,7 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
                 elif s32 < floor32:
                     inside = 0
                 else:
-                    inside = _settle32(rows, j, a, t, low64, high64)
+                    inside = _settle32(rows, j, a, t, low64, high64, terms)
             else:
                 s = _score64(rows, j, a)
                 if s >= high64:
@@ -237,7 +238,7 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
                 elif s < low64:
                     inside = 0
                 else:
-                    inside = at_least_jit(rows, j, a, t)
+                    inside = at_least_jit(rows, j, a, t, terms)
             if inside == 1:
                 out[end] = _id(low, high, j)
                 end += 1

@@ -26,7 +26,8 @@ For each pair (a, x, t), with ``e_a`` and ``e_x`` the exponents of ``max_i |a_i|
 
 A pair outside the scaling range of step 2, or still open after ``MAX_PASSES`` passes (a sum
 within about 2^-150 of a rounding midpoint), is settled with ``fractions.Fraction``: rare, and
-counted in ``SETTLED`` beside the pairs settled in bulk. ``at_least_one`` is the readable form
+counted in ``SETTLED`` beside the pairs settled in bulk (and those whose float64 score was
+exact to begin with: ``exactly_computed``). ``at_least_one`` is the readable form
 (fractions) used by the pure-Python backends, and ``at_least_jit`` the scalar form inlined by
 the compiled walk. ``fractions.Fraction`` is also the oracle of the tests.
 """
@@ -45,7 +46,8 @@ SPLIT = 2.0**27 + 1.0  # Veltkamp's splitter: x = hi + lo, each with at most 26 
 LOW = 2.0**-480  # the smallest nonzero scaled coordinate: products stay above 2^-960
 MAX_PASSES = 6  # VecSum passes before a pair goes to fractions (two settle any random tie)
 CHUNK = 1 << 14  # pairs distilled at once: (2d + 1) rows of CHUNK floats stay in cache
-SETTLED: Counter[str] = Counter()  # pairs settled: "bulk" (error-free) or "fractions"
+SETTLED: Counter[str] = Counter()  # pairs settled: "grid" (their float64 score is exact),
+# "bulk" (error-free transformations) or "fractions"
 
 
 def at_least(X: np.ndarray, A: np.ndarray, t: np.ndarray | float) -> np.ndarray:
@@ -54,8 +56,9 @@ def at_least(X: np.ndarray, A: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     X (k, d) holds points (float32 or float64: both convert to float64 exactly), A one query
     (d,) or one per pair (k, d), t one threshold or one per pair (k,). The pairs come from a
     band of float32 or float64 scores around t; each is first scored in float64, and those
-    outside its own ``band64`` (nearly all the float32 ones) are decided there. The rest take
-    steps 1 to 3.
+    outside its own ``band64`` (nearly all the float32 ones) are decided there, as are those
+    whose float64 score is exact (a zero query or point, or products on a coarse grid: see
+    ``exactly_computed``). The rest take steps 1 to 3.
     """
     X = np.asarray(X, dtype=np.float64)
     k, d = X.shape
@@ -73,6 +76,13 @@ def at_least(X: np.ndarray, A: np.ndarray, t: np.ndarray | float) -> np.ndarray:
     # a zero query or point, whose score 0 is exact
     unsure = (np.abs(scores - t) <= band) & (max_a > 0) & (reach > 0)
     (unsure,) = np.nonzero(unsure)
+    if len(unsure):  # ties on integer or coarse dyadic data: their float64 scores are exact
+        grid = _grid(X[unsure]).min(axis=1) + (
+            _grid(A).min() if one else _grid(A[unsure]).min(axis=1))
+        bound = (max_a if one else max_a[unsure]) * reach[unsure]
+        on_grid = _fits_grid(bound, grid)
+        SETTLED["grid"] += int(np.count_nonzero(on_grid))
+        unsure = unsure[~on_grid]
     if len(unsure) == 0:
         return out
     A = np.broadcast_to(A, (k, d))
@@ -125,10 +135,16 @@ def exactly_computed(Q: np.ndarray, K: np.ndarray) -> np.ndarray:
     if len(K) == 0 or not l1.any():
         return np.ones(len(Q), dtype=bool)
     g = _grid(Q).min(axis=1) + _grid(np.asarray(K, dtype=np.float64)).min()
-    top = np.ldexp(1.0, np.clip(g + 52, -1074, 1023))  # 2^52 steps: room for rounding of l1
+    return (l1 == 0) | _fits_grid(l1 * float(np.abs(K).max()), g)
+
+
+def _fits_grid(bound: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Whether sums of products on the grid ``2^grid`` (every product a multiple of it), each
+    partial sum at most ``bound`` in magnitude, are all floats: ``bound <= 2^52 2^grid`` (one
+    bit of room for the rounding of ``bound`` itself) and ``grid >= -1074``."""
+    top = np.ldexp(1.0, np.clip(grid + 52, -1074, 1023))
     with np.errstate(over="ignore"):
-        fits = l1 * float(np.abs(K).max()) <= top
-    return (l1 == 0) | (fits & (g >= -1074))
+        return (bound <= top) & (grid >= -1074)
 
 
 def _grid(X: np.ndarray) -> np.ndarray:
@@ -262,9 +278,11 @@ def _vec_sum(terms: np.ndarray) -> None:
 
 # -- the scalar form, for the compiled walk ----------------------------------------------------
 @_jitable
-def at_least_jit(rows: np.ndarray, j: int, a: np.ndarray, t: float) -> int:  # pragma: no cover
+def at_least_jit(rows: np.ndarray, j: int, a: np.ndarray, t: float,
+                 terms: np.ndarray) -> int:  # pragma: no cover
     """``<a, rows[j]> >= t`` exactly: 1 or 0, or -1 where the pair is outside the range of the
-    error-free steps (the caller then asks ``at_least``). Steps 1 to 3, for one pair."""
+    error-free steps (the caller then asks ``at_least``). Steps 1 to 3, for one pair, in the
+    caller's scratch ``terms`` (2d + 1 floats: no allocation per pair)."""
     d = len(a)
     max_a, max_x = 0.0, 0.0
     for i in range(d):
@@ -276,7 +294,6 @@ def at_least_jit(rows: np.ndarray, j: int, a: np.ndarray, t: float) -> int:  # p
         return 1 if t < 0 else 0
     if math.ldexp(t_scaled, shift_a + shift_x) != t:
         return -1
-    terms = np.empty(2 * d + 1)
     for i in range(d):
         u = math.ldexp(a[i], -shift_a)
         v = math.ldexp(np.float64(rows[j, i]), -shift_x)
