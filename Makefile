@@ -85,6 +85,9 @@ test: lint
 test-long: lint
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest $(PYTEST_ARGS)
 
+# Options for the figures, e.g. `make figures FIG_ARGS="--only wallclock"`, or at a journal's
+# column width for a paper: `make figures FIG_ARGS="--width single --venue acm --out
+# figures/acm"` (figures/README.md lists the widths). A later --out wins over this one.
 figures: $(LAB_STAMP)
 	$(PY) -m hsr_lab figures --out figures $(FIG_ARGS)
 

@@ -4,8 +4,12 @@ Gaussian keys stored in one dtype (float32 by default, the dtype of users' embed
 caches; ``--dtype float64`` for the other), unit-norm queries, the paper's threshold
 t = sqrt(0.4 ln n) (so about n^{4/5} keys are reported). Per (n, d): k, median query time of
 brute (the scan ``K @ a >= t`` in the keys' dtype), numpy, compiled (the same tree walked by
-Numba-compiled loops, where Numba is installed) and reference (only up to n = 2^16), build
-time, index memory / key memory, and the speed-up ratios.
+Numba-compiled loops, where Numba is installed) and reference (only up to n = 2^16), each with
+its interquartile range, build time, index memory / key memory, and the speed-up ratios.
+
+Each method is timed in its own block of repeats, query by query, so its caches stay warm: the
+secondary protocol. The headline ratios come from ``bench_float32.py``, which times the
+methods alternately (each query starts with what the method before it left in the caches).
 
 A second table checks that updates stay amortised after a churn: delete every point, add
 50,000 back, then 200 single deletes, timed against the same deletes on a fresh structure.
@@ -23,10 +27,12 @@ import time
 
 import numpy as np
 from _common import (
+    SPREAD_NOTE,
     gaussian_keys,
-    machine_header,
-    median_time,
     print_table,
+    provenance_header,
+    time_calls,
+    timing,
     unit_queries,
     write_results,
 )
@@ -37,6 +43,7 @@ from hsr_lab.hsr.brute import l1_reach, scan
 from hsr_lab.theory import paper_threshold
 
 DIMS = (2, 3, 4, 8, 16, 64)
+BACKENDS = ("brute", "numpy", "compiled", "reference")
 REFERENCE_MAX_N = 2**16
 
 
@@ -52,14 +59,14 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,
     keys = gaussian_keys(n, d, seed).astype(dtype)
     queries = unit_queries(n_queries, d, seed + 1)
     t = float(paper_threshold(n))
-    columns = ["n", "d", "dtype", "k", "build_brute_s", "build_numpy_s", "build_reference_s",
-               "brute_ms", "numpy_ms", "compiled_ms", "reference_ms", "numpy_speedup_vs_brute",
-               "compiled_speedup_vs_brute", "numpy_speedup_vs_reference", "index_mem_over_keys",
-               "compiled_mem_over_keys"]
+    columns = ["n", "d", "dtype", "k", "build_brute_s", "build_numpy_s", "build_compiled_s",
+               "build_reference_s", *(f"{b}{s}" for b in BACKENDS for s in ("_ms", "_iqr_ms")),
+               "numpy_speedup_vs_brute", "compiled_speedup_vs_brute",
+               "numpy_speedup_vs_reference", "index_mem_over_keys", "compiled_mem_over_keys"]
     row: dict[str, object] = dict.fromkeys(columns, float("nan"))
     row.update(n=f"2^{int(np.log2(n))}", d=d, dtype=dtype)
     structures = {}
-    for backend in ("brute", "numpy", "compiled", "reference"):
+    for backend in BACKENDS:
         if ((backend == "reference" and n > REFERENCE_MAX_N)
                 or (backend == "compiled" and not compiled.AVAILABLE)):
             continue
@@ -74,9 +81,9 @@ def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,
             if not np.array_equal(hsr.query(q, t), e):
                 raise AssertionError(f"{backend} disagrees with the scan at n={n}, d={d}")
         reps = repeats if backend != "reference" else max(3, repeats // 5)
-        per_query = [median_time(lambda h=hsr, q=q: h.query(q, t), reps) for q in queries]
-        times[backend] = float(np.median(per_query))
-        row[f"{backend}_ms"] = 1e3 * times[backend]
+        calls = [s for q in queries for s in time_calls(lambda h=hsr, q=q: h.query(q, t), reps)]
+        row.update(timing(backend, calls))
+        times[backend] = float(row[f"{backend}_ms"])
     row["numpy_speedup_vs_brute"] = times["brute"] / times["numpy"]
     if "compiled" in times:
         row["compiled_speedup_vs_brute"] = times["brute"] / times["compiled"]
@@ -109,10 +116,11 @@ def bench_churn(backend: str, d: int, seed: int, repeats: int = 5) -> dict[str, 
         churned = HSR(keys, backend=backend)
         churned.delete(np.arange(CHURN_N))
         churned_s.append(deletes(churned, churned.add(keys)))
-    fresh_t, churned_t = float(np.median(fresh_s)), float(np.median(churned_s))
-    return {"backend": backend, "n": CHURN_N, "d": d, "deletes": CHURN_DELETES,
-            "fresh_ms": 1e3 * fresh_t, "after_churn_ms": 1e3 * churned_t,
-            "churn_over_fresh": churned_t / fresh_t}
+    row: dict[str, object] = {"backend": backend, "n": CHURN_N, "d": d,
+                              "deletes": CHURN_DELETES}
+    row.update(timing("fresh", fresh_s) | timing("after_churn", churned_s))
+    row["churn_over_fresh"] = float(np.median(churned_s) / np.median(fresh_s))
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lo, hi = (10, 12) if args.quick else (args.min_log2n, args.max_log2n)
     repeats, n_queries = (3, 3) if args.quick else (15, 5)
-    header = machine_header()
+    header = provenance_header(args.seed, argv)
     print(header)
     rows = []
     for log2n in range(lo, hi + 1, 2):
@@ -136,10 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             print_table(rows[-1:], header=len(rows) == 1)
     print()
     print_table(rows)
-    notes = (f"{args.dtype} keys; brute = the {args.dtype} scan. Median over 5 unit-norm "
-             "queries of the median over repeats; t = sqrt(0.4 ln n). speedup = brute time / "
-             "numpy (or compiled) time (higher is better). Index memory counts every array the "
-             "tree holds, its copy of the keys included.")
+    notes = (f"{args.dtype} keys; brute = the {args.dtype} scan. Each method timed in its own "
+             f"block of {repeats} repeats per query (the reference backend: a fifth, at least 3; "
+             "warm caches: the secondary protocol; "
+             "bench_float32.py times them alternately), over "
+             f"{n_queries} unit-norm queries; *_ms is the median of all those calls. t = "
+             "sqrt(0.4 ln n). speedup = brute time / numpy (or compiled) time (higher is "
+             "better). Index memory counts every array the tree holds, its copy of the keys "
+             f"included. {SPREAD_NOTE}")
     churn = [bench_churn(backend, 2, args.seed) for backend in ("numpy", "brute")]
     print()
     print_table(churn)
@@ -147,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_results(args.out, rows, header, notes)
         paths += write_results("hsr_churn", churn, header, (
             f"{CHURN_DELETES} single deletes, on a fresh HSR of {CHURN_N} Gaussian points and on "
-            f"one whose points were all deleted and {CHURN_N} added back; ratio near 1 = "
-            "amortised."))
+            f"one whose points were all deleted and {CHURN_N} added back, medians over 5 rounds; "
+            f"ratio near 1 = amortised. {SPREAD_NOTE}"))
         print("wrote", *paths)
     return 0
 

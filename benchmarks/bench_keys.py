@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import machine_header, print_table, write_results
+from _common import print_table, provenance_header, write_results
 
 from hsr_lab.experiments import KEY_KINDS, measure_query_cost
 from hsr_lab.experiments.cost import THRESHOLD_SAMPLE
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.dims, args.log2n, args.queries = [4, 64], [12, 14], 5
-    header = machine_header()
+    header = provenance_header(0, argv)  # measure_query_cost's default seed
     print(header)
     rows = []
     for d in args.dims:

@@ -21,7 +21,15 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import BLAS_THREADS, machine_header, print_table, unit_queries, write_results
+from _common import (
+    BLAS_THREADS,
+    SPREAD_NOTE,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab import HSR
 from hsr_lab.peers import BallReduction, FaissFlat, QuestPages
@@ -60,15 +68,15 @@ def builders(keys: np.ndarray) -> dict[str, Callable[[], object]]:
 
 
 def query_times(indexes: dict[str, object], queries: list[tuple[np.ndarray, float]],
-                repeats: int) -> dict[str, float]:
-    """Per method, the median over the queries of the median time of one query.
+                repeats: int) -> dict[str, list[float]]:
+    """Per method, the seconds of every timed call, all queries together.
 
     The methods take turns on each query (in a new random order every round, after one
     untimed call each), so that a busy shared machine, and whatever state the method run just
     before leaves behind (allocator, caches), slows them alike; methods slower than 20 ms a
     query run once.
     """
-    per_query: dict[str, list[float]] = {name: [] for name in indexes}
+    calls: dict[str, list[float]] = {name: [] for name in indexes}
     order = np.random.default_rng(0)
     for q, t in queries:
         samples: dict[str, list[float]] = {name: [] for name in indexes}
@@ -81,8 +89,8 @@ def query_times(indexes: dict[str, object], queries: list[tuple[np.ndarray, floa
                 index.query(q, t)
                 samples[name].append(time.perf_counter() - start)
         for name, values in samples.items():
-            per_query[name].append(float(np.median(values)))
-    return {name: float(np.median(values)) for name, values in per_query.items()}
+            calls[name] += values
+    return calls
 
 
 def check_exact(name: str, index: object, queries: list[tuple[np.ndarray, float]],
@@ -121,14 +129,17 @@ def bench_keys(kind: str, n: int, d: int, repeats: int, n_queries: int, seed: in
                            "build_s": build_s, "mem_over_keys": index.nbytes / keys.nbytes})
         for name, qs in query_sets.items():  # warms the index up, too
             check_exact(method, index, qs, truth[name], f"{kind} n={n} d={d} {name}")
-    times = {name: query_times(indexes, qs, repeats) for name, qs in query_sets.items()}
+    calls = {name: query_times(indexes, qs, repeats) for name, qs in query_sets.items()}
     rows = []
-    for name, ts in times.items():
+    for name, per_method in calls.items():
         row: dict[str, object] = {"data": kind, "n": f"2^{int(np.log2(n))}", "d": d,
                                   "threshold": name,
                                   "k": int(np.median([len(e) for e in truth[name]])),
                                   "auto_uses": auto_kind}
-        row.update({f"{m}_ms": 1e3 * ts.get(m, np.nan) for m in (*OURS, *PEERS)})  # nan: skipped
+        for m in (*OURS, *PEERS):  # nan: skipped
+            row.update(timing(m, per_method[m]) if m in per_method
+                       else {f"{m}_ms": np.nan, f"{m}_iqr_ms": np.nan})
+        ts = {m: float(np.median(s)) for m, s in per_method.items()}
         others = {m: s for m, s in ts.items() if m != "auto"}
         best = min(others, key=others.get)
         row["fastest_other"] = best
@@ -142,13 +153,13 @@ def bench_keys(kind: str, n: int, d: int, repeats: int, n_queries: int, seed: in
 def _write(rows: list[dict[str, object]], build_rows: list[dict[str, object]],
            header: str, out: str) -> None:
     """Write results/<out>.{csv,md} and results/<out>_build.{csv,md}."""
-    notes = ("Median over 5 unit-norm Gaussian queries of the median over repeats, the methods "
+    notes = ("Median of every timed call over 5 unit-norm Gaussian queries, the methods "
              "taking turns in random order (one run when a query takes > 20 ms). *_ms: query time; "
              "auto_over_*: auto's time divided by the other's (< 1: auto is faster). "
              "Every method returned exactly the scan's "
              "answer (recall = precision = 1). numpy_ms is nan where the kd-tree was "
              "skipped (d > 32, n > 2^16). Build times and memory: <this name>_build.md. "
-             f"BLAS and faiss threads: {BLAS_THREADS}.")
+             f"BLAS and faiss threads: {BLAS_THREADS}. {SPREAD_NOTE}")
     paths = write_results(out, rows, header, notes)
     paths += write_results(f"{out}_build", build_rows, header,
                            "Build seconds and memory (bytes held / bytes of the float64 "
@@ -176,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = (10, 12) if args.quick else (args.min_log2n, args.max_log2n)
     dims = [2, 8, 64] if args.quick else args.dims
     repeats, n_queries = (3, 3) if args.quick else (args.repeats, 5)
-    header = machine_header()
+    header = provenance_header(args.seed, argv)
     print(header)
     rows, build_rows = [], []
     for log2n in range(lo, hi + 1, 2):

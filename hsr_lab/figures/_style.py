@@ -14,9 +14,11 @@ from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib import style as mpl_style
 from matplotlib.figure import Figure
 
+from hsr_lab.figures._layout import fit_layout
 from hsr_lab.figures.redraw import refill, target_figure
 
 STYLE_FILE = "hsr_lab.mplstyle"
@@ -70,6 +72,9 @@ def new_figure(
 
     The default height is one row height (2.5 in) per row of panels; a two-column-wide figure
     is ``width_ratio=2.1``. Call it inside ``house_style()`` (``@figure`` functions are).
+    Inside ``figure_width(inches)`` the figure is ``inches`` wide instead, its fonts unchanged,
+    and panels too narrow side by side are stacked (``fit_layout``); the axes come back in the
+    shape asked for either way.
     Figures come from pyplot, so they show inline in notebooks; close them after saving.
     Inside ``drawing_into(fig)`` the grid is drawn into ``fig`` instead (its axes emptied).
     """
@@ -79,8 +84,15 @@ def new_figure(
         height = ROW_HEIGHT * nrows
     elif not height > 0:
         raise ValueError(f"height must be positive (inches); got {height!r}")
-    size = (COLUMN_WIDTH * width_ratio, height)
+    can_stack = not {"gridspec_kw", "width_ratios", "height_ratios"} & set(subplots_kw)
+    size, grid = fit_layout((COLUMN_WIDTH * width_ratio, height), nrows, ncols, can_stack)
     target = target_figure()
     if target is None:
-        return plt.subplots(nrows, ncols, figsize=size, **subplots_kw)
-    return target, refill(target, size, nrows, ncols, **subplots_kw)
+        fig, axes = plt.subplots(*grid, figsize=size, **subplots_kw)
+    else:
+        fig, axes = target, refill(target, size, *grid, **subplots_kw)
+    if grid != (nrows, ncols):  # stacked: the axes in the shape the caller unpacks
+        shape = (nrows, ncols) if not subplots_kw.get("squeeze", True) else \
+            tuple(k for k in (nrows, ncols) if k > 1)
+        axes = np.asarray(axes).reshape(shape)
+    return fig, axes

@@ -80,7 +80,8 @@ def _work_panel(ax: Axes, sweep) -> None:
             marker=MARKERS[2], label="reported k (measured)")
     ax.plot(n, theory.expected_activated(n), color="0.4", ls=":", marker="",
             label=r"Gaussian $n\,\bar\Phi(\sqrt{0.4 \ln n})$")
-    ax.set_title("HSR on the real keys (d = 32)")
+    depth = int(theory.kdtree_depth(n[-1]))
+    ax.set_title(f"HSR on the real keys (d = 32; n <= {n[-1]}: tree depth <= {depth})")
     ax.legend(fontsize=6, loc="upper left")
 
 

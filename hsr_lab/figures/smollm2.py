@@ -15,7 +15,7 @@ from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, new_figure
 from hsr_lab.figures._common import fmt_fit, image_panel, log_n_axes
 
 METHODS = (("hsr", "s > b"), ("hsr_sink", "s > b, + token 0"),
-           ("streaming", "StreamingLLM (4 sinks + recent)"), ("topk", "exact top-k"))
+           ("streaming", "StreamingLLM (first min(4, k) + recent)"), ("topk", "exact top-k"))
 
 
 @figure("smollm2_attention", "SmolLM2-135M (4-bit Q4_1 weights) on 8191 tokens of Python's "

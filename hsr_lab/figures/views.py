@@ -185,10 +185,11 @@ def view_smollm2_head(layer: int = 15, head: int = 0, c: float = theory.PAPER_C,
     """One head of SmolLM2-135M (4-bit Q4_1 weights) on the study's long text, thresholded.
 
     Left: the scores s_ij of the last query against the key position j, the threshold (the
-    paper's scalar b = sigma_a sqrt(c ln n), or with ``per_row`` the row's own b_i, which needs
-    the dense pass over the row) and the kept entries; token 0 (the sink) is marked. Right: the
-    dropped softmax mass eps_i of the last m = 64 rows for s > b, s > b plus token 0, and, at
-    the same kept count, StreamingLLM and exact top-k (``experiments.smollm2.head_threshold``).
+    paper's scalar b = sigma_a sqrt(c ln n), or with ``per_row`` the row's own b_i, computed
+    here from the whole row; a sample of keys estimates it, notebook 05) and the kept entries;
+    token 0 (the sink) is marked. Right: the dropped softmax mass eps_i of the last m = 64 rows
+    for s > b, s > b plus token 0, and, at the same kept count, StreamingLLM and exact top-k
+    (``experiments.smollm2.head_threshold``).
     Needs the SmolLM2 weights; the extraction is read from the cache once, then kept.
     """
     from hsr_lab.data.smollm2 import QUANTISED
