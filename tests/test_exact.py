@@ -132,15 +132,15 @@ def test_a_box_of_subnormal_corners_is_not_pruned_by_rounding(tree):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_a_point_whose_coordinates_lie_2_to_the_600_apart_is_settled_exactly(dtype):
-    """``<a, x> = 1 + 2^-120`` (float32) or ``1 + 2^-600``: the float score is 1, and the
+    """``<a, x> = 1 - 2^-120`` (float32) or ``1 - 2^-600``: every float sum gives 1, and the
     error-free steps cannot hold a coordinate 2^-600 beside 1 (fractions settle it; the
-    compiled walk hands the query to the exact scan). t = 1 is in, t = 1 + ulp is out."""
+    compiled walk hands the query to the exact scan). t = 1 is out, t = 1 - ulp is in."""
     tiny = 2.0**-120 if dtype == np.float32 else 2.0**-600
-    points = np.array([[1.0, tiny], [0.5, 0.25]] * 40, dtype=dtype)
-    want_at_1 = list(range(0, 80, 2))
+    points = np.array([[1.0, -tiny], [0.5, 0.25]] * 40, dtype=dtype)
+    below_1 = float(np.nextafter(1.0, 0.0))
     for backend in backends(2):
         hsr = HSR(points, backend=backend, leaf_size=4)
-        for t, want in ((1.0, want_at_1), (float(np.nextafter(1.0, 2.0)), [])):
+        for t, want in ((1.0, []), (below_1, list(range(0, 80, 2)))):
             assert hsr.query([1.0, 1.0], t).tolist() == want, backend
             indptr, ids = hsr.query_many([[1.0, 1.0], [0.0, 1.0]], t)
             assert ids[:indptr[1]].tolist() == want, backend
