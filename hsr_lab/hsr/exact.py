@@ -4,8 +4,8 @@ Every backend scores its points in floating point, and ``numerics`` bounds how f
 score can lie from the exact ``<a, x>``. A point whose score lies within that band of t is
 handed here, where ``<a, x> - t`` is evaluated without any error and only its sign is kept
 (``at_least``); attention asks for the correctly rounded ``<a, x>`` instead (``nearest_dot``).
-Both work on a whole batch of pairs at once, in a few NumPy passes per pair, so a million ties
-cost a fraction of a second, not a million Python sums.
+Both work on a whole batch of pairs at once, in a few dozen NumPy passes over the batch, so a
+million ties cost a few dozen vectorised passes, not a million Python sums.
 
 For each pair (a, x, t), with ``e_a`` and ``e_x`` the exponents of ``max_i |a_i|`` and
 ``max_i |x_i|`` (``frexp``):
@@ -25,7 +25,8 @@ For each pair (a, x, t), with ``e_a`` and ``e_x`` the exponents of ``max_i |a_i|
    first pass; a random near-tie in the second.
 
 A pair outside the scaling range of step 2, or still open after ``MAX_PASSES`` passes (a sum
-within about 2^-150 of a rounding midpoint), is settled with ``fractions.Fraction``: rare, and
+so close to 0, or for ``nearest_dot`` to a rounding midpoint, that six passes cannot tell),
+is settled with ``fractions.Fraction``: rare, and
 counted in ``SETTLED`` beside the pairs settled in bulk (and those whose float64 score was
 exact to begin with: ``exactly_computed``). ``at_least_one`` is the readable form
 (fractions) used by the pure-Python backends, and ``at_least_jit`` the scalar form inlined by
