@@ -39,6 +39,7 @@ from _common import (
 
 from hsr_lab import HSR
 from hsr_lab.hsr import compiled
+from hsr_lab.hsr.brute import l1_reach, scan
 from hsr_lab.theory import paper_threshold
 
 DIMS = (2, 3, 4, 8, 16, 64)
@@ -47,10 +48,9 @@ REFERENCE_MAX_N = 2**16
 
 
 def exact(keys: np.ndarray, q: np.ndarray, t: float) -> np.ndarray:
-    """``fl64(<q, k>) >= t`` on the stored keys, a chunk at a time (no float64 copy of K)."""
-    step = 1 << 16
-    return np.concatenate([np.flatnonzero(keys[s:s + step].astype(np.float64) @ q >= t) + s
-                           for s in range(0, len(keys), step)])
+    """The keys with ``<q, k> >= t`` exactly (``hsr.numerics``): ``brute.scan``, the scan the
+    tests check against fractions (in the keys' dtype, a chunk at a time)."""
+    return scan(keys, q, t, l1_reach(keys), float(np.abs(keys).max()))
 
 
 def bench_cell(n: int, d: int, repeats: int, n_queries: int, seed: int,

@@ -4,7 +4,9 @@ Each adapter is built over the keys ``K`` (n x d) and answers ``query(a, t)`` wi
 int64 ids of every key k with ``<a, k> >= t`` (the closed half-space), exactly like
 ``HSR(K).query(a, t)``. Every peer first finds candidates with its own (float32, or
 differently rounded) arithmetic, widened by a rounding margin so that no answer is lost, and
-then keeps the candidates that pass the exact float64 test ``K[c] @ a >= t``.
+then keeps the candidates that pass the exact test (``hsr.exact.at_least``: the float64 score
+``K[c] @ a`` decides outside its rounding band around t, the rare candidate inside is settled
+exactly), the predicate of ``hsr.numerics``.
 
 - ``FaissFlat``: the dense scan of faiss, ``IndexFlatIP.range_search`` (O(n d) per query).
 - ``BallReduction``: inner-product range search reduced exactly to a Euclidean ball query
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .hsr.exact import at_least
 from .hsr.numerics import TINY, UNIT_ROUNDOFF
 from .validate import as_matrix, as_positive_int, as_scalar, as_vector
 
@@ -54,9 +57,10 @@ class _Peer:
         return as_vector("a", a, d=self.d), as_scalar("t", t)
 
     def _exact(self, candidates: np.ndarray, a: np.ndarray, t: float) -> np.ndarray:
-        """The candidates c with ``<a, K[c]> >= t`` in float64, sorted, as int64."""
+        """The candidates c with ``<a, K[c]> >= t`` exactly (``hsr.exact.at_least``), sorted,
+        as int64."""
         candidates = np.asarray(candidates, dtype=np.int64)
-        hits = candidates[np.take(self.keys, candidates, axis=0) @ a >= t]
+        hits = candidates[at_least(np.take(self.keys, candidates, axis=0), a, t)]
         hits.sort()
         return hits
 
@@ -80,7 +84,7 @@ class FaissFlat(_Peer):
         radius = t - 2 (d + 2) u max_i |a_i| M_1 - 2 d 2^-149 (1 + max|a| + max|k|)
 
     (M_1 the largest ``sum_i |k_i|``: no squares, valid at every scale) loses no key with
-    ``<a, k> >= t``, ties included; the candidates are then filtered exactly in float64.
+    ``<a, k> >= t``, ties included; the candidates are then filtered exactly (``_exact``).
     """
 
     name = "faiss-flat"

@@ -205,7 +205,8 @@ scaled_floats = st.builds(lambda x, k: x * 2.0**k, st.floats(-2, 2), st.integers
     arrays(np.float64, (4, d), elements=scaled_floats),
     arrays(np.float64, (4, d), elements=scaled_floats))))
 def test_decisive_scores_are_the_correctly_rounded_inner_products(pair):
-    """decisive_many (TwoProduct and fsum, or fractions) equals the fraction sum, always."""
+    """decisive_many (error-free products and sums in bulk, or fractions) equals the fraction
+    sum, always."""
     from fractions import Fraction
 
     from hsr_lab.attention.scores import decisive_many

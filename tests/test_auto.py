@@ -43,7 +43,7 @@ def test_scan32_many_is_exact_at_ties(monkeypatch, block, make):
     points, A, t = make(1)
     rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
     monkeypatch.setattr(brute, "_BLOCK32", block)
-    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    indptr, rows = brute.scan_many(points, A, t, rad, max_abs)
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
 
@@ -57,7 +57,7 @@ def test_scan32_many_with_one_t_is_exact_at_ties(monkeypatch, block, make):
     t = np.full(len(A), t[0])
     rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
     monkeypatch.setattr(brute, "_BLOCK32", block)
-    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    indptr, rows = brute.scan_many(points, A, t, rad, max_abs)
     for i, want in enumerate(exact_rows(points, A, t)):
         np.testing.assert_array_equal(rows[indptr[i]:indptr[i + 1]], want)
 
@@ -83,7 +83,7 @@ def test_scan32_is_exact_at_ties(monkeypatch, chunk, make):
     rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
     monkeypatch.setattr(brute, "_CHUNK32", chunk)
     for a, t_i, want in zip(A, t, exact_rows(points, A, t), strict=True):
-        np.testing.assert_array_equal(brute.scan32(points, a, float(t_i), rad, max_abs), want)
+        np.testing.assert_array_equal(brute.scan(points, a, float(t_i), rad, max_abs), want)
 
 
 def test_float64_batch_scan_groups_rows(monkeypatch):
@@ -277,7 +277,7 @@ def test_batches_larger_than_a_row_group_are_exact(monkeypatch, make, one_t):
     monkeypatch.setattr(brute, "_ROW_GROUP", 4)
     monkeypatch.setattr(brute, "_BLOCK32", 64)
     rad, max_abs = brute.l1_reach(points), float(np.abs(points).max())
-    indptr, rows = brute.scan32_many(points, A, t, rad, max_abs)
+    indptr, rows = brute.scan_many(points, A, t, rad, max_abs)
     indptr64, ids64, _ = HSR(points.astype(np.float64), backend="brute").blocks[0].query_many(
         A, t)
     for i, want in enumerate(exact_rows(points, A, t)):

@@ -339,10 +339,11 @@ def test_numpy_tree_walked_alone_or_in_a_batch_agrees_at_exact_ties():
     """Thresholds equal to a point's exact score: both walks report that point.
 
     A lone query scores its leaves with a BLAS product, a batch with a stack of
-    matrix-vector products (np.matmul, one query per leaf window);
-    with dyadic data every score is exact in float64, so the two agree bit for bit. (With
-    general floats they may differ for a point within one rounding error of t, as backends
-    may; the box bounds, and so the counters, are computed the same way in both.)
+    matrix-vector products (np.matmul, one query per leaf window); with dyadic data every
+    score is exact in float64, so the two agree bit for bit. (With general floats they round
+    differently, and the points within rounding of t are settled exactly by both: the ids
+    still agree, ``test_exact.py``; the box bounds, and so the counters, are computed the same
+    way in both.)
     """
     from hsr_lab.hsr import NumpyKDTree
 

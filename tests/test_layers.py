@@ -18,16 +18,11 @@ from hsr_lab.hsr.layers import ConvexLayers
 
 
 def brute_force(points: np.ndarray, ids: np.ndarray, a, t: float) -> list[int]:
-    """Sorted ids of every x with <a, x> >= t, the score summed left to right like _base.score."""
-    a0, a1 = (float(v) for v in a)
-    hits = []
-    for (x0, x1), i in zip(points.tolist(), ids.tolist(), strict=True):
-        s = 0.0
-        s += a0 * x0
-        s += a1 * x1
-        if s >= t:
-            hits.append(i)
-    return sorted(hits)
+    """Sorted ids of every x with <a, x> >= t, in exact rational arithmetic (``numerics``)."""
+    a0, a1 = (Fraction(float(v)) for v in a)
+    t = Fraction(float(t))
+    return sorted(i for (x0, x1), i in zip(points.tolist(), ids.tolist(), strict=True)
+                  if a0 * Fraction(x0) + a1 * Fraction(x1) >= t)
 
 
 def check_query(index: ConvexLayers, points, ids, a, t) -> None:

@@ -20,6 +20,14 @@ pairs) and ``settle_block`` (a block of rows) replace those entries by sigma_ij;
 kept set ``{j : s_ij >= b}`` (or ``> b``) is identical on every path, and the weights of the
 kept entries agree to rounding.
 
+Ties at b (zero query rows, padding, integer data at the default b = 0) can make every entry
+near b, so the settling costs work linear in their number, in bulk: a zero row needs none
+(its scores are exactly 0: ``tol_i`` is -1), rows whose products are exact on a dyadic grid
+need none (``hsr.exact.exactly_computed``, asked where the near entries are many), and the
+rest get sigma_ij from error-free transformations over whole arrays
+(``hsr.exact.nearest_dot``: the same machinery that settles the HSR backends' ties,
+``hsr.numerics``).
+
 The bounds are L1-style (no squares), so nothing under- or overflows at any finite scale.
 """
 
@@ -30,6 +38,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..hsr.exact import exactly_computed, nearest_dot
 from ..hsr.numerics import MAX_PRODUCT, TINY, UNIT_ROUNDOFF, margin
 
 # Work sizes of the attention paths, in one place.
@@ -47,6 +56,7 @@ QUERY_ROWS = 1024  # batched queries asked at once at most (1024 beat 4096 by a 
 # the best with leaves of 32, 64 and 128 (benchmarks/bench_leaf_size.py), so 128 stays.
 BATCH_LEAF_SIZE = 128
 NEAR_CHECK = 1 << 16  # score entries checked against b at once (512 KiB: stays in cache)
+SETTLE_PAIRS = 1 << 16  # pairs settled at once (two gathers of 64Ki rows of Q and K)
 FAR_B = 2.0**1020  # |b| beyond: no score is near b (|s| <= MAX_PRODUCT), s - b may overflow
 
 
@@ -64,11 +74,14 @@ def row_bounds(seen: np.ndarray | int, sinks: int, window: int
 
 
 def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
-    """Per row of Q, ``tol_i``: any computed score is within it of the decisive score."""
+    """Per row of Q, ``tol_i``: any computed score is within it of the decisive score; -1 for
+    a zero row, whose every score is exactly 0 (nothing to settle)."""
     d = Q.shape[1]
     l1 = np.abs(Q).sum(axis=1)  # ||q_i||_1; times max|k|, at least sum_k |q_k| |k_k|
+    zero = l1 == 0
     l1 *= _relative(d) * max_key / math.sqrt(d)  # an underflow here loses less than TINY
     l1 += 2 * d * TINY
+    l1[zero] = -1.0
     return l1
 
 
@@ -96,43 +109,18 @@ def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
 
 
 def decisive(q: np.ndarray, k: np.ndarray) -> float:
-    """sigma = fl(fl(<q, k>) / sqrt(d)), the inner product summed exactly (as fractions)."""
+    """sigma = fl(fl(<q, k>) / sqrt(d)), the inner product summed exactly (as fractions): the
+    definition, for one pair (``decisive_many`` computes it in bulk)."""
     exact = sum((Fraction(a) * Fraction(x) for a, x in zip(q.tolist(), k.tolist(), strict=True)),
                 Fraction(0))
     return float(exact) / math.sqrt(len(q))  # float(Fraction) rounds correctly
 
 
 def decisive_many(A: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``decisive(A[e], X[e])`` for every pair e (rows of A and X, N x d), faster.
-
-    Where every coordinate of the pair is 0 or of magnitude in ``[2^-480, 2^480]``, each product
-    is split exactly as ``a x = p + err`` (Dekker's TwoProduct: no overflow, and err cannot
-    underflow) and ``math.fsum`` rounds the sum of the 2d terms correctly; other pairs go
-    through fractions. Both give the correctly rounded ``<a, x>``.
-    """
-    with np.errstate(all="ignore"):  # pairs outside the safe range: computed, then unused
-        p = A * X
-        err = _product_error(A, X, p)
-    mag = np.abs(np.concatenate([A, X], axis=1))
-    safe = ((mag == 0) | ((mag >= 2.0**-480) & (mag <= 2.0**480))).all(axis=1)
-    root = math.sqrt(A.shape[1])
-    terms = np.concatenate([p, err], axis=1).tolist()
-    return np.array([math.fsum(t) / root if ok else decisive(a, x)
-                     for t, ok, a, x in zip(terms, safe.tolist(), A, X, strict=True)])
-
-
-def _product_error(A: np.ndarray, X: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``A X - p`` exactly, where p = fl(A X) (Dekker: each factor split into 26-bit halves)."""
-    a_hi, a_lo = _halves(A)
-    x_hi, x_lo = _halves(X)
-    return ((a_hi * x_hi - p) + a_hi * x_lo + a_lo * x_hi) + a_lo * x_lo
-
-
-def _halves(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Veltkamp's split: A = hi + lo exactly, hi and lo with at most 26 significant bits."""
-    c = (2.0**27 + 1.0) * A
-    hi = c - (c - A)
-    return hi, A - hi
+    """``decisive(A[e], X[e])`` for every pair e (rows of A and X, N x d), in bulk: the
+    correctly rounded ``<a, x>`` (``hsr.exact.nearest_dot``: error-free products and sums,
+    fractions for the rare pair out of their range), divided by ``fl(sqrt(d))``."""
+    return nearest_dot(A, X) / math.sqrt(A.shape[1])
 
 
 def settle(s: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
@@ -143,9 +131,16 @@ def settle(s: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarra
     if abs(b) > FAR_B:
         return
     (e,) = np.nonzero(np.abs(s - b) <= tol)
-    if len(e):
-        at_q = np.zeros(len(e), dtype=np.int64) if row is None else row[e]
-        s[e] = decisive_many(np.take(Q, at_q, axis=0), np.take(K, col[e], axis=0))
+    if len(e) == 0:
+        return
+    at_q = np.zeros(len(e), dtype=np.int64) if row is None else row[e]
+    if 4 * len(e) >= len(K):  # many ties: drop the rows whose scores are exact (O(n d) once)
+        inexact = ~exactly_computed(Q, K)[at_q]
+        e, at_q = e[inexact], at_q[inexact]
+    for lo in range(0, len(e), SETTLE_PAIRS):
+        part = slice(lo, lo + SETTLE_PAIRS)
+        s[e[part]] = decisive_many(np.take(Q, at_q[part], axis=0),
+                                   np.take(K, col[e[part]], axis=0))
 
 
 def settle_block(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.ndarray,
@@ -156,11 +151,16 @@ def settle_block(S: np.ndarray, b: float, tol: np.ndarray, Q: np.ndarray, K: np.
         return
     b -= shift
     some = _rows_near(S, b, tol)  # look only into rows that hold a near entry (few or none)
+    keys = K[:S.shape[1]]
+    if len(some) * S.shape[1] >= keys.size:  # many: drop the rows whose scores are exact
+        some = some[~exactly_computed(Q[r0 + some], keys)]
     if len(some) == 0:
         return
     i, j = np.nonzero(np.abs(S[some] - b) <= tol[some])
-    sigma = decisive_many(np.take(Q, r0 + some[i], axis=0), np.take(K, j, axis=0))
-    S[some[i], j] = sigma - shift
+    for lo in range(0, len(i), SETTLE_PAIRS):
+        rows, cols = some[i[lo:lo + SETTLE_PAIRS]], j[lo:lo + SETTLE_PAIRS]
+        sigma = decisive_many(np.take(Q, r0 + rows, axis=0), np.take(keys, cols, axis=0))
+        S[rows, cols] = sigma - shift
 
 
 def _rows_near(S: np.ndarray, b: float, tol: np.ndarray) -> np.ndarray:

@@ -1,14 +1,15 @@
 """The dense scan ``K @ a >= t``: the oracle every structure is tested against, and the baseline.
 
-float64 keys are scored in float64. float32 keys stay float32 and are scored in float32, a chunk
-of rows at a time (no float64 copy of K); a row whose float32 score lies within the proven band
-of t (``numerics.band32``) is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the
-stored values, exactly as for float64 keys.
+The answer is the exact predicate of ``numerics``: ``<a, x> >= t`` in real arithmetic on the
+stored values. float64 keys are scored in float64; float32 keys stay float32 and are scored in
+float32, a chunk of rows at a time (no float64 copy of K). Either way a row is decided by its
+score unless that score lies within the proven band of t (``numerics.band64``, ``band32``);
+those few rows are settled exactly (``exact.at_least``).
 
 A batch ``A K^T >= t`` (``query_many``) is scored by column chunks of K, one gemm each into a
 reused cache-sized buffer, and compared with one scalar where the rows share t
-(``pairs_by_row``); the float32 path then rescores only the kept scores below the band's upper
-edge. Every chunk's pairs come out grouped by row, and one scatter merges them.
+(``pairs_by_row``); only the kept scores below the band's upper edge are settled. Every chunk's
+pairs come out grouped by row, and one scatter merges them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 from ._stats import BatchQueryStats, QueryStats
 from .csr import indptr_of, sort_rows
-from .numerics import above32, abs_max, band32, below32, float32_safe
+from .exact import at_least
+from .numerics import above32, abs_max, band32, band64, below32, float32_safe
 
 _BLOCK32 = 1 << 18  # scores of one batch chunk (1 MiB of float32: the gemm output stays in L2)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
@@ -48,68 +50,76 @@ def l1_reach(points: np.ndarray) -> float:
     return reach * (1 + 2.0**-40)
 
 
-def scan32(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: float
-           ) -> np.ndarray:
-    """Rows of the float32 ``points`` with ``fl64(<a, x>) >= t``: scored in float32, the rows
-    within ``band32`` of t rescored in float64, a chunk of rows at a time. ``rad`` bounds
-    ``sum_i |x_i|`` and ``max_abs`` the largest |x_i| of every row."""
+def scan(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: float
+         ) -> np.ndarray:
+    """Rows of ``points`` with ``<a, x> >= t`` exactly: scored in the points' dtype (float32
+    where ``float32_safe``, else float64), the rows within the band of t settled exactly, a
+    chunk of rows at a time for float32 points. ``rad`` bounds ``sum_i |x_i|`` and ``max_abs``
+    the largest |x_i| of every row."""
     d, a_max = points.shape[1], abs_max(a)
-    if not float32_safe(d, a_max, max_abs):  # float32 could overflow: score in float64
-        return np.concatenate([np.flatnonzero(points[s:s + _CHUNK32].astype(np.float64) @ a >= t)
-                               + s for s in range(0, len(points), _CHUNK32)])
-    band = band32(d, a_max, rad, t)
-    a32, lo, hi = a.astype(np.float32), below32(t - band), above32(t + band)
-    if len(points) <= _CHUNK32:  # one chunk (the usual block): no list, no concatenation
-        return _rows32(points, a, a32, t, lo, hi)
-    return np.concatenate([_rows32(points[s:s + _CHUNK32], a, a32, t, lo, hi) + s
+    if points.dtype == np.float32 and float32_safe(d, a_max, max_abs):
+        band = band32(d, a_max, rad, t)
+        a_s, lo, hi = a.astype(np.float32), below32(t - band), above32(t + band)
+    else:  # float64 keys, or float32 scores that could overflow: scored in float64
+        band = band64(d, a_max, rad, t)
+        a_s, lo, hi = a, t - band, t + band
+    if len(points) <= _CHUNK32 or points.dtype == np.float64:  # one product: no concatenation
+        return _rows(points, a, a_s, t, lo, hi)
+    return np.concatenate([_rows(points[s:s + _CHUNK32], a, a_s, t, lo, hi) + s
                            for s in range(0, len(points), _CHUNK32)])
 
 
-def _rows32(chunk: np.ndarray, a: np.ndarray, a32: np.ndarray, t: float, lo: np.float32,
-            hi: np.float32) -> np.ndarray:
-    """Rows of one chunk with ``fl64(<a, x>) >= t``: float32 scores ``>= lo``, those below
-    ``hi`` (the band: a row or two, if any) decided in float64."""
-    scores = chunk @ a32
+def _rows(chunk: np.ndarray, a: np.ndarray, a_s: np.ndarray, t: float, lo: float,
+          hi: float) -> np.ndarray:
+    """Rows of one chunk with ``<a, x> >= t``: scores ``<a_s, x>`` at least ``lo``, those below
+    ``hi`` (the band: a row or two, if any) settled exactly."""
+    scores = chunk @ a_s
     near = np.flatnonzero(scores >= lo)  # one pass over the scores, as the plain scan
     near_scores = scores.take(near)
     if len(near) == 0 or near_scores.min() >= hi:  # nothing in the band: the usual case
         return near
     at = np.flatnonzero(near_scores < hi)
-    below = chunk.take(near.take(at), axis=0).astype(np.float64) @ a < t
-    return np.delete(near, at[below]) if below.any() else near
+    inside = at_least(chunk.take(near.take(at), axis=0), a, t)
+    return near if inside.all() else np.delete(near, at[~inside])
 
 
-def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """``scan32`` for every row of A at once, as CSR ``(indptr, rows)``, rows ascending: the
-    float32 scores ``A K_c^T`` of each column chunk K_c of the points (one gemm), the pairs
-    ``>= lo`` kept, those below ``hi`` (the band of their row) decided in float64.
+def scan_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_abs: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``scan`` for every row of A at once, as CSR ``(indptr, rows)``, rows ascending: the
+    scores ``A K_c^T`` of each column chunk K_c of the points (one gemm, in the points'
+    dtype), the pairs ``>= lo`` kept, those below ``hi`` (the band of their row) settled.
 
-    Every row's band ``[lo_r, hi_r)`` comes from ``numerics.band32``. Where the rows' lower
-    edges lie within one band of each other (one t for the batch, the usual case) the scores
-    are compared with the lowest, ``min_r lo_r``, a scalar (NumPy compares with a scalar several
-    times faster than with a column), and every kept score below ``max_r hi_r`` is rechecked:
-    the pairs the wider band adds are decided in float64 as the band's own are.
+    Every row's band ``[lo_r, hi_r)`` comes from ``numerics.band32`` (float32 points) or
+    ``band64``. Where the rows' lower edges lie within one band of each other (one t for the
+    batch, the usual case) the scores are compared with the lowest, ``min_r lo_r``, a scalar
+    (NumPy compares with a scalar several times faster than with a column), and every kept
+    score below ``max_r hi_r`` is asked: the pairs the wider band adds are settled as the
+    band's own are.
     """
     m, d = A.shape
     a_max = np.abs(A).max(axis=1, initial=0.0)
-    safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
-    if not safe.all():  # rare: huge queries; answer those rows one by one
-        answers = [scan32(points, a, float(t_i), rad, max_abs) for a, t_i in zip(A, t, strict=True)]
-        return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
-            np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
+    if points.dtype == np.float32:
+        safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
+        if not safe.all():  # rare: huge queries; answer those rows one by one
+            answers = [scan(points, a, float(t_i), rad, max_abs) for a, t_i in zip(A, t,
+                                                                                strict=True)]
+            return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
+                np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
+        band = band32(d, a_max, rad, t)
+        lo, hi, Q = below32(t - band), above32(t + band), A.astype(np.float32)
+    else:
+        band = band64(d, a_max, rad, t)
+        lo, hi, Q = t - band, t + band, A
     if m == 0:
         return pairs_by_row(points, A, 0.0)
-    band = band32(d, a_max, rad, t)
-    lo, hi = below32(t - band), above32(t + band)
     edge = lo.min() if lo.max() - lo.min() <= (hi - lo).max() else lo[:, None]
     top = hi.max()
 
     def decide(chunk: np.ndarray, flat: np.ndarray, scores: np.ndarray, first: int
                ) -> np.ndarray:
         """The pairs ``flat`` of one chunk (row-major in its (rows, w) scores, rows
-        ``first, first + 1, ...`` of A) without those whose float64 score is below their
-        row's t (only scores below ``hi`` are asked)."""
+        ``first, first + 1, ...`` of A) without those whose exact score is below their row's
+        t (only scores below ``hi`` are asked)."""
         near = scores.take(flat)
         if len(flat) == 0 or near.min() >= top:  # nothing in the band: the usual case
             return flat
@@ -118,12 +128,10 @@ def scan32_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, ma
         inside = near.take(at) < hi[first + rows]  # below this row's own upper edge
         at, rows = at[inside], rows[inside]
         cols = flat.take(at) - rows * len(chunk)
-        exact = np.einsum("rk,rk->r", chunk.take(cols, axis=0).astype(np.float64),
-                          A[first + rows])
-        below = exact < t[first + rows]
+        below = ~at_least(chunk.take(cols, axis=0), A[first + rows], t[first + rows])
         return np.delete(flat, at[below]) if below.any() else flat
 
-    return pairs_by_row(points, A.astype(np.float32), edge, decide)
+    return pairs_by_row(points, Q, edge, decide)
 
 
 def pairs_by_row(points: np.ndarray, Q: np.ndarray, edge: np.ndarray | float,
@@ -262,14 +270,9 @@ class BruteForce(FlatStore):
         return self._ids_ascending
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
-        """Ids of every point with ``<a, x> >= t``: the scan itself."""
-        if self.points.dtype == np.float32:
-            rows = scan32(self.points, a, t, self._rad, self._max_abs)
-        else:
-            rows = np.flatnonzero(self.points @ a >= t)
-        found = self._id_of(rows)
-        n = len(self._ids)
-        return found, QueryStats(inner_products=n, points_reported=len(found))
+        """Ids of every point with ``<a, x> >= t`` (exactly: ``numerics``): the scan itself."""
+        found = self._id_of(scan(self.points, a, t, self._rad, self._max_abs))
+        return found, QueryStats(inner_products=len(self._ids), points_reported=len(found))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
@@ -277,31 +280,18 @@ class BruteForce(FlatStore):
 
         Returns ``(indptr, ids, stats)``: row i's ids (ascending if ``sort``) are
         ``ids[indptr[i]:indptr[i + 1]]``. The scores come from a matrix product (BLAS gemm)
-        instead of ``query``'s matrix-vector product: the same sums, possibly rounded
-        differently, so for float64 keys a score within a few units in the last place of t
-        could be decided differently (never when the scores are exact, as with small
-        integers). float32 keys rescore the band in float64, as ``query`` does.
+        instead of ``query``'s matrix-vector product, summed in another order; the band of
+        each row is settled exactly in both, so the ids are the same.
         """
         m, n = len(A), len(self._ids)
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
-        if self.points.dtype == np.float32:
-            indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
-            ids = self._id_of(rows)
-        else:
-            indptr, ids = self._scan64_many(A, t)
+        indptr, rows = scan_many(self.points, A, t, self._rad, self._max_abs)
+        ids = self._id_of(rows)
         if sort and not self.ascending:
             ids = sort_rows(indptr, ids)
         stats = BatchQueryStats.zeros(m)
         stats.inner_products[:], stats.points_reported[:] = n, np.diff(indptr)
         return indptr, ids, stats
-
-    def _scan64_many(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float64 keys: ``A K^T >= t`` by cache-sized column chunks of K^T (``pairs_by_row``:
-        one gemm each, K read once per batch), compared with one scalar t where the rows
-        share it."""
-        edge = t[0] if len(t) and (t == t[0]).all() else t[:, None]
-        indptr, cols = pairs_by_row(self.points, A, edge)
-        return indptr, self._id_of(cols)
 
     def __repr__(self) -> str:
         return f"BruteForce(n={len(self)}, d={self.points.shape[1]}, {self.points.dtype})"

@@ -6,22 +6,25 @@ sum of 2d + 2 products, summed left to right here, by ``einsum`` in NumPy and as
 ``mid + spread + margin`` in the reference: if t lies within a rounding of a box bound, one
 twin may decide a node that another opens, so the counters may differ there, never the ids,
 since every box decision is widened by the margin. Points are scored left to right, as in the
-reference: at a float64 score within one rounding of t the ids are the reference's, where
-NumPy's BLAS product may round the other way.) A NumPy walk costs
+reference, and a score within its band of t is settled exactly, so the ids are the exact
+predicate of ``numerics``, as in every twin.) A NumPy walk costs
 about 200 NumPy calls per query, 2-3 us each once a scan has flushed the caches, and at
 n = 2^22, d = 2 that overhead is most of a tree query (``benchmarks/results/profile_walk.md``).
 Here one call walks the tree depth first with an explicit stack, in machine code:
 
 - a node's two bounds are ``<[center, half, rad, 1], w0>`` and ``<..., w1>`` with the query's
-  weight rows ``w0 = [a, |a|, slack, d TINY]``, ``w1 = [a, -|a|, -slack, -d TINY]``
+  weight rows ``w0 = [a, |a|, slack, floor]``, ``w1 = [a, -|a|, -slack, -floor]``
   (``kdtree._weights``): ``mid + spread + margin`` (pruned if below t) and
   ``mid - spread - margin`` (reported whole if at least t); otherwise a leaf is scanned and an
   inner node opened;
 - nodes reported whole become their rows' ids (``ids[start:stop]``), without inner products;
 - a scanned leaf scores its points: float32 points in float32, ``s32 = fl32(<fl32(a), x>)``
   summed in whatever order the compiler vectorises (the band holds for any order, FMA too),
-  decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it, so
-  the answer is ``fl64(<a, x>) >= t`` on the stored values; float64 points in float64.
+  decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it;
+  float64 points in float64. A float64 score within the leaf's ``numerics.band64`` of t is
+  settled exactly (``exact.at_least_jit``), so the answer is the exact predicate of
+  ``numerics``. A query with a pair out of that function's range (rare: coordinates more than
+  2^480 apart) is answered again by the exact scan over the tree's arrays, in Python.
 
 Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make bench`` install
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
@@ -40,9 +43,20 @@ import numpy as np
 from ..optional import require
 from ._kernel_cache import cached_njit
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids
+from .brute import BruteForce, compact_ids
+from .csr import indptr_of
+from .exact import at_least_jit
 from .kdtree import NumpyKDTree
-from .numerics import TINY, above32_one, band32, below32_one, float32_safe, margin
+from .numerics import (
+    TINY,
+    above32_one,
+    band32,
+    band64,
+    below32_one,
+    box_floor,
+    float32_safe,
+    margin,
+)
 
 try:  # optional: the NumPy twin answers the same queries without it
     import numba
@@ -135,8 +149,9 @@ def _score32(rows, j, a32):  # pragma: no cover
 
 @_jit
 def _weight_rows(a):  # pragma: no cover
-    """The query's two weight rows, ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack,
-    -d TINY]`` with ``slack = margin(d) max_i |a_i|``: ``kdtree._weights`` of one query."""
+    """The query's two weight rows, ``[a, |a|, slack, floor]`` and ``[a, -|a|, -slack,
+    -floor]`` with ``slack = margin(d) max_i |a_i|`` and ``floor = box_floor(d, max_i |a_i|)``:
+    ``kdtree._weights`` of one query."""
     d = len(a)
     w = np.empty((2, 2 * d + 2))
     max_a = 0.0
@@ -147,20 +162,36 @@ def _weight_rows(a):  # pragma: no cover
         max_a = max(max_a, abs(a[k]))
     w[0, 2 * d] = margin(d) * max_a
     w[1, 2 * d] = -w[0, 2 * d]
-    w[0, 2 * d + 1] = d * TINY
-    w[1, 2 * d + 1] = -d * TINY
+    w[0, 2 * d + 1] = box_floor(d, max_a)
+    w[1, 2 * d + 1] = -w[0, 2 * d + 1]
     return w, max_a
+
+
+@_jit
+def _settle32(rows, j, a, t, low, high, terms):  # pragma: no cover
+    """Whether ``<a, x_j> >= t`` for a point whose float32 score lies in its band: its float64
+    score decides outside ``[low, high)`` (the band of ``numerics.band64``), 1 or 0; inside,
+    ``exact.at_least_jit`` (-1: left to Python)."""
+    s = _score64(rows, j, a)
+    if s >= high:
+        return 1
+    if s < low:
+        return 0
+    return at_least_jit(rows, j, a, t, terms)
 
 
 @_jit
 def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, out, at,
            counts):  # pragma: no cover
     """One query: writes its ids to ``out[at:]`` (a new, larger ``out`` if needed) and
-    returns ``(out, end)``; adds its counters (visited, pruned, reported, products) to
+    returns ``(out, end, open_)``; adds its counters (visited, pruned, reported, products) to
     ``counts``. Float32 points (``points32``) are scored in float32 where
     ``float32_safe(d, max|a|, max_abs)``, and decided against the leaf's float32 band
     ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``: below
-    it out, above it in, inside rescored in float64."""
+    it out, above it in, inside settled from float64 (``_settle32``). Float64 scores are
+    decided outside the leaf's ``band64`` of t and settled exactly inside it
+    (``exact.at_least_jit``); ``open_`` counts the pairs that cannot be settled there (the
+    caller answers such a query again, in Python)."""
     d = rows.shape[1]
     w, max_a = _weight_rows(a)
     whole = np.empty(len(left), dtype=np.int64)
@@ -183,43 +214,61 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
             out[end] = _id(low, high, j)
             end += 1
     use32 = points32 and float32_safe(d, max_a, max_abs)
+    open_ = 0  # a count, not a list: an array grown inside this loop slows every point
+    terms = np.empty(2 * d + 1)  # the exact settle's scratch, allocated once per query
     a32 = a.astype(np.float32)
     for i in range(n_leaves):
         node = leaves[i]
+        band = band64(d, max_a, packed[node, 2 * d], t)
+        low64, high64 = t - band, t + band
         if use32:
             band = band32(d, max_a, packed[node, 2 * d], t)
             floor32, ceil32 = below32_one(t - band), above32_one(t + band)
-            for j in range(start[node], stop[node]):
-                s = _score32(rows, j, a32)
-                if s >= ceil32 or (s >= floor32 and _score64(rows, j, a) >= t):
-                    out[end] = _id(low, high, j)
-                    end += 1
-        else:
-            for j in range(start[node], stop[node]):
-                if _score64(rows, j, a) >= t:
-                    out[end] = _id(low, high, j)
-                    end += 1
-    return out, end
+        for j in range(start[node], stop[node]):
+            # the common cases inline; a call (which may allocate) only for the rare band point
+            if use32:
+                s32 = _score32(rows, j, a32)
+                if s32 >= ceil32:
+                    inside = 1
+                elif s32 < floor32:
+                    inside = 0
+                else:
+                    inside = _settle32(rows, j, a, t, low64, high64, terms)
+            else:
+                s = _score64(rows, j, a)
+                if s >= high64:
+                    inside = 1
+                elif s < low64:
+                    inside = 0
+                else:
+                    inside = at_least_jit(rows, j, a, t, terms)
+            if inside == 1:
+                out[end] = _id(low, high, j)
+                end += 1
+            elif inside == -1:
+                open_ += 1
+    return out, end, open_
 
 
 @_jit
 def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_abs, sort
                 ):  # pragma: no cover
     """Every row of A in turn (``_query``): the CSR ``(indptr, ids)``, each row ascending if
-    ``sort``, and the counters (m, 4)."""
+    ``sort``, the counters (m, 4) and each row's count of pairs left open."""
     m = A.shape[0]
     indptr = np.zeros(m + 1, dtype=np.int64)
     counts = np.zeros((m, _COUNTERS), dtype=np.int64)
+    open_ = np.zeros(m, dtype=np.int64)
     out = np.empty(1024, dtype=np.int64)
     end = 0
     for i in range(m):
-        out, stop_at = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
-                              points32, max_abs, out, end, counts[i])
+        out, stop_at, open_[i] = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
+                                        points32, max_abs, out, end, counts[i])
         if sort:
             out[end:stop_at].sort()
         end = stop_at
         indptr[i + 1] = end
-    return indptr, out[:end], counts
+    return indptr, out[:end], counts, open_
 
 
 @_jit
@@ -231,7 +280,8 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 
 # every kernel, callees first
-_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _query, _query_many)
+_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _settle32, _query,
+            _query_many)
 
 
 @cache  # once per process
@@ -300,11 +350,13 @@ class CompiledKDTree(NumpyKDTree):
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
         if np.shape(a) != (self.d,):
             raise ValueError(f"a must have shape ({self.d},); got {np.shape(a)}")
+        a = np.ascontiguousarray(a, dtype=np.float64)
         counts = np.zeros(_COUNTERS, dtype=np.int64)
-        out, end = _query(self._packed, self.left, self.start, self.stop, self._rows,
-                          self._low, self._high, np.ascontiguousarray(a, dtype=np.float64),
-                          float(t), self._points32, self._max_abs, _NO_IDS, 0, counts)
-        return out[:end], QueryStats(*counts.tolist(), end)
+        out, end, open_ = _query(self._packed, self.left, self.start, self.stop, self._rows,
+                                 self._low, self._high, a, float(t), self._points32,
+                                 self._max_abs, _NO_IDS, 0, counts)
+        found = self._scan().query(a, float(t))[0] if open_ else out[:end]
+        return found, QueryStats(*counts.tolist(), len(found))
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
@@ -314,12 +366,30 @@ class CompiledKDTree(NumpyKDTree):
         if A.ndim != 2 or A.shape[1] != self.d:
             raise ValueError(f"A must have shape (m, {self.d}); got {A.shape}")
         t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
-        indptr, found, counts = _query_many(self._packed, self.left, self.start, self.stop,
-                                            self._rows, self._low, self._high, A, t_vec,
-                                            self._points32, self._max_abs, bool(sort))
+        indptr, found, counts, open_ = _query_many(
+            self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
+            A, t_vec, self._points32, self._max_abs, bool(sort))
+        if open_.any():  # rare: those rows answered again by the exact scan
+            indptr, found = self._answer_again(indptr, found, np.flatnonzero(open_), A, t_vec,
+                                               sort)
         stats = BatchQueryStats(*(counts[:, k].copy() for k in range(_COUNTERS)),
                                 np.diff(indptr))
         return indptr, found, stats
+
+    def _scan(self) -> BruteForce:
+        """The exact scan over the tree's own arrays (points in tree order, their ids)."""
+        return BruteForce.over(self._rows[:self._n], compact_ids(self.ids))
+
+    def _answer_again(self, indptr: np.ndarray, found: np.ndarray, rows: np.ndarray,
+                      A: np.ndarray, t: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The CSR answer with the given rows replaced by the exact scan's answers."""
+        scan = self._scan()
+        answers = [found[indptr[i]:indptr[i + 1]] for i in range(len(A))]
+        for i in rows.tolist():
+            ids = scan.query(A[i], float(t[i]))[0]
+            answers[i] = np.sort(ids) if sort else ids
+        counts = np.array([len(ids) for ids in answers], dtype=np.int64)
+        return indptr_of(counts), np.concatenate(answers)
 
 
 # The kd-tree "auto" races and attention's "auto" builds: the compiled walk where Numba is

@@ -3,10 +3,11 @@
 faiss scores float32 keys in float32 with its own SIMD loops (a BLAS product for batches), so
 the band of ``numerics.band32`` bounds its error as it bounds ours (any summation order, FMA
 included). The search asks for every score above ``below32(t - band)``; a score below
-``above32(t + band)`` is rescored in float64. The answer is ``fl64(<a, x>) >= t`` on the stored
-values, as from every other backend. faiss holds the only copy of the keys: ``points`` is a
-NumPy view of its storage. faiss is optional (``pip install "hsr_lab[peers]"``); "auto" races
-this block against ``BruteForce`` only where it is installed.
+``above32(t + band)`` is settled exactly (``exact.at_least``). The answer is the exact
+predicate of ``numerics``, ``<a, x> >= t`` on the stored values, as from every other backend.
+faiss holds the only copy of the keys: ``points`` is a NumPy view of its storage. faiss is
+optional (``pip install "hsr_lab[peers]"``); "auto" races this block against ``BruteForce``
+only where it is installed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
-from .brute import FlatStore, compact_ids, scan32_many
+from .brute import FlatStore, compact_ids, scan, scan_many
 from .csr import indptr_of, sort_rows
+from .exact import at_least
 from .numerics import above32, abs_max, band32, below32, float32_safe
 
 
@@ -40,8 +42,8 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         self._hold(faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d), compact_ids(ids))
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
-        """Ids of every point with ``fl64(<a, x>) >= t`` (ascending) and the cost: one
-        ``range_search`` above ``lo``, the scores below ``hi`` (a few, if any) rescored."""
+        """Ids of every point with ``<a, x> >= t`` (ascending) and the cost: one
+        ``range_search`` above ``lo``, the scores below ``hi`` (a few, if any) settled."""
         d, a_max = len(a), abs_max(a)
         if not float32_safe(d, a_max, self._max_abs):
             _, ids, stats = self._float64_many(a[None, :], np.array([t]), sort=False)
@@ -50,9 +52,9 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         lo, hi = below32(t - band), above32(t + band)
         radius = float(np.nextafter(lo, np.float32(-np.inf)))  # faiss keeps scores > radius
         _, scores, rows = self.index.range_search(a[None, :].astype(np.float32), radius)
-        if len(rows) and scores.min() < hi:  # a score in the band: keep those fl64 accepts
+        if len(rows) and scores.min() < hi:  # a score in the band: settled exactly
             at = np.flatnonzero(scores < hi)
-            below = self.points.take(rows.take(at), axis=0).astype(np.float64) @ a < t
+            below = ~at_least(self.points.take(rows.take(at), axis=0), a, t)
             rows = np.delete(rows, at[below])
         ids = self._id_of(rows)
         if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # faiss lists rows in order
@@ -62,11 +64,11 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """``query(A[i], t[i])`` for the m rows of A (rows ascending if ``sort``): the NumPy
-        batch scan ``brute.scan32_many`` over faiss's storage, which measured faster than
+        batch scan ``brute.scan_many`` over faiss's storage, which measured faster than
         faiss's own batched ``range_search`` on one thread."""
         m = len(A)
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (m,))
-        indptr, rows = scan32_many(self.points, A, t, self._rad, self._max_abs)
+        indptr, rows = scan_many(self.points, A, t, self._rad, self._max_abs)
         ids = self._id_of(rows)
         if sort and not self._ids_ascending:  # rows ascend in each row of the answer
             ids = sort_rows(indptr, ids)
@@ -75,7 +77,8 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
     def _search(self, A: np.ndarray, t: np.ndarray, sort: bool = True
                 ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
         """``query(A[i], t[i])`` by one faiss ``range_search`` at the lowest of the rows'
-        thresholds, then each row's own band."""
+        thresholds, then each row's own band (faiss's batched search, kept to be compared
+        with ``query_many``)."""
         m, d = A.shape
         a_max = np.array([abs_max(a) for a in A])
         if not all(float32_safe(d, float(v), self._max_abs) for v in a_max):
@@ -87,10 +90,9 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         query = np.repeat(np.arange(m), np.diff(lims.astype(np.int64)))
         keep = scores >= lo[query]
         unsure = np.flatnonzero(keep & (scores < hi[query]))
-        if len(unsure):  # the few points in the band: decided in float64
-            exact = np.einsum("rk,rk->r", self.points[rows[unsure]].astype(np.float64),
-                              A[query[unsure]])
-            keep[unsure] = exact >= t[query[unsure]]
+        if len(unsure):  # the few points in the band: settled exactly
+            keep[unsure] = at_least(self.points[rows[unsure]], A[query[unsure]],
+                                    t[query[unsure]])
         indptr = indptr_of(np.bincount(query[keep], minlength=m))
         ids = self._ids[rows[keep]].astype(np.int64)
         if sort:
@@ -99,13 +101,10 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
 
     def _float64_many(self, A: np.ndarray, t: np.ndarray, sort: bool
                       ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """Queries too large for float32 scores: scored in float64, a chunk of rows at a time."""
-        found = []
-        for a, t_i in zip(A, t, strict=True):
-            step = 1 << 16
-            found.append(np.concatenate([
-                np.flatnonzero(self.points[s:s + step].astype(np.float64) @ a >= t_i) + s
-                for s in range(0, len(self.points), step)]))
+        """Queries too large for float32 scores: ``brute.scan``, which scores them in float64
+        a chunk of rows at a time."""
+        found = [scan(self.points, a, float(t_i), self._rad, self._max_abs)
+                 for a, t_i in zip(A, t, strict=True)]
         indptr = indptr_of(np.array([len(f) for f in found], dtype=np.int64))
         ids = self._ids[np.concatenate(found)].astype(np.int64)
         return indptr, (sort_rows(indptr, ids) if sort else ids), self._stats(indptr)

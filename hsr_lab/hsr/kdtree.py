@@ -25,19 +25,19 @@ organised:
   pairs, so one step costs the same few NumPy calls for the whole batch, and ``query`` is the
   batch of one. The box bounds use ``einsum`` in both, so the walk and its counters are the
   same bit for bit; a lone query scores its leaves with one BLAS product, a batch with a stack
-  of matrix-vector products (one per leaf window), so the ids agree bit for bit whenever the
-  scores are exact in float64 and may differ only for a point within one rounding error of t
-  (as backends may).
+  of matrix-vector products (one per leaf window). The two round differently, but a score
+  decides only outside its proven band around t and the points inside are settled exactly
+  (``numerics``, ``exact.at_least``), so the ids are the same, and the reference's.
   Found nodes are listed by (query, node), so the order of the ids does not depend on how
   the levels were grouped into steps.
 
 Points keep their dtype. float32 points are stored as float32 (ids, and the node arrays
 ``start``, ``stop`` and ``left``, as int32 when they fit: the index is about 1.34x the float32
 keys at d = 4 and 1.62x at d = 2, where points and ids alone take 1.5x) and the points of open
-leaves are scored in float32; a point whose float32 score lies within ``numerics.band32`` of t
-is rescored in float64, so the answer is ``fl64(<a, x>) >= t`` on the stored values, as the
-reference (which holds their exact float64 values) computes it. The box bounds stay in float64
-for either dtype.
+leaves are scored in float32, decided outside ``numerics.band32`` of t and settled exactly
+inside it (float64 points: ``numerics.band64``), so the answer is the exact predicate of
+``numerics`` on the stored values, as the reference computes it. The box bounds stay in
+float64 for either dtype.
 
 Building splits every node of a level at once: the values of each node's split coordinate are
 laid out as the rows of a padded matrix and ``np.argpartition`` finds every median in one call,
@@ -60,7 +60,8 @@ from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
 from .brute import compact_ids, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
-from .numerics import TINY, above32, abs_max, band32, below32, float32_safe, margin
+from .exact import at_least
+from .numerics import above32, abs_max, band32, band64, below32, box_floor, float32_safe, margin
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -90,16 +91,19 @@ def _scores(X: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _weights(A: np.ndarray) -> np.ndarray:
-    """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, d TINY]`` and
-    ``[a, -|a|, -slack, -d TINY]``, with ``slack = margin(d) max_i |a_i|`` (see ``_bounds``)."""
+    """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, floor]`` and
+    ``[a, -|a|, -slack, -floor]``, with ``slack = margin(d) max_i |a_i|`` and
+    ``floor = numerics.box_floor(d, max_i |a_i|)`` (see ``_bounds``)."""
     c, d = A.shape
     out = np.empty((c, 2, 2 * d + 2))
     out[:, :, :d] = A[:, None, :]
     np.abs(A, out=out[:, 0, d:2 * d])
     np.negative(out[:, 0, d:2 * d], out=out[:, 1, d:2 * d])
-    slack = margin(d) * out[:, 0, d:2 * d].max(axis=1)  # no squares: valid at every scale
+    max_a = out[:, 0, d:2 * d].max(axis=1)
+    slack = margin(d) * max_a  # no squares: valid at every scale
     out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
-    out[:, 0, -1], out[:, 1, -1] = d * TINY, -d * TINY
+    floor = box_floor(d, max_a)
+    out[:, 0, -1], out[:, 1, -1] = floor, -floor
     return out
 
 
@@ -478,10 +482,10 @@ class NumpyKDTree:
                 ) -> np.ndarray:
         """The two bounds (f, 2) of ``ReferenceKDTree._visit`` for each (query, node):
         ``mid + spread + margin`` and ``mid - spread - margin``, where ``mid = <center, a>``,
-        ``spread = <half, |a|>`` and ``margin = slack rad + d TINY``.
+        ``spread = <half, |a|>`` and ``margin = slack rad + floor``.
 
         Packed step: the node's row ``[center, half, rad, 1]`` times the query's weight rows
-        ``[a, |a|, slack, d TINY]`` and ``[a, -|a|, -slack, -d TINY]`` (``_weights``) is
+        ``[a, |a|, slack, floor]`` and ``[a, -|a|, -slack, -floor]`` (``_weights``) is
         ``mid + spread + margin`` and ``mid - spread - margin``: both bounds in one einsum.
         """
         step = max(1, _BLOCK // weights[0].size)
@@ -531,8 +535,8 @@ class NumpyKDTree:
         (for a batch) how many per pair. A leaf's points and ids are gathered as its windows
         (``_windows``: as many rows as the widest leaf holds, those past the leaf dropped),
         copies of contiguous rows, and each query's vector is gathered once per leaf, not once
-        per point. float32 points are scored in float32 and the band around t rescored in
-        float64 (``_hits32``). The counters count a leaf's own points, as the reference does;
+        per point. Scores decide outside their band around t, the points inside it are settled
+        exactly (``_hits``). The counters count a leaf's own points, as the reference does;
         the rows of a window past a narrower leaf are scored too and dropped, so the products
         computed exceed ``inner_products`` by up to ``widest leaf - leaf size`` per leaf."""
         c, w, float32 = len(A), self._leaf_width, self._float32_for(A)
@@ -543,8 +547,7 @@ class NumpyKDTree:
             starts = self.start[chunk]
             points = self._windows[starts]  # (leaves, w, d)
             a, limit = (A[0], t[0]) if c == 1 else (A[who], t[who, None])
-            at = (self._hits32(points, a, limit, chunk) if float32  # positions in the grid
-                  else np.flatnonzero(_scores(points, a) >= limit))
+            at = self._hits(points, a, limit, chunk, float32)  # positions in the grid
             if not self._uniform:  # drop the rows past each leaf
                 inside = np.arange(w) < (self.stop[chunk] - starts)[:, None]
                 at = at[inside.ravel()[at]]
@@ -558,26 +561,33 @@ class NumpyKDTree:
         return self.points.dtype == np.float32 and float32_safe(
             self.d, abs_max(A.ravel()), self._max_abs)
 
-    def _hits32(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
-                leaves: np.ndarray) -> np.ndarray:
-        """Flat positions in the grid of float32 leaf windows (f, w, d) where
-        ``fl64(<a, x>) >= t``: float32 scores decide outside ``band32`` of t, float64 ones
-        inside. For one query (a (d,), t a float) one band, from the largest ``rad`` of the
-        leaves; for one query per window (a (f, d), t (f, 1)) one band per pair."""
-        one = a.ndim == 1
+    def _hits(self, points: np.ndarray, a: np.ndarray, t: np.ndarray | float,
+              leaves: np.ndarray, float32: bool) -> np.ndarray:
+        """Flat positions in the grid of leaf windows (f, w, d) where ``<a, x> >= t``: scores
+        (float32 if ``float32``, else float64) decide outside their band of t
+        (``numerics.band32`` or ``band64``), the few points inside it are settled exactly
+        (``exact.at_least``). For one query (a (d,), t a float) one band, from the largest
+        ``rad`` of the leaves; for one query per window (a (f, d), t (f, 1)) one band per pair."""
+        one, bound = a.ndim == 1, band32 if float32 else band64
         if one:  # scalars: no arrays to build
-            band = band32(self.d, abs_max(a), float(self.rad[leaves].max()), t)
+            band = bound(self.d, abs_max(a), float(self.rad[leaves].max()), t)
         else:
-            band = band32(self.d, np.abs(a).max(axis=1, keepdims=True), self.rad[leaves, None], t)
-        scores = _scores(points, a.astype(np.float32))
-        near = np.flatnonzero(scores >= below32(t - band))  # at or above the band's floor
-        high, w = above32(t + band), points.shape[1]
+            band = bound(self.d, np.abs(a).max(axis=1, keepdims=True), self.rad[leaves, None], t)
+        if float32:
+            scores = _scores(points, a.astype(np.float32))
+            low, high = below32(t - band), above32(t + band)
+        else:
+            scores, low, high = _scores(points, a), t - band, t + band
+        near = np.flatnonzero(scores >= low)  # at or above the band's floor
+        if not float32 and np.count_nonzero(scores >= high) == len(near):
+            return near  # no float64 score in the band (the band is a few ulps): the usual case
+        w = points.shape[1]
         sure = scores.ravel()[near] >= (high if one else high[near // w, 0])
         unsure = np.flatnonzero(~sure)
-        if len(unsure):  # the few points in the band: decided in float64
+        if len(unsure):  # the few points in the band: settled exactly
             leaf, offset = np.divmod(near[unsure], w)
-            exact = _scores(points[leaf, offset].astype(np.float64), a if one else a[leaf])
-            sure[unsure] = exact >= (t if one else t[leaf, 0])
+            sure[unsure] = at_least(points[leaf, offset], a if one else a[leaf],
+                                    t if one else t[leaf, 0])
         return near[sure]
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:

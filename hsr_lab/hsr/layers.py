@@ -22,13 +22,14 @@ raises ``QhullError``, or the exact check finds no three points turning), they f
 "flat" layer that a query simply scans, in O(f).
 Qhull's joggle option (QJ) is never used: joggling would perturb the vertices.
 
-Rounding. Scores are computed exactly as ``_base.score`` does (``s = 0.0; s += a0*x0;
-s += a1*x1``), so points exactly on the boundary line agree with the other backends. The
-stopping rule and the walk compare the scores with ``t - slack`` rather than ``t``, with
-``slack = 2^-40 (|a0| max|x0| + |a1| max|x1|)`` over the layer: a few thousand times the
-rounding error of one score (at most about 2^-52 times the same sum), so that rounding in the
-scores, the angles or qhull does not hide a point the brute-force scan reports. Only points
-with score ``>= t`` are reported; the slack can only cost a few extra scores.
+Rounding. Scores are computed as ``numerics.score`` does (``s = 0.0; s += a0*x0;
+s += a1*x1``). The stopping rule and the walk compare the scores with ``t - slack`` rather than
+``t``, with ``slack = 2^-40 (|a0| max|x0| + |a1| max|x1|)`` over the layer: a few thousand
+times the rounding error of one score (at most about 2^-52 times the same sum), so that
+rounding in the scores, the angles or qhull does not hide a point the brute-force scan
+reports; the slack can only cost a few extra scores. A point is reported on the exact
+predicate of ``numerics``: its score decides outside ``numerics.band64`` of t, and the rare
+point inside is settled in rational arithmetic (``exact.at_least_one``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from scipy.spatial import ConvexHull, QhullError
 
 from ._base import query_many_by_loop
 from ._stats import BatchQueryStats, QueryStats
-from .numerics import score
+from .exact import at_least_one
+from .numerics import band64, score
 
 _SLACK_REL = 2.0**-40  # relative rounding slack of a layer's scores (see the module docstring)
 _SLACK_ABS = 2.0**-1000  # absolute slack for scores that underflow into subnormal numbers
@@ -91,6 +93,9 @@ class ConvexLayers:
         angles = [np.maximum.accumulate(_edge_angles(points[r])) for r in rings]
         self._angles = np.concatenate([*angles, np.empty(0)])
         self._extent = np.array([np.abs(points[r]).max(axis=0) for r in rings]).reshape(-1, 2)
+        # sum_i max |x_i| over each layer, the flat one included: rad of ``numerics.band64``
+        self._reach = np.array([np.abs(self._points[lo:hi]).max(axis=0).sum() for lo, hi in
+                                zip(self._starts[:-1], self._starts[1:], strict=True)])
 
     # ----------------------------------------------------------------------------- query
 
@@ -173,7 +178,8 @@ class ConvexLayers:
     ) -> list[int]:
         """Rows x of the layer with <a, x> >= t: walk both ways from top while score >= floor."""
         lo, h = self._span(layer)
-        rows = [top] if s_top >= t else []
+        band = self._band(layer, a, t)
+        rows = [top] if self._inside(top, s_top, a, t, band) else []
         unseen = h - 1  # so that a layer lying wholly inside is not reported twice
         for step in (1, -1):
             i = top
@@ -183,7 +189,7 @@ class ConvexLayers:
                 if s < floor:
                     break
                 unseen -= 1
-                if s >= t:
+                if self._inside(i, s, a, t, band):
                     rows.append(i)
         return rows
 
@@ -193,14 +199,26 @@ class ConvexLayers:
             return []
         stats.nodes_visited += 1
         lo, f = self._span(self._n_convex)
-        rows = [i for i in range(lo, lo + f) if self._score(i, a, stats) >= t]
+        band = self._band(self._n_convex, a, t)
+        rows = [i for i in range(lo, lo + f) if self._inside(i, self._score(i, a, stats), a, t,
+                                                             band)]
         stats.nodes_reported += len(rows) == f
         return rows
 
     def _score(self, i: int, a: list[float], stats: QueryStats) -> float:
-        """<a, x_i> summed left to right (``_base.score``), counted as one inner product."""
+        """<a, x_i> summed left to right (``numerics.score``), counted as one inner product."""
         stats.inner_products += 1
         return score(a, self._points[i].tolist())
+
+    def _band(self, layer: int, a: list[float], t: float) -> float:
+        """``numerics.band64`` of a layer: a score further from t than this decides."""
+        return float(band64(2, max(abs(a[0]), abs(a[1])), float(self._reach[layer]), t))
+
+    def _inside(self, i: int, s: float, a: list[float], t: float, band: float) -> bool:
+        """Whether row i, of float64 score s, has ``<a, x_i> >= t`` exactly."""
+        if abs(s - t) > band:
+            return s >= t
+        return at_least_one(a, self._points[i].tolist(), t)
 
     def _slack(self, layer: int, a: list[float]) -> float:
         """slack = 2^-40 (|a0| max|x0| + |a1| max|x1|), max over the layer (so over all inside)."""
@@ -239,8 +257,9 @@ class ConvexLayers:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the arrays held: points, ids, layer offsets, edge angles and extents."""
-        arrays = (self._points, self._ids, self._starts, self._angles, self._extent)
+        """Bytes of the arrays held: points, ids, layer offsets, edge angles, extents and
+        reaches."""
+        arrays = (self._points, self._ids, self._starts, self._angles, self._extent, self._reach)
         return sum(arr.nbytes for arr in arrays)
 
     def __repr__(self) -> str:

@@ -1,45 +1,64 @@
-"""Floating-point facts every structure and attention path relies on, in one place.
+"""Floating-point facts every structure and attention path relies on, and the one predicate.
 
-A kd-tree decides a whole box at once from two bounds on ``<a, x>``; those bounds, and the
-exact per-point test ``<a, x> >= t``, are computed in float64 in different orders. They can
-only disagree by rounding, so every box bound is widened by a margin that covers the rounding
-error of any summation order (Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1):
+**The predicate.** ``<a, x> >= t`` means the exact real inner product of the stored values
+(float64 keys, or float32 keys as the float32 values they are) with the float64 query a,
+compared with the float64 t. Every backend (``reference``, ``numpy``, ``compiled``, ``brute``,
+``layers``, ``faiss``, ``auto``), alone and in batches, reports exactly those ids. Fast paths
+keep their floating-point scores and decide from them every point whose computed score lies
+outside a proven error band around t (``band64``, ``band32`` below); only the points inside the
+band, rare on real data, are settled exactly, in bulk (``exact.py``: error-free products and
+sums, fractions for the rare pair out of their range). Box decisions of the kd-trees are
+widened by ``margin`` so that a box reported whole holds only points whose exact score is at
+least t, and a box pruned only points whose exact score is below t. Attention decides on its
+own, similar rule (``attention/scores.py``), with the same exact machinery.
+
+**Float64 scores.** However ``<a, x>`` is summed in float64 (any order, FMA included; Higham,
+*Accuracy and Stability of Numerical Algorithms*, 3.1):
 
     | fl(<a, x>) - <a, x> |  <=  gamma_d  sum_i |a_i| |x_i|  +  d TINY,
     gamma_d = d u / (1 - d u),  u = 2^-53.
 
-``margin(d)`` is a comfortable multiple of ``gamma_d`` (it also covers the box bounds' own
-products and the rounding of ``t``). ``TINY`` covers underflow: a product below the smallest
-normal float loses at most ``TINY`` absolutely. The sum ``sum_i |a_i| |x_i|`` is bounded with
-L1-style quantities (no squares), so the margin stays valid at every finite scale: squared
-norms of 1e-170 underflow to 0, absolute values do not. The kd-trees use, over a box
-``[lo, hi]``, ``sum_i |a_i| |x_i| <= max_i |a_i| * rad`` with ``rad = sum_i max(|lo_i|, |hi_i|)``.
+``margin(d) = 8 (d + 2) u`` is a comfortable multiple of ``gamma_d``, and the sum is bounded with
+L1-style quantities (no squares), so the bound holds at every finite scale: squared norms of
+1e-170 underflow to 0, absolute values do not. With ``rad >= sum_i |x_i|`` (a leaf's, or the
+largest over the keys), ``sum_i |a_i| |x_i| <= max_i |a_i| rad``, and
+
+    band64 = margin(d) max_i |a_i| rad + d TINY + 2^-52 |t|
+
+bounds ``|fl(<a, x>) - <a, x>|`` with room for the rounding of ``t +- band64`` (the last term):
+a score below ``t - band64`` is out, one at or above ``t + band64`` is in, exactly.
+
+**Box bounds.** A kd-tree bounds ``<a, x>`` over a box ``[lo, hi]`` by
+``<c, a> +- <h, |a|> +- (margin(d) max_i |a_i| rad + d (TINY + 2^-1073 max_i |a_i|))``, with
+``c = fl((lo + hi) / 2)``, ``h = fl((hi - lo) / 2)`` and ``rad = sum_i max(|lo_i|, |hi_i|)``,
+every sum in float64 in any order. Against the exact extremes ``sum_i max(a_i lo_i, a_i hi_i)``
+(and min) the computed bound can err by the rounding of c and h (``2 u max|a| rad``, plus half
+a subnormal step each, ``d max|a| 2^-1074``, which the ``2^-1073`` term covers), and by the
+rounding of its own sum of ``2d + 2`` products (``gamma_{2d+2}`` times about ``max|a| rad``,
+plus ``(2d + 2) 2^-1075`` of underflow, covered by ``d TINY``). ``margin(d)`` covers
+``2 u + gamma_{2d+2} (1 + margin(d))`` with room to spare, so a pruned box has every exact
+score below t and a box reported whole every exact score at least t.
 
 ``MAX_COORD`` and ``MAX_PRODUCT`` keep every inner product far from float64 overflow.
 
 **float32 keys.** Keys stored as float32 are scored in float32: ``s32 = fl32(<fl32(a), x>)``.
-The answer is still defined in float64 on the stored values, ``fl64(<a, x>) >= t``, so a point
-is decided from ``s32`` only outside a band around t, and rechecked in float64 inside it:
+A point is decided from ``s32`` only outside a band around t, and settled exactly inside it:
 
-    | s32 - fl64(<a, x>) |  <=  margin32(d) max_i |a_i| rad  +  ETA32 rad  +  2 d TINY32,
+    | s32 - <a, x> |  <=  margin32(d) max_i |a_i| rad  +  ETA32 rad  +  2 d TINY32,
 
-with ``rad >= sum_i |x_i|`` (the leaf's ``rad``, or the largest over the keys), u32 = 2^-24,
-``margin32(d) = 4 (d + 2) u32``, ``ETA32 = 2^-149`` and ``TINY32 = 2^-126``. Proof: rounding a
-to float32 moves each a_i by at most ``u32 |a_i| + ETA32/2`` (half the subnormal spacing), so
-``<fl32(a), x>`` is within ``u32 sum |a_i||x_i| + ETA32/2 sum |x_i|`` of ``<a, x>``; the float32
-sum of any order (FMA included) adds ``gamma_d(u32) sum |fl32(a)_i| |x_i| + d TINY32``
-(underflow); the float64 evaluation adds ``gamma_d(u) sum |a_i||x_i| + d TINY``. With
-``d u32 <= 1/16``, ``gamma_d(u32) (1 + u32) + u32 + gamma_d(u) <= (1.07 d + 1.1) u32``, which
+with ``rad >= sum_i |x_i|``, u32 = 2^-24, ``margin32(d) = 4 (d + 2) u32``, ``ETA32 = 2^-149`` and
+``TINY32 = 2^-126``. Proof: rounding a to float32 moves each a_i by at most
+``u32 |a_i| + ETA32/2`` (half the subnormal spacing), so ``<fl32(a), x>`` is within
+``u32 sum |a_i||x_i| + ETA32/2 sum |x_i|`` of ``<a, x>``; the float32 sum of any order (FMA
+included) adds ``gamma_d(u32) sum |fl32(a)_i| |x_i| + d TINY32`` (underflow). With
+``d u32 <= 1/16``, ``gamma_d(u32) (1 + u32) + u32 <= (1.07 d + 1.1) u32``, which
 ``4 (d + 2) u32`` covers with room for the float64 rounding of ``rad`` and of the band itself;
-``sum |a_i||x_i| <= max_i |a_i| rad`` as for the boxes. ``band32`` adds ``2^-52 |t|`` for the
+``sum |a_i||x_i| <= max_i |a_i| rad`` as for float64. ``band32`` adds ``2^-52 |t|`` for the
 rounding of ``t +- band``, and ``below32`` / ``above32`` turn ``t - band`` and ``t + band`` into
 float32 thresholds that are at least as wide, so each score is compared exactly. The float32 path
 is taken only while ``fl32(a)`` and every product stay far from float32 overflow and
-``d <= 2^20`` (``float32_safe``); otherwise the keys are scored in float64.
-
-The kd-tree's box bounds stay in float64 for either dtype (the float32 values convert exactly),
-so the box margin above is the one that applies to them: it compares a box with the float64
-score ``fl64(<a, x>)``, which is what an answer means for float32 keys too.
+``d <= 2^20`` (``float32_safe``); otherwise the keys are scored in float64 (``band64``). The
+kd-tree's box bounds stay in float64 for either dtype (the float32 values convert exactly).
 """
 
 from __future__ import annotations
@@ -54,6 +73,7 @@ except ImportError:  # pragma: no cover - without Numba they are plain Python fu
 
 UNIT_ROUNDOFF = 2.0**-53  # u: |fl(x) - x| <= u |x| for a normal float64 result
 TINY = 2.0**-1022  # smallest normal float64: the absolute error of an underflowing product
+ETA = 2.0**-1074  # smallest subnormal float64: twice the largest error of halving into it
 MAX_COORD = 1e150  # largest stored coordinate: <a, x> of two such points stays finite
 MAX_PRODUCT = 1e300  # largest allowed bound on |<q, k>|, far below the overflow at 1.8e308
 UNIT_ROUNDOFF32 = 2.0**-24  # u32, float32's unit roundoff
@@ -67,9 +87,25 @@ MAX_PRODUCT32 = 2.0**100  # largest |<a, x>| bound scored in float32 (overflow a
 def margin(d: int) -> float:
     """Relative rounding margin of a score or a box bound in d dimensions: ``8 (d + 2) u``.
 
-    Any two ways of summing ``<a, x>`` agree to within ``margin(d) sum_i |a_i| |x_i| + d TINY``.
+    Any float64 sum of ``<a, x>`` lies within ``margin(d) sum_i |a_i| |x_i| + d TINY`` of the
+    exact one, with room to spare (module docstring).
     """
     return 8.0 * (d + 2) * UNIT_ROUNDOFF
+
+
+@_jitable
+def band64(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
+           t: np.ndarray | float) -> np.ndarray | float:
+    """Half-width of the band around t inside which a float64 score decides nothing:
+    ``margin(d) max|a| rad + d TINY + 2^-52 |t|`` (module docstring)."""
+    return margin(d) * max_abs_a * rad + d * TINY + 2.0**-52 * np.abs(t)
+
+
+@_jitable
+def box_floor(d: int, max_abs_a: float) -> float:
+    """The absolute part of a box bound's margin: ``d (TINY + 2^-1073 max|a|)``, the products'
+    underflow and the halving of subnormal box corners (module docstring)."""
+    return d * (TINY + 2 * ETA * max_abs_a)
 
 
 def score(a: list[float], x: list[float]) -> float:
@@ -82,7 +118,7 @@ def score(a: list[float], x: list[float]) -> float:
 
 @_jitable
 def margin32(d: int) -> float:
-    """Relative band of a float32 score against the float64 one in d dimensions:
+    """Relative band of a float32 score against the exact one in d dimensions:
     ``4 (d + 2) u32`` (module docstring)."""
     return 4.0 * (d + 2) * UNIT_ROUNDOFF32
 

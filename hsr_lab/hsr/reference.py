@@ -10,13 +10,17 @@ centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-sp
   computing a single inner product (they sit next to each other, so this is one slice);
 - **open**: otherwise recurse into both children, or test each point of a leaf.
 
-Both bounds are widened by a rounding margin so that a decision about a whole box never
-disagrees with the per-point test ``<a, x> >= t`` computed in float64:
+The answer is the exact predicate of ``numerics``: ``<a, x> >= t`` in real arithmetic. Both
+bounds are widened by a rounding margin so that a decision about a whole box never disagrees
+with it:
 
-    margin = margin(d) max_i |a_i| rad + d TINY,   rad = sum_i max(|lo_i|, |hi_i|),
+    margin = margin(d) max_i |a_i| rad + box_floor(d, max_i |a_i|),
+    rad = sum_i max(|lo_i|, |hi_i|),
 
-which bounds ``margin(d) sum_i |a_i| |x_i| + d TINY`` (``numerics``) for every x in the box,
-without a square, so it holds at every finite scale.
+which covers the rounding of c, h and of the bounds' sums (``numerics``) for every x in the
+box, without a square, so it holds at every finite scale. A leaf's point is decided by its
+float64 score ``score(a, x)`` unless that lies within ``band64`` of t, where it is settled in
+rational arithmetic (``exact.at_least_one``).
 
 A node is split at the median of the widest side of its cell, the points ordered by
 (coordinate, input row): ties go to the same side in both twins.
@@ -31,7 +35,8 @@ import numpy as np
 
 from ._base import Node, query_many_by_loop
 from ._stats import BatchQueryStats, QueryStats
-from .numerics import TINY, margin, score
+from .exact import at_least_one
+from .numerics import band64, box_floor, margin, score
 
 Row = tuple[list[float], int, int]  # a point, its id, its row in the input
 
@@ -112,30 +117,32 @@ class ReferenceKDTree:
               ) -> tuple[list[int], QueryStats]:
         """Run the query from the root: the ids found and the counters."""
         a_list = [float(v) for v in a]
-        slack = margin(self.d) * max(abs(v) for v in a_list)  # times rad: see the docstring
+        max_a = max(abs(v) for v in a_list)
         found: list[int] = []
         stats = QueryStats()
-        self._visit(self.root, a_list, [abs(v) for v in a_list], t, slack, found, stats, trace)
+        self._visit(self.root, a_list, [abs(v) for v in a_list], t, max_a, found, stats, trace)
         stats.points_reported = len(found)
         return found, stats
 
-    def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, slack: float,
+    def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, max_a: float,
                found: list[int], stats: QueryStats, trace: list | None = None) -> None:
         """Prune, report whole, or open one node (the three cases of the module docstring)."""
         stats.nodes_visited += 1
         mid, spread = score(a, node.center), score(abs_a, node.half)
-        margin = slack * node.rad + self.d * TINY
-        if mid + spread + margin < t:  # box entirely outside
+        widen = margin(self.d) * max_a * node.rad + box_floor(self.d, max_a)  # the margin
+        if mid + spread + widen < t:  # box entirely outside
             stats.nodes_pruned += 1
             outcome = "pruned"
-        elif mid - spread - margin >= t:  # box entirely inside
+        elif mid - spread - widen >= t:  # box entirely inside
             stats.nodes_reported += 1
             found.extend(self.ids[node.start:node.stop])
             outcome = "reported"
         elif node.is_leaf:
+            band = band64(self.d, max_a, node.rad, t)
             for j in range(node.start, node.stop):
                 stats.inner_products += 1
-                if score(a, self.points[j]) >= t:
+                s = score(a, self.points[j])
+                if s >= t + band or (s >= t - band and at_least_one(a, self.points[j], t)):
                     found.append(self.ids[j])
             outcome = "scanned"
         else:
@@ -143,8 +150,8 @@ class ReferenceKDTree:
         if trace is not None:
             trace.append((node, outcome))
         if outcome == "opened":
-            self._visit(node.left, a, abs_a, t, slack, found, stats, trace)
-            self._visit(node.right, a, abs_a, t, slack, found, stats, trace)
+            self._visit(node.left, a, abs_a, t, max_a, found, stats, trace)
+            self._visit(node.right, a, abs_a, t, max_a, found, stats, trace)
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""

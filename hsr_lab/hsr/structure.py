@@ -57,7 +57,11 @@ class HSR:
         Copied: the caller's array is never modified. float32 keys are stored and scored in
         float32 (``dtype``), anything else in float64 (``add`` of points that are not float32
         values turns the whole HSR to float64); either way a point is reported iff
-        ``<a, x> >= t`` evaluated in float64 on the stored values (``numerics.band32``).
+        ``<a, x> >= t`` holds exactly, in real arithmetic on the stored values (the
+        predicate of ``hsr.numerics``). Values are taken exactly or refused: points, a query or
+        a threshold that float64 cannot hold (an int64 beyond 2^53 that rounds, a longdouble
+        with more bits, a Python int or ``Fraction`` such as 1/3) raise ValueError rather than
+        being rounded; pass ``float(t)`` to ask about the rounded value.
     backend : "auto" (default), "numpy", "compiled", "reference", "brute" or "layers" (d = 2
         only). "compiled" is the NumPy tree walked by compiled loops (needs Numba).
         "auto" picks per block between the kd-tree (``hsr.TREE``: the compiled one where Numba
@@ -75,7 +79,7 @@ class HSR:
 
     def __init__(self, points: object, backend: str = "auto",
                  leaf_size: int | None = None, plan: Plan | None = None) -> None:
-        pts = as_matrix("points", points, keep_float32=True)
+        pts = as_matrix("points", points, keep_float32=True, exact=True)
         self.backend = check_backend(backend, pts.shape[1])
         if plan is not None and not isinstance(plan, Plan):
             raise TypeError(f"plan must be a hsr_lab.hsr.Plan or None; got {type(plan).__name__}")
@@ -101,7 +105,8 @@ class HSR:
 
         Everything is computed first and committed at the end, so a refused or failed add
         changes nothing (not even the dtype)."""
-        pts = as_matrix("points", points, d=self.d, allow_empty=True, keep_float32=True)
+        pts = as_matrix("points", points, d=self.d, allow_empty=True, keep_float32=True,
+                        exact=True)
         if len(pts) == 0:
             return np.zeros(0, dtype=np.int64)
         largest = float(np.abs(pts).max())
@@ -199,8 +204,8 @@ class HSR:
         blocks' order, which saves the sort when the order does not matter); with
         ``stats=True`` also the ``QueryStats`` (nodes visited, inner products, points
         reported)."""
-        a_vec = as_vector("a", a, d=self.d)
-        t_val = as_scalar("t", t)
+        a_vec = as_vector("a", a, d=self.d, exact=True)
+        t_val = as_scalar("t", t, exact=True)
         _check_flag("sort", sort)
         self._check_magnitude("a", a_vec)
         answers = [block.query(a_vec, t_val) for block in self._blocks]
@@ -227,8 +232,8 @@ class HSR:
         saves a sort of all the ids when the order does not matter). With ``stats=True`` also
         the ``BatchQueryStats``: ``stats[i]`` is the ``QueryStats`` of ``query(A[i], t[i])``.
         """
-        A_mat = as_matrix("A", A, d=self.d, allow_empty=True)
-        t_vec = as_scalar_or_vector("t", t, m=len(A_mat))
+        A_mat = as_matrix("A", A, d=self.d, allow_empty=True, exact=True)
+        t_vec = as_scalar_or_vector("t", t, m=len(A_mat), exact=True)
         self._check_magnitude("A", A_mat)
         _check_flag("sort", sort)
         answers = [self._kernels.ask_many(block, A_mat, t_vec) for block in self._blocks]
