@@ -217,12 +217,12 @@ def test_without_numba_the_compiled_backend_says_what_to_install(monkeypatch):
 
 def test_the_compiled_walk_weighs_a_query_as_the_numpy_walk_does():
     """The box test's weight rows, built in machine code, are ``kdtree._weights`` bit for bit."""
-    from hsr_lab.hsr.compiled import _weight_rows
+    from hsr_lab.hsr.compiled import _weights as compiled_weights
     from hsr_lab.hsr.kdtree import _weights
 
     rng = np.random.default_rng(5)
     for a in (rng.standard_normal(3), np.array([1e-300, -2.0]), np.zeros(4), -rng.random(7)):
-        w, max_a = _weight_rows(a)
+        w, max_a = compiled_weights(a)
         np.testing.assert_array_equal(w, _weights(a[None, :])[0])
         assert max_a == np.abs(a).max()
 

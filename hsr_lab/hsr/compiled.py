@@ -1,30 +1,34 @@
 """The compiled twin: ``NumpyKDTree``'s tree, walked by Numba-compiled loops.
 
-Same tree (the NumPy build, the same arrays), same box test, same outcomes and counters as
-``reference.py`` and ``kdtree.py``; what changes is only who runs the walk. (A box bound is a
-sum of 2d + 2 products, summed left to right here, by ``einsum`` in NumPy and as
-``mid + spread + margin`` in the reference: if t lies within a rounding of a box bound, one
-twin may decide a node that another opens, so the counters may differ there, never the ids,
-since every box decision is widened by the margin. Points are scored left to right, as in the
-reference, and a score within its band of t is settled exactly, so the ids are the exact
-predicate of ``numerics``, as in every twin.) A NumPy walk costs
-about 200 NumPy calls per query, 2-3 us each once a scan has flushed the caches, and at
-n = 2^22, d = 2 that overhead is most of a tree query (``benchmarks/results/profile_walk.md``).
-Here one call walks the tree depth first with an explicit stack, in machine code:
+Same tree (the NumPy build, the same arrays), same bounds ``upper`` and ``lower``, same three
+cases under the same banners, same outcomes and counters as ``reference.py`` and
+``kdtree.py``; what changes is only who runs the walk. The steps carry the reference's names
+(the table in ``reference.py``): ``_weights``, ``_bounds``, ``_walk``, ``_scan`` and ``_run``
+(``_run_many`` for a batch). (A box bound is a sum of 2d + 2 products, summed left to right
+here, by ``einsum`` in NumPy and as ``mid + spread + guard`` in the reference: if t lies
+within a rounding of a box bound, one twin may decide a node that another opens, so the
+counters may differ there, never the ids, since every box decision is widened by the guard.
+Points are scored left to right, as in the reference, and a score within its band of t is
+settled exactly, so the ids are the exact predicate of ``numerics``, as in every twin.) A
+NumPy walk costs about 200 NumPy calls per query, 2-3 us each once a scan has flushed the
+caches, and at n = 2^22, d = 2 that overhead is most of a tree query
+(``benchmarks/results/profile_walk.md``). Here one call walks the tree depth first with an
+explicit stack, in machine code:
 
-- a node's two bounds are ``<[center, half, rad, 1], w0>`` and ``<..., w1>`` with the query's
-  weight rows ``w0 = [a, |a|, slack, floor]``, ``w1 = [a, -|a|, -slack, -floor]``
-  (``kdtree._weights``): ``mid + spread + margin`` (pruned if below t) and
-  ``mid - spread - margin`` (reported whole if at least t); otherwise a leaf is scanned and an
-  inner node opened;
+- ``_bounds``: a node's two bounds are ``<[center, half, rad, 1], w0>`` and ``<..., w1>`` with
+  the query's weight rows ``w0 = [a, |a|, relative, absolute]``, ``w1 = [a, -|a|, -relative,
+  -absolute]`` (``_weights``): ``upper`` (Case 1, pruned, if below t) and ``lower`` (Case 2,
+  reported whole, if at least t); otherwise (Case 3) a leaf is scanned and an inner node
+  opened (``_walk``);
 - nodes reported whole become their rows' ids (``ids[start:stop]``), without inner products;
-- a scanned leaf scores its points: float32 points in float32, ``s32 = fl32(<fl32(a), x>)``
-  summed in whatever order the compiler vectorises (the band holds for any order, FMA too),
-  decided outside the leaf's ``numerics.band32`` of t and rescored in float64 inside it;
-  float64 points in float64. A float64 score within the leaf's ``numerics.band64`` of t is
-  settled exactly (``exact.at_least_jit``), so the answer is the exact predicate of
-  ``numerics``. A query with a pair out of that function's range (rare: coordinates more than
-  2^480 apart) is answered again by the exact scan over the tree's arrays, in Python.
+- ``_scan``: a scanned leaf scores its points: float32 points in float32,
+  ``s32 = fl32(<fl32(a), x>)`` summed in whatever order the compiler vectorises (the band
+  holds for any order, FMA too), decided outside the leaf's ``numerics.band32`` of t and
+  rescored in float64 inside it; float64 points in float64. A float64 score within the leaf's
+  ``numerics.band64`` of t is settled exactly (``exact.at_least_jit``), so the answer is the
+  exact predicate of ``numerics``. A query with a pair out of that function's range (rare:
+  coordinates more than 2^480 apart) is answered again by the exact scan over the tree's
+  arrays, in Python (``CompiledKDTree._brute``).
 
 Numba is optional (``pip install 'hsr_lab[fast]'``; ``make test`` and ``make bench`` install
 it, ``make lab`` does not: llvmlite alone is about 170 MB). ``AVAILABLE`` says whether it
@@ -67,7 +71,9 @@ AVAILABLE = numba is not None
 # Open nodes waiting on the walk's stack: at most depth + 1, and leaves halve, so a tree of n
 # points has depth < log2(n) < 64; 256 allows any depth below 255 (checked in __init__).
 _STACK = 256
-_COUNTERS = 4  # visited, pruned, reported, products
+# A query's counters, in QueryStats' order (tests/test_twins.py checks it): counts[_VISITED]...
+_COUNTER_NAMES = ("nodes_visited", "nodes_pruned", "nodes_reported", "inner_products")
+_VISITED, _PRUNED, _REPORTED, _PRODUCTS = range(len(_COUNTER_NAMES))
 _NO_IDS = np.zeros(0, dtype=np.int64)  # a lone query's output starts empty and grows once
 
 
@@ -86,11 +92,43 @@ def _jit_reassociated(fn):
 
 
 @_jit
+def _weights(a):  # pragma: no cover
+    """The query's two weight rows, ``[a, |a|, relative, absolute]`` and ``[a, -|a|,
+    -relative, -absolute]`` with ``relative = margin(d) max_i |a_i|`` and ``absolute =
+    box_floor(d, max_i |a_i|)``: ``kdtree._weights`` of one query; and ``max_i |a_i|``."""
+    d = len(a)
+    w = np.empty((2, 2 * d + 2))
+    max_a = 0.0
+    for k in range(d):
+        w[0, k] = w[1, k] = a[k]
+        w[0, d + k] = abs(a[k])
+        w[1, d + k] = -abs(a[k])
+        max_a = max(max_a, abs(a[k]))
+    w[0, 2 * d] = margin(d) * max_a
+    w[1, 2 * d] = -w[0, 2 * d]
+    w[0, 2 * d + 1] = box_floor(d, max_a)
+    w[1, 2 * d + 1] = -w[0, 2 * d + 1]
+    return w, max_a
+
+
+@_jit
+def _bounds(packed, node, w):  # pragma: no cover
+    """The node's ``upper`` and ``lower`` bound, ``mid + spread + guard`` and
+    ``mid - spread - guard``: its packed row ``[center, half, rad, 1]`` times the weight rows
+    ``w`` (``NumpyKDTree._bounds``), summed left to right."""
+    upper = 0.0
+    lower = 0.0
+    for k in range(packed.shape[1]):
+        upper += packed[node, k] * w[0, k]
+        lower += packed[node, k] * w[1, k]
+    return upper, lower
+
+
+@_jit
 def _walk(packed, left, w, t, whole, leaves, counts):  # pragma: no cover
-    """Depth-first walk from the root: the nodes reported whole into ``whole``, the leaves to
-    scan into ``leaves``; returns how many of each and adds visited, pruned and reported to
-    ``counts``. A node's bounds are its packed row times the query's two weight rows w."""
-    width = packed.shape[1]
+    """Depth-first walk from the root, deciding each node by its bounds: the nodes reported
+    whole into ``whole``, the leaves to scan into ``leaves``; returns how many of each and
+    adds the nodes visited, pruned and reported to ``counts``."""
     stack = np.empty(_STACK, dtype=np.int64)
     stack[0] = 0
     top, n_whole, n_leaves, visited, pruned = 1, 0, 0, 0, 0
@@ -98,35 +136,34 @@ def _walk(packed, left, w, t, whole, leaves, counts):  # pragma: no cover
         top -= 1
         node = stack[top]
         visited += 1
-        upper = 0.0  # mid + spread + margin
-        lower = 0.0  # mid - spread - margin
-        for k in range(width):
-            upper += packed[node, k] * w[0, k]
-            lower += packed[node, k] * w[1, k]
+        upper, lower = _bounds(packed, node, w)
+        # Case 1: upper < t, every point of the box is below t: pruned
         if upper < t:
             pruned += 1
+        # Case 2: lower >= t, every point of the box is at least t: reported whole
         elif lower >= t:
             whole[n_whole] = node
             n_whole += 1
+        # Case 3: neither: a leaf is scanned point by point, an inner node opened
         elif left[node] < 0:
             leaves[n_leaves] = node
             n_leaves += 1
-        else:  # open: the left child is visited first
+        else:  # opened: the left child is visited first
             stack[top] = left[node] + 1
             stack[top + 1] = left[node]
             top += 2
-    counts[0] += visited
-    counts[1] += pruned
-    counts[2] += n_whole
+    counts[_VISITED] += visited
+    counts[_PRUNED] += pruned
+    counts[_REPORTED] += n_whole
     return n_whole, n_leaves
 
 
 @_jit
-def _id(low, high, j):  # pragma: no cover
-    """The id of row j: ``low[j] + 2^16 high[j]``, or ``low[j]`` when ``high`` is empty."""
-    if len(high) == 0:
-        return np.int64(low[j])
-    return np.int64(low[j]) | (np.int64(high[j]) << 16)
+def _id(id_lo, id_hi, j):  # pragma: no cover
+    """The id of row j: ``id_lo[j] + 2^16 id_hi[j]``, or ``id_lo[j]`` when ``id_hi`` is empty."""
+    if len(id_hi) == 0:
+        return np.int64(id_lo[j])
+    return np.int64(id_lo[j]) | (np.int64(id_hi[j]) << 16)
 
 
 @_jit
@@ -148,26 +185,6 @@ def _score32(rows, j, a32):  # pragma: no cover
 
 
 @_jit
-def _weight_rows(a):  # pragma: no cover
-    """The query's two weight rows, ``[a, |a|, slack, floor]`` and ``[a, -|a|, -slack,
-    -floor]`` with ``slack = margin(d) max_i |a_i|`` and ``floor = box_floor(d, max_i |a_i|)``:
-    ``kdtree._weights`` of one query."""
-    d = len(a)
-    w = np.empty((2, 2 * d + 2))
-    max_a = 0.0
-    for k in range(d):
-        w[0, k] = w[1, k] = a[k]
-        w[0, d + k] = abs(a[k])
-        w[1, d + k] = -abs(a[k])
-        max_a = max(max_a, abs(a[k]))
-    w[0, 2 * d] = margin(d) * max_a
-    w[1, 2 * d] = -w[0, 2 * d]
-    w[0, 2 * d + 1] = box_floor(d, max_a)
-    w[1, 2 * d + 1] = -w[0, 2 * d + 1]
-    return w, max_a
-
-
-@_jit
 def _settle32(rows, j, a, t, low, high, terms):  # pragma: no cover
     """Whether ``<a, x_j> >= t`` for a point whose float32 score lies in its band: its float64
     score decides outside ``[low, high)`` (the band of ``numerics.band64``), 1 or 0; inside,
@@ -181,19 +198,63 @@ def _settle32(rows, j, a, t, low, high, terms):  # pragma: no cover
 
 
 @_jit
-def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, out, at,
-           counts):  # pragma: no cover
-    """One query: writes its ids to ``out[at:]`` (a new, larger ``out`` if needed) and
-    returns ``(out, end, open_)``; adds its counters (visited, pruned, reported, products) to
-    ``counts``. Float32 points (``points32``) are scored in float32 where
-    ``float32_safe(d, max|a|, max_abs)``, and decided against the leaf's float32 band
-    ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``: below
-    it out, above it in, inside settled from float64 (``_settle32``). Float64 scores are
+def _scan(packed, start, stop, rows, id_lo, id_hi, leaves, n_leaves, a, t, max_a, use32, out,
+          end):  # pragma: no cover
+    """The ids of the scanned leaves' points with ``<a, x> >= t``, written to ``out[end:]``;
+    returns the new end and how many points could not be settled here (``open_``).
+
+    Float32 points (``use32``) are scored in float32 and decided against the leaf's float32
+    band ``[below32(t - band), above32(t + band))``, ``band = band32(d, max|a|, rad, t)``:
+    below it out, above it in, inside settled from float64 (``_settle32``). Float64 scores are
     decided outside the leaf's ``band64`` of t and settled exactly inside it
-    (``exact.at_least_jit``); ``open_`` counts the pairs that cannot be settled there (the
-    caller answers such a query again, in Python)."""
+    (``exact.at_least_jit``), which returns -1 for a pair out of its range."""
     d = rows.shape[1]
-    w, max_a = _weight_rows(a)
+    open_ = 0  # a count, not a list: an array grown inside this loop slows every point
+    terms = np.empty(2 * d + 1)  # the exact settle's scratch, allocated once per query
+    a32 = a.astype(np.float32)
+    for i in range(n_leaves):
+        node = leaves[i]
+        band = band64(d, max_a, packed[node, 2 * d], t)
+        low, high = t - band, t + band
+        if use32:
+            band = band32(d, max_a, packed[node, 2 * d], t)
+            low32, high32 = below32_one(t - band), above32_one(t + band)
+        for j in range(start[node], stop[node]):
+            # the common cases inline; a call (which may allocate) only for the rare band point
+            if use32:
+                s32 = _score32(rows, j, a32)
+                if s32 >= high32:
+                    inside = 1
+                elif s32 < low32:
+                    inside = 0
+                else:
+                    inside = _settle32(rows, j, a, t, low, high, terms)
+            else:
+                s = _score64(rows, j, a)
+                if s >= high:
+                    inside = 1
+                elif s < low:
+                    inside = 0
+                else:
+                    inside = at_least_jit(rows, j, a, t, terms)
+            if inside == 1:
+                out[end] = _id(id_lo, id_hi, j)
+                end += 1
+            elif inside == -1:
+                open_ += 1
+    return end, open_
+
+
+@_jit
+def _run(packed, left, start, stop, rows, id_lo, id_hi, a, t, points32, max_abs, out, at,
+         counts):  # pragma: no cover
+    """One whole query: the walk, then the ids of the nodes reported whole and of the
+    scanned leaves' points that pass (``_scan``), written to ``out[at:]`` (a new, larger
+    ``out`` if needed). Returns ``(out, end, open_)`` and adds the query's counters to
+    ``counts``; ``open_`` counts the pairs that cannot be settled here (the caller answers
+    such a query again, in Python). Float32 points (``points32``) are scored in float32 where
+    ``float32_safe(d, max|a|, max_abs)``."""
+    w, max_a = _weights(a)
     whole = np.empty(len(left), dtype=np.int64)
     leaves = np.empty(len(left), dtype=np.int64)
     n_whole, n_leaves = _walk(packed, left, w, t, whole, leaves, counts)
@@ -203,67 +264,37 @@ def _query(packed, left, start, stop, rows, low, high, a, t, points32, max_abs, 
     products = 0
     for i in range(n_leaves):
         products += stop[leaves[i]] - start[leaves[i]]
-    counts[3] += products
+    counts[_PRODUCTS] += products
     if at + need + products > len(out):  # grow: at least double
         grown = np.empty(max(2 * len(out), at + need + products), dtype=out.dtype)
         grown[:at] = out[:at]
         out = grown
     end = at
-    for i in range(n_whole):
+    for i in range(n_whole):  # Case 2's nodes: their ids, without an inner product
         for j in range(start[whole[i]], stop[whole[i]]):
-            out[end] = _id(low, high, j)
+            out[end] = _id(id_lo, id_hi, j)
             end += 1
-    use32 = points32 and float32_safe(d, max_a, max_abs)
-    open_ = 0  # a count, not a list: an array grown inside this loop slows every point
-    terms = np.empty(2 * d + 1)  # the exact settle's scratch, allocated once per query
-    a32 = a.astype(np.float32)
-    for i in range(n_leaves):
-        node = leaves[i]
-        band = band64(d, max_a, packed[node, 2 * d], t)
-        low64, high64 = t - band, t + band
-        if use32:
-            band = band32(d, max_a, packed[node, 2 * d], t)
-            floor32, ceil32 = below32_one(t - band), above32_one(t + band)
-        for j in range(start[node], stop[node]):
-            # the common cases inline; a call (which may allocate) only for the rare band point
-            if use32:
-                s32 = _score32(rows, j, a32)
-                if s32 >= ceil32:
-                    inside = 1
-                elif s32 < floor32:
-                    inside = 0
-                else:
-                    inside = _settle32(rows, j, a, t, low64, high64, terms)
-            else:
-                s = _score64(rows, j, a)
-                if s >= high64:
-                    inside = 1
-                elif s < low64:
-                    inside = 0
-                else:
-                    inside = at_least_jit(rows, j, a, t, terms)
-            if inside == 1:
-                out[end] = _id(low, high, j)
-                end += 1
-            elif inside == -1:
-                open_ += 1
+    use32 = points32 and float32_safe(rows.shape[1], max_a, max_abs)
+    end, open_ = _scan(packed, start, stop, rows, id_lo, id_hi, leaves, n_leaves, a, t, max_a,
+                       use32, out, end)
     return out, end, open_
 
 
 @_jit
-def _query_many(packed, left, start, stop, rows, low, high, A, t, points32, max_abs, sort
-                ):  # pragma: no cover
-    """Every row of A in turn (``_query``): the CSR ``(indptr, ids)``, each row ascending if
-    ``sort``, the counters (m, 4) and each row's count of pairs left open."""
+def _run_many(packed, left, start, stop, rows, id_lo, id_hi, A, t, points32, max_abs, sort
+              ):  # pragma: no cover
+    """Every row of A in turn (``_run``): the CSR ``(indptr, ids)``, each row ascending if
+    ``sort``, the counters (m, 4) in ``_COUNTER_NAMES``' order and each row's count of pairs
+    left open."""
     m = A.shape[0]
     indptr = np.zeros(m + 1, dtype=np.int64)
-    counts = np.zeros((m, _COUNTERS), dtype=np.int64)
+    counts = np.zeros((m, len(_COUNTER_NAMES)), dtype=np.int64)
     open_ = np.zeros(m, dtype=np.int64)
     out = np.empty(1024, dtype=np.int64)
     end = 0
     for i in range(m):
-        out, stop_at, open_[i] = _query(packed, left, start, stop, rows, low, high, A[i], t[i],
-                                        points32, max_abs, out, end, counts[i])
+        out, stop_at, open_[i] = _run(packed, left, start, stop, rows, id_lo, id_hi, A[i], t[i],
+                                      points32, max_abs, out, end, counts[i])
         if sort:
             out[end:stop_at].sort()
         end = stop_at
@@ -280,8 +311,8 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 
 # every kernel, callees first
-_KERNELS = (_rules, _walk, _id, _score64, _score32, _weight_rows, _settle32, _query,
-            _query_many)
+_KERNELS = (_rules, _weights, _bounds, _walk, _id, _score64, _score32, _settle32, _scan,
+            _run, _run_many)
 
 
 @cache  # once per process
@@ -326,22 +357,22 @@ class CompiledKDTree(NumpyKDTree):
         return f"{type(self).__name__}({fields}"
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
-        """Ids in tree order as ``low + 2^16 high`` (uint16, uint8) when they fit in 24 bits;
-        otherwise ``_low`` holds the whole ids (int32 or int64) and ``_high`` is empty."""
+        """Ids in tree order as ``id_lo + 2^16 id_hi`` (uint16, uint8) when they fit in 24 bits;
+        otherwise ``_id_lo`` holds the whole ids (int32 or int64) and ``_id_hi`` is empty."""
         self._n = n
         if len(tree_ids) and 0 <= tree_ids.min() and tree_ids.max() < 2**24:
-            self._low = (tree_ids & 0xFFFF).astype(np.uint16)
-            self._high = (tree_ids >> 16).astype(np.uint8)
+            self._id_lo = (tree_ids & 0xFFFF).astype(np.uint16)
+            self._id_hi = (tree_ids >> 16).astype(np.uint8)
         else:
-            self._low, self._high = compact_ids(tree_ids), np.zeros(0, dtype=np.uint8)
-        self._id_arrays = (self._low, self._high)
+            self._id_lo, self._id_hi = compact_ids(tree_ids), np.zeros(0, dtype=np.uint8)
+        self._id_arrays = (self._id_lo, self._id_hi)
 
     @property
     def ids(self) -> np.ndarray:
         """The ids in tree order (a fresh array, int32 when they fit: read back as int64)."""
-        if not len(self._high):
-            return self._low[:self._n].copy()
-        return self._low[:self._n] | (self._high[:self._n].astype(np.int32) << 16)
+        if not len(self._id_hi):
+            return self._id_lo[:self._n].copy()
+        return self._id_lo[:self._n] | (self._id_hi[:self._n].astype(np.int32) << 16)
 
     def __len__(self) -> int:
         return self._n
@@ -351,12 +382,12 @@ class CompiledKDTree(NumpyKDTree):
         if np.shape(a) != (self.d,):
             raise ValueError(f"a must have shape ({self.d},); got {np.shape(a)}")
         a = np.ascontiguousarray(a, dtype=np.float64)
-        counts = np.zeros(_COUNTERS, dtype=np.int64)
-        out, end, open_ = _query(self._packed, self.left, self.start, self.stop, self._rows,
-                                 self._low, self._high, a, float(t), self._points32,
+        counts = np.zeros(len(_COUNTER_NAMES), dtype=np.int64)
+        out, end, open_ = _run(self._packed, self.left, self.start, self.stop, self._rows,
+                                 self._id_lo, self._id_hi, a, float(t), self._points32,
                                  self._max_abs, _NO_IDS, 0, counts)
-        found = self._scan().query(a, float(t))[0] if open_ else out[:end]
-        return found, QueryStats(*counts.tolist(), len(found))
+        found = self._brute().query(a, float(t))[0] if open_ else out[:end]
+        return found, QueryStats(*counts.tolist(), len(found))  # in _COUNTER_NAMES' order
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
                    ) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
@@ -366,24 +397,25 @@ class CompiledKDTree(NumpyKDTree):
         if A.ndim != 2 or A.shape[1] != self.d:
             raise ValueError(f"A must have shape (m, {self.d}); got {A.shape}")
         t_vec = np.ascontiguousarray(np.broadcast_to(np.asarray(t, dtype=np.float64), len(A)))
-        indptr, found, counts, open_ = _query_many(
-            self._packed, self.left, self.start, self.stop, self._rows, self._low, self._high,
+        indptr, found, counts, open_ = _run_many(
+            self._packed, self.left, self.start, self.stop, self._rows, self._id_lo, self._id_hi,
             A, t_vec, self._points32, self._max_abs, bool(sort))
         if open_.any():  # rare: those rows answered again by the exact scan
             indptr, found = self._answer_again(indptr, found, np.flatnonzero(open_), A, t_vec,
                                                sort)
-        stats = BatchQueryStats(*(counts[:, k].copy() for k in range(_COUNTERS)),
-                                np.diff(indptr))
+        stats = BatchQueryStats(**{name: counts[:, k].copy()
+                                   for k, name in enumerate(_COUNTER_NAMES)},
+                                points_reported=np.diff(indptr))
         return indptr, found, stats
 
-    def _scan(self) -> BruteForce:
+    def _brute(self) -> BruteForce:
         """The exact scan over the tree's own arrays (points in tree order, their ids)."""
         return BruteForce.over(self._rows[:self._n], compact_ids(self.ids))
 
     def _answer_again(self, indptr: np.ndarray, found: np.ndarray, rows: np.ndarray,
                       A: np.ndarray, t: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
         """The CSR answer with the given rows replaced by the exact scan's answers."""
-        scan = self._scan()
+        scan = self._brute()
         answers = [found[indptr[i]:indptr[i + 1]] for i in range(len(A))]
         for i in rows.tolist():
             ids = scan.query(A[i], float(t[i]))[0]

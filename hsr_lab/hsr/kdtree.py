@@ -1,9 +1,13 @@
 """The vectorised twin: the kd-tree of ``reference.py``, built and queried with whole-array NumPy.
 
 Readable twin: ``hsr_lab.hsr.reference.ReferenceKDTree`` (same splits, same tie rule, same
-three-way box test with ``mid``, ``spread`` and ``margin``, same outcomes ``pruned`` /
-``reported`` / ``scanned`` / ``opened``, same counters). What changes is only how the work is
-organised:
+bounds ``upper`` and ``lower`` of a box, same three cases under the same banners, same
+outcomes ``pruned`` / ``reported`` / ``scanned`` / ``opened``, same counters). The steps carry
+the reference's names (the table in ``reference.py``): ``_weights`` (every query's weight
+rows), ``NumpyKDTree._bounds`` (both bounds of many (query, node) pairs), ``NumpyKDTree._walk``
+(the cases, decided a step at a time in ``NumpyKDTree._step``), ``NumpyKDTree._scan`` (the
+points of scanned leaves) and ``NumpyKDTree._run`` (a whole batch: the walk, then
+``NumpyKDTree._report``). What changes is only how the work is organised:
 
 - the fields of ``Node`` (``_base.py``, shared with ``reference.py``) become one array per
   field, one row per node in breadth-first order: ``center``, ``half``, ``rad``, ``start``,
@@ -33,7 +37,7 @@ organised:
 
 Points keep their dtype. float32 points are stored as float32 (ids, and the node arrays
 ``start``, ``stop`` and ``left``, as int32 when they fit: the index is about 1.34x the float32
-keys at d = 4 and 1.62x at d = 2, where points and ids alone take 1.5x) and the points of open
+keys at d = 4 and 1.62x at d = 2, where points and ids alone take 1.5x) and the points of scanned
 leaves are scored in float32, decided outside ``numerics.band32`` of t and settled exactly
 inside it (float64 points: ``numerics.band64``), so the answer is the exact predicate of
 ``numerics`` on the stored values, as the reference computes it. The box bounds stay in
@@ -52,6 +56,7 @@ twins, and the query uses the tight box of the node's points.
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -91,19 +96,20 @@ def _scores(X: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _weights(A: np.ndarray) -> np.ndarray:
-    """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, slack, floor]`` and
-    ``[a, -|a|, -slack, -floor]``, with ``slack = margin(d) max_i |a_i|`` and
-    ``floor = numerics.box_floor(d, max_i |a_i|)`` (see ``_bounds``)."""
+    """Each query's two weight rows (c, 2, 2d + 2): ``[a, |a|, relative, absolute]`` and
+    ``[a, -|a|, -relative, -absolute]``, with ``relative = margin(d) max_i |a_i|`` and
+    ``absolute = numerics.box_floor(d, max_i |a_i|)``, the two parts of the guard
+    (``reference._weights``; see ``NumpyKDTree._bounds``)."""
     c, d = A.shape
     out = np.empty((c, 2, 2 * d + 2))
     out[:, :, :d] = A[:, None, :]
     np.abs(A, out=out[:, 0, d:2 * d])
     np.negative(out[:, 0, d:2 * d], out=out[:, 1, d:2 * d])
     max_a = out[:, 0, d:2 * d].max(axis=1)
-    slack = margin(d) * max_a  # no squares: valid at every scale
-    out[:, 0, 2 * d], out[:, 1, 2 * d] = slack, -slack
-    floor = box_floor(d, max_a)
-    out[:, 0, -1], out[:, 1, -1] = floor, -floor
+    relative = margin(d) * max_a  # no squares: valid at every scale
+    out[:, 0, 2 * d], out[:, 1, 2 * d] = relative, -relative
+    absolute = box_floor(d, max_a)
+    out[:, 0, -1], out[:, 1, -1] = absolute, -absolute
     return out
 
 
@@ -147,6 +153,14 @@ def _slices(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.nda
 def _per_query(values: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """``values[queries]``; for a batch of one, ``values[0]`` (broadcast: no gather)."""
     return values[0] if len(values) == 1 else np.take(values, queries, axis=0)
+
+
+class _NodeCounts(NamedTuple):
+    """Per query of a batch, the nodes the walk visited, pruned and reported whole."""
+
+    nodes_visited: np.ndarray
+    nodes_pruned: np.ndarray
+    nodes_reported: np.ndarray
 
 
 class _LevelSplitter:
@@ -354,7 +368,7 @@ class NumpyKDTree:
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
-        _, found, stats = self._walk(a[None, :], np.array([t], dtype=np.float64))
+        _, found, stats = self._run(a[None, :], np.array([t], dtype=np.float64))
         return found, stats[0]
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
@@ -371,7 +385,7 @@ class NumpyKDTree:
         step = max(1, min(_MAX_BATCH, _PAIRS // len(self.start)))
         indptrs, ids, stats = [np.zeros(1, dtype=np.int64)], [], [BatchQueryStats.zeros(0)]
         for lo in range(0, m, step):
-            indptr, found, cost = self._walk(A[lo:lo + step], t[lo:lo + step])
+            indptr, found, cost = self._run(A[lo:lo + step], t[lo:lo + step])
             ids.append(sort_rows(indptr, found) if sort else found)
             indptrs.append(indptr[1:] + indptrs[-1][-1])
             stats.append(cost)
@@ -382,8 +396,8 @@ class NumpyKDTree:
         """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
         "scanned" (a leaf whose points were tested) or "opened" (recursed into). Step by step
         (the reference lists the same nodes depth-first)."""
-        pairs, pruned, reported, scanned = self._frontier(np.asarray(a, dtype=np.float64)[None, :],
-                                                          np.array([t], dtype=np.float64))
+        pairs, pruned, reported, scanned = self._walk(np.asarray(a, dtype=np.float64)[None, :],
+                                                      np.array([t], dtype=np.float64))
         outcomes = np.select([pruned, reported, scanned], ["pruned", "reported", "scanned"],
                              default="opened")
         nodes = self._nodes()
@@ -405,18 +419,20 @@ class NumpyKDTree:
                 node.left, node.right = nodes[left], nodes[left + 1]
         return nodes
 
-    def _walk(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """Walk the tree for the c queries (A[i], t[i]) together; return the CSR ``(indptr,
-        ids)`` of what each query found (ids grouped by query) and the counters."""
+    def _run(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """The c queries (A[i], t[i]) together, whole: the walk, then the CSR ``(indptr, ids)``
+        of what each query found (ids grouped by query) and the counters."""
         c = len(A)
-        pairs, pruned, reported, scanned = self._frontier(A, t)
+        pairs, pruned, reported, scanned = self._walk(A, t)
         queries = pairs // len(self.start) if c > 1 else pairs
-        counts = [_count(queries, mask, c) for mask in (None, pruned, reported)]
+        visits = _NodeCounts(nodes_visited=_count(queries, None, c),
+                             nodes_pruned=_count(queries, pruned, c),
+                             nodes_reported=_count(queries, reported, c))
         found = reported | scanned
-        return self._report(A, t, pairs[found], scanned[found], counts)
+        return self._report(A, t, pairs[found], scanned[found], visits)
 
-    def _frontier(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Every (query, node) pair the walk visits and its outcome: ``ReferenceKDTree._visit``
+    def _walk(self, A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every (query, node) pair the walk visits and its outcome: ``ReferenceKDTree._walk``
         for many pairs at a time, a step of one or more levels at a time (``_step``).
 
         Returns ``(pairs, pruned, reported, scanned)`` (the other pairs were opened). A pair is
@@ -461,14 +477,18 @@ class NumpyKDTree:
         below += shift  # (frontier, subtree) rows: the full levels are in heap order
         queries = np.repeat(pairs // n_nodes, len(scale)) if c > 1 else below.ravel()
         bounds = self._bounds(queries, below.ravel(), weights).reshape(*below.shape, 2)
+        upper, lower = bounds[..., 0], bounds[..., 1]
         limit = t[0] if c == 1 else t[pairs // n_nodes, None]
-        pruned = bounds[..., 0] < limit  # mid + spread + margin < t: box entirely outside
-        reported = bounds[..., 1] >= limit  # mid - spread - margin >= t: box entirely inside
+        # Case 1: upper < t, every point of the box is below t: pruned
+        pruned = upper < limit
+        # Case 2: lower >= t, every point of the box is at least t: reported whole
+        reported = lower >= limit
         decided = pruned | reported
         visited = (decided.astype(np.float32) @ above) == 0  # no decided ancestor
         undecided = visited > decided
+        # Case 3: neither: a leaf is scanned point by point, an inner node opened
         leaf = np.take(self.left, below) < 0
-        scanned = undecided & leaf  # leaves: their points get scored
+        scanned = undecided & leaf
         codes = below if c == 1 else below + (pairs - nodes)[:, None]
         tested = tuple(x.ravel() for x in (codes, visited, pruned, reported, scanned))
         last = slice(len(scale) - (1 << span), None)  # the step's last level
@@ -480,13 +500,13 @@ class NumpyKDTree:
 
     def _bounds(self, queries: np.ndarray, nodes: np.ndarray, weights: np.ndarray
                 ) -> np.ndarray:
-        """The two bounds (f, 2) of ``ReferenceKDTree._visit`` for each (query, node):
-        ``mid + spread + margin`` and ``mid - spread - margin``, where ``mid = <center, a>``,
-        ``spread = <half, |a|>`` and ``margin = slack rad + floor``.
+        """The bounds ``upper`` and ``lower`` (f, 2) of each (query, node), as
+        ``reference._bounds``: ``mid + spread + guard`` and ``mid - spread - guard``, where
+        ``mid = <center, a>``, ``spread = <half, |a|>`` and ``guard = relative rad + absolute``.
 
-        Packed step: the node's row ``[center, half, rad, 1]`` times the query's weight rows
-        ``[a, |a|, slack, floor]`` and ``[a, -|a|, -slack, -floor]`` (``_weights``) is
-        ``mid + spread + margin`` and ``mid - spread - margin``: both bounds in one einsum.
+        Packed: the node's row ``[center, half, rad, 1]`` times the query's weight rows
+        ``[a, |a|, relative, absolute]`` and ``[a, -|a|, -relative, -absolute]`` (``_weights``)
+        is ``upper`` and ``lower``: both bounds in one einsum.
         """
         step = max(1, _BLOCK // weights[0].size)
         if len(nodes) <= step:  # the usual case: one product
@@ -498,10 +518,10 @@ class NumpyKDTree:
                                for lo in range(0, len(nodes), step)])
 
     def _report(self, A: np.ndarray, t: np.ndarray, pairs: np.ndarray, scanned: np.ndarray,
-                counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
-        """Ids of the nodes reported whole, then of the points of open leaves that pass.
+                visits: _NodeCounts) -> tuple[np.ndarray, np.ndarray, BatchQueryStats]:
+        """Ids of the nodes reported whole, then of the points of scanned leaves that pass.
 
-        ``pairs`` are the (query, node) codes found; ``counts`` the per-query nodes visited,
+        ``pairs`` are the (query, node) codes found; ``visits`` the per-query nodes visited,
         pruned and reported. The pairs are sorted first (by query, then node: a sort of the
         pairs, not of the ids), so that both kinds of ids come out grouped by query, in an
         order that does not depend on how the walk grouped its levels into steps.
@@ -526,12 +546,13 @@ class NumpyKDTree:
             indptr, found = concat_rows([(indptr_of(whole_counts.astype(np.int64)), whole_ids),
                                          (indptr_of(hit_counts.astype(np.int64)), hit_ids)])
             products = np.bincount(queries[scanned], weights=leaf_sizes, minlength=c)
-        return indptr, found, BatchQueryStats(*counts, products.astype(np.int64),
-                                              np.diff(indptr))
+        return indptr, found, BatchQueryStats(**visits._asdict(),
+                                              inner_products=products.astype(np.int64),
+                                              points_reported=np.diff(indptr))
 
     def _scan(self, A: np.ndarray, t: np.ndarray, queries: np.ndarray, leaves: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Score the points of each open (query, leaf) pair: the ids of those that pass, and
+        """Score the points of each scanned (query, leaf) pair: the ids of those that pass, and
         (for a batch) how many per pair. A leaf's points and ids are gathered as its windows
         (``_windows``: as many rows as the widest leaf holds, those past the leaf dropped),
         copies of contiguous rows, and each query's vector is gathered once per leaf, not once

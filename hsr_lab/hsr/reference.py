@@ -1,35 +1,55 @@
 """The readable twin: a kd-tree for half-space reporting in pure Python (no NumPy inside).
 
 Every node of the tree holds a box ``[lo, hi]`` that contains all of its points. Over a box the
-score ``<a, x>`` ranges over ``<c, a> +- <h, |a|>``, where ``c = (lo + hi) / 2`` is the box's
-centre and ``h = (hi - lo) / 2`` its half-widths. A query for the closed half-space
-``<a, x> >= t`` therefore needs only three cases at each node:
+score ``<a, x>`` ranges over ``mid +- spread``, with ``mid = <c, a>``, ``spread = <h, |a|>``,
+``c = (lo + hi) / 2`` the box's centre and ``h = (hi - lo) / 2`` its half-widths. Widened by
+the rounding ``guard`` below, the box's two bounds are
 
-- **prune**: ``<c, a> + <h, |a|> < t``: the whole box lies outside, skip it;
-- **report**: ``<c, a> - <h, |a|> >= t``: the whole box lies inside, report its points without
-  computing a single inner product (they sit next to each other, so this is one slice);
-- **open**: otherwise recurse into both children, or test each point of a leaf.
+    upper = mid + spread + guard,    lower = mid - spread - guard,
 
-The answer is the exact predicate of ``numerics``: ``<a, x> >= t`` in real arithmetic. Both
-bounds are widened by a rounding margin so that a decision about a whole box never disagrees
-with it:
+and a query for the closed half-space ``<a, x> >= t`` needs only three cases at each node:
 
-    margin = margin(d) max_i |a_i| rad + box_floor(d, max_i |a_i|),
-    rad = sum_i max(|lo_i|, |hi_i|),
+- **Case 1, pruned**: ``upper < t``: the whole box lies outside, skip it;
+- **Case 2, reported whole**: ``lower >= t``: the whole box lies inside, report its points
+  without computing a single inner product (they sit next to each other: one slice);
+- **Case 3, scanned or opened**: otherwise a leaf's points are scored one by one, and an inner
+  node is opened: both children are visited.
+
+The answer is the exact predicate of ``numerics``: ``<a, x> >= t`` in real arithmetic. The
+guard makes a decision about a whole box agree with it:
+
+    guard = relative rad + absolute,   relative = numerics.margin(d) max_i |a_i|,
+    absolute = numerics.box_floor(d, max_i |a_i|),   rad = sum_i max(|lo_i|, |hi_i|),
 
 which covers the rounding of c, h and of the bounds' sums (``numerics``) for every x in the
-box, without a square, so it holds at every finite scale. A leaf's point is decided by its
-float64 score ``score(a, x)`` unless that lies within ``band64`` of t, where it is settled in
-rational arithmetic (``exact.at_least_one``).
+box, without a square, so it holds at every finite scale. A scanned leaf's point is decided by
+its float64 score ``score(a, x)`` unless that lies within ``band64`` of t, where it is settled
+in rational arithmetic (``exact.at_least_one``).
 
 A node is split at the median of the widest side of its cell, the points ordered by
-(coordinate, input row): ties go to the same side in both twins.
-``hsr_lab.hsr.kdtree.NumpyKDTree`` builds the same tree and runs the same test level by level.
+(coordinate, input row): ties go to the same side in every twin.
+
+**The three twins.** ``kdtree.NumpyKDTree`` builds the same tree with whole-array NumPy and
+``compiled.CompiledKDTree`` walks that tree in Numba-compiled loops. The same steps carry the
+same names in the three modules, under the same case banners (``tests/test_twins.py`` checks
+both):
+
+================  ==========================  ==============================  =================
+step              here                        ``kdtree``                      ``compiled``
+================  ==========================  ==============================  =================
+query's weights   ``_weights``                ``_weights`` (a batch)          ``_weights``
+a node's bounds   ``_bounds``                 ``NumpyKDTree._bounds``         ``_bounds``
+the cases         ``ReferenceKDTree._walk``   ``NumpyKDTree._walk`` (a step:  ``_walk``
+                  (recursive)                 ``NumpyKDTree._step``)
+a leaf's points   ``ReferenceKDTree._scan``   ``NumpyKDTree._scan``           ``_scan``
+a whole query     ``ReferenceKDTree._run``    ``NumpyKDTree._run``            ``_run``
+================  ==========================  ==============================  =================
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,7 +61,35 @@ from .numerics import band64, box_floor, margin, score
 Row = tuple[list[float], int, int]  # a point, its id, its row in the input
 
 
-def _bounds(rows: list[Row]) -> tuple[list[float], list[float]]:
+class Weights(NamedTuple):
+    """One query's terms of the box bounds: ``upper = <c, a> + <h, |a|> + guard`` with
+    ``guard = relative rad + absolute`` (module docstring)."""
+
+    a: list[float]
+    abs_a: list[float]
+    relative: float  # numerics.margin(d) max_i |a_i|
+    absolute: float  # numerics.box_floor(d, max_i |a_i|)
+    max_a: float  # max_i |a_i|, for the band of a leaf's scores
+
+
+def _weights(a: np.ndarray) -> Weights:
+    """The query's terms of every node's bounds, computed once per query."""
+    a_list = [float(v) for v in a]
+    max_a = max(abs(v) for v in a_list)
+    d = len(a_list)
+    return Weights(a_list, [abs(v) for v in a_list], margin(d) * max_a, box_floor(d, max_a),
+                   max_a)
+
+
+def _bounds(node: Node, w: Weights) -> tuple[float, float]:
+    """The node's ``upper`` and ``lower`` bound on ``<a, x>`` over its box:
+    ``mid + spread + guard`` and ``mid - spread - guard``."""
+    mid, spread = score(w.a, node.center), score(w.abs_a, node.half)
+    guard = w.relative * node.rad + w.absolute
+    return mid + spread + guard, mid - spread - guard
+
+
+def _corners(rows: list[Row]) -> tuple[list[float], list[float]]:
     """The corners lo and hi of the tightest box around the given points."""
     d = len(rows[0][0])
     return ([min(x[i] for x, _, _ in rows) for i in range(d)],
@@ -50,7 +98,7 @@ def _bounds(rows: list[Row]) -> tuple[list[float], list[float]]:
 
 def _box(rows: list[Row]) -> tuple[list[float], list[float], float]:
     """Centre, half-widths and ``rad = sum_i max(|lo_i|, |hi_i|)`` of the tightest box."""
-    lo, hi = _bounds(rows)
+    lo, hi = _corners(rows)
     center = [(low + high) / 2 for low, high in zip(lo, hi, strict=True)]
     half = [(high - low) / 2 for low, high in zip(lo, hi, strict=True)]
     rad = 0.0
@@ -71,7 +119,7 @@ class ReferenceKDTree:
         self.points: list[list[float]] = []  # in tree order: a subtree is a slice
         self.ids: list[int] = []
         self._depth = 0
-        self.root = self._build(rows, *_bounds(rows), 0)
+        self.root = self._build(rows, *_corners(rows), 0)
 
     def _build(self, rows: list[Row], lo: list[float], hi: list[float], depth: int) -> Node:
         """Split the cell ``[lo, hi]`` at the median of its widest side until a node holds at
@@ -96,7 +144,7 @@ class ReferenceKDTree:
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` and the cost of finding them."""
-        found, stats = self._walk(a, t)
+        found, stats = self._run(a, t)
         return np.array(found, dtype=np.int64), stats
 
     def query_many(self, A: np.ndarray, t: np.ndarray | float, sort: bool = True
@@ -110,48 +158,56 @@ class ReferenceKDTree:
         """Every node a query visits, with what happened to it: "pruned", "reported" (whole),
         "scanned" (a leaf whose points were tested) or "opened" (recursed into)."""
         visited: list[tuple[Node, str]] = []
-        self._walk(a, t, visited)
+        self._run(a, t, visited)
         return visited
 
-    def _walk(self, a: np.ndarray, t: float, trace: list | None = None
-              ) -> tuple[list[int], QueryStats]:
-        """Run the query from the root: the ids found and the counters."""
-        a_list = [float(v) for v in a]
-        max_a = max(abs(v) for v in a_list)
+    def _run(self, a: np.ndarray, t: float, trace: list | None = None
+             ) -> tuple[list[int], QueryStats]:
+        """One whole query: the walk from the root, then the ids found and the counters."""
         found: list[int] = []
         stats = QueryStats()
-        self._visit(self.root, a_list, [abs(v) for v in a_list], t, max_a, found, stats, trace)
+        self._walk(self.root, _weights(a), t, found, stats, trace)
         stats.points_reported = len(found)
         return found, stats
 
-    def _visit(self, node: Node, a: list[float], abs_a: list[float], t: float, max_a: float,
-               found: list[int], stats: QueryStats, trace: list | None = None) -> None:
-        """Prune, report whole, or open one node (the three cases of the module docstring)."""
+    def _walk(self, node: Node, w: Weights, t: float, found: list[int], stats: QueryStats,
+              trace: list | None) -> None:
+        """Decide one node by its bounds (the three cases of the module docstring), then its
+        children if it was opened."""
         stats.nodes_visited += 1
-        mid, spread = score(a, node.center), score(abs_a, node.half)
-        widen = margin(self.d) * max_a * node.rad + box_floor(self.d, max_a)  # the margin
-        if mid + spread + widen < t:  # box entirely outside
+        upper, lower = _bounds(node, w)
+        # Case 1: upper < t, every point of the box is below t: pruned
+        if upper < t:
             stats.nodes_pruned += 1
             outcome = "pruned"
-        elif mid - spread - widen >= t:  # box entirely inside
+        # Case 2: lower >= t, every point of the box is at least t: reported whole
+        elif lower >= t:
             stats.nodes_reported += 1
             found.extend(self.ids[node.start:node.stop])
             outcome = "reported"
+        # Case 3: neither: a leaf is scanned point by point, an inner node opened
         elif node.is_leaf:
-            band = band64(self.d, max_a, node.rad, t)
-            for j in range(node.start, node.stop):
-                stats.inner_products += 1
-                s = score(a, self.points[j])
-                if s >= t + band or (s >= t - band and at_least_one(a, self.points[j], t)):
-                    found.append(self.ids[j])
+            self._scan(node, w, t, found, stats)
             outcome = "scanned"
         else:
             outcome = "opened"
         if trace is not None:
             trace.append((node, outcome))
         if outcome == "opened":
-            self._visit(node.left, a, abs_a, t, max_a, found, stats, trace)
-            self._visit(node.right, a, abs_a, t, max_a, found, stats, trace)
+            self._walk(node.left, w, t, found, stats, trace)
+            self._walk(node.right, w, t, found, stats, trace)
+
+    def _scan(self, node: Node, w: Weights, t: float, found: list[int], stats: QueryStats
+              ) -> None:
+        """The ids of a leaf's points with ``<a, x> >= t``: each float64 score decides outside
+        its band ``[low, high)`` around t, a score inside it is settled exactly."""
+        band = band64(self.d, w.max_a, node.rad, t)
+        low, high = t - band, t + band
+        for j in range(node.start, node.stop):
+            stats.inner_products += 1
+            s = score(w.a, self.points[j])
+            if s >= high or (s >= low and at_least_one(w.a, self.points[j], t)):
+                found.append(self.ids[j])
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids, in tree order."""
