@@ -40,7 +40,7 @@ class _Recorder:
         self._depth = self._rank = 0
         tree._step = self._wrap("step", tree._step)
         tree._scan = self._wrap("scan", tree._scan)
-        tree._frontier = self._wrap("walk", tree._frontier)
+        tree._walk = self._wrap("walk", tree._walk)
         tree._report = self._wrap("report", tree._report)
 
     def _wrap(self, name: str, method: Callable) -> Callable:
