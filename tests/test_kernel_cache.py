@@ -64,7 +64,7 @@ def test_the_key_covers_every_module_the_kernels_import_even_a_new_one(tmp_path)
     kernels = hsr / "compiled.py"
     names = {p.name for p in _kernel_cache.inlined_sources(kernels)}
     assert {"compiled.py", "numerics.py"} <= names
-    assert "structure.py" not in names and "auto.py" not in names  # they import compiled
+    assert "structure.py" not in names and "plan.py" not in names  # they import compiled
     before = _kernel_cache.sources_digest(kernels)
     (hsr / "extra_rule.py").write_text("SCALE = 2.0\n")
     numerics = hsr / "numerics.py"

@@ -1,14 +1,21 @@
-"""The readable twin and the fast twin: same names, same tree, same outcome at every node.
+"""The readable twin and the fast twins: same names, same tree, same outcome at every node.
 
 ``ReferenceKDTree`` walks depth-first over linked ``Node`` objects; ``NumpyKDTree`` walks level
-by level over per-node arrays. A node is identified by the rows ``start:stop`` it owns, which
-is the same in both whenever the splits are the same (they share one tie rule). Over float32
-points the fast twin keeps them float32 and the readable one holds their exact float64 values:
-the trees, the walks and the answers are still the same.
+by level over per-node arrays; ``CompiledKDTree`` walks the NumPy tree depth-first in machine
+code. A node is identified by the rows ``start:stop`` it owns, which is the same in all three
+whenever the splits are the same (they share one tie rule). Over float32 points the fast twins
+keep them float32 and the readable one holds their exact float64 values: the trees, the walks
+and the answers are still the same. The three modules also share their private vocabulary: the
+same step functions, the same case banners in the same order, and docstrings whose pointers to
+each other's steps resolve.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import re
 from dataclasses import fields
 
 import numpy as np
@@ -17,8 +24,12 @@ from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsr_lab.hsr import CompiledKDTree, NumpyKDTree, ReferenceKDTree
+from hsr_lab.hsr import CompiledKDTree, NumpyKDTree, ReferenceKDTree, compiled, kdtree, reference
 from hsr_lab.hsr._base import Node
+from hsr_lab.hsr._stats import QueryStats
+
+MODULES = {reference: ReferenceKDTree, kdtree: NumpyKDTree, compiled: CompiledKDTree}
+STEPS = ("_weights", "_bounds", "_walk", "_scan", "_run")  # reference.py's table of steps
 
 
 def twins(points: np.ndarray, leaf_size: int
@@ -308,3 +319,130 @@ except MissingOptional as err:
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "pip install 'hsr_lab[fast]'"
+
+
+# ---------------------------------------------------------------- the shared private vocabulary
+
+def _step(module, name: str):
+    """The step ``name`` of a tree module: a function of the module or a method of its tree."""
+    return getattr(module, name, None) or getattr(MODULES[module], name, None)
+
+
+@pytest.mark.parametrize("module", list(MODULES), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_every_tree_module_defines_the_same_steps(module):
+    for name in STEPS:
+        step = _step(module, name)
+        assert callable(step), f"{module.__name__} has no step {name}"
+        assert (step.__doc__ or "").strip(), f"{module.__name__}.{name} has no docstring"
+
+
+def _banners(module) -> list[str]:
+    return re.findall(r"^ *# (Case \d: .*)$", inspect.getsource(module), flags=re.MULTILINE)
+
+
+def test_the_case_banners_stand_in_the_same_order_in_every_tree():
+    """Case 1 (pruned), Case 2 (reported whole), Case 3 (a leaf scanned, an inner node opened),
+    word for word and once each, as the three branches of one algorithm."""
+    expected = _banners(reference)
+    assert [b.split(":")[0] for b in expected] == ["Case 1", "Case 2", "Case 3"]
+    assert "pruned" in expected[0] and "reported whole" in expected[1]
+    assert "scanned" in expected[2] and "opened" in expected[2]
+    for module in (kdtree, compiled):
+        assert _banners(module) == expected, module.__name__
+
+
+def _cited_names(doc: str) -> set[str]:
+    """Code names a docstring cites in double backticks: private ones and dotted paths."""
+    names = set(re.findall(r"``([A-Za-z_][\w.]*)``", doc))
+    return {n for n in names if not n.endswith(".py") and ("." in n or n.startswith("_"))}
+
+
+def _resolve(module, dotted: str) -> object:
+    bases = [module, MODULES[module], importlib.import_module("hsr_lab.hsr"),
+             importlib.import_module("hsr_lab")]
+    for base in bases:
+        obj = base
+        for part in dotted.removeprefix("hsr_lab.hsr.").removeprefix("hsr_lab.").split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    if "." in dotted:  # a module of hsr_lab.hsr, e.g. ``exact.at_least_one``
+        head, _, rest = dotted.partition(".")
+        try:
+            return _resolve(module, rest) if importlib.import_module(
+                f"hsr_lab.hsr.{head}") else None
+        except ImportError:
+            return None
+    return None
+
+
+@pytest.mark.parametrize("module", list(MODULES), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_the_module_docstrings_point_at_steps_that_exist(module):
+    """Each module's docstring names where every step lives, in its own file and in its twins';
+    every private or dotted name it cites must resolve, so a renamed step breaks this test."""
+    cited = _cited_names(module.__doc__)
+    assert set(STEPS) <= {name.rsplit(".", 1)[-1] for name in cited}, module.__name__
+    missing = sorted(name for name in cited if _resolve(module, name) is None)
+    assert not missing, f"{module.__name__} cites names that do not exist: {missing}"
+
+
+def _shadowed(module) -> list[str]:
+    """Names imported at module level and then bound again inside one of its functions."""
+    tree = ast.parse(inspect.getsource(module))
+    imported = {alias.asname or alias.name.split(".")[0] for node in tree.body
+                if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+    found = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef):
+            bound = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)
+                     and isinstance(n.ctx, ast.Store)}
+            bound |= {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+            found += [f"{fn.name}: {name}" for name in sorted(bound & imported)]
+    return found
+
+
+@pytest.mark.parametrize("module", list(MODULES), ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_no_function_of_a_tree_shadows_an_imported_name(module):
+    """A local ``margin`` would hide ``numerics.margin``: one name, one meaning."""
+    assert _shadowed(module) == []
+
+
+def test_the_compiled_counters_are_named_in_query_stats_order():
+    names = [f.name for f in fields(QueryStats)]
+    assert list(compiled._COUNTER_NAMES) == names[:len(compiled._COUNTER_NAMES)]
+    for index, name in zip((compiled._VISITED, compiled._PRUNED, compiled._REPORTED,
+                            compiled._PRODUCTS), compiled._COUNTER_NAMES, strict=True):
+        assert names[index] == name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_three_bounds_are_the_same_upper_and_lower_bound(dtype):
+    """``_weights`` and ``_bounds`` mean one thing in the three modules: at every node the
+    three ``(upper, lower)`` agree to a few roundings (each sums in its own order), the weight
+    rows of the fast twins bit for bit, and every point of the box scores in [lower, upper]."""
+    rng = np.random.default_rng(6)
+    points = (rng.standard_normal((400, 3)) * 10.0 ** rng.integers(-3, 4, (400, 1))).astype(dtype)
+    ref, fast, _ = twins(points, 8)
+    ref_nodes = {}
+    stack = [ref.root]
+    while stack:
+        node = stack.pop()
+        ref_nodes[node.start, node.stop] = node
+        stack.extend(child for child in (node.left, node.right) if child is not None)
+    for a in (rng.standard_normal(3), np.array([0.0, -1.0, 1e-8]), rng.standard_normal(3) * 1e6):
+        w_ref, w_fast = reference._weights(a), kdtree._weights(a[None, :])
+        w_jit, max_a = compiled._weights(a)
+        np.testing.assert_array_equal(w_fast[0], w_jit)
+        assert (w_ref.relative, w_ref.absolute, w_ref.max_a) == (w_jit[0, 6], w_jit[0, 7], max_a)
+        nodes = fast._nodes()
+        both = fast._bounds(np.zeros(len(nodes), dtype=np.int64), np.arange(len(nodes)), w_fast)
+        for i, node in enumerate(nodes):
+            upper, lower = reference._bounds(ref_nodes[node.start, node.stop], w_ref)
+            jit = compiled._bounds(fast._packed, i, w_jit)
+            scores = fast.points[node.start:node.stop].astype(np.float64) @ a
+            tol = 1e-13 * (abs(upper) + abs(lower) + node.rad * max_a)
+            for u, lo in (jit, tuple(both[i])):
+                assert abs(u - upper) <= tol and abs(lo - lower) <= tol
+            assert lower <= scores.min() and scores.max() <= upper
