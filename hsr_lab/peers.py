@@ -21,26 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from .hsr.exact import at_least
-from .hsr.numerics import TINY, UNIT_ROUNDOFF
+from .hsr.numerics import ETA32, TINY, UNIT_ROUNDOFF, UNIT_ROUNDOFF32
+from .optional import require
 from .validate import as_matrix, as_positive_int, as_scalar, as_vector
-
-_EPS32 = 2.0**-24  # unit roundoff of float32
-_TINY32 = 2.0**-149  # smallest float32 (subnormal): a value below it rounds to 0 in float32
 
 
 def _exponent(x: float) -> int:
     """The power of two e with ``x / 2^e`` in [0.5, 1) (0 for x = 0): dividing by 2^e is exact."""
     return int(np.frexp(x)[1])
-
-
-def _need(module: str, package: str) -> object:
-    """Import an optional dependency, or say which extra installs it."""
-    try:
-        return __import__(module)
-    except ImportError as err:
-        raise ImportError(f"{package} is needed for this peer; install it with "
-                          f"`pip install \"hsr_lab[peers]\"` (or `pip install {package}`)"
-                          ) from err
 
 
 class _Peer:
@@ -91,7 +79,7 @@ class FaissFlat(_Peer):
 
     def __init__(self, keys: object) -> None:
         super().__init__(keys)
-        faiss = _need("faiss", "faiss-cpu")
+        faiss = require("faiss", "peers", "FaissFlat (faiss-cpu)")
         if np.abs(self.keys).max() > 1e18:
             raise ValueError("FaissFlat works in float32: keys must have magnitude <= 1e18")
         self._max_abs = float(np.abs(self.keys).max())
@@ -104,8 +92,8 @@ class FaissFlat(_Peer):
         if np.abs(a).max(initial=0.0) > 1e18:
             raise ValueError("FaissFlat works in float32: a must have magnitude <= 1e18")
         big_a = float(np.abs(a).max(initial=0.0))
-        margin = (2.0 * (self.d + 2) * _EPS32 * big_a * self.max_l1
-                  + 2.0 * self.d * _TINY32 * (1.0 + big_a + self._max_abs))
+        margin = (2.0 * (self.d + 2) * UNIT_ROUNDOFF32 * big_a * self.max_l1
+                  + 2.0 * self.d * ETA32 * (1.0 + big_a + self._max_abs))
         radius = np.float32(t - margin - 1e-30)
         if radius >= t - margin:  # float32 rounded the radius up: step one float32 down
             radius = np.nextafter(radius, np.float32(-np.inf))
@@ -148,12 +136,13 @@ class BallReduction(_Peer):
         # Rounding of ||q' - k'||^2, of the lift and of r^2, all relative to 1 + M^2.
         self._slack2 = 64.0 * (self.d + 4) * UNIT_ROUNDOFF * (1.0 + self.max_norm**2)
         if kind == "scipy-ckd":
-            self.tree = _need("scipy.spatial", "scipy").spatial.cKDTree(lifted)
-        else:
-            _need("sklearn.neighbors", "scikit-learn")
-            from sklearn.neighbors import BallTree, KDTree
+            from scipy.spatial import cKDTree  # SciPy: a dependency of hsr_lab itself
 
-            self.tree = (BallTree if kind == "sklearn-ball" else KDTree)(lifted)
+            self.tree = cKDTree(lifted)
+        else:
+            neighbors = require("sklearn.neighbors", "peers", f"BallReduction({kind!r})")
+            tree = neighbors.BallTree if kind == "sklearn-ball" else neighbors.KDTree
+            self.tree = tree(lifted)
 
     def query(self, a: object, t: object) -> np.ndarray:
         """Sorted ids of every key with ``<a, k> >= t``."""

@@ -206,3 +206,51 @@ def test_a_decoder_step_that_fails_changes_nothing(monkeypatch):
     q = rng.standard_normal(2)
     row, _ = decoder.step(q, K[-1], V[-1])
     np.testing.assert_allclose(row, decoder.attend_dense(q)[0], rtol=1e-10, atol=1e-13)
+
+
+def _blocks_of_every_kind() -> list:
+    """One block of every backend, FaissScan too where faiss is installed, over shuffled ids."""
+    from hsr_lab.hsr import BruteForce, CompiledKDTree, ConvexLayers, NumpyKDTree, ReferenceKDTree
+    from hsr_lab.hsr.faiss_scan import FaissScan, usable
+
+    rng = np.random.default_rng(5)
+    points = rng.standard_normal((300, 2)).astype(np.float32)
+    ids = rng.permutation(1000)[:300].astype(np.int64)
+    kinds = [BruteForce, CompiledKDTree, ConvexLayers, NumpyKDTree, ReferenceKDTree]
+    blocks = [kind(points.astype(np.float64) if kind is ConvexLayers else points, ids, 8)
+              for kind in kinds]
+    blocks += [BruteForce(points, np.arange(300), 8)]  # ids that ascend: its answers do too
+    if usable(points):
+        blocks += [FaissScan(points, ids, 8), FaissScan(points, np.sort(ids), 8)]
+    return blocks
+
+
+@pytest.mark.parametrize("block", _blocks_of_every_kind(), ids=lambda b: type(b).__name__)
+def test_every_block_implements_the_whole_static_index(block):
+    """Every member of ``StaticIndex`` exists on every backend's block, with the meaning the
+    protocol gives it: ``points`` and ``ids`` are ``items()`` (row for row, in the block's
+    order), ``ascending`` is true only if the answers come ascending unsorted."""
+    from hsr_lab.hsr._base import StaticIndex
+
+    members = {name for name in vars(StaticIndex) if not name.startswith("_")}
+    members |= set(StaticIndex.__annotations__) | {"__len__"}
+    assert {"name", "ascending", "points", "ids", "query", "query_many", "items"} <= members
+    for name in members:
+        assert hasattr(block, name), f"{type(block).__name__} lacks {name}"
+    points, ids = block.items()
+    stored = {(tuple(x), int(i)) for x, i in zip(np.asarray(block.points, dtype=np.float64),
+                                                  np.asarray(block.ids), strict=True)}
+    assert stored == {(tuple(x), int(i)) for x, i in zip(points.astype(np.float64), ids,
+                                                       strict=True)}
+    assert len(block) == len(points) == 300 and isinstance(block.ascending, bool)
+    rng = np.random.default_rng(6)
+    for a in rng.standard_normal((5, 2)):
+        found, _ = block.query(a, -0.2)
+        assert len(found) > 1
+        if block.ascending:
+            assert (np.diff(found) > 0).all()
+            indptr, many, _ = block.query_many(np.stack([a, -a]), -0.2, sort=False)
+            assert all((np.diff(many[indptr[i]:indptr[i + 1]]) > 0).all() for i in range(2))
+    scans = ("BruteForce", "FaissScan")  # ascending iff their ids ascend; trees never
+    want = type(block).__name__ in scans and bool((np.diff(np.asarray(block.ids)) > 0).all())
+    assert block.ascending is want

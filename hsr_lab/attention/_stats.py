@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..hsr.plan import Decision
+
+if TYPE_CHECKING:
+    from ..hsr._base import StaticIndex
 
 
 @dataclass(eq=False)
@@ -118,6 +122,6 @@ def row_stats(method: str, kind: str, activated: int, inner_products: int, nodes
     )
 
 
-def kernel_of(blocks: Iterable[object]) -> str:
+def kernel_of(blocks: Iterable[StaticIndex]) -> str:
     """The kernel name of HSR blocks: their backends' names ("numpy", "brute", ...)."""
-    return joined(getattr(block, "name", "?") for block in blocks) or "none"
+    return joined(block.name for block in blocks) or "none"

@@ -67,8 +67,8 @@ def sparsity_sweep(n_values=None, c_values=(0.4, 0.8, 1.2), seeds: int = 5, d: i
     return SparsitySweep(n_arr, c_arr, result["counts"], d, n_queries)
 
 
-def activation_mask(m: int = 48, n: int = 256, d: int = 16, c: float = 0.4, alpha: int = 1,
-                    seed: int = 0) -> dict[str, np.ndarray]:
+def activation_mask(m: int = 48, n: int = 256, d: int = 16, c: float = theory.PAPER_C,
+                    alpha: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
     """A Gaussian instance at the paper's threshold: the scores, the ReLU^alpha matrix and its mask.
 
     A = ReLU(Q K^T / sqrt(d) - b)^alpha with b = sigma_a sqrt(c ln n), unit-norm queries.
@@ -126,7 +126,7 @@ def row_max_sweep(n_values=None, rows: int | None = None, d: int = 16, seed: int
     return RowMaxSweep(n_arr, r["max"], r["mean"], rows, d)
 
 
-def one_row_scores(n: int = 2**16, d: int = 16, c: float = 0.4, seed: int = 0
+def one_row_scores(n: int = 2**16, d: int = 16, c: float = theory.PAPER_C, seed: int = 0
                    ) -> tuple[np.ndarray, float, float]:
     """One row's scores s_j = <q, k_j>/sqrt(d) for a unit query and n Gaussian keys, with
     sigma_a (= 1/sqrt(d) here) and the paper's threshold b = sigma_a sqrt(c ln n)."""

@@ -45,7 +45,7 @@ class WorkSweep:
 
 
 def query_work_sweep(n_values=None, dims=(2, 3, 4, 8, 16, 64), n_queries: int = 8,
-                     c: float = 0.4, seed: int = 0, quick: bool | None = None,
+                     c: float = theory.PAPER_C, seed: int = 0, quick: bool | None = None,
                      force: bool = False) -> WorkSweep:
     """Mean nodes / inner products / k of the NumPy kd-tree at t = sqrt(c ln n), unit queries.
 

@@ -40,19 +40,28 @@ class StaticIndex(Protocol):
     - ``__init__(points, ids, leaf_size)``: points is a finite float64 (m, d) array with m >= 1,
       ids an int64 (m,) array; neither is modified nor kept by reference if the structure
       reorders it.
-    - ``query(a, t)`` returns ``(ids, stats)``: the ids (int64, any order, no repeats) of every
-      point x with ``<a, x> >= t`` (closed half-space), and the ``QueryStats`` of the query.
+    - ``query(a, t)`` returns ``(ids, stats)``: the ids (int64, no repeats; ascending if
+      ``ascending``, else in any order) of every point x with ``<a, x> >= t`` (closed
+      half-space), and the ``QueryStats`` of the query.
     - ``query_many(A, t, sort)`` answers ``query(A[i], t[i])`` for the m rows of A (t an (m,)
       array) as ``(indptr, ids, stats)``: row i's ids are ``ids[indptr[i]:indptr[i + 1]]``
-      (ascending if ``sort``), stats a ``BatchQueryStats``. ``query_many_by_loop`` is the
-      plain loop that backends without a batched walk use.
-    - ``items()`` returns ``(points, ids)`` of every stored point, in any order (used to merge
-      and rebuild blocks).
+      (ascending if ``sort`` or ``ascending``), stats a ``BatchQueryStats``.
+      ``query_many_by_loop`` is the plain loop that backends without a batched walk use.
+    - ``items()`` returns ``(points, ids)`` of every stored point as arrays, in any order (used
+      to merge and rebuild blocks); ``points`` and ``ids`` are the same, as the block stores
+      them (its own order; lists of floats and ints in the pure-Python reference), not copied.
     """
 
-    name: str
+    name: str  # the backend's name, as HSR(..., backend=name) asks for it
+    ascending: bool  # whether query (and query_many, unsorted) list each answer ascending
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None: ...
+
+    @property
+    def points(self) -> np.ndarray | list[list[float]]: ...
+
+    @property
+    def ids(self) -> np.ndarray | list[int]: ...
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]: ...
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._stats import BatchQueryStats, QueryStats
+from ._storage import compact_ids, key_dtype
 from .csr import indptr_of, sort_rows
 from .exact import at_least
 from .numerics import above32, abs_max, band32, band64, below32, float32_safe
@@ -27,17 +28,6 @@ _BLOCK32 = 1 << 18  # scores of one batch chunk (1 MiB of float32: the gemm outp
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
 _ROW_GROUP = 256  # batch rows scored together: chunks keep >= _BLOCK32 / 256 = 1024 columns,
 # so the per-chunk bookkeeping (chunks x rows) stays about n / 4 entries whatever the batch
-
-
-def key_dtype(points: np.ndarray) -> type:
-    """The dtype keys are stored in: float32 stays float32, everything else becomes float64."""
-    return np.float32 if points.dtype == np.float32 else np.float64
-
-
-def compact_ids(ids: np.ndarray) -> np.ndarray:
-    """The ids as int32 when they fit (half the memory), else int64; read back as int64."""
-    small = len(ids) == 0 or (ids.min() >= 0 and ids.max() < 2**31)
-    return np.array(ids, dtype=np.int32 if small else np.int64)
 
 
 def l1_reach(points: np.ndarray) -> float:
@@ -203,7 +193,7 @@ def _merge_rows(flats: list[np.ndarray], counts: np.ndarray, step: int, n: int
 
 
 class FlatStore:
-    """What a scan holds: ``points`` (n, d) and their ``_ids``, with no tree (depth 0).
+    """What a scan holds: ``points`` (n, d) and their ``ids``, with no tree (depth 0).
 
     Shared by ``BruteForce`` and ``faiss_scan.FaissScan``, which differ only in how they score.
     """
@@ -214,6 +204,17 @@ class FlatStore:
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """All stored points and their ids."""
         return self.points, self._ids.astype(np.int64)
+
+    @property
+    def ascending(self) -> bool:
+        """Whether answers come as sorted ids unasked: a scan lists the rows in order, so iff
+        the ids ascend."""
+        return self._ids_ascending
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids of ``points``, row for row (int32 when they fit: read back as int64)."""
+        return self._ids
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -262,12 +263,6 @@ class BruteForce(FlatStore):
         scan = cls.__new__(cls)
         scan._hold(points, ids)
         return scan
-
-    @property
-    def ascending(self) -> bool:
-        """Whether ``query`` returns sorted ids: it lists the rows in order, so iff the ids
-        ascend."""
-        return self._ids_ascending
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (exactly: ``numerics``): the scan itself."""

@@ -47,7 +47,8 @@ import numpy as np
 from ..optional import require
 from ._kernel_cache import cached_njit
 from ._stats import BatchQueryStats, QueryStats
-from .brute import BruteForce, compact_ids
+from ._storage import compact_ids
+from .brute import BruteForce
 from .csr import indptr_of
 from .exact import at_least_jit
 from .kdtree import NumpyKDTree

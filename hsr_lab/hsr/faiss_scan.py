@@ -1,4 +1,4 @@
-"""The float32 scan run by faiss (``IndexFlatIP.range_search``), made exact: a block for "auto".
+"""The float32 scan run by faiss (``IndexFlatIP.range_search``), made exact: a peer of ``brute``.
 
 faiss scores float32 keys in float32 with its own SIMD loops (a BLAS product for batches), so
 the band of ``numerics.band32`` bounds its error as it bounds ours (any summation order, FMA
@@ -6,8 +6,14 @@ included). The search asks for every score above ``below32(t - band)``; a score 
 ``above32(t + band)`` is settled exactly (``exact.at_least``). The answer is the exact
 predicate of ``numerics``, ``<a, x> >= t`` on the stored values, as from every other backend.
 faiss holds the only copy of the keys: ``points`` is a NumPy view of its storage. faiss is
-optional (``pip install "hsr_lab[peers]"``); "auto" races this block against ``BruteForce``
-only where it is installed.
+optional (``pip install "hsr_lab[peers]"``).
+
+``FaissScan`` implements ``StaticIndex`` but is not a backend of ``HSR``: the planner
+(``plan.py``) races only the kd-tree and ``BruteForce``, since faiss's scan never won a cell
+of ``benchmarks/results/hsr_float32.md``. It stays as a second, independently written float32
+scan that the same band makes exact: ``tests/test_exact.py`` and ``tests/test_adversarial.py``
+hold it to the exact oracle, as they hold every backend. (``peers.FaissFlat``, which
+``benchmarks/bench_peers.py`` times, is the user-level peer over faiss.)
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import numpy as np
 
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
-from .brute import FlatStore, compact_ids, scan, scan_many
+from ._storage import compact_ids
+from .brute import FlatStore, scan, scan_many
 from .csr import indptr_of, sort_rows
 from .exact import at_least
 from .numerics import above32, abs_max, band32, below32, float32_safe
@@ -31,7 +38,6 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
     """Scores every float32 point with faiss's flat inner-product scan: O(n d) per query."""
 
     name = "faiss"
-    ascending = True  # query returns ascending ids (``HSR.query`` need not sort them)
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         import faiss

@@ -63,7 +63,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._base import Node
 from ._stats import BatchQueryStats, QueryStats
-from .brute import compact_ids, key_dtype
+from ._storage import compact_ids, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .exact import at_least
 from .numerics import above32, abs_max, band32, band64, below32, box_floor, float32_safe, margin
@@ -278,6 +278,7 @@ class NumpyKDTree:
     """
 
     name = "numpy"
+    ascending = False  # ids come in tree order
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         n, self.d = points.shape

@@ -66,6 +66,7 @@ class ConvexLayers:
     """
 
     name = "layers"
+    ascending = False  # ids come layer by layer
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         points = np.asarray(points, dtype=np.float64)
@@ -235,6 +236,20 @@ class ConvexLayers:
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """(points, ids) of every stored point, layer by layer (copies)."""
         return self._points.copy(), self._ids.copy()
+
+    @property
+    def points(self) -> np.ndarray:
+        """The stored points, layer by layer, outermost first (read-only view)."""
+        view = self._points.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids of ``points``, row for row (read-only view)."""
+        view = self._ids.view()
+        view.flags.writeable = False
+        return view
 
     def __len__(self) -> int:
         return len(self._points)

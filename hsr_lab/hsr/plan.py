@@ -316,14 +316,14 @@ class Auto:
     @property
     def nbytes(self) -> int:
         """Bytes of the scans' unpacked ids (the points are the trees')."""
-        return sum(scan._ids.nbytes for scan in self._scans.values()
-                   if scan._ids.base is None)  # a compiled tree's, unpacked; not a view
+        return sum(scan.ids.nbytes for scan in self._scans.values()
+                   if scan.ids.base is None)  # a compiled tree's, unpacked; not a view
 
 
 def _answer(block: StaticIndex, a: np.ndarray, t: float) -> np.ndarray:
     """The ids ``HSR.query`` returns from this block alone: ascending (a tree's sorted)."""
     found = block.query(a, t)[0]
-    if getattr(block, "ascending", False) or not len(found):
+    if block.ascending or not len(found):
         return found
     return ascending(found, int(found.max()) + 1)
 

@@ -111,6 +111,7 @@ class ReferenceKDTree:
     """Pure-Python kd-tree answering ``<a, x> >= t``; the twin of ``NumpyKDTree``."""
 
     name = "reference"
+    ascending = False  # ids come in tree order
 
     def __init__(self, points: np.ndarray, ids: np.ndarray, leaf_size: int) -> None:
         rows = list(zip(points.tolist(), ids.tolist(), range(len(ids)), strict=True))

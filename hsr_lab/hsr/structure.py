@@ -214,8 +214,8 @@ class HSR:
         else:
             ids = np.concatenate([np.zeros(0, dtype=np.int64)] + [i for i, _ in answers])
             total = sum((cost for _, cost in answers), QueryStats())
-        if self._n_dead:
-            ids = ids[self._table.alive(ids)]  # type: ignore[union-attr]
+        if self._n_dead and self._table is not None:  # a dead id implies a table
+            ids = ids[self._table.alive(ids)]
         if sort and not self._ascending:
             ids = ascending(ids, self._n_ids)
         total.points_reported = len(ids)
@@ -243,8 +243,8 @@ class HSR:
         total = BatchQueryStats.zeros(len(A_mat))
         for _, _, cost in answers:
             total = total + cost
-        if self._n_dead:
-            indptr, ids = keep_rows(indptr, ids, self._table.alive(ids))  # type: ignore[union-attr]
+        if self._n_dead and self._table is not None:
+            indptr, ids = keep_rows(indptr, ids, self._table.alive(ids))
         if sort and not self._ascending:
             ids = sort_rows(indptr, ids)
         total.points_reported = np.diff(indptr)
@@ -253,7 +253,7 @@ class HSR:
     @property
     def _ascending(self) -> bool:
         """Whether the blocks' answers come ascending: one block that lists ascending ids."""
-        return len(self._blocks) == 1 and bool(getattr(self._blocks[0], "ascending", False))
+        return len(self._blocks) == 1 and self._blocks[0].ascending
 
     def _check_magnitude(self, name: str, queries: np.ndarray) -> None:
         """Refuse query vectors whose inner products with the points could overflow float64."""
