@@ -85,10 +85,13 @@ def test_plane_query_counts_the_inner_products_of_the_tree_walk(angle):
     assert f"= {stats.inner_products} inner products" in fig.axes[0].get_title()
 
 
-def test_the_plane_offset_is_t_as_in_the_query_and_the_old_name_warns():
+@pytest.mark.parametrize("t", [-0.4, 0.3, 1.7])
+def test_the_plane_query_reports_what_hsr_query_reports_at_the_same_t(t):
+    """The panel's offset is HSR.query's t: the same points, the same closed half-plane."""
+    from hsr_lab import HSR
     from hsr_lab.experiments import plane_query
 
-    with pytest.warns(DeprecationWarning, match="offset"):
-        old = plane_query(n=50, angle=1.0, offset=0.3)
-    new = plane_query(n=50, angle=1.0, t=0.3)
-    assert old.t == new.t == 0.3 and np.array_equal(old.reported, new.reported)
+    pq = plane_query(n=50, angle=1.0, t=t)
+    assert pq.t == t
+    np.testing.assert_array_equal(pq.reported, HSR(pq.points, backend="brute").query(pq.a, t))
+    assert 0 < len(pq.reported) < 50

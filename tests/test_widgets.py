@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import io
 import re
-import sys
 
 import matplotlib
 
@@ -342,19 +341,6 @@ def test_the_relu_sliders_reach_attention_and_the_tree_as_alpha_and_b(monkeypatc
     assert panel.message is None
     assert seen["attention"][-2:] == [(3, 0.35)] * 2  # dense and hsr
     assert seen["tree"][-1] == 0.35
-
-
-@pytest.mark.parametrize(("old", "new"), [
-    ("hsr_lab.figures.interactive", "hsr_lab.figures.views"),
-    ("hsr_lab.data.real_stats", "hsr_lab.experiments.real_stats"),
-])
-def test_an_old_import_path_still_works_and_says_where_to_go(old, new, monkeypatch):
-    monkeypatch.delitem(sys.modules, old, raising=False)
-    with pytest.warns(DeprecationWarning, match=re.escape(new)):
-        alias = importlib.import_module(old)
-    target = importlib.import_module(new)
-    assert alias.__all__ and all(getattr(alias, name) is getattr(target, name)
-                                 for name in alias.__all__)
 
 
 # ---------------------------------------------------------------- SmolLM2 (needs its weights)

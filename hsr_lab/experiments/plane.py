@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,17 +30,12 @@ class PlaneQuery:
 
 
 def plane_query(n: int = 300, angle: float = 0.6, t: float = 1.0, leaf_size: int = 8,
-                seed: int = 0, *, offset: float | None = None) -> PlaneQuery:
+                seed: int = 0) -> PlaneQuery:
     """Gaussian points in the plane and the half-plane with normal (cos angle, sin angle).
 
     Reports {x : <a, x> >= t} with a = (cos angle, sin angle), and traces the pure-Python
     kd-tree (``ReferenceKDTree.trace``) and the convex layers on the same query.
-    ``offset`` is a deprecated name of ``t`` (it warns; it goes away in the next release).
     """
-    if offset is not None:
-        warnings.warn("plane_query(offset=...) is deprecated: the offset is t, as in "
-                      "HSR.query(a, t)", DeprecationWarning, stacklevel=2)
-        t = offset
     points, tree, layers = _structures(n, leaf_size, seed)
     a = np.array([np.cos(angle), np.sin(angle)])
     visited = tree.trace(a, t)

@@ -66,12 +66,10 @@ class PlaneScene:
             self._grey = [ax.scatter([], [], s=4, color=FAINT, linewidths=0, zorder=4)
                           for ax in self.axes]
 
-    def show(self, n: int = 200, angle: float = 0.6, t: float = 1.0,
-             offset: float | None = None) -> PlaneQuery:
+    def show(self, n: int = 200, angle: float = 0.6, t: float = 1.0) -> PlaneQuery:
         """Draw the query <a, x> >= t, a = (cos angle, sin angle), over n Gaussian points (the
-        same seed); return its trace. ``offset``: deprecated name of ``t``."""
-        pq = plane_query(n=n, angle=angle, t=t, leaf_size=self.leaf_size, seed=self.seed,
-                         offset=offset)
+        same seed); return its trace."""
+        pq = plane_query(n=n, angle=angle, t=t, leaf_size=self.leaf_size, seed=self.seed)
         if n != self.n:  # a new point set (grey points are moving artists)
             self.n = n
             for grey in self._grey:
