@@ -1,5 +1,6 @@
-"""Adversarial tests of attention: hsr against dense on ties at b, at every scale 2^k, and the
-defects of issue 13 (items 4, 6, 8), each as a regression test.
+"""Adversarial tests of attention: hsr against dense on ties at b, at every scale 2^k, on
+inputs at the edges of what dense accepts, on a key exactly at b and on values near the float
+limit.
 
 "The same result" (``scores.py``): the kept sets are identical, entry by entry, on every path
 (``stats.activated`` and ``stats.empty`` are equal), and the outputs agree to rounding.
@@ -50,7 +51,7 @@ def same(kind: str, Q, K, V, b, alpha=1, **kw) -> None:
         np.testing.assert_allclose(st_h.dropped_mass, st_d.dropped_mass, rtol=1e-9, atol=1e-12)
 
 
-# -- issue 13, item 4: inputs dense accepts, hsr and Decoder refused ---------------------------
+# -- inputs at the edge of the float range: what dense computes, hsr and Decoder compute ------
 def test_huge_queries_are_computed_by_hsr_as_by_dense():
     Q, K, V = [[1e160, 0]], [[1e-20, 0], [2e-20, 1]], [[1.0], [2.0]]
     for kind in ("relu", "softmax"):
@@ -80,7 +81,7 @@ def test_tiny_magnitudes_are_reported_like_dense():
     same("relu", Q, K, V, 5e-194)
 
 
-# -- issue 13, item 6: a key exactly at b, rounded differently by the two paths ---------------
+# -- a key exactly at b, whose score two paths could round differently ------------------------
 def test_a_key_at_the_threshold_is_kept_by_both_paths_or_neither():
     rng = np.random.default_rng(34)
     rng.integers(2, 9), rng.integers(2, 12), rng.integers(1, 4)
@@ -96,7 +97,7 @@ def test_a_key_at_the_threshold_is_kept_by_both_paths_or_neither():
         close(row, ref, V)
 
 
-# -- issue 13, item 8: values near the float limit ----------------------------------------------
+# -- values near the float limit ----------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["relu", "softmax"])
 @pytest.mark.parametrize("top", [1.5e308, np.finfo(np.float64).max])
 def test_values_near_the_float_limit_give_finite_rows(kind, top):

@@ -142,7 +142,7 @@ def test_the_specialisations_that_are_ours_are_marked():
 # ---------------------------------------------------------------- the notation table
 
 
-def test_notation_table_fixes_the_symbols_the_issue_names():
+def test_notation_table_fixes_the_paper_symbols_the_lab_uses():
     symbols = " ".join(notation_symbols())
     for symbol in ("$n$", "$m$", "$d$", r"$\alpha$", "$b$", "$a, t$", r"$\sigma_a$", "$k$", "k_j",
                    r"$\epsilon_i$", r"$\bar\Phi(x)$", "$c$"):

@@ -486,9 +486,9 @@ def test_lone_and_batched_walks_count_the_same_boxes_when_bounds_round():
         assert stats[i] == cost
 
 
-# -- regressions of issue 13 (adversarial testing) ---------------------------------------------
+# -- adversarial inputs: refusals, extreme magnitudes, deletes, array subclasses -----------------
 def test_rejected_add_leaves_the_structure_as_it_was():
-    """Issue 13.1: a refused add records nothing, not even its largest coordinate."""
+    """A refused add records nothing, not even its largest coordinate."""
     hsr = HSR(np.zeros((4, 2)), backend="numpy")
     with pytest.raises(ValueError, match="points"):
         hsr.add([[1e200, 0.0]])
@@ -498,7 +498,7 @@ def test_rejected_add_leaves_the_structure_as_it_was():
 
 @pytest.mark.parametrize("backend", ["numpy", "compiled", "reference", "brute"])
 def test_tiny_magnitudes_keep_the_margin(backend):
-    """Issue 13.2: squared norms of 1e-170 underflow to 0; the margin uses none."""
+    """Squared norms of 1e-170 underflow to 0; the margin uses none, so it holds here."""
     hsr = HSR(np.array([[-1e-170], [1e-193]]), backend=backend)
     np.testing.assert_array_equal(hsr.query([-1.0], -1e-194), [0])
     _, ids = hsr.query_many([[-1.0], [-1.0]], -1e-194)
@@ -507,7 +507,7 @@ def test_tiny_magnitudes_keep_the_margin(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "compiled", "brute"])
 def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkeypatch):
-    """Issue 13.3: once every block is dropped nothing dead is stored, so the next deletes
+    """Once every block is dropped nothing dead is stored, so the next deletes
     rebuild nothing."""
     hsr = HSR(np.random.default_rng(0).standard_normal((1000, 2)), backend=backend)
     hsr.delete(np.arange(1000))
@@ -524,7 +524,7 @@ def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkey
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix, on purpose
 def test_numpy_subclasses_are_plain_arrays_and_masks_are_refused():
-    """Issue 13.7: np.matrix is read as a plain array; a masked entry is refused, not stored."""
+    """np.matrix is read as a plain array; a masked entry is refused, not stored."""
     P = np.random.default_rng(0).standard_normal((30, 2))
     hsr = HSR(np.matrix(P), backend="numpy")
     expected = HSR(P, backend="numpy").query([1.0, 0.5], 0.2)
@@ -541,7 +541,7 @@ def test_numpy_subclasses_are_plain_arrays_and_masks_are_refused():
 
 
 def test_huge_int_threshold_and_uint64_ids_are_named():
-    """Issue 13.9: an int t beyond the float range is a ValueError naming t; a uint64 id of
+    """An int t beyond the float range is a ValueError naming t; a uint64 id of
     2^63 is shown as given."""
     hsr = HSR(np.zeros((3, 2)), backend="numpy")
     with pytest.raises(ValueError, match="t"):

@@ -136,7 +136,7 @@ def test_missing_optional_package_names_the_extra(monkeypatch, module, build):
 @pytest.mark.parametrize(("key_exp", "a_exp"), [(-560, 0), (-1000, 990), (0, -1000), (450, -460),
                                                 (-60, -60), (60, 0), (55, -160), (-150, 0)])
 def test_margins_hold_at_every_scale(peer, key_exp, a_exp):
-    """Issue 13.2: margins built from squared norms vanish below about 1e-162. Keys scaled by
+    """Margins built from squared norms would vanish below about 1e-162. Keys scaled by
     2^key_exp, queries by 2^a_exp and t by both: exact dyadic scores, the same answers."""
     if peer == "faiss-flat" and max(key_exp, a_exp) > 55:
         pytest.skip("FaissFlat works in float32: magnitudes up to 1e18")

@@ -85,8 +85,8 @@ def test_an_update_that_fails_midway_changes_nothing(monkeypatch, backend, updat
 
 
 def test_a_rejected_add_keeps_float32_keys_float32():
-    """The report: ``add`` of a too-large point used to widen every block to float64 before
-    the check refused it."""
+    """A refused ``add`` of a too-large point leaves float32 blocks float32: the magnitude
+    check runs before anything is widened to float64."""
     hsr = HSR(np.zeros((100, 2), np.float32), backend="numpy")
     nbytes = hsr.nbytes
     with pytest.raises(ValueError, match="magnitude"):

@@ -200,7 +200,7 @@ def test_float32_keys_take_compact_indexes():
 
 def test_the_compiled_tree_keeps_24_bit_ids_within_1_5x_the_float32_keys():
     """Ids below 2^24 take 3 bytes (uint16 + uint8), so the compiled tree over float32 keys at
-    d = 2 (points 1x, ids 0.375x, nodes) stays within issue 16's 1.5x; larger ids fall back to
+    d = 2 (points 1x, ids 0.375x, nodes) stays within 1.5x the keys; larger ids fall back to
     int32 and are reported unchanged."""
     rng = np.random.default_rng(4)
     K = rng.standard_normal((2**16, 2)).astype(np.float32)

@@ -246,6 +246,15 @@ def test_the_relu_panel_shows_the_kd_tree_pruning(n):
     left, right = _titles(panel.result)
     assert _counter(left, "nodes visited") > 0 and _counter(left, "pruned") > 0, left
     assert 0 < _counter(right, "inner products per row") < n, right
+    # Both titles print one tree's counters: those of relu_tree_counters on the panel's rows.
+    from hsr_lab.figures.views import _instance
+
+    controls = {name: control.value for name, control in panel.controls.items()}
+    Q, K, _ = _instance(32, n, controls["d"], 0)
+    tree = relu_tree_counters(Q, K, controls["b"], "numpy")
+    assert _counter(left, "nodes visited") == round(tree.nodes_visited.mean())
+    assert _counter(left, "pruned") == round(tree.nodes_pruned.mean())
+    assert _counter(right, "inner products per row") == round(tree.inner_products.mean())
 
 
 def test_relu_tree_counters_are_the_trees_and_refuse_other_backends():

@@ -2,10 +2,11 @@
 
 A view is a plain function ``view_*(**values) -> Figure`` (``hsr_lab.figures.views``) that can
 be called and tested without a kernel; a panel is the Python Data Science Handbook's
-``interact(plot_fn, ...)``: one control per argument, under the argument's own name, so a
-slider's ``n``, ``alpha`` or ``b`` reaches the view, ``relu_attention`` and ``HSR`` as ``n``,
-``alpha`` and ``b``. How a panel redraws fast (frozen layout, blitting, cropped PNG) is the
-business of ``hsr_lab.widgets.render``.
+``interact(plot_fn, ...)``: one control per argument, under the argument's own name. The
+ReLU panel's ``alpha`` and ``b`` reach the view and then ``relu_attention`` as ``alpha`` and
+``b`` (the kd-tree, ``HSR``, is queried at the threshold ``t = sqrt(d) b``); its ``n`` and
+``d`` size the instance the view draws. How a panel redraws fast (frozen layout, blitting,
+cropped PNG) is the business of ``hsr_lab.widgets.render``.
 
     from hsr_lab.widgets import relu_panel
     relu_panel()          # in a notebook cell
