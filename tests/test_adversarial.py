@@ -241,7 +241,7 @@ def test_float_data_at_every_scale_equals_the_scan(d, k, seed):
             COUNT["float scaled"] += 2
 
 
-# -- float32 keys: scored in float32, the band around t rescored in float64 -------------------
+# -- float32 keys: scored in float32, the band around t settled exactly (hsr/exact.py) --------
 @st.composite
 def float32_instances(draw, max_n: int = 40, max_d: int = 10, max_m: int = 3):
     """float32 points ``ints * 2^(k + e_row)`` (ints up to 2^16, so their products with the
@@ -289,7 +289,8 @@ def test_float32_keys_equal_the_exact_oracle_on_every_backend(instance, leaf_siz
 @settings(max_examples=examples(100))
 @given(float32_instances())
 def test_faiss_scan_equals_the_exact_oracle(instance):
-    """faiss's float32 scan, as "auto" uses it: the band rescored in float64, ties included."""
+    """faiss's float32 scan (``FaissScan``): the band around t settled exactly (``hsr/exact.py``),
+    ties included."""
     pytest.importorskip("faiss")
     from hsr_lab.hsr.faiss_scan import FaissScan
 
