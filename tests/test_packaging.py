@@ -124,3 +124,82 @@ def test_notebook_06_without_its_packages_stops_in_one_line(tmp_path, monkeypatc
     assert errors[0].traceback == [f"MissingOptional: {errors[0].evalue}"]
     assert "'tokenizers'" in errors[0].evalue and "pip install 'hsr_lab[real]'" in errors[0].evalue
     assert all(cell.execution_count is None for cell in code[1:]), "it stops at the check"
+
+
+# ---------------------------------------------------------------- the layers of the package
+
+PACKAGE = ROOT / "hsr_lab"
+
+
+def _layout_block() -> str:
+    """The README's Layout block: the package's tree, bottom layer first."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    return block[block.index("hsr_lab/"):block.index("\nnotebooks/")]
+
+
+def _layers() -> list[str]:
+    """The package's top-level entries in the README's order: 'theory', 'hsr', 'cli', ..."""
+    names = re.findall(r"^  (\w+)(?:\.py|/)", _layout_block(), flags=re.MULTILINE)
+    return [name for name in names if name != "__main__"]
+
+
+def _top(module: str) -> str:
+    """The top-level entry of ``hsr_lab.x.y``, or of a name the package itself exports."""
+    import importlib
+
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "__init__"
+    if (PACKAGE / parts[1]).is_dir() or (PACKAGE / f"{parts[1]}.py").is_file():
+        return parts[1]
+    return getattr(importlib.import_module("hsr_lab"), parts[1]).__module__.split(".")[1]
+
+
+def _imports_of(path: Path) -> set[str]:
+    """The top-level entries of hsr_lab that ``path`` imports (relative imports resolved)."""
+    here = ["hsr_lab", *path.relative_to(PACKAGE).with_suffix("").parts]
+    if path.name == "__init__.py":
+        here[-1] = "__init__"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level] if node.level else []
+            module = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            names = [f"{module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {_top(name) for name in names if name.split(".")[0] == "hsr_lab"}
+    return found
+
+
+def test_every_module_imports_only_the_layers_below_it():
+    """The README's layout is the package's layers, bottom first: each top-level module or
+    folder imports only from those listed before it (within a folder, freely)."""
+    layers = _layers()
+    spine = [layers.index(name) for name in ("validate", "theory", "hsr", "attention",
+                                             "experiments", "figures", "widgets", "cli")]
+    assert spine == sorted(spine), layers
+    rank = {name: i for i, name in enumerate(layers)} | {"__main__": len(layers)}
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        top = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        upward += [f"{path.relative_to(PACKAGE)} imports {other}" for other in
+                   _imports_of(path) - {top} if rank[other] >= rank[top]]
+    assert not upward, upward
+
+
+def test_the_readme_layout_names_every_module():
+    """Each module of hsr_lab and of its folders, and each folder inside them, appears in the
+    README's layout (a new module is described where a reader looks for it)."""
+    block = _layout_block()
+    names = {path.name for path in PACKAGE.glob("*.py")}
+    for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        names |= {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+        names |= {f"{p.name}/" for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__"}
+        names.add(f"{folder.name}/")
+    missing = sorted(name for name in names if not re.search(rf"(?<![\w/]){re.escape(name)}",
+                                                             block))
+    assert not missing, f"README.md's Layout does not name {missing}"
