@@ -182,6 +182,13 @@ def paper_threshold(n: npt.ArrayLike, sigma: npt.ArrayLike = 1.0, c: float = PAP
     """The paper's bias b = sigma sqrt(c ln n) (c = 0.4 in the paper; n = 1 gives b = 0).
 
     Pass sigma = sigma_a (score_sigma) to threshold the scores s_j = <q, k_j>/sqrt(d).
+
+    Examples
+    --------
+    >>> round(paper_threshold(2**20), 4)  # sqrt(0.4 ln 2^20)
+    2.3548
+    >>> paper_threshold([1, 2**10, 2**20], sigma=0.25).round(4).tolist()
+    [0.0, 0.4163, 0.5887]
     """
     n = _sizes("n", n)
     sigma = _reals("sigma", sigma, lo=0.0, lo_open=True, hint=" (a standard deviation)")
@@ -193,6 +200,13 @@ def score_sigma(q_norm: npt.ArrayLike, sigma_k: float, d: int) -> FloatOrArray:
     """sigma_a = sigma_k ||q|| / sqrt(d): the std of the score s_j = <q, k_j>/sqrt(d).
 
     Exact for Gaussian keys k_j ~ N(0, sigma_k^2 I_d): s_j is then N(0, sigma_a^2) for fixed q.
+
+    Examples
+    --------
+    A query of norm 4 against N(0, I_16) keys: scores <q, k>/sqrt(16) of std 1.
+
+    >>> score_sigma(4.0, sigma_k=1.0, d=16)
+    1.0
     """
     q_norm = _reals("q_norm", q_norm, lo=0.0, hint=" (a norm ||q||)")
     sigma_k = _scalar("sigma_k", sigma_k, lo=0.0, lo_open=True, hint=" (a standard deviation)")
@@ -201,7 +215,13 @@ def score_sigma(q_norm: npt.ArrayLike, sigma_k: float, d: int) -> FloatOrArray:
 
 
 def activation_probability(b: npt.ArrayLike, sigma: npt.ArrayLike) -> FloatOrArray:
-    """P(s_j > b) = Phibar(b / sigma) for s_j ~ N(0, sigma^2), Phibar the normal upper tail."""
+    """P(s_j > b) = Phibar(b / sigma) for s_j ~ N(0, sigma^2), Phibar the normal upper tail.
+
+    Examples
+    --------
+    >>> round(activation_probability(1.0, sigma=1.0), 4), activation_probability(0.0, sigma=2.0)
+    (0.1587, 0.5)
+    """
     b = _reals("b", b)
     sigma = _reals("sigma", sigma, lo=0.0, lo_open=True, hint=" (a standard deviation)")
     return _out(special.ndtr(-b / sigma))
@@ -211,6 +231,13 @@ def expected_activated(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     """E[k] = n Phibar(sqrt(c ln n)): the exact expected count of s_j > b = sigma_a sqrt(c ln n).
 
     It does not depend on sigma_a, since b scales with it.
+
+    Examples
+    --------
+    At n = 2^20 the exact expectation is far below the paper's n^{4/5} = 65536:
+
+    >>> round(expected_activated(2**20)), round(paper_bound(2**20))
+    (9716, 65536)
     """
     n = _sizes("n", n)
     c = _c(c)
@@ -218,20 +245,38 @@ def expected_activated(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
 
 
 def paper_bound(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
-    """n^{1 - c/2} = n exp(-b^2 / (2 sigma^2)) at b = sigma sqrt(c ln n): n^{4/5} at c = 0.4."""
+    """n^{1 - c/2} = n exp(-b^2 / (2 sigma^2)) at b = sigma sqrt(c ln n): n^{4/5} at c = 0.4.
+
+    Examples
+    --------
+    >>> round(paper_bound(2**20)), round(paper_bound(2**20, c=1.0))  # n^{4/5}, n^{1/2}
+    (65536, 1024)
+    """
     n = _sizes("n", n)
     c = _c(c)
     return _out(n ** (1.0 - c / 2.0))
 
 
 def paper_whp_bound(n: npt.ArrayLike) -> FloatOrArray:
-    """2 n^{4/5}: the paper's with-high-probability bound on the activated entries of one row."""
+    """2 n^{4/5}: the paper's with-high-probability bound on the activated entries of one row.
+
+    Examples
+    --------
+    >>> round(paper_whp_bound(2**10))  # 2 (2^10)^{4/5}
+    512
+    """
     n = _sizes("n", n)
     return _out(2.0 * n**0.8)
 
 
 def upper_tail(x: npt.ArrayLike) -> FloatOrArray:
-    """Phibar(x) = P(Z > x) for Z ~ N(0, 1): the standard normal upper tail (exact)."""
+    """Phibar(x) = P(Z > x) for Z ~ N(0, 1): the standard normal upper tail (exact).
+
+    Examples
+    --------
+    >>> upper_tail(0.0), round(upper_tail(1.96), 4)
+    (0.5, 0.025)
+    """
     return _out(special.ndtr(-_reals("x", x)))
 
 
@@ -240,6 +285,13 @@ def gaussian_tail_bound(x: npt.ArrayLike) -> FloatOrArray:
 
     From Markov on e^{lambda Z}: P(Z > x) <= exp(lambda^2/2 - lambda x), smallest at
     lambda = x. At x = sqrt(c ln n) it is n^{-c/2}, the step behind n^{4/5} (c = 0.4).
+
+    Examples
+    --------
+    The bound holds, loosely:
+
+    >>> round(gaussian_tail_bound(2.0), 4), round(upper_tail(2.0), 4)
+    (0.1353, 0.0228)
     """
     x = _reals("x", x, lo=0.0, hint=" (the bound is stated for x >= 0)")
     return _out(np.exp(-(x**2) / 2.0))
@@ -251,6 +303,11 @@ def chernoff_binomial_bound(mu_high: npt.ArrayLike, delta: npt.ArrayLike) -> Flo
 
     delta = 1 gives exp(-mu_H / 3): a count whose mean is at most mu_H exceeds 2 mu_H with
     probability at most exp(-mu_H / 3).
+
+    Examples
+    --------
+    >>> chernoff_binomial_bound(30.0, 1.0) == math.exp(-10.0)  # delta = 1: exp(-mu_H / 3)
+    True
     """
     mu_high = _reals("mu_high", mu_high, lo=0.0, hint=" (an upper bound on a mean count)")
     delta = _reals("delta", delta, lo=0.0, lo_open=True, hint=" (the relative excess)")
@@ -258,7 +315,13 @@ def chernoff_binomial_bound(mu_high: npt.ArrayLike, delta: npt.ArrayLike) -> Flo
 
 
 def binomial_tail(n: npt.ArrayLike, p: npt.ArrayLike, k: npt.ArrayLike) -> FloatOrArray:
-    """P(X >= k) for X ~ Binomial(n, p), exact (scipy): the oracle of the Chernoff bound."""
+    """P(X >= k) for X ~ Binomial(n, p), exact (scipy): the oracle of the Chernoff bound.
+
+    Examples
+    --------
+    >>> binomial_tail(10, 0.5, 10) == 0.5**10, binomial_tail(4, 0.5, 2)  # 11/16
+    (True, 0.6875)
+    """
     n = _sizes("n", n)
     p = _reals("p", p, lo=0.0, hi=1.0, hint=" (a probability)")
     k = _reals("k", k)
@@ -271,6 +334,13 @@ def paper_whp_failure(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     A row's count is Binomial(n, p) with p = Phibar(sqrt(c ln n)) <= n^{-c/2}, so its mean is
     at most mu_H = n^{1 - c/2}; ``chernoff_binomial_bound(mu_H, 1)``. With m rows, a union
     bound gives m exp(-n^{4/5} / 3) at c = 0.4: negligible for any n worth the name.
+
+    Examples
+    --------
+    Already at n = 2^10 a row keeps more than 2 n^{4/5} entries with negligible probability:
+
+    >>> paper_whp_failure(2**10) < 1e-37
+    True
     """
     return chernoff_binomial_bound(paper_bound(n, c), 1.0)
 
@@ -281,6 +351,11 @@ def mills_ratio_factor(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
     By Mills' ratio it is about sqrt(2 pi) t = sqrt(2 pi c ln n) (sqrt(0.8 pi ln n) at
     c = 0.4), from above, with relative error about 1/t^2 = 1/(c ln n). It equals 2 at n = 1.
     This growing gap is why a log-log slope fitted over finite n sits below 1 - c/2.
+
+    Examples
+    --------
+    >>> mills_ratio_factor(1), round(mills_ratio_factor(2**20), 2)
+    (2.0, 6.75)
     """
     n = _sizes("n", n)
     c = _c(c)
@@ -294,6 +369,13 @@ def local_slope(n: npt.ArrayLike, c: float = PAPER_C) -> FloatOrArray:
 
     Since phi(t)/Phibar(t) > t, this is below 1 - c/2; it increases towards it as
     1 - c/2 - 1/(2 ln n) + O(1/ln^2 n). Requires n > 1 (it tends to -inf as n -> 1).
+
+    Examples
+    --------
+    The finite-n slope stays below 4/5, approaching it slowly:
+
+    >>> local_slope([2**10, 2**20, 2**40]).round(4).tolist()
+    [0.7501, 0.7715, 0.7843]
     """
     n = _reals("n", n, lo=1.0, lo_open=True, hint=" (the slope diverges at n = 1)")
     c = _c(c)
@@ -315,6 +397,11 @@ def part1_exponent(d: int) -> float:
     but the known bound there is O(log n + k) (the plane: Chazelle, Guibas and Lee 1985;
     space: Chan 2000, Afshani and Chan 2009), not O(1 + k): ``part1_query_work`` uses log n
     there. The exponent of n is still 0 (a logarithm grows slower than any power). Needs d >= 2.
+
+    Examples
+    --------
+    >>> part1_exponent(8), part1_exponent(64), part1_exponent(2)
+    (0.75, 0.96875, 0.0)
     """
     return 1.0 - 1.0 / (_dim(d) // 2)
 
@@ -326,6 +413,13 @@ def part1_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool
 
     At d = 2, 3 the exponent formula would give 1 + k; the known bound is log n + k
     (``part1_exponent`` says where each comes from).
+
+    Examples
+    --------
+    >>> part1_query_work(2**20, 8, k=100)  # (2^20)^{3/4} + k
+    32868.0
+    >>> round(part1_query_work(2**20, 2, k=100), 4)  # ln n + k in the plane
+    113.8629
     """
     n, d = _sizes("n", n), _dim(d)
     k = _reals("k", k, lo=0.0, hint=" (the number of reported points)")
@@ -336,7 +430,13 @@ def part1_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool
 
 def part2_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool = False
                      ) -> FloatOrArray:
-    """Part 2 query: log n + k, or d (log n + k) if include_d."""
+    """Part 2 query: log n + k, or d (log n + k) if include_d.
+
+    Examples
+    --------
+    >>> round(part2_query_work(2**20, 64, k=100), 4), round(part2_query_work(2**20, 64, 100, True))
+    (113.8629, 7287)
+    """
     n = _sizes("n", n)
     d = _dim(d)
     k = _reals("k", k, lo=0.0, hint=" (the number of reported points)")
@@ -345,13 +445,25 @@ def part2_query_work(n: npt.ArrayLike, d: int, k: npt.ArrayLike, include_d: bool
 
 
 def part1_build(n: npt.ArrayLike) -> FloatOrArray:
-    """Part 1 build: n log n."""
+    """Part 1 build: n log n.
+
+    Examples
+    --------
+    >>> part1_build(math.e**2) == 2 * math.e**2  # n ln n
+    True
+    """
     n = _sizes("n", n)
     return _out(n * np.log(n))
 
 
 def part2_build(n: npt.ArrayLike, d: int) -> FloatOrArray:
-    """Part 2 build: n^{floor(d/2)} (inf where it overflows a float; see bounds_table for log10)."""
+    """Part 2 build: n^{floor(d/2)} (inf where it overflows a float; see bounds_table for log10).
+
+    Examples
+    --------
+    >>> part2_build(10, 8)  # 10^{floor(8/2)}
+    10000.0
+    """
     n = _sizes("n", n)
     with np.errstate(over="ignore"):
         return _out(n ** float(_dim(d) // 2))
@@ -365,6 +477,11 @@ def kdtree_depth(n: npt.ArrayLike, leaf_size: int = 32) -> FloatOrArray:
     coordinates: at n = 2^20 and leaf size 32 that is 15, and a leaf's box is never cut in at
     least d - 15 of its coordinates (49 at d = 64). Those unsplit sides keep every box wide,
     which is why the box test prunes nothing in high dimension.
+
+    Examples
+    --------
+    >>> kdtree_depth([16, 33, 2**20], leaf_size=32).tolist()
+    [0.0, 1.0, 15.0]
     """
     n = _sizes("n", n)
     leaf = as_positive_int("leaf_size", leaf_size)
@@ -394,6 +511,11 @@ def decoding_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
     """Decoding: m n^{4/5} (Part 2 built once on the KV cache, build not counted) vs m n.
 
     The common factor d and the lower-order d log n per query are left out.
+
+    Examples
+    --------
+    >>> decoding_cost(2**20, m=1, d=64)
+    RunningTime(decoding: m n^{4/5} vs m n; hsr=6.554e+04, naive=1.049e+06, speedup=16)
     """
     n, m = _sizes("n", n), _sizes("m", m)
     _dim(d)
@@ -402,7 +524,13 @@ def decoding_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
 
 def prefill_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
     """Prefilling: m n^{1 - 1/floor(d/2)} + m n^{4/5} (Part 1 on the new keys) vs m n; at
-    d = 2, 3 Part 1's search term is log n (``part1_query_work``)."""
+    d = 2, 3 Part 1's search term is log n (``part1_query_work``).
+
+    Examples
+    --------
+    >>> prefill_cost(2**20, m=2**20, d=8)
+    RunningTime(prefill: m n^{0.75} + m n^{4/5} vs m n; hsr=1.031e+11, naive=1.1e+12, speedup=10.67)
+    """
     n, m = _sizes("n", n), _sizes("m", m)
     search = part1_query_work(n, d, 0.0)
     term = f"n^{{{part1_exponent(d):.4g}}}" if d >= PART1_FROM_D else "log n"
@@ -414,7 +542,13 @@ def prefill_cost(n: npt.ArrayLike, m: npt.ArrayLike, d: int) -> RunningTime:
 
 
 def softmax_error_bound(eps: npt.ArrayLike, v_inf: float) -> float:
-    """||Attn - Attn_hat||_inf <= 2 max_i eps_i ||V||_inf, eps_i row i's dropped softmax mass."""
+    """||Attn - Attn_hat||_inf <= 2 max_i eps_i ||V||_inf, eps_i row i's dropped softmax mass.
+
+    Examples
+    --------
+    >>> softmax_error_bound([0.01, 0.05], v_inf=2.0)  # 2 * 0.05 * 2
+    0.2
+    """
     eps = _reals("eps", eps, lo=0.0, hi=1.0, hint=" (a share of softmax mass)")
     if eps.size == 0:
         raise ValueError("eps must hold at least one row's dropped mass; got an empty array")
@@ -426,6 +560,13 @@ def dropped_mass_bound(n: npt.ArrayLike, gamma: npt.ArrayLike, gap: npt.ArrayLik
     """eps_i <= n^{1 - gamma} exp(-gap), gap = tau_1 - tau_2, with n^gamma kept entries >= tau_1.
 
     Negligible when gap >= beta ln n with gamma + beta > 1. Not clipped at 1.
+
+    Examples
+    --------
+    n^{1/2} kept entries with a gap of 20 between kept and dropped scores, at n = 2^20:
+
+    >>> dropped_mass_bound(2**20, gamma=0.5, gap=20.0) < 1e-5
+    True
     """
     n = _sizes("n", n)
     gamma = _reals("gamma", gamma, lo=0.0, hi=1.0, hint=" (n^gamma entries are kept)")
@@ -451,6 +592,16 @@ def gaussian_dropped_mass(n: npt.ArrayLike, sigma_a: npt.ArrayLike, c: float = P
     Phibar(sqrt(c ln n)), does not depend on sigma_a; the dropped share of mass does: near 1 at
     sigma_a = 1/4 (unit queries at d = 16), 1/2 at sigma_a = sqrt(c ln n), small beyond.
     Notebook 4 derives and measures it.
+
+    Examples
+    --------
+    Unit queries at d = 16 (sigma_a = 1/4) drop almost all the mass; at sigma_a = sqrt(c ln n)
+    exactly half:
+
+    >>> round(gaussian_dropped_mass(2**14, 0.25), 4)
+    0.9573
+    >>> gaussian_dropped_mass(2**14, paper_threshold(2**14))
+    0.5
     """
     n = _sizes("n", n)
     sigma_a = _reals("sigma_a", sigma_a, lo=0.0, hint=" (the std of the scores)")
@@ -465,6 +616,13 @@ def sigma_for_dropped_mass(n: npt.ArrayLike, eps: npt.ArrayLike, c: float = PAPE
 
     At eps = 1/2 it is sqrt(c ln n); a smaller eps needs a larger sigma_a, so the kept scores
     (>= b = sigma_a sqrt(c ln n)) are then of order c ln n: raw scores of order log n.
+
+    Examples
+    --------
+    >>> sigma_for_dropped_mass(2**14, 0.5) == paper_threshold(2**14)
+    True
+    >>> round(sigma_for_dropped_mass(2**14, 0.01), 4)
+    4.2965
     """
     n = _sizes("n", n)
     eps = _reals("eps", eps, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
@@ -490,6 +648,15 @@ def cyclic_polytope_facets(n: int, d: int) -> int:
     in all. By duality the same count bounds the faces of an intersection of n half-spaces,
     which is where floor(d/2) enters the half-space reporting bounds (notebook 1). Needs
     d >= 2 and n >= d + 1 (fewer points span no full-dimensional polytope).
+
+    Examples
+    --------
+    At d = 4 the count is n (n - 3) / 2:
+
+    >>> cyclic_polytope_facets(32, 4), 32 * 29 // 2
+    (464, 464)
+    >>> cyclic_polytope_facets(5, 2)  # a pentagon
+    5
     """
     d = _dim(d)
     n = as_positive_int("n", n)
@@ -524,7 +691,17 @@ class ExponentFit:
 
 
 def fit_exponent(n: npt.ArrayLike, counts: npt.ArrayLike, confidence: float = 0.95) -> ExponentFit:
-    """Least squares of ln counts on ln n; slope +- t_{len-2} stderr (repeated n allowed)."""
+    """Least squares of ln counts on ln n; slope +- t_{len-2} stderr (repeated n allowed).
+
+    Examples
+    --------
+    An exact power law comes back exactly:
+
+    >>> n = np.array([1e3, 1e4, 1e5, 1e6])
+    >>> fit = fit_exponent(n, 3 * n**0.8)
+    >>> round(fit.slope, 6), round(math.exp(fit.intercept), 6)
+    (0.8, 3.0)
+    """
     n = _reals("n", n, lo=0.0, lo_open=True, hint=" (sizes)").ravel()
     counts = _reals("counts", counts, lo=0.0, lo_open=True,
                     hint=" (ln counts is fitted; drop or offset zero counts)").ravel()
@@ -562,6 +739,11 @@ def bounds_table(d_values: Iterable[int] = (2, 8, 64), n: float = 2**20) -> list
     Part 1's query work is n^{1 - 1/floor(d/2)} for d >= 4 and log n for d = 2, 3
     (``part1_query_work``). Constants are dropped: at d = 64 the ratio to the scan (about
     0.65 at n = 2^20) is an asymptotic gain that hidden O_d constants easily swamp.
+
+    Examples
+    --------
+    >>> [(row["d"], round(row["part1_query_over_scan"], 4)) for row in bounds_table((2, 8, 64))]
+    [(2, 0.0), (8, 0.0312), (64, 0.6484)]
     """
     n = _scalar("n", n, lo=1.0, hint=" (n is a size)")
     rows = []

@@ -50,6 +50,22 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
     rows of V, even for V near the float limit), never NaN; the inputs are never modified.
 
     Returns Attn (m x d_v), and the ``AttentionStats`` if ``return_stats``.
+
+    Examples
+    --------
+    Two queries, three keys, one value column; b = 0.5 keeps the scores above 0.5
+    (notebook 2 teaches it):
+
+    >>> Q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> K = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> V = np.array([[1.0], [2.0], [3.0]])
+    >>> dense = relu_attention(Q, K, V, alpha=1, b=0.5)
+    >>> dense.round(6).tolist()
+    [[1.369398], [2.184699]]
+    >>> fast, stats = relu_attention(Q, K, V, alpha=1, b=0.5, method="hsr", backend="numpy",
+    ...                              return_stats=True)
+    >>> bool(np.allclose(fast, dense)), stats.total_activated
+    (True, 4)
     """
     Q, K, V = check.qkv(Q, K, V)
     alpha = check.alpha(alpha)
@@ -92,6 +108,19 @@ def softmax_attention(Q: object, K: object, V: object, causal: bool = False,
     (``stats.dropped_mass`` is then None).
 
     Returns Attn_hat (m x d_v), and the ``AttentionStats`` if ``return_stats``.
+
+    Examples
+    --------
+    Plain softmax, then only the scores >= 0.5 kept (notebook 4 teaches the dropped mass):
+
+    >>> Q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> K = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> V = np.array([[1.0], [2.0], [3.0]])
+    >>> softmax_attention(Q, K, V).round(6).tolist()
+    [[1.70802], [2.143966]]
+    >>> kept, stats = softmax_attention(Q, K, V, b=0.5, method="hsr", return_stats=True)
+    >>> kept.round(6).tolist(), stats.dropped_mass.round(4).tolist()
+    ([[1.660477], [2.330238]], [0.14, 0.14])
     """
     Q, K, V = check.qkv(Q, K, V)
     causal = check.causal(causal, len(Q), len(K))

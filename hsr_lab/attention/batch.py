@@ -97,6 +97,18 @@ def hsr_attention(Q: np.ndarray, K: np.ndarray, V: np.ndarray, kind: str, alpha:
     The rows go in chunks whose candidate ids fit in about ``QUERY_IDS``: the first chunk
     assumes a row may report all n keys, later ones are sized from the widest row seen so far
     (causal chunks: whole position tiles).
+
+    Examples
+    --------
+    What ``relu_attention(..., method="hsr")`` runs once its arguments are checked:
+
+    >>> Q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> K = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> V = np.array([[1.0], [2.0], [3.0]])
+    >>> out, stats = hsr_attention(Q, K, V, "relu", 1, 0.5, causal=False, backend="numpy",
+    ...                            sinks=0, window=0, measure_dropped=False)
+    >>> out.round(6).tolist(), stats.kernel
+    ([[1.369398], [2.184699]], 'numpy')
     """
     m, n = len(Q), len(K)
     seen = np.arange(1, m + 1) if causal else np.full(m, n)

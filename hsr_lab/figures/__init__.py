@@ -77,7 +77,17 @@ def figure(name: str, caption: str, sources: tuple[str, ...] = ()
            ) -> Callable[[FigureFunc], FigureFunc]:
     """Register ``fig_<name>`` under ``name``; the function then always draws in house style,
     at the width of ``figure_width`` if one is set, with text that fits (``fit_text``).
-    ``sources``: the files it reads, whose hashes its provenance records."""
+    ``sources``: the files it reads, whose hashes its provenance records.
+
+    Examples
+    --------
+    Every registered figure is a ``FigureSpec`` whose ``func`` draws it:
+
+    >>> spec = REGISTRY["hsr_plane"]
+    >>> fig = spec.func(quick=True)
+    >>> fig.axes[0].get_title().splitlines()[0]
+    'kd-tree: 5 cells pruned, 1 reported whole,'
+    """
     # A file name (cache.FILE_NAME) that also completes the function name fig_<name>.
     if not (is_file_name(name) and name == name.lower() and f"fig_{name}".isidentifier()):
         raise ValueError(f"figure name must be lower-case letters, digits and '_'; got {name!r}")

@@ -75,6 +75,25 @@ class HSR:
         kernels, run after run.
 
     Every method that raises leaves the structure as it was.
+
+    Examples
+    --------
+    Five points of the plane and the closed half-plane ``x_1 >= 1`` (a = (1, 0), t = 1);
+    notebook 1 teaches the structure:
+
+    >>> hsr = HSR([[0, 0], [1, 0], [2, 1], [1, 5], [-3, 2]], backend="numpy")
+    >>> hsr.query([1.0, 0.0], 1.0)
+    array([1, 2, 3])
+    >>> hsr
+    HSR(backend='numpy' [numpy], n=5, d=2, dtype=float64, blocks=[5], depth=0, memory=...)
+
+    A threshold float64 cannot hold is refused, not rounded:
+
+    >>> from fractions import Fraction
+    >>> hsr.query([1.0, 0.0], Fraction(1, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: t ...
     """
 
     def __init__(self, points: object, backend: str = "auto",
@@ -104,7 +123,16 @@ class HSR:
         """Insert points (m x d); return their new ids ``n_total .. n_total + m - 1``.
 
         Everything is computed first and committed at the end, so a refused or failed add
-        changes nothing (not even the dtype)."""
+        changes nothing (not even the dtype).
+
+        Examples
+        --------
+        >>> hsr = HSR([[0.0, 0.0], [1.0, 0.0]])
+        >>> hsr.add([[2.0, 2.0], [3.0, 3.0]])
+        array([2, 3])
+        >>> hsr.query([1.0, 1.0], 4.0)
+        array([2, 3])
+        """
         pts = as_matrix("points", points, d=self.d, allow_empty=True, keep_float32=True,
                         exact=True)
         if len(pts) == 0:
@@ -137,7 +165,15 @@ class HSR:
         return ids
 
     def delete(self, ids: object) -> None:
-        """Remove the points with these ids (each must be stored and alive, and given once)."""
+        """Remove the points with these ids (each must be stored and alive, and given once).
+
+        Examples
+        --------
+        >>> hsr = HSR([[0.0, 0.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]])
+        >>> hsr.delete([2])
+        >>> hsr.query([1.0, 1.0], 4.0), len(hsr)  # ids stay stable: 3 is still 3
+        (array([3]), 3)
+        """
         arr = np.asarray(ids)
         if arr.size == 0 and arr.ndim == 1:
             return
@@ -203,7 +239,15 @@ class HSR:
         """Int64 ids of every stored x with ``<a, x> >= t``, ascending (``sort=False``: in the
         blocks' order, which saves the sort when the order does not matter); with
         ``stats=True`` also the ``QueryStats`` (nodes visited, inner products, points
-        reported)."""
+        reported).
+
+        Examples
+        --------
+        >>> hsr = HSR([[0, 0], [1, 0], [2, 1], [1, 5], [-3, 2]], backend="numpy")
+        >>> ids, stats = hsr.query([1.0, 0.0], 1.0, stats=True)
+        >>> ids, stats.points_reported, stats.inner_products  # one leaf: every point scored
+        (array([1, 2, 3]), 3, 5)
+        """
         a_vec = as_vector("a", a, d=self.d, exact=True)
         t_val = as_scalar("t", t, exact=True)
         _check_flag("sort", sort)
@@ -231,6 +275,13 @@ class HSR:
         as ``query`` sorts them (``sort=False`` leaves each row in the blocks' order, which
         saves a sort of all the ids when the order does not matter). With ``stats=True`` also
         the ``BatchQueryStats``: ``stats[i]`` is the ``QueryStats`` of ``query(A[i], t[i])``.
+
+        Examples
+        --------
+        >>> hsr = HSR([[0, 0], [1, 0], [2, 1], [1, 5], [-3, 2]], backend="numpy")
+        >>> indptr, ids = hsr.query_many([[1, 0], [0, 1]], [1, 2])  # x_1 >= 1, then x_2 >= 2
+        >>> [ids[indptr[i]:indptr[i + 1]].tolist() for i in range(2)]
+        [[1, 2, 3], [3, 4]]
         """
         A_mat = as_matrix("A", A, d=self.d, allow_empty=True, exact=True)
         t_vec = as_scalar_or_vector("t", t, m=len(A_mat), exact=True)
