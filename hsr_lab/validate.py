@@ -50,6 +50,8 @@ def as_float_array(name: str, value: object, *, keep_float32: bool = False,
     out = arr.astype(np.float64, copy=False)
     if exact:
         _refuse_rounded(name, arr, out)
+        if arr.dtype.kind == "f" and not isinstance(value, np.ndarray):
+            _refuse_rounded_items(name, value)
     return out
 
 
@@ -65,6 +67,19 @@ def _refuse_rounded(name: str, arr: np.ndarray, out: np.ndarray) -> None:
         lost = arr[np.isfinite(arr) & (out.astype(arr.dtype) != arr)].tolist()
     else:
         return
+    if lost:
+        raise ValueError(f"{name} must hold values that float64 represents exactly (the "
+                         f"answers are exact about the values given, never rounded ones); got "
+                         f"{lost[0]!r}, which float64 would round to {float(lost[0])!r}")
+
+
+def _refuse_rounded_items(name: str, value: object) -> None:
+    """Raise if a nested list or tuple holds a number that NumPy rounded to float64 while
+    building the array (a Python int beyond 2^53 beside floats, an int64 or longdouble
+    scalar): the array alone no longer shows it."""
+    items = np.asarray(value, dtype=object).ravel().tolist()
+    lost = [v for v in items if not isinstance(v, float | np.float64 | np.float32)
+            and not _holds(v, float(v))]
     if lost:
         raise ValueError(f"{name} must hold values that float64 represents exactly (the "
                          f"answers are exact about the values given, never rounded ones); got "

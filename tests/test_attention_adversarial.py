@@ -9,6 +9,7 @@ limit.
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -237,3 +238,73 @@ def test_keys_all_at_zero_with_b_zero_stay_fast():
 def test_an_integer_threshold_beyond_the_float_range_is_refused_naming_b(make):
     with pytest.raises(ValueError, match=r"^b must be"):
         make(10**400)
+
+
+# -- values float64 cannot hold: refused by name, as HSR refuses them --------------------------
+WIDE = np.longdouble(1) + np.longdouble(2) ** -60  # 1 + 2^-60: more bits than float64 holds
+LONGDOUBLE = [] if WIDE == 1 else [WIDE]  # where longdouble is float64, it cannot round
+# Each rounds in float64: 2^53 + 1, 2^60 + 1 and 2^64 - 1 are odd integers above 2^53.
+ROUNDED_ENTRIES = [np.int64(2**53 + 1), 2**60 + 1, np.uint64(2**64 - 1), *LONGDOUBLE]
+ROUNDED_SCALARS = [*ROUNDED_ENTRIES, Fraction(1, 3)]
+OK = {"Q": [[1.0, 0.0]], "K": [[1.0, 0.0], [0.0, 1.0]], "V": [[1.0, 0.0], [2.0, 1.0]],
+      "b": 0.25}
+
+
+def _entry_points(name: str, value: object) -> list:
+    """Every entry point, given ``value`` as the argument ``name`` and valid values elsewhere:
+    both methods of relu_attention, softmax_attention through HSR, and a prefilled Decoder
+    (which takes b, keys = K and values = V)."""
+    a = {**OK, name: value}
+    calls = [lambda: relu_attention(a["Q"], a["K"], a["V"], b=a["b"]),
+             lambda: relu_attention(a["Q"], a["K"], a["V"], b=a["b"], method="hsr",
+                                    backend="numpy"),
+             lambda: softmax_attention(a["Q"], a["K"], a["V"], b=a["b"], method="hsr")]
+    if name != "Q":
+        calls.append(lambda: Decoder(2, b=a["b"], keys=a["K"], values=a["V"]))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["Q", "K", "V"])
+@pytest.mark.parametrize("entry", ROUNDED_ENTRIES, ids=repr)
+def test_a_matrix_entry_float64_would_round_is_refused_naming_the_argument(name, entry):
+    matrix = np.array(OK[name], dtype=object)
+    matrix[0, 0] = entry
+    value = matrix.tolist() if isinstance(entry, int) else matrix.astype(type(entry))
+    for call in _entry_points(name, value):
+        with pytest.raises(ValueError, match="float64 would round") as err:
+            call()
+        assert str(err.value).startswith(({"K": "keys", "V": "values"}.get(name, name), name))
+
+
+@pytest.mark.parametrize("b", ROUNDED_SCALARS, ids=repr)
+def test_a_threshold_float64_would_round_is_refused_naming_b(b):
+    for call in _entry_points("b", b):
+        with pytest.raises(ValueError, match=r"^b must be a real number that float64 represents"):
+            call()
+
+
+def test_values_beyond_2_to_the_53_that_float64_holds_are_accepted():
+    """2^60 and 2^53 + 2 are float64 values: taken as they are, the same answers as floats."""
+    Q, K = np.array([[1, 0]], dtype=np.int64), np.array([[2**60, 0], [0, 1]], dtype=np.int64)
+    V = np.array([[2**53 + 2], [1]], dtype=np.int64)
+    out = relu_attention(Q, K, V, b=0.5)
+    np.testing.assert_array_equal(out, relu_attention(Q.astype(float), K.astype(float),
+                                                      V.astype(float), b=0.5))
+    assert out[0, 0] == 2.0**53 + 2
+
+
+def test_a_decoder_refuses_a_rounded_q_or_key_and_stays_as_it_was():
+    decoder = Decoder(2, b=0.0, keys=[[1.0, 0.0]], values=[[1.0]])
+    before = (decoder.keys.copy(), decoder.values.copy(), len(decoder.hsr))
+    big = np.array([2**53 + 1, 0], dtype=np.int64)
+    for call, name in ((lambda: decoder.attend(big), "q"),
+                       (lambda: decoder.step(big, [1.0, 0.0], [1.0]), "q"),
+                       (lambda: decoder.step([1.0, 0.0], big, [1.0]), "k_new"),
+                       (lambda: decoder.append([1.0, 0.0], np.array([2**53 + 1])), "v_new"),
+                       (lambda: decoder.append(big, [1.0]), "k_new")):
+        with pytest.raises(ValueError, match=rf"^{name} must hold values that float64"):
+            call()
+    after = (decoder.keys, decoder.values, len(decoder.hsr))
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert after[2] == before[2]

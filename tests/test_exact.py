@@ -365,6 +365,12 @@ def test_zero_queries_report_by_the_sign_of_t_and_settle_nothing():
     (lambda: HSR(np.array([[1.0]])).query_many([[2**53 + 1]], 0.5), "A"),
     (lambda: HSR(np.array([[1.0]])).query_many([[1.0]], Fraction(1, 3)), "t"),
     (lambda: HSR(np.array([[1.0]])).query_many([[1.0]], np.array([1, 2**60 + 1])[1:]), "t"),
+    # lists mixing floats with numbers float64 would round: NumPy rounds them while building
+    # the array, so the list itself is checked
+    (lambda: HSR([[2**60 + 1, 0.5]]), "points"),
+    (lambda: HSR([[1.0, 0.5]]).query([0.5, np.int64(2**53 + 1)], 0.0), "a"),
+    (lambda: HSR([[1.0, 0.5]]).query_many([(1.0, 2**53 + 1)], 0.0), "A"),
+    (lambda: HSR([[1.0, 0.5]]).query_many([[1.0, 0.5]] * 2, [0.5, 2**53 + 1]), "t"),
 ])
 def test_values_float64_cannot_hold_are_refused_naming_the_argument(make, name):
     with pytest.raises(ValueError, match=rf"^{name} must .*float64 represents exactly"):

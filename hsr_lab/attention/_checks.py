@@ -1,4 +1,10 @@
-"""Argument checks of the attention entry points: every error names the argument at fault."""
+"""Argument checks of the attention entry points: every error names the argument at fault.
+
+As for ``HSR``, values are taken exactly or refused (``validate``, ``exact=True``): Q, K, V
+and b that float64 cannot hold (an int64 beyond 2^53 that would round, a longdouble with more
+bits, a Python int or ``Fraction`` such as 1/3) raise ValueError naming the argument instead of
+being rounded, so the kept entries ``s_ij > b`` are decided about the values given.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,11 @@ ALL_KEYS = 2**62  # more keys than any sequence can hold: sinks or window this l
 
 
 def qkv(Q: object, K: object, V: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Q (m x d), K (n x d), V (n x d_v): finite float64 views (never modified)."""
-    Q = as_matrix("Q", Q)
-    K = as_matrix("K", K, d=Q.shape[1])
-    V = as_matrix("V", V)
+    """Q (m x d), K (n x d), V (n x d_v): finite float64 views (never modified), each value
+    one that float64 holds exactly."""
+    Q = as_matrix("Q", Q, exact=True)
+    K = as_matrix("K", K, d=Q.shape[1], exact=True)
+    V = as_matrix("V", V, exact=True)
     if len(V) != len(K):
         raise ValueError(f"V must have one row per key: n = {len(K)} rows (K has shape "
                          f"{K.shape}); got shape {V.shape}")
@@ -51,18 +58,14 @@ def alpha(value: object) -> int:
 
 
 def threshold(value: object, required: bool = True) -> float | None:
-    """The threshold b on the scaled score: a finite real, or None where allowed."""
+    """The threshold b on the scaled score: a finite real that float64 holds exactly, or
+    None where allowed."""
     if value is None and not required:
         return None
     if value is None:
         raise ValueError("b must be a finite real threshold on the score <q, k>/sqrt(d); "
                          "got None")
-    try:
-        return as_scalar("b", value)
-    except OverflowError:  # an int beyond the float range
-        raise ValueError(f"b must be a finite real threshold on the score <q, k>/sqrt(d) "
-                         f"(at most about 1.8e308 in magnitude); got an integer of "
-                         f"{len(str(abs(int(value))))} digits") from None  # type: ignore[call-overload]
+    return as_scalar("b", value, exact=True)
 
 
 def count(name: str, value: object) -> int:

@@ -48,6 +48,10 @@ def relu_attention(Q: object, K: object, V: object, alpha: int = 1, b: float = 0
 
     Every finite input that passes the checks gives a finite output (a convex combination of
     rows of V, even for V near the float limit), never NaN; the inputs are never modified.
+    Q, K, V and b are taken exactly or refused, as by ``HSR``: a value that float64 cannot
+    hold (an int64 beyond 2^53 that would round, a longdouble with more bits, a ``Fraction``
+    such as 1/3) raises ValueError naming the argument; pass ``float(b)`` to use the rounded
+    value.
 
     Returns Attn (m x d_v), and the ``AttentionStats`` if ``return_stats``.
 
@@ -105,7 +109,8 @@ def softmax_attention(Q: object, K: object, V: object, causal: bool = False,
     entries are the ones method="dense" keeps, exactly, and the values agree to rounding.
     Measuring eps_i needs the normaliser of the whole row, the very dense work HSR avoids: it
     is done for measurement only, and ``measure_dropped=False`` skips it
-    (``stats.dropped_mass`` is then None).
+    (``stats.dropped_mass`` is then None). Q, K, V and b are taken exactly or refused by
+    name, as in ``relu_attention``.
 
     Returns Attn_hat (m x d_v), and the ``AttentionStats`` if ``return_stats``.
 

@@ -58,6 +58,8 @@ class Decoder:
 
     The cache keeps its own copy of the keys and values in arrays that double when full, so
     that a step gathers the reported rows directly (the HSR structure holds the keys again).
+    b, keys, values, q, k_new and v_new are taken exactly or refused by name, as by ``HSR``
+    (``attention._checks``): a value float64 would round raises ValueError.
 
     Examples
     --------
@@ -101,8 +103,8 @@ class Decoder:
         """Store an initial cache and build the HSR structure over it, once."""
         if keys is None or values is None:
             raise ValueError("keys and values must be given together (a prefilled cache)")
-        K = as_matrix("keys", keys, d=self.d)
-        V = as_matrix("values", values)
+        K = as_matrix("keys", keys, d=self.d, exact=True)
+        V = as_matrix("values", values, exact=True)
         if len(V) != len(K):
             raise ValueError(f"values must have one row per key: {len(K)} rows; got shape "
                              f"{V.shape}")
@@ -127,8 +129,9 @@ class Decoder:
 
     def append(self, k_new: object, v_new: object) -> None:
         """Add one key (d,) and value (d_v,) to the cache (and to the HSR structure)."""
-        k = as_vector("k_new", k_new, d=self.d)
-        v = as_vector("v_new", v_new, d=self.d_v if self.d_v is not None else np.size(v_new))
+        k = as_vector("k_new", k_new, d=self.d, exact=True)
+        v = as_vector("v_new", v_new, d=self.d_v if self.d_v is not None else np.size(v_new),
+                      exact=True)
         check.keys("k_new", k)
         before = (self._keys, self._values, self._n, self._max_key, self._max_value)
         self._store(k[None, :], v[None, :])
@@ -144,7 +147,7 @@ class Decoder:
     def step(self, q: object, k_new: object, v_new: object
              ) -> tuple[np.ndarray, AttentionStats]:
         """Append k_new and v_new, then attend with q over the whole cache (them included)."""
-        q = self._query(q, extra=check.max_abs(as_vector("k_new", k_new, d=self.d)))
+        q = self._query(q, extra=check.max_abs(as_vector("k_new", k_new, d=self.d, exact=True)))
         self.append(k_new, v_new)
         return self.attend(q)
 
@@ -225,7 +228,7 @@ class Decoder:
 
     def _query(self, q: object, extra: float = 0.0) -> np.ndarray:
         """Validate q against the cache (and a key about to be added)."""
-        q = as_vector("q", q, d=self.d)
+        q = as_vector("q", q, d=self.d, exact=True)
         check.magnitude("q", check.max_abs(q), "the keys", max(self._max_key, extra), self.d)
         return q
 
