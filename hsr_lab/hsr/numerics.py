@@ -8,9 +8,11 @@ keep their floating-point scores and decide from them every point whose computed
 outside a proven error band around t (``band64``, ``band32`` below); only the points inside the
 band, rare on real data, are settled exactly, in bulk (``exact.py``: error-free products and
 sums, fractions for the rare pair out of their range). Box decisions of the kd-trees are
-widened by ``margin`` so that a box reported whole holds only points whose exact score is at
-least t, and a box pruned only points whose exact score is below t. Attention decides on its
-own, similar rule (``attention/scores.py``), with the same exact machinery.
+widened by a guard, ``margin(d) max_i |a_i| rad + box_floor(d, max_i |a_i|)`` (the trees'
+``upper`` and ``lower`` bounds, ``reference.py``), so that a box reported whole holds only
+points whose exact score is at least t, and a box pruned only points whose exact score is
+below t. Attention decides on its own, similar rule (``attention/scores.py``), with the same
+exact machinery.
 
 **Float64 scores.** However ``<a, x>`` is summed in float64 (any order, FMA included; Higham,
 *Accuracy and Stability of Numerical Algorithms*, 3.1):
