@@ -8,7 +8,8 @@ cells' median times times the calls the script makes, plus builds, plus a margin
 key generation and checks. (For the float32 run that sum gives 26 minutes before the margin;
 the README reports 30 for it.) Run the pass on a quiet machine, from a committed checkout (else
 every table's commit reads ``-dirty``), and commit ``results/`` afterwards;
-``results/run_all.md`` records how long each run took.
+``results/run_all.md`` records how long each run took, and ``readme_numbers.py`` then prints
+the numbers that README's results quote, read from the new tables.
 
     python benchmarks/run_all.py                  # every run in RUNS; rewrites results/
     python benchmarks/run_all.py --quick          # every script once with --quick; writes nothing
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'ok  ' if status == 0 else 'FAIL'} {seconds / 60:6.1f} min  {run.command}")
     if args.only is None:
         print("wrote", write_summary(done, header))
+        print("\nThe numbers README's results quote, from the new tables:", flush=True)
+        subprocess.call([sys.executable, str(HERE / "readme_numbers.py")], cwd=HERE)
     return 1 if any(status != 0 for _, status, _ in done) else 0
 
 

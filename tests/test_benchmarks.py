@@ -101,6 +101,17 @@ def test_make_bench_runs_every_script_and_writes_every_table():
         RUN_ALL.selected(["keys", "no_such_table"])
 
 
+def test_the_readme_numbers_are_read_from_the_tables(capsys):
+    quoted = _module("readme_numbers")
+    assert quoted.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= len(quoted.QUOTED)
+    assert quoted.value("no_such_table", {"n": "2^22"}, "scan_ms") == "-"
+    tables = {t for _, names, _, _ in quoted.QUOTED for t in names}
+    written = {table for run in RUN_ALL.RUNS for table in run.tables}
+    assert tables <= written  # every quoted table is one that `make bench` rewrites
+
+
 def test_timing_is_the_median_and_interquartile_range_of_the_calls():
     common = _common()
     calls = [0.004, 0.001, 0.003, 0.002, 0.010]
