@@ -36,9 +36,9 @@ threadpool_limits(BLAS_THREADS)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-SPREAD_NOTE = ("<x>_iqr_ms beside <x>_ms (and <x>_iqr_s beside <x>_s): the interquartile "
-               "range (75th minus 25th percentile) of the same timed calls whose median "
-               "<x>_ms is.")
+SPREAD_NOTE = ("Beside each median time <x>_ms (or <x>_s, <x>_us), <x>_iqr_ms (<x>_iqr_s, "
+               "<x>_iqr_us) is the interquartile range (75th minus 25th percentile) of the same "
+               "timed calls; nan where only one call was timed.")
 
 
 def time_calls(fn: Callable[[], object], repeats: int = 15, warmup: int = 1) -> list[float]:
@@ -58,14 +58,14 @@ def median_time(fn: Callable[[], object], repeats: int = 15, warmup: int = 1) ->
     return float(np.median(time_calls(fn, repeats, warmup)))
 
 
-_UNITS = {"ms": 1e3, "s": 1.0}
+_UNITS = {"ms": 1e3, "s": 1.0, "us": 1e6}
 
 
 def timing(name: str, seconds: Sequence[float], unit: str = "ms") -> dict[str, float]:
     """``{name}_{unit}`` and ``{name}_iqr_{unit}``: the median of the timed calls and their
-    interquartile range q75 - q25 (NumPy's linear interpolation), in ``unit`` ('ms' or 's').
+    interquartile range q75 - q25 (NumPy's linear interpolation), in ``unit`` ('ms', 's' or 'us').
     Pass every call that the median should summarise (for several queries: all their calls
-    together)."""
+    together). One call has no measured spread: its IQR is NaN, not 0."""
     if unit not in _UNITS:
         raise ValueError(f"unit must be one of {', '.join(_UNITS)}; got {unit!r}")
     values = np.asarray(seconds, dtype=float)
@@ -73,7 +73,8 @@ def timing(name: str, seconds: Sequence[float], unit: str = "ms") -> dict[str, f
         raise ValueError(f"seconds must be a non-empty 1-D list of timings; got shape "
                          f"{values.shape}")
     q25, q50, q75 = _UNITS[unit] * np.percentile(values, [25, 50, 75])
-    return {f"{name}_{unit}": float(q50), f"{name}_iqr_{unit}": float(q75 - q25)}
+    iqr = float(q75 - q25) if len(values) > 1 else float("nan")
+    return {f"{name}_{unit}": float(q50), f"{name}_iqr_{unit}": iqr}
 
 
 def machine_header() -> str:

@@ -33,7 +33,17 @@ import sys
 import time
 
 import numpy as np
-from _common import RESULTS, gaussian_keys, machine_header, print_table, unit_queries
+from _common import (
+    RESULTS,
+    SPREAD_NOTE,
+    csv_header,
+    gaussian_keys,
+    markdown_header,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+)
 
 from hsr_lab.attention import Decoder, relu_attention
 from hsr_lab.hsr import compiled
@@ -43,17 +53,19 @@ DECODE_DIMS = (2, 4, 8, 16, 32, 64, 128)
 PREFILL_DIMS = (2, 4, 8, 64)
 TREE_MAX_D = 8  # the explicit kd-tree is timed up to this d (beyond, its build alone is slow)
 PREFILL_TREE_MAX_D = 4  # the NumPy kd-tree's prefill up to this d, the compiled one's to 8
-PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "auto_s", "numpy_s", "compiled_s",
+PREFILL_COLUMNS = ("n", "d", "k_mean", "dense_s", "dense_iqr_s", "auto_s", "auto_iqr_s",
+                   "numpy_s", "numpy_iqr_s", "compiled_s", "compiled_iqr_s",
                    "dense_over_auto", "dense_over_numpy", "dense_over_compiled", "best",
                    "auto_over_best", "auto_kernel", "auto_why", "products_share_numpy")
-DECODE_COLUMNS = ("n", "d", "k", "auto_ms", "tree_ms", "compiled_ms", "dense_ms",
+DECODE_COLUMNS = ("n", "d", "k", "auto_ms", "auto_iqr_ms", "tree_ms", "tree_iqr_ms",
+                  "compiled_ms", "compiled_iqr_ms", "dense_ms", "dense_iqr_ms",
                   "dense_over_auto", "dense_over_tree", "dense_over_compiled", "best",
                   "auto_over_best", "auto_kernel", "auto_why", "build_s", "note")
 
 
-def interleaved(fns: dict[str, object], repeats: int) -> dict[str, float]:
-    """Median seconds of each function, timed side by side: every round calls each once (the
-    order reversed every other round), so that a busy machine slows them alike."""
+def interleaved(fns: dict[str, object], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call of each function, timed side by side: every round calls each once
+    (the order reversed every other round), so that a busy machine slows them alike."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(repeats):
@@ -61,7 +73,7 @@ def interleaved(fns: dict[str, object], repeats: int) -> dict[str, float]:
             start = time.perf_counter()
             fns[name]()  # type: ignore[operator]
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
 
 
 def threshold(n: int, d: int) -> float:
@@ -104,15 +116,16 @@ def decode_cell(n: int, d: int, args: argparse.Namespace, seed: int) -> dict[str
         found.append(int(dense_stats.activated[0]))
         steps = {name: (lambda dec=dec, q=q: dec.attend(q)) for name, dec in decoders.items()}
         steps["dense"] = lambda q=q: dense.attend_dense(q)
-        for name, t in interleaved(steps, args.repeats).items():
-            times[name].append(t)
+        for name, secs in interleaved(steps, args.repeats).items():
+            times[name] += secs  # every call of every query
+    for name, secs in times.items():
+        row.update(timing(name, secs))
     ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
-    row.update(k=int(np.median(found)), dense_ms=ms["dense"], auto_ms=ms["auto"],
-               dense_over_auto=ms["dense"] / ms["auto"], auto_kernel="/".join(sorted(kernels)),
-               auto_why=why, **versus_best(ms))
+    row.update(k=int(np.median(found)), dense_over_auto=ms["dense"] / ms["auto"],
+               auto_kernel="/".join(sorted(kernels)), auto_why=why, **versus_best(ms))
     for name in ("tree", "compiled"):
         if name in ms:
-            row.update({f"{name}_ms": ms[name], f"dense_over_{name}": ms["dense"] / ms[name]})
+            row[f"dense_over_{name}"] = ms["dense"] / ms[name]
     return row
 
 
@@ -147,14 +160,19 @@ def prefill_cell(n: int, d: int, seed: int) -> dict[str, object]:
         if name == "numpy":
             row["products_share_numpy"] = (stats.total_inner_products
                                            / dense_stats.total_inner_products)
-    seconds = interleaved(runs, 5 if n <= 2**12 else 3 if n <= 2**14 else 1)
-    for name, t in seconds.items():
-        row[f"{name}_s"] = t
-    row.update(versus_best(seconds))
+    calls = interleaved(runs, prefill_rounds(n))
+    for name, secs in calls.items():
+        row.update(timing(name, secs, unit="s"))
+    row.update(versus_best({name: float(np.median(secs)) for name, secs in calls.items()}))
     for name in ("auto", "numpy", "compiled"):
         if name in variants:
             row[f"dense_over_{name}"] = row["dense_s"] / row[f"{name}_s"]  # type: ignore
     return row
+
+
+def prefill_rounds(n: int) -> int:
+    """Interleaved rounds of a prefill cell of n queries: fewer as a call grows."""
+    return 5 if n <= 2**12 else 3 if n <= 2**14 else 1
 
 
 def versus_best(times: dict[str, float]) -> dict[str, object]:
@@ -171,11 +189,12 @@ def write(decode: list[dict[str, object]], prefill: list[dict[str, object]], hea
               if rows}
     keys = ["regime", *dict.fromkeys(k for rows in tables.values() for r in rows for k in r)]
     with open(RESULTS / f"{name}.csv", "w", newline="") as fh:
+        fh.write(csv_header(header))
         writer = csv.DictWriter(fh, fieldnames=keys, restval="")
         writer.writeheader()
         for regime, rows in tables.items():
             writer.writerows({"regime": regime, **r} for r in rows)
-    lines = [header.lstrip("# "), "", notes]
+    lines = [*markdown_header(header), "", notes, "", SPREAD_NOTE]
     for regime, rows in tables.items():
         cols = list(dict.fromkeys(k for r in rows for k in r))
         lines += ["", f"## {regime}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -194,17 +213,19 @@ row over the reported keys); tree = the same with backend "numpy" (the kd-tree a
 d <= 8), compiled = with backend "compiled" (the same tree walked by Numba-compiled loops;
 d <= 8); dense = ``attend_dense`` (all n scores, ReLU, normalise, weighted sum).
 auto_kernel = the kernel the auto steps report (AttentionStats.kernel). Every HSR row is
-checked against the dense row. Times: per query, the median of the repeats timed side by
-side (interleaved); then the median over the queries. build_s = the auto Decoder's build.
+checked against the dense row. Times: the median of every timed call of the cell (each
+query's repeats, timed side by side, interleaved), its interquartile range beside it.
+build_s = the auto Decoder's build.
 Prefill: causal relu_attention, method="dense" against method="hsr" (keys split by position,
 attention/positions.py): backend "auto" (hsr.plan.prefill: the dense kernel for d > 16 or few
 rows; else a race of the kd-tree, hsr.TREE (compiled where Numba is installed), and the dense
 kernel on a few rows, medians of 5 rounds with a 10% margin for the tree, where the race costs
 at most 5% of the batch, else the tree for d <= 4 and dense above), "numpy" (d <= 4) and
 "compiled" (d <= 8), the kd-tree always, timed side by side (interleaved; medians of 5 rounds
-at n <= 2^12, 3 at 2^14, one at 2^16). products_share = inner products of the kd-tree path
-(its queries', its own tiles' and the exact rows') / those of dense (n(n+1)/2). best: the
-fastest variant; auto_over_best: auto / best; auto_why: AttentionStats.plan."""
+at n <= 2^12, 3 at 2^14, one call at 2^16: no interquartile range, nan).
+products_share = inner products of the kd-tree path (its queries', its own tiles' and the
+exact rows') / those of dense (n(n+1)/2). best: the fastest variant (medians); auto_over_best:
+auto / best; auto_why: AttentionStats.plan."""
 
 
 def main(argv: list[str]) -> int:
@@ -226,7 +247,7 @@ def main(argv: list[str]) -> int:
     if args.prefill_only:
         high = low - 1
     prefill_sizes = [2**10] if args.quick else [2**10, 2**12, 2**14, 2**16]
-    header = f"{machine_header()} | load average {os.getloadavg()[0]:.2f} at the start"
+    header = provenance_header(args.seed, argv)
     print(header, flush=True)
     decode = []
     for i, log2n in enumerate(range(low, high + 1, args.step)):

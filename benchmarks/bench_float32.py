@@ -2,10 +2,13 @@
 
 Per (n, d) and key dtype (float32, float64): Gaussian keys stored in that dtype, unit queries,
 t = sqrt(0.4 ln n), one BLAS thread everywhere (faiss's OpenMP too). Methods, timed side by
-side in one run (interleaved, the order reversed every other round, medians):
+side in one run (interleaved in balanced orders, ``balanced_orders``; the headline protocol:
+each method starts a query with what the method before it left in the caches). Every ``_ms``
+column is the median of all timed calls of the cell (every query, every round), with their
+interquartile range beside it (``_iqr_ms``):
 
 - ``scan``: ``np.flatnonzero(K @ q >= t)`` in the keys' dtype (for a batch, ``Q K^T >= t`` in
-  chunks of columns), the baseline of issue 16;
+  chunks of columns), the baseline;
 - ``faiss``: ``IndexFlatIP.range_search`` on the float32 keys (float32 tables only; timed
   raw, without the exact filter a caller would add, so the comparison is conservative);
 - ``tree``: ``HSR(K, backend="numpy")``, the NumPy walk; ``compiled``:
@@ -14,9 +17,9 @@ side in one run (interleaved, the order reversed every other round, medians):
   tree where Numba is installed) against the scans.
 
 Single queries and batches of ``BATCH`` rows (``query_many``). ``auto_over_best`` is auto's
-time over the fastest of the others (issue 16 asks for <= 1.1); ``tree_speedup`` is scan time
-over tree time, ``compiled_speedup`` the same for the compiled walk (issue 16 asks, for float32
-at n = 2^22, >= 10 at d = 2, 8 at d = 3 and 6 at d = 4, and a build of at most 3 s at d = 4).
+time over the fastest of the others (the target: <= 1.1); ``tree_speedup`` is scan time
+over tree time, ``compiled_speedup`` the same for the compiled walk (the targets, for float32
+at n = 2^22: >= 10 at d = 2, 8 at d = 3 and 6 at d = 4, and a build of at most 3 s at d = 4).
 ``copy_scan`` is the plain scan again, over auto's own copy of the keys: a diagnostic, not a
 method (two copies of the same keys can scan at different speeds, by where their memory lies,
 so ``auto_over_copy_scan`` separates auto's own overhead from that). ``auto_plan`` is what auto
@@ -26,11 +29,11 @@ Where the sorted answer's time goes (compiled tree, where Numba is installed): `
 the tree's own query (ids in tree order), ``sort_ms`` the sort of its answer into ascending ids
 (``csr.ascending``), ``call_ms`` the whole ``HSR.query`` (ascending ids), ``write_ms`` the cost
 of writing the k ids once (a copy of the answer: the floor any exact reporting query pays), and
-``call_over_walk`` = call / walk (issue 23 asks at most 1.25 at n = 2^22, d <= 4). The same for
+``call_over_walk`` = call / walk (the target: at most 1.25 at n = 2^22, d <= 4). The same for
 the batch: ``batch_walk_ms`` (``query_many(sort=False)``), ``batch_call_ms`` (ascending rows)
 and ``batch_call_over_walk``. ``index_mem`` is
 ``HSR(backend="numpy").nbytes`` (the tree's copy of the keys, ids and nodes) over the keys'
-bytes, ``compiled_mem`` the same for the compiled tree (24-bit ids; issue 16 asks <= 1.5 for
+bytes, ``compiled_mem`` the same for the compiled tree (24-bit ids; the target: <= 1.5 for
 float32 keys). Every answer of tree and auto is checked against the float64 evaluation on the
 stored values before timing.
 
@@ -52,7 +55,14 @@ from collections.abc import Callable
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-from _common import machine_header, print_table, unit_queries, write_results
+from _common import (
+    SPREAD_NOTE,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab import HSR
 from hsr_lab.hsr import compiled
@@ -67,7 +77,7 @@ TARGETS = {2: 10.0, 3: 8.0, 4: 6.0}  # float32 tree speed-up over the float32 sc
 MEMORY_TARGET = 1.5  # float32 index bytes over key bytes
 BUILD_TARGET_S = 3.0  # float32 tree build at d = 4, n = 2^22
 AUTO_TARGET = 1.1
-SORT_TARGET = 1.25  # the sorted answer over the walk alone (issue 23), n = 2^22, d <= 4
+SORT_TARGET = 1.25  # the sorted answer over the walk alone, n = 2^22, d <= 4
 WARM_QUERIES = 3  # lone queries every method answers before timing (caches, first calls)
 TREE_MAX_BYTES = 2**30  # no tree (build buffers ~4x the keys) over keys larger than this
 CELL_MAX_BYTES = 5 * 2**30  # cells whose keys, auto's copy and faiss's copy exceed this: skipped
@@ -105,8 +115,8 @@ def balanced_orders(k: int) -> list[list[int]]:
     return orders + [order[::-1] for order in orders] if k % 2 else orders
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of each function, all of them called once per round, in the rounds'
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each call of each function, all of them called once per round, in the rounds'
     ``balanced_orders`` (so that no method follows any one other more often than the rest)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
@@ -116,7 +126,7 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, 
             start = time.perf_counter()
             fns[names[i]]()
             times[names[i]].append(time.perf_counter() - start)
-    return {name: float(np.median(v)) for name, v in times.items()}
+    return times
 
 
 def faiss_index(K: np.ndarray) -> object | None:
@@ -182,22 +192,24 @@ def bench_cell(n: int, d: int, dtype: type, n_queries: int, rounds: int, seed: i
     first_batch = time.perf_counter() - first_batch
     for fn in batch.values():  # warm-up
         fn(A)
-    times: dict[str, list[float]] = {name: [] for name in single}
+    calls: dict[str, list[float]] = {name: [] for name in single}  # every query's calls
     for q in Q[:n_queries]:
-        for name, sec in interleaved({m: (lambda f=f, q=q: f(q)) for m, f in single.items()},
-                                     rounds).items():
-            times[name].append(sec)
-    one = {name: float(np.median(v)) for name, v in times.items()}
-    many = interleaved({m: (lambda f=f: f(A)) for m, f in batch.items()}, max(4, rounds // 2))
+        for name, secs in interleaved({m: (lambda f=f, q=q: f(q)) for m, f in single.items()},
+                                      rounds).items():
+            calls[name] += secs
+    many_calls = interleaved({m: (lambda f=f: f(A)) for m, f in batch.items()},
+                             max(4, rounds // 2))
+    one = {name: float(np.median(v)) for name, v in calls.items()}
+    many = {name: float(np.median(v)) for name, v in many_calls.items()}
     row: dict[str, object] = {"n": f"2^{int(np.log2(n))}", "d": d,
                               "dtype": np.dtype(dtype).name,
                               "k": int(np.median([len(exact(K, q, t)) for q in Q[:3]]))}
-    for label, got in (("", one), ("batch_", many)):
+    for label, got, samples in (("", one, calls), ("batch_", many, many_calls)):
         for name in ("scan", "faiss", "tree", "compiled", "auto"):
-            row[f"{label}{name}_ms"] = 1e3 * got[name] if name in got else float("nan")
+            row.update(_timing_or_nan(f"{label}{name}", samples.get(name)))
         best = min(v for name, v in got.items() if name not in ("auto", "copy_scan"))
         row[f"{label}auto_over_best"] = got["auto"] / best
-    row["copy_scan_ms"] = 1e3 * one.get("copy_scan", float("nan"))
+    row.update(_timing_or_nan("copy_scan", calls.get("copy_scan")))
     row["auto_over_copy_scan"] = one["auto"] / one.get("copy_scan", float("nan"))
     row["auto_first_batch_ms"] = 1e3 * first_batch  # its race included
     row["auto_plan"] = "; ".join(f"{key.split(',')[0]}: {d.kernel}"
@@ -214,12 +226,21 @@ def bench_cell(n: int, d: int, dtype: type, n_queries: int, rounds: int, seed: i
     return row
 
 
+def _timing_or_nan(name: str, seconds: list[float] | None) -> dict[str, float]:
+    """``timing(name, seconds)``, or NaN for both columns where the method did not run."""
+    if seconds is None:
+        return {f"{name}_ms": float("nan"), f"{name}_iqr_ms": float("nan")}
+    return timing(name, seconds)
+
+
 def sort_parts(structures: dict[str, tuple[HSR, float]], Q: np.ndarray, A: np.ndarray,
                t: float, rounds: int) -> dict[str, float]:
     """Where the compiled tree's sorted answer spends its time (NaN without Numba): its walk,
     the sort, the whole call and writing the ids once, alone and for the batch A."""
-    parts = dict.fromkeys(("walk_ms", "sort_ms", "call_ms", "write_ms", "call_over_walk",
-                           "batch_walk_ms", "batch_call_ms", "batch_call_over_walk"), float("nan"))
+    parts = dict.fromkeys(("walk_ms", "walk_iqr_ms", "sort_ms", "sort_iqr_ms", "call_ms",
+                           "call_iqr_ms", "write_ms", "write_iqr_ms", "call_over_walk",
+                           "batch_walk_ms", "batch_walk_iqr_ms", "batch_call_ms",
+                           "batch_call_iqr_ms", "batch_call_over_walk"), float("nan"))
     if "compiled" not in structures:
         return parts
     hsr = structures["compiled"][0]
@@ -231,19 +252,19 @@ def sort_parts(structures: dict[str, tuple[HSR, float]], Q: np.ndarray, A: np.nd
                                       "sort": lambda f=found: ascending(f, hsr._n_ids),
                                       "call": lambda q=q: hsr.query(q, t),
                                       "write": lambda f=found: f.copy()}, rounds).items():
-            times[name].append(sec)
+            times[name] += sec
     for name, sec in times.items():
-        parts[f"{name}_ms"] = 1e3 * float(np.median(sec))
+        parts.update(timing(name, sec))
     parts["call_over_walk"] = parts["call_ms"] / parts["walk_ms"]
     many = interleaved({"walk": lambda: hsr.query_many(A, t, sort=False),
                         "call": lambda: hsr.query_many(A, t)}, max(4, rounds // 2))
-    parts.update(batch_walk_ms=1e3 * many["walk"], batch_call_ms=1e3 * many["call"],
-                 batch_call_over_walk=many["call"] / many["walk"])
+    parts.update(timing("batch_walk", many["walk"]) | timing("batch_call", many["call"]))
+    parts["batch_call_over_walk"] = float(np.median(many["call"]) / np.median(many["walk"]))
     return parts
 
 
 def verdicts(rows: list[dict[str, object]]) -> list[str]:
-    """Issue 16's targets, each marked met or missed (never lowered)."""
+    """The targets, each marked met or missed (never lowered)."""
     out = []
     for row in rows:
         d, big, f32 = int(row["d"]), row["n"] == "2^22", row["dtype"] == "float32"
@@ -292,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [12] if args.quick else args.log2n
     dims = [2, 8] if args.quick else args.dims
     n_queries, rounds = (2, 3) if args.quick else (7, args.rounds)
-    header = machine_header()
+    header = provenance_header(args.seed, argv)
     print(header)
     paths = []
     for dtype in args.dtypes:
@@ -308,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print_table(rows)
         print(*verdicts(rows), sep="\n")
-        notes = (f"{dtype} keys. Single queries: median over {n_queries} unit queries of the "
-                 f"median of {rounds} interleaved rounds (every method answers "
-                 f"{WARM_QUERIES} lone queries first); batches: {BATCH} rows per call "
-                 "(auto_first_batch_ms: auto's first, its batch race included). "
+        notes = (f"{dtype} keys. Single queries: the median of every call over {n_queries} "
+                 f"unit queries x {rounds} interleaved rounds (every method answers "
+                 f"{WARM_QUERIES} lone queries first); batches: {BATCH} rows per call, "
+                 f"{max(4, rounds // 2)} rounds (auto_first_batch_ms: auto's first, its batch "
+                 "race included; one call, no spread). "
                  "walk/sort/call/write: the compiled tree's own query, the sort of its answer "
                  "(csr.ascending), HSR.query (ascending ids), a copy of the k ids (the floor "
                  "of any reporting query); call_over_walk = call / walk (target <= 1.25), "
@@ -329,9 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                  "tree_speedup = scan / tree, compiled_speedup = scan / compiled. index_mem "
                  "= tree bytes / key bytes, compiled_mem the same for the compiled tree. "
                  "nan: not run (no faiss for float64 keys; no tree "
-                 f"over keys larger than {TREE_MAX_BYTES / 2**30:g} GiB, for memory).")
-        notes += " Command: python benchmarks/bench_float32.py " + " ".join(
-            sys.argv[1:] if argv is None else argv) + "."
+                 f"over keys larger than {TREE_MAX_BYTES / 2**30:g} GiB, for memory). "
+                 f"{SPREAD_NOTE}")
         if not args.quick:
             paths += write_results(f"{args.out}_{dtype}", rows, header, notes)
     if paths:

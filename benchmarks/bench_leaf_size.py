@@ -2,11 +2,13 @@
 installed, what ``backend="auto"`` builds) at several leaf sizes.
 
 Per (n, d, dtype, leaf size): Gaussian keys, unit queries at t = sqrt(0.4 ln n), one BLAS
-thread. ``query_us``: a lone query as ``HSR.query`` answers it (ids ascending), median of
-interleaved rounds over the leaf sizes; ``batch_ms``: ``query_many`` of ``BATCH`` rows
-(``sort=False``, as attention asks); ``mem``: index bytes over key bytes. The best leaf size
+thread. ``query_us``: a lone query as ``HSR.query`` answers it (ids ascending), the leaf sizes
+timed in interleaved rounds, the median of every call (every query, every round);
+``batch_ms``: ``query_many`` of ``BATCH`` rows (``sort=False``, as attention asks), the same;
+each with its interquartile range beside it (``_iqr_us``, ``_iqr_ms``); ``mem``: index bytes
+over key bytes. The best leaf size
 of each (n, d, dtype) is marked in ``best_query`` and ``best_batch``; ``over_best`` columns
-give each size's time over the best of its cell.
+give each size's median over the best median of its cell.
 
 A second table (``leaf_size_prefill``) times causal ReLU prefill through the same tree
 (``relu_attention(..., causal=True, method="hsr")``) with its structures' leaves
@@ -23,7 +25,14 @@ import sys
 import time
 
 import numpy as np
-from _common import machine_header, print_table, unit_queries, write_results
+from _common import (
+    SPREAD_NOTE,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab import HSR
 from hsr_lab.attention import batch, positions, relu_attention
@@ -34,8 +43,9 @@ LEAVES = (16, 32, 64, 128, 256)
 BATCH = 64
 
 
-def interleaved(fns: dict[int, object], rounds: int) -> dict[int, float]:
-    """Median seconds of each function over rounds, the order reversed every other round."""
+def interleaved(fns: dict[int, object], rounds: int) -> dict[int, list[float]]:
+    """Seconds of each call of each function over rounds, the order reversed every other
+    round."""
     times: dict[int, list[float]] = {key: [] for key in fns}
     keys = list(fns)
     for r in range(rounds):
@@ -43,7 +53,7 @@ def interleaved(fns: dict[int, object], rounds: int) -> dict[int, float]:
             start = time.perf_counter()
             fns[key]()  # type: ignore[operator]
             times[key].append(time.perf_counter() - start)
-    return {key: float(np.median(v)) for key, v in times.items()}
+    return times
 
 
 def cell(n: int, d: int, dtype: str, queries: int, rounds: int, seed: int
@@ -59,17 +69,19 @@ def cell(n: int, d: int, dtype: str, queries: int, rounds: int, seed: int
             raise AssertionError(f"leaf {leaf} disagrees at n={n}, d={d}")
     lone: dict[int, list[float]] = {leaf: [] for leaf in LEAVES}
     for q in Q[:queries]:
-        for leaf, sec in interleaved({leaf: (lambda h=h, q=q: h.query(q, t))
-                                      for leaf, h in trees.items()}, rounds).items():
-            lone[leaf].append(sec)
+        for leaf, secs in interleaved({leaf: (lambda h=h, q=q: h.query(q, t))
+                                       for leaf, h in trees.items()}, rounds).items():
+            lone[leaf] += secs
+    batches = interleaved({leaf: (lambda h=h: h.query_many(Q[:BATCH], t, sort=False))
+                           for leaf, h in trees.items()}, max(3, rounds // 2))
     one = {leaf: float(np.median(v)) for leaf, v in lone.items()}
-    many = interleaved({leaf: (lambda h=h: h.query_many(Q[:BATCH], t, sort=False))
-                        for leaf, h in trees.items()}, max(3, rounds // 2))
+    many = {leaf: float(np.median(v)) for leaf, v in batches.items()}
     rows = []
     for leaf, hsr in trees.items():
         rows.append({"n": f"2^{int(np.log2(n))}", "d": d, "dtype": dtype, "leaf": leaf,
-                     "query_us": 1e6 * one[leaf], "query_over_best": one[leaf] / min(one.values()),
-                     "batch_ms": 1e3 * many[leaf],
+                     **timing("query", lone[leaf], "us"),
+                     "query_over_best": one[leaf] / min(one.values()),
+                     **timing("batch", batches[leaf]),
                      "batch_over_best": many[leaf] / min(many.values()),
                      "mem": hsr.nbytes / K.nbytes,
                      "best_query": "*" if one[leaf] == min(one.values()) else "",
@@ -90,11 +102,12 @@ def prefill_cell(n: int, d: int, rounds: int, seed: int) -> list[dict[str, objec
 
     saved = positions.BATCH_LEAF_SIZE
     try:
-        sec = interleaved({leaf: (lambda leaf=leaf: run(leaf)) for leaf in LEAVES}, rounds)
+        calls = interleaved({leaf: (lambda leaf=leaf: run(leaf)) for leaf in LEAVES}, rounds)
     finally:
         batch.BATCH_LEAF_SIZE = positions.BATCH_LEAF_SIZE = saved
-    return [{"n": f"2^{int(np.log2(n))}", "d": d, "leaf": leaf, "prefill_s": sec[leaf],
-             "over_best": sec[leaf] / min(sec.values()),
+    sec = {leaf: float(np.median(v)) for leaf, v in calls.items()}
+    return [{"n": f"2^{int(np.log2(n))}", "d": d, "leaf": leaf,
+             **timing("prefill", calls[leaf], "s"), "over_best": sec[leaf] / min(sec.values()),
              "best": "*" if sec[leaf] == min(sec.values()) else ""} for leaf in LEAVES]
 
 
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes, dims = ([14], [2]) if args.quick else (args.log2n, args.dims)
     queries, rounds = (2, 3) if args.quick else (7, 10)
-    header = machine_header() + f" | tree {TREE.name}"
+    header = provenance_header(args.seed, argv)
     print(header)
     rows: list[dict[str, object]] = []
     for dtype in args.dtypes:
@@ -124,16 +137,16 @@ def main(argv: list[str] | None = None) -> int:
             print_table(new, header=not prefill)
             prefill += new
     notes = (f"The kd-tree auto builds ({TREE.name}) at leaf sizes {list(LEAVES)}. query_us: "
-             f"HSR.query (ids ascending), median over {queries} unit queries of the median of "
-             f"{rounds} interleaved rounds; batch_ms: query_many of {BATCH} rows, sort=False; "
-             "mem: HSR.nbytes / key bytes. Command: python benchmarks/bench_leaf_size.py "
-             + " ".join(sys.argv[1:] if argv is None else argv) + ".")
+             f"HSR.query (ids ascending), the median of every call over {queries} unit "
+             f"queries x {rounds} interleaved rounds; batch_ms: query_many of {BATCH} rows, "
+             f"sort=False, {max(3, rounds // 2)} rounds; mem: HSR.nbytes / key bytes. "
+             f"{SPREAD_NOTE}")
     if not args.quick:
         print("wrote", *write_results("leaf_size", rows, header, notes))
         print("wrote", *write_results("leaf_size_prefill", prefill, header, (
             "Causal ReLU prefill, relu_attention(causal=True, method='hsr', backend="
             f"'{TREE.name}'), with scores.BATCH_LEAF_SIZE set to each leaf size; median of "
-            "interleaved rounds (3 at n = 2^14, 1 at 2^16).")))
+            f"interleaved rounds (3 at n = 2^14, 1 at 2^16). {SPREAD_NOTE}")))
     return 0
 
 

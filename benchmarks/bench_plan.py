@@ -3,8 +3,10 @@
 ``hsr.plan.MIN_N`` scans blocks below it without a race. Per (dtype, d, n): Gaussian keys, unit
 queries at t = sqrt(0.4 ln n), one BLAS thread; ``tree_us`` is a lone query of ``hsr.TREE``
 (compiled where Numba is installed) with its answer sorted as ``HSR.query`` returns it,
-``scan_us`` the scan's (``BruteForce``, ids already ascending), medians of interleaved rounds;
-``scan_over_tree`` > 1 where the tree wins; ``auto`` is what ``HSR(backend="auto")`` chose for
+``scan_us`` the scan's (``BruteForce``, ids already ascending): each round answers the cell's
+queries once with each, interleaved, and a column gives the median time per query over the
+rounds with its interquartile range (``_iqr_us``); ``scan_over_tree`` (of the medians) > 1 where
+the tree wins; ``auto`` is what ``HSR(backend="auto")`` chose for
 the block (its rule or its race) and ``why``.
 
     python benchmarks/bench_plan.py            # n = 2^11 .. 2^17; d = 2, 4, 8; both dtypes
@@ -18,7 +20,14 @@ import sys
 import time
 
 import numpy as np
-from _common import machine_header, print_table, unit_queries, write_results
+from _common import (
+    SPREAD_NOTE,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab import HSR
 from hsr_lab.hsr import TREE, BruteForce, plan
@@ -26,15 +35,16 @@ from hsr_lab.hsr.csr import ascending
 from hsr_lab.theory import paper_threshold
 
 
-def interleaved(fns: dict[str, object], rounds: int) -> dict[str, float]:
-    """Median seconds of each function over rounds, the order reversed every other round."""
+def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each call of each function over rounds, the order reversed every other
+    round."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(rounds):
         for name in list(fns) if r % 2 == 0 else list(fns)[::-1]:
             start = time.perf_counter()
             fns[name]()  # type: ignore[operator]
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(v)) for name, v in times.items()}
+    return times
 
 
 def cell(n: int, d: int, dtype: str, queries: int, rounds: int, seed: int) -> dict[str, object]:
@@ -54,12 +64,15 @@ def cell(n: int, d: int, dtype: str, queries: int, rounds: int, seed: int) -> di
         for q in Q:
             scan.query(q, t)
 
-    sec = interleaved({"tree": tree_answers, "scan": scan_answers}, rounds)
+    calls = interleaved({"tree": tree_answers, "scan": scan_answers}, rounds)
     (decision,) = HSR(K).plan.decisions.values()  # type: ignore[union-attr]
-    return {"dtype": dtype, "d": d, "n": f"2^{int(np.log2(n))}",
-            "tree_us": 1e6 * sec["tree"] / queries, "scan_us": 1e6 * sec["scan"] / queries,
-            "scan_over_tree": sec["scan"] / sec["tree"], "auto": decision.kernel,
-            "why": decision.why.split(" (")[0]}
+    row: dict[str, object] = {"dtype": dtype, "d": d, "n": f"2^{int(np.log2(n))}"}
+    for name, secs in calls.items():  # per query: a round's seconds over its queries
+        row.update(timing(name, np.asarray(secs) / queries, "us"))
+    row.update(scan_over_tree=float(np.median(calls["scan"]) / np.median(calls["tree"])),
+               auto=decision.kernel, why=decision.why.split(" (")[0])
+    return row
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes, dims = ([11, 12], [2]) if args.quick else (args.log2n, args.dims)
     queries, rounds = (2, 3) if args.quick else (8, 9)
-    header = machine_header() + f" | tree {TREE.name} | MIN_N = 2^{plan.MIN_N.bit_length() - 1}"
+    header = provenance_header(args.seed, argv)
     print(header)
     rows: list[dict[str, object]] = []
     for dtype in ("float32", "float64"):
@@ -79,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             for log2n in sizes:
                 rows.append(cell(2**log2n, d, dtype, queries, rounds, args.seed))
                 print_table(rows[-1:], header=len(rows) == 1)
-    notes = (f"Lone queries: {queries} unit queries per round, medians of {rounds} interleaved "
-             "rounds, per query. tree = hsr.TREE's query, answer sorted (csr.ascending); scan = "
-             "BruteForce's; auto = HSR(backend='auto').plan for the block. Command: python "
-             "benchmarks/bench_plan.py " + " ".join(sys.argv[1:] if argv is None else argv)
-             + ".")
+    notes = (f"Lone queries: {queries} unit queries per round, {rounds} interleaved rounds; "
+             "*_us: a round's time over its queries, median over the rounds. tree = hsr.TREE "
+             f"({TREE.name})'s query, answer sorted (csr.ascending); scan = BruteForce's; "
+             "auto = HSR(backend='auto').plan for the block; plan.MIN_N = "
+             f"2^{plan.MIN_N.bit_length() - 1}. {SPREAD_NOTE}")
     if not args.quick:
         print("wrote", *write_results("plan", rows, header, notes))
     return 0

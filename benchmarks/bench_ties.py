@@ -3,10 +3,11 @@
 Every score exactly at b (attention) or t (HSR) lies inside the rounding band, so it is settled
 exactly (``hsr.numerics``, ``hsr.exact``). Zero query rows and rows whose products are exact
 need no settling at all; the others are settled by error-free transformations over whole
-arrays. Per case, the call with ties and the same call without them (the baseline), medians
-of interleaved rounds, their ratio, how many scores sit exactly on the threshold, and how many
-pairs were settled as exact float scores (grid), in bulk and by fractions (the compiled walk
-settles its own pairs in machine code, uncounted):
+arrays. Per case, the call with ties and the same call without them (the baseline), the
+medians of interleaved rounds with their interquartile ranges, the ratio of the medians, how
+many scores sit exactly on the threshold, and how many pairs were settled as exact float scores
+(grid), in bulk and by fractions (the compiled walk settles its own pairs in machine code,
+uncounted):
 
 - ``zero_rows``: ``relu_attention(zeros((m, 8)), K, V)`` at b = 0 against ``zeros + 1e-3``;
 - ``causal_padding``: causal prefill (d = 4), every third query row zero, against none zero;
@@ -15,7 +16,7 @@ settles its own pairs in machine code, uncounted):
 - ``hsr_<backend>``: integer keys in {-3 .. 3}^3 and a query whose t is a key's score (many
   keys on it) against Gaussian keys with t at the same quantile.
 
-    python benchmarks/bench_ties.py            # the sizes of the issue (n = 4096, 8193, 2^16)
+    python benchmarks/bench_ties.py            # n = 4096, causal prefill 8193, HSR 2^16
     python benchmarks/bench_ties.py --quick    # a smoke run (not saved)
 """
 
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import machine_header, print_table, write_results
+from _common import SPREAD_NOTE, print_table, provenance_header, timing, write_results
 
 from hsr_lab import HSR, relu_attention, softmax_attention
 from hsr_lab.hsr import exact
@@ -35,8 +36,8 @@ from hsr_lab.hsr.compiled import AVAILABLE as NUMBA
 
 
 def interleaved(tie: Callable[[], object], base: Callable[[], object], rounds: int
-                ) -> tuple[float, float]:
-    """Median seconds of the two calls over rounds, the order reversed every other round."""
+                ) -> tuple[list[float], list[float]]:
+    """Seconds of each call of the two over rounds, the order reversed every other round."""
     times: dict[str, list[float]] = {"tie": [], "base": []}
     for r in range(rounds):
         for name, fn in ((("tie", tie), ("base", base)) if r % 2 == 0
@@ -44,7 +45,7 @@ def interleaved(tie: Callable[[], object], base: Callable[[], object], rounds: i
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return float(np.median(times["tie"])), float(np.median(times["base"]))
+    return times["tie"], times["base"]
 
 
 def row(case: str, ties: int, tie: Callable[[], object], base: Callable[[], object],
@@ -55,8 +56,9 @@ def row(case: str, ties: int, tie: Callable[[], object], base: Callable[[], obje
     settled = {f"settled_{kind}": exact.SETTLED[kind] - before[kind]
                for kind in ("grid", "bulk", "fractions")}
     tie_s, base_s = interleaved(tie, base, rounds)
-    return {"case": case, "ties": ties, "tie_s": tie_s, "baseline_s": base_s,
-            "tie_over_baseline": tie_s / base_s, **settled}
+    return {"case": case, "ties": ties, **timing("tie", tie_s, "s"),
+            **timing("baseline", base_s, "s"),
+            "tie_over_baseline": float(np.median(tie_s) / np.median(base_s)), **settled}
 
 
 def attention_rows(n: int, causal_n: int, rounds: int, rng: np.random.Generator
@@ -108,17 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n, causal_n, hsr_n, rounds = ((512, 1025, 2**12, 2) if args.quick
                                   else (4096, 8193, 2**16, args.rounds))
-    header = machine_header()
+    header = provenance_header(args.seed, argv)
     print(header)
     rng = np.random.default_rng(args.seed)
     rows = attention_rows(n, causal_n, rounds, rng) + hsr_rows(hsr_n, rounds, rng)
     print_table(rows)
     if not args.quick:
-        notes = (f"`python benchmarks/bench_ties.py --rounds {rounds}`: attention n = {n} "
-                 f"(causal prefill n = {causal_n}), HSR n = {hsr_n}; medians of interleaved "
-                 "rounds, one BLAS thread. settled_* count the pairs of one tie call (the "
-                 "compiled walk's own settling is not counted). Machine shared with other "
-                 "work: ratios are the robust part.")
+        notes = (f"Attention n = {n} (causal prefill n = {causal_n}, {max(1, rounds // 2)} "
+                 f"rounds), HSR n = {hsr_n} ({rounds * 4} rounds); otherwise {rounds} "
+                 "interleaved rounds, one BLAS thread. tie_over_baseline is the ratio of the "
+                 "medians. settled_* count the pairs of one tie call (the compiled walk's own "
+                 "settling is not counted). On a machine shared with other work the ratios "
+                 f"are the robust part. {SPREAD_NOTE}")
         for path in write_results("ties", rows, header, notes):
             print(f"wrote {path}")
     return 0

@@ -5,11 +5,13 @@ float32 Gaussian keys, unit queries, t = sqrt(0.4 ln n), one BLAS thread (as in
 so that, as in the benchmark, the tree's data are not left in the cache by the previous query.
 Per step of the walk (``NumpyKDTree._step``: the levels it takes, the frontier, the (query, node)
 pairs it tests and those the reference visits) and per phase of the report (scoring the open
-leaves, gathering the ids), the median time, and the NumPy calls it makes (functions and
+leaves, gathering the ids), the median time with its interquartile range (``time_us``,
+``time_iqr_us``), and the NumPy calls it makes (functions and
 methods seen by ``sys.setprofile``; operators such as ``<`` or ``@`` are not counted), so that
 the time per call can be read next to the work.
 
-    python benchmarks/profile_walk.py                      # n = 2^22, d = 2, 3, 4
+    python benchmarks/profile_walk.py --out profile_walk   # n = 2^22, d = 2, 3, 4; written
+    python benchmarks/profile_walk.py --quick              # a smoke run (never written)
     python benchmarks/profile_walk.py --log2n 20 --dims 3 --leaf-size 256
 """
 
@@ -22,7 +24,14 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-from _common import machine_header, print_table, unit_queries, write_results
+from _common import (
+    SPREAD_NOTE,
+    print_table,
+    provenance_header,
+    timing,
+    unit_queries,
+    write_results,
+)
 
 from hsr_lab.hsr import DEFAULT_LEAF_SIZE32, NumpyKDTree
 from hsr_lab.theory import paper_threshold
@@ -98,16 +107,20 @@ def profile(n: int, d: int, leaf_size: int, n_queries: int, rounds: int, seed: i
             if r > 0:
                 scan.append(middle - start)
                 query.append(end - middle)
-    scan_us, query_us = 1e6 * np.median(scan), 1e6 * np.median(query)
-    rows = [{"d": d, "phase": "scan K @ q >= t", "us": scan_us, "numpy_calls": 0, "work": ""},
-            {"d": d, "phase": "tree.query", "us": query_us, "numpy_calls": 0,
+    rows = [{"d": d, "phase": "scan K @ q >= t", **_us(scan), "numpy_calls": 0, "work": ""},
+            {"d": d, "phase": "tree.query", **_us(query), "numpy_calls": 0,
              "work": f"visited {stats.nodes_visited}, products {stats.inner_products}, "
                      f"ids {stats.points_reported}"}]
     for label, seconds in rec.seconds.items():  # work: the first query's (steps vary)
-        rows.append({"d": d, "phase": label, "us": 1e6 * float(np.median(seconds)),
+        rows.append({"d": d, "phase": label, **_us(seconds),
                      "numpy_calls": int(np.median(rec.c_calls[label])),
                      "work": rec.work[label][0] if rec.work[label] else ""})
     return rows
+
+
+def _us(seconds: list[float]) -> dict[str, float]:
+    """``time_us`` and ``time_iqr_us`` of the timed calls, to 0.1 us."""
+    return {key: round(value, 1) for key, value in timing("time", seconds, "us").items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,22 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write results/<out>.{csv,md}")
+    parser.add_argument("--quick", action="store_true",
+                        help="n = 2^14, d = 2, 2 queries x 3 rounds; writes nothing")
     args = parser.parse_args(argv)
-    header = machine_header()
+    if args.quick:
+        args.log2n, args.dims, args.queries, args.rounds = 14, [2], 2, 3
+    header = provenance_header(args.seed, argv)
     print(header)
     rows = []
     for d in args.dims:
         rows += profile(2**args.log2n, d, args.leaf_size, args.queries, args.rounds, args.seed)
-    for row in rows:
-        row["us"] = round(float(row["us"]), 1)
     print_table(rows)
-    if args.out:
+    if args.out and not args.quick:
         notes = (f"n = 2^{args.log2n}, leaf_size = {args.leaf_size}, median over "
                  f"{args.queries} queries x {args.rounds} rounds, each query right after the "
                  "scan. Steps are timed inside tree.query (walk = all steps; report = scan of "
                  "the open leaves and the ids). numpy_calls: NumPy functions and methods called "
-                 "(operators not counted). Command: python benchmarks/profile_walk.py "
-                 + " ".join(argv if argv is not None else sys.argv[1:]))
+                 f"(operators not counted). {SPREAD_NOTE}")
         write_results(args.out, rows, header, notes)
     return 0
 

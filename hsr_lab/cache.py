@@ -105,8 +105,9 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             tmp.unlink()
 
 
-# Modules that only draw or wire things up: editing them changes no sweep's numbers.
-_NOT_COMPUTING = ("figures", "widgets", "cli.py", "__main__.py")
+# Modules that only draw, wire things up or describe the run (provenance, journal widths):
+# editing them changes no sweep's numbers, and no module that computes imports them.
+_NOT_COMPUTING = ("figures", "widgets", "cli.py", "__main__.py", "provenance.py", "venues.py")
 
 
 @functools.cache

@@ -21,7 +21,21 @@ import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = sorted(path.name for path in BENCHMARKS.glob("bench_*.py"))
+
+
+def _module(name: str):
+    """benchmarks/<name>.py as a module (the scripts import each other from their folder)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+RUN_ALL = _module("run_all")
+SCRIPTS = RUN_ALL.scripts()  # every script that `make bench` runs
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -40,28 +54,21 @@ def test_benchmark_runs_quick_and_leaves_the_results_alone(script, tmp_path):
                          capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("# ") and "cores" in lines[0]  # the machine header
-    if script not in OLD_HEADER:
-        assert _header_keys(lines) == list(HEADER_KEYS), run.stdout[:2000]
-    assert len(lines) >= 3, run.stdout  # a table header and at least one row
+    assert lines[0].startswith("# machine: ") and "cores" in lines[0]
+    assert _header_keys(lines) == list(HEADER_KEYS), run.stdout[:2000]
+    assert len(lines) >= len(HEADER_KEYS) + 2, run.stdout  # a table header and a row
+    assert "_iqr_" in run.stdout, "no spread column beside the medians"
     assert _digests(copy / "results") == before, "a --quick run rewrote benchmarks/results"
 
 
 # ---------------------------------------------------------------- provenance and spread
 
 HEADER_KEYS = ("machine", "command", "commit", "versions", "BLAS", "seed", "date")
-# These two print the old one-line header until they call provenance_header (the lead's edit).
-OLD_HEADER = {"bench_float32.py", "bench_attention.py"}
 
 
 def _common():
     """benchmarks/_common.py as a module (the scripts import it from their own folder)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_common", BENCHMARKS / "_common.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _module("_common")
 
 
 def _header_keys(lines: list[str]) -> list[str]:
@@ -73,12 +80,36 @@ def _header_keys(lines: list[str]) -> list[str]:
     return keys
 
 
-@pytest.mark.parametrize("script", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason="prints machine_header() until "
-                                            "it calls provenance_header")) if s in OLD_HEADER
-    else s for s in SCRIPTS])
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_every_benchmark_writes_the_provenance_header(script):
-    assert "provenance_header(" in (BENCHMARKS / script).read_text()
+    source = (BENCHMARKS / script).read_text()
+    assert "provenance_header(" in source and "machine_header(" not in source
+
+
+def test_make_bench_runs_every_script_and_writes_every_table():
+    assert RUN_ALL.uncovered() == []  # every bench_*.py (and profile_walk.py) has a run
+    assert {p.name for p in BENCHMARKS.glob("bench_*.py")} <= set(SCRIPTS)
+    written = {table for run in RUN_ALL.RUNS for table in run.tables} | {RUN_ALL.SUMMARY}
+    committed = {p.stem for p in (BENCHMARKS / "results").iterdir() if p.suffix in (".csv", ".md")}
+    assert committed <= written, f"tables no run of run_all.py rewrites: {committed - written}"
+    for run in RUN_ALL.RUNS:  # each run's --out (if any) names the tables it is said to write
+        if "--out" in run.args:
+            out = run.args[run.args.index("--out") + 1]
+            assert all(table.startswith(out) for table in run.tables), run
+    assert [r.tables for r in RUN_ALL.selected(["keys", "ties"])] == [("keys",), ("ties",)]
+    with pytest.raises(SystemExit, match="no run writes"):
+        RUN_ALL.selected(["keys", "no_such_table"])
+
+
+def test_the_readme_numbers_are_read_from_the_tables(capsys):
+    quoted = _module("readme_numbers")
+    assert quoted.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= len(quoted.QUOTED)
+    assert quoted.value("no_such_table", {"n": "2^22"}, "scan_ms") == "-"
+    tables = {t for _, names, _, _ in quoted.QUOTED for t in names}
+    written = {table for run in RUN_ALL.RUNS for table in run.tables}
+    assert tables <= written  # every quoted table is one that `make bench` rewrites
 
 
 def test_timing_is_the_median_and_interquartile_range_of_the_calls():
@@ -91,12 +122,15 @@ def test_timing_is_the_median_and_interquartile_range_of_the_calls():
     assert got["scan_iqr_ms"] == pytest.approx(1e3 * (q75 - q25))
     assert common.timing("x", calls, unit="s") == {"x_s": pytest.approx(q50),
                                                    "x_iqr_s": pytest.approx(q75 - q25)}
-    assert common.timing("one", [0.5])["one_iqr_ms"] == 0.0
+    assert common.timing("one", [0.5]) == {"one_ms": 500.0, "one_iqr_ms": pytest.approx(np.nan,
+                                                                               nan_ok=True)}
+    assert common.timing("two", [0.5, 0.5])["two_iqr_ms"] == 0.0  # measured, and no spread
     for bad in ([], [[0.1, 0.2]]):
         with pytest.raises(ValueError, match="seconds"):
             common.timing("x", bad)
+    assert common.timing("x", calls, unit="us")["x_us"] == pytest.approx(1e6 * q50)
     with pytest.raises(ValueError, match="unit"):
-        common.timing("x", calls, unit="us")
+        common.timing("x", calls, unit="ns")
     assert len(common.time_calls(lambda: None, repeats=4)) == 4
 
 

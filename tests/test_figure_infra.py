@@ -469,6 +469,23 @@ def test_cache_key_follows_the_code_that_computes_but_not_the_drawing_code(tmp_p
     assert len(code_fingerprint()) == 16  # the installed package's, part of every cache key
 
 
+def test_the_modules_left_out_of_the_cache_key_exist_and_compute_nothing():
+    """Each name in ``_NOT_COMPUTING`` is a module or folder of the package, and no module
+    that is hashed imports one of them (else an edit there could change a cached number)."""
+    from hsr_lab.cache import _NOT_COMPUTING
+
+    root = Path(hsr_lab.__file__).parent
+    assert all((root / name).exists() for name in _NOT_COMPUTING), _NOT_COMPUTING
+    assert {"provenance.py", "venues.py", "figures", "widgets"} <= set(_NOT_COMPUTING)
+    left_out = {f"{root.name}.{name.removesuffix('.py')}" for name in _NOT_COMPUTING}
+    for path in root.rglob("*.py"):
+        if path.relative_to(root).parts[0] in _NOT_COMPUTING:
+            continue
+        for module, name in _imports(path, root):  # from module import name
+            for imported in (module, f"{module}.{name}"):
+                assert ".".join(imported.split(".")[:2]) not in left_out, (path, imported)
+
+
 def test_cache_round_trips_arrays_exactly(tmp_path):
     result = {
         "floats": np.array([0.1, -0.0, np.nan, np.inf, -np.inf, 1e-300]),

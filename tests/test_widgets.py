@@ -141,6 +141,16 @@ def test_measure_query_cost_times_both_on_the_same_queries(keys):
     assert np.all((cost.reported > 0.01 * cost.n) & (cost.reported < 0.15 * cost.n))
     assert np.all(cost.work > 0) and np.all(cost.reported <= cost.n)
     assert cost.blas_threads == 1
+    # Every timed call is kept (3 per query), so the median has its spread beside it.
+    assert cost.tree_calls.shape == cost.scan_calls.shape == (2, 3 * 3)
+    for calls, median, iqr in ((cost.tree_calls, cost.tree_s, cost.tree_iqr_s),
+                               (cost.scan_calls, cost.scan_s, cost.scan_iqr_s)):
+        assert np.all(calls > 0)
+        q25, q50, q75 = np.percentile(calls, [25, 50, 75], axis=1)
+        np.testing.assert_array_equal(median, q50)
+        np.testing.assert_allclose(iqr, q75 - q25)
+        assert np.all((iqr >= 0) & (iqr < calls.max(axis=1)))
+    np.testing.assert_allclose(cost.speedup, cost.scan_s / cost.tree_s)
 
 
 def test_low_rank_keys_have_intrinsic_dimension_two():

@@ -24,7 +24,8 @@ timed call, for the tree and for the scan alike: the times include the threshold
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,6 @@ from threadpoolctl import threadpool_limits
 
 from ..attention.thresholds import row_thresholds, sampled_row_thresholds
 from ..hsr import HSR, TREE
-from ..hsr.plan import race
 from ..theory import PAPER_C, paper_threshold
 from ..validate import as_positive_int
 from .common import seeds_for, unit_vectors
@@ -42,17 +42,23 @@ KEY_KINDS = ("isotropic", "anisotropic", "low-rank")
 # tree's permuted copy. 512 MiB of keys (n = 2^20 at d = 64) stays near 2 GiB.
 MAX_KEY_BYTES = 2**29
 THRESHOLD_SAMPLE = 1024  # keys sampled per row to estimate its threshold (all keys if n is less)
+ROUNDS = 3  # timed calls of each side per query, interleaved
 
 
 @dataclass(frozen=True)
 class QueryCost:
-    """Per n: median seconds per query of the tree and of the scan, mean work and k."""
+    """Per n: the seconds of every timed query of the tree and of the scan, mean work and k.
+
+    ``tree_s`` and ``scan_s`` are the medians of those calls; ``tree_iqr_s`` and
+    ``scan_iqr_s`` their interquartile range q75 - q25 (NumPy's linear interpolation, as in
+    ``benchmarks/_common.timing``), the spread of the same calls.
+    """
 
     n: np.ndarray
     d: int
     keys: str
-    tree_s: np.ndarray  # median over queries of the median of 3 timings, the kd-tree (``tree``)
-    scan_s: np.ndarray  # the same for the scan K @ a >= t (backend="brute")
+    tree_calls: np.ndarray  # (len(n), n_queries * ROUNDS) seconds of each timed call of the tree
+    scan_calls: np.ndarray  # the same for the scan K @ a >= t (backend="brute")
     work: np.ndarray  # mean box tests + inner products of the tree and its threshold sample
     reported: np.ndarray  # mean k, the keys reported
     blas_threads: int | None  # BLAS threads both sides ran with (None: the library's default)
@@ -60,9 +66,34 @@ class QueryCost:
     sample: int = THRESHOLD_SAMPLE  # keys sampled per row for its threshold, inside the timers
 
     @property
+    def tree_s(self) -> np.ndarray:
+        """Median seconds of a tree query per n, over every timed call (all queries)."""
+        return np.median(self.tree_calls, axis=1)
+
+    @property
+    def scan_s(self) -> np.ndarray:
+        """Median seconds of a scan query per n, over every timed call (all queries)."""
+        return np.median(self.scan_calls, axis=1)
+
+    @property
+    def tree_iqr_s(self) -> np.ndarray:
+        """Interquartile range q75 - q25 of the tree's timed calls per n, in seconds."""
+        return _iqr(self.tree_calls)
+
+    @property
+    def scan_iqr_s(self) -> np.ndarray:
+        """Interquartile range q75 - q25 of the scan's timed calls per n, in seconds."""
+        return _iqr(self.scan_calls)
+
+    @property
     def speedup(self) -> np.ndarray:
-        """scan time / tree time: above 1 the tree wins."""
+        """scan time / tree time (medians): above 1 the tree wins."""
         return self.scan_s / self.tree_s
+
+
+def _iqr(calls: np.ndarray) -> np.ndarray:
+    q25, q75 = np.percentile(calls, [25, 75], axis=1)
+    return q75 - q25
 
 
 def make_keys(kind: str, n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -86,14 +117,15 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
     else the NumPy walk (same tree, same counters); ``QueryCost.tree`` names it.
 
     For each n: build both structures over the same keys; for each of ``n_queries`` unit
-    queries, time each structure three times, alternating which goes first, and keep its median
-    (``hsr.plan.race``); report the medians over queries. A timed call is the whole row:
-    estimate the row's threshold t = sqrt(d) b_i from ``sample`` keys
-    (``sampled_row_thresholds``, the same keys for both sides, so both report the same ids),
-    then query. The tree's work counts the sample's inner
-    products too. Both sides run with ``blas_threads`` BLAS threads (1, as in ``benchmarks/``:
-    on a shared machine a threaded call that waits for a busy core is noise).
-    ``on_step(done, total)`` is called after each n, in units of keys measured.
+    queries, time each structure ``ROUNDS`` (3) times, interleaved, the order reversed every
+    other round (``interleaved_calls``), and keep every call: ``QueryCost.tree_s`` is the median
+    of all ``n_queries * ROUNDS`` calls at that n, ``tree_iqr_s`` their interquartile range. A
+    timed call is the whole row: estimate the row's threshold t = sqrt(d) b_i from ``sample``
+    keys (``sampled_row_thresholds``, the same keys for both sides, so both report the same
+    ids), then query. The tree's work counts the sample's inner products too. Both sides run
+    with ``blas_threads`` BLAS threads (1, as in ``benchmarks/``: on a shared machine a
+    threaded call that waits for a busy core is noise). ``on_step(done, total)`` is called
+    after each n, in units of keys measured.
     """
     d, n_arr = as_positive_int("d", d), np.asarray(n_values, dtype=np.int64)
     if n_arr.ndim != 1 or not len(n_arr) or n_arr.min() < 2:
@@ -104,26 +136,41 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
                          f"measured); keep n * d * 8 bytes under {MAX_KEY_BYTES // 2**20} MiB")
     _check_kind(keys)
     n_queries, sample = as_positive_int("n_queries", n_queries), as_positive_int("sample", sample)
-    columns = {name: np.zeros(len(n_arr)) for name in ("tree", "scan", "work", "k")}
+    columns = {name: np.zeros(len(n_arr)) for name in ("work", "k")}
+    calls = {name: np.zeros((len(n_arr), n_queries * ROUNDS)) for name in ("tree", "scan")}
     with threadpool_limits(blas_threads):
         for i, (n, child) in enumerate(zip(n_arr, seeds_for(seed, len(n_arr)), strict=True)):
             rng = np.random.default_rng(child)
             K = make_keys(keys, int(n), d, rng)
             tree, scan = HSR(K, backend=TREE.name), HSR(K, backend="brute")
-            times = []
             for j, a in enumerate(unit_vectors(rng, n_queries, d)):
                 tree_row, scan_row = (_row(s, K, a, c, sample, seed=j) for s in (tree, scan))
-                medians = race({"tree": tree_row, "scan": scan_row}, 3)
-                times.append([medians["tree"], medians["scan"]])
+                timed = interleaved_calls({"tree": tree_row, "scan": scan_row}, ROUNDS)
+                for name, seconds in timed.items():
+                    calls[name][i, j * ROUNDS:(j + 1) * ROUNDS] = seconds
                 t = np.sqrt(d) * sampled_row_thresholds(a[None], K, sample, c, seed=j)[0]
                 _, stats = tree.query(a, t, stats=True)
                 columns["work"][i] += (stats.work + min(sample, int(n))) / n_queries
                 columns["k"][i] += stats.points_reported / n_queries
-            columns["tree"][i], columns["scan"][i] = np.median(times, axis=0)
             if on_step is not None:
                 on_step(int(n_arr[:i + 1].sum()), int(n_arr.sum()))
-    return QueryCost(n_arr, d, keys, columns["tree"], columns["scan"], columns["work"],
+    return QueryCost(n_arr, d, keys, calls["tree"], calls["scan"], columns["work"],
                      columns["k"], blas_threads, TREE.name, sample)
+
+
+def interleaved_calls(candidates: Mapping[str, Callable[[], object]], rounds: int
+                      ) -> dict[str, list[float]]:
+    """The wall-clock seconds of each call of each candidate over ``rounds`` rounds: every
+    round calls each once, the order reversed every other round, so that a busy machine slows
+    them alike (``hsr.plan.race`` times its candidates so, and keeps only the medians)."""
+    names = list(candidates)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            candidates[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def _row(structure: HSR, K: np.ndarray, a: np.ndarray, c: float, sample: int, seed: int

@@ -152,9 +152,10 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
                     progress: Callable[[int, int], None] | None = None) -> Figure:
     """Measured time of one query, kd-tree against the dense scan, for n = 2^10 .. 2^log2_n.
 
-    Left: median time per query (``hsr_lab.experiments.measure_query_cost``: keys of the given
-    kind, t = sqrt(d) b with b = sigma_a sqrt(0.4 ln n) per row, one BLAS thread on both
-    sides). Right: the tree's work,
+    Left: median time per query over every timed call, shaded between the quartiles (the
+    interquartile range; ``hsr_lab.experiments.measure_query_cost``: keys of the given kind,
+    t = sqrt(d) b with b = sigma_a sqrt(0.4 ln n) per row, one BLAS thread on both sides).
+    Right: the tree's work,
     (box tests + inner products) / n, against the scan's 1 and k / n, what any exact method
     must report. This runs a measurement (seconds): the panel has a button and a progress bar.
     """
@@ -174,8 +175,11 @@ def view_query_cost(d: int = 4, log2_n: int = 16, keys: str = "isotropic", seed:
             for i, (label, values) in enumerate(lines):
                 ax.plot(n, values, color=COLORS[i], ls=LINESTYLES[i], marker=MARKERS[i],
                         label=label)
+        for i, calls in enumerate((cost.tree_calls, cost.scan_calls)):  # the spread
+            q25, q75 = 1e3 * np.percentile(calls, [25, 75], axis=1)
+            ax_time.fill_between(n, q25, q75, color=COLORS[i], alpha=0.2, lw=0)
         ax_share.axhline(1.0, color="black", lw=0.8, ls="--", marker="", label="scan: 1")
-        log_n_axes(ax_time, n, "ms per query (median)", xlabel="n (keys)")
+        log_n_axes(ax_time, n, "ms per query (median, IQR shaded)", xlabel="n (keys)")
         log_n_axes(ax_share, n, "work / n", xlabel="n (keys)")
         for ax in (ax_time, ax_share):  # plain numbers at 1, 2, 5 x 10^k: no crowded minors
             ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
