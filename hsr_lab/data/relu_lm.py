@@ -1,11 +1,12 @@
 """Small byte LMs trained with the paper's ReLU^alpha attention, and their softmax twin, in NumPy.
 
 Four models that differ only in the attention rule (``train/``; ``train/README.md`` has the run)
-ship as package data in ``relu_lms/``, each trained with two seeds (``SEEDS``: the seed sets the
-initialisation, the batch order and the calibration batch): float16 weights (b in float32),
-3.3 M parameters, 6.6 MB each. Llama-style, like SmolLM2 scaled down: 4 layers, width 256, 4 heads of d = 64,
-SwiGLU width 704, byte vocabulary (256, tied with the output layer), context 2048,
-trained on the Python standard library's source (``pystdlib``). With x_0 = E[bytes]:
+ship as package data in ``relu_lms/``, each trained with two seeds (``SEEDS``: the seed sets
+the initialisation, the batch order and the calibration batch): float16 weights (b in
+float32), 3.3 M parameters, 6.6 MB each. Llama-style, like SmolLM2 scaled down: 4 layers,
+width 256, 4 heads of d = 64, SwiGLU width 704, byte vocabulary (256, tied with the output
+layer), context 2048, trained on the Python standard library's source (``pystdlib``).
+With x_0 = E[bytes]:
 
     h = RMSNorm(x) = x / sqrt(mean(x^2) + 1e-5) * g
     q_h = R_t W_Q,h h,  k_h = R_t W_K,h h,  v_h = W_V,h h     (R_t: RoPE, pairs (i, i + 32))
