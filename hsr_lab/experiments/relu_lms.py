@@ -204,11 +204,11 @@ class SeedComparison:
         difference = mean_r bpb(a, r) - mean_r bpb(b, r),
         half_width = t_{0.975, df} * sd * sqrt(1/R + 1/R),
 
-    sd the seed-to-seed standard deviation of a model's bits per byte, pooled over all V
-    variants (df = V (R - 1) degrees of freedom). The difference exceeds seed noise when
-    |difference| > half_width (a two-sample t-test at 5%). ``separated``: every seed of one
-    model is below every seed of the other (weaker evidence: with two seeds each, two equal
-    models are separated one time in three)."""
+    sd the seed-to-seed standard deviation of a model's bits per byte, pooled over V variants
+    (all of them unless told otherwise; df = V (R - 1) degrees of freedom). The difference
+    exceeds seed noise when |difference| > half_width (a two-sample t-test at 5%).
+    ``separated``: every seed of one model is below every seed of the other (weaker evidence:
+    with two seeds each, two equal models are separated one time in three)."""
 
     a: str
     b: str
@@ -301,19 +301,24 @@ class ReluLMStudy:
         over the windows)."""
         return self.bpb_seeds[self.index(variant)].mean(axis=-1)
 
-    def seed_sd(self) -> tuple[float, int]:
+    def seed_sd(self, variants: tuple[str, ...] | None = None) -> tuple[float, int]:
         """The seed-to-seed standard deviation of a model's bits per byte, pooled over the
-        variants: sqrt(sum_v sum_r (bpb_vr - mean_r bpb_vr)^2 / df), df = V (R - 1)."""
-        means = self.bpb_seeds.mean(axis=-1)  # (V, R)
+        variants (all, or those named): sqrt(sum_v sum_r (bpb_vr - mean_r bpb_vr)^2 / df),
+        df = V (R - 1)."""
+        rows = [self.index(v) for v in (self.variants if variants is None else variants)]
+        means = self.bpb_seeds[rows].mean(axis=-1)  # (V, R)
         df = means.shape[0] * (means.shape[1] - 1)
         if df < 1:
-            raise ValueError(f"seed noise needs two training seeds or more; got {self.seeds}")
+            raise ValueError(f"seed noise needs two training seeds or more and a variant; got "
+                             f"seeds {self.seeds}, variants {variants}")
         return float(np.sqrt(np.square(means - means.mean(axis=1, keepdims=True)).sum() / df)), df
 
-    def compare(self, a: str, b: str) -> SeedComparison:
-        """Model a against model b in held-out bits per byte, against the seed noise."""
+    def compare(self, a: str, b: str, noise_from: tuple[str, ...] | None = None
+                ) -> SeedComparison:
+        """Model a against model b in held-out bits per byte, against the seed noise pooled
+        over ``noise_from`` (default: every variant)."""
         ma, mb = self.seed_bpb(a), self.seed_bpb(b)
-        sd, df = self.seed_sd()
+        sd, df = self.seed_sd(noise_from)
         half = float(stats.t.ppf(0.975, df) * sd * np.sqrt(1 / ma.size + 1 / mb.size))
         separated = bool(ma.max() < mb.min() or mb.max() < ma.min())
         return SeedComparison(a, b, float(ma.mean() - mb.mean()), half, sd, df, separated)
