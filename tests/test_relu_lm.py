@@ -62,14 +62,15 @@ def heldout_ids(n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------- the oracle
 @needs_torch
+@pytest.mark.parametrize("seed", relu_lm.SEEDS)
 @pytest.mark.parametrize("variant", relu_lm.VARIANTS)
-def test_numpy_forward_matches_the_training_code(model_py, variant):
+def test_numpy_forward_matches_the_training_code(model_py, variant, seed):
     ids = heldout_ids(192)
-    mine = relu_lm.run(relu_lm.load(variant), ids)
+    mine = relu_lm.run(relu_lm.load(variant, seed), ids)
     import torch
 
     for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-11)):
-        theirs = torch_trace(model_py, relu_lm.weights_path(variant), ids, dtype)
+        theirs = torch_trace(model_py, relu_lm.weights_path(variant, seed), ids, dtype)
         for name in ("hidden", "Q", "K", "V", "logits"):
             err = rel_err(getattr(mine, name), theirs[name])
             assert err <= tol, f"{variant} {name} in {dtype}: relative error {err:.2e}"
@@ -120,29 +121,71 @@ def test_a_fresh_training_run_is_read_back_exactly(model_py, tmp_path):
 
 
 # ------------------------------------------------------------------- the shipped files
+@pytest.mark.parametrize("seed", relu_lm.SEEDS)
 @pytest.mark.parametrize("variant", relu_lm.VARIANTS)
-def test_shipped_weights_are_float16_and_small(variant):
-    path = relu_lm.weights_path(variant)
+def test_shipped_weights_are_float16_and_small(variant, seed):
+    path = relu_lm.weights_path(variant, seed)
     assert path.stat().st_size <= 8 * 10**6
     with np.load(path, allow_pickle=False) as z:
         dtypes = {z[k].dtype.name for k in z.files if k not in ("config", "meta")
                   and not k.endswith(".b")}
     assert dtypes == {"float16"}
-    lm = relu_lm.load(variant)
+    lm = relu_lm.load(variant, seed)
+    assert lm.seed == seed and lm.name == variant
     assert lm.meta["steps_done"] == 2500 and lm.log[-1]["step"] == 2500
+    assert [r["step"] for r in lm.log] == list(range(250, 2501, 250))
     assert lm.meta["corpus_sha256"]["train"] == pystdlib.RECORDED["train"][2]
     assert (lm.b is None) == (variant == "softmax")
 
 
-def test_every_variant_saw_the_same_run():
-    metas = [relu_lm.load(v).meta for v in relu_lm.VARIANTS]
-    strip = {"--variant"}
-    argvs = [[a for i, a in enumerate(m["argv"]) if a not in strip and m["argv"][i - 1]
-              not in strip] for m in metas]
+def _flag(argv: list[str], name: str, default: str | None = None) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def _without(argv: list[str], names: set[str]) -> list[str]:
+    """argv less the flags ``names`` and their values."""
+    return [a for i, a in enumerate(argv) if a not in names and (i == 0 or argv[i - 1]
+                                                                  not in names)]
+
+
+@pytest.mark.parametrize("seed", relu_lm.SEEDS)
+def test_every_variant_saw_the_same_run(seed):
+    metas = [relu_lm.load(v, seed).meta for v in relu_lm.VARIANTS]
+    argvs = [_without(m["argv"], {"--variant"}) for m in metas]
     assert all(a == argvs[0] for a in argvs)
-    configs = [{k: v for k, v in relu_lm.load(v).config.items()
+    configs = [{k: v for k, v in relu_lm.load(v, seed).config.items()
                 if k not in ("attention", "alpha", "threshold")} for v in relu_lm.VARIANTS]
     assert all(c == configs[0] for c in configs)
+
+
+@pytest.mark.parametrize("variant", relu_lm.VARIANTS)
+def test_the_seeds_differ_in_seed_alone_and_share_the_validation_windows(variant):
+    """Every training seed ran the same command but for --seed (and --eval-seed, which keeps
+    the held-out windows of seed 0's run: its default is seed + 1); the weights differ."""
+    metas = [relu_lm.load(variant, r).meta for r in relu_lm.SEEDS]
+    rest = [_without(m["argv"], {"--seed", "--eval-seed", "--out", "--corpus"}) for m in metas]
+    assert all(a == rest[0] for a in rest)
+    seeds = [int(_flag(m["argv"], "--seed", "0")) for m in metas]
+    assert seeds == list(relu_lm.SEEDS)
+    assert all(int(_flag(m["argv"], "--eval-seed", str(r + 1))) == 1
+               for m, r in zip(metas, seeds, strict=True))
+    assert all(m["corpus_sha256"] == metas[0]["corpus_sha256"] for m in metas)
+    w0, w1 = (relu_lm.load(variant, r).weights["layers.0.wq"] for r in relu_lm.SEEDS[:2])
+    assert not np.array_equal(w0, w1)
+
+
+def test_package_data_ships_every_weights_and_log_file():
+    """pyproject's package-data globs cover every file in relu_lms/ (both seeds)."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["hsr_lab"]
+    files = sorted(p.relative_to(ROOT / "hsr_lab").as_posix()
+                   for p in relu_lm.WEIGHTS_DIR.iterdir())
+    assert len(files) == 2 * len(relu_lm.VARIANTS) * len(relu_lm.SEEDS)
+    for f in files:
+        assert any(fnmatch.fnmatch(f, g) for g in globs), f
 
 
 def _broken(tmp_path: Path, change) -> Path:
@@ -189,6 +232,12 @@ def test_bad_ids_and_variants_are_refused():
         relu_lm.run(lm, np.zeros(3))
     with pytest.raises(ValueError, match="variant must be one of"):
         relu_lm.load("relu3")
+    with pytest.raises(ValueError, match=r"seed must be one of \(0, 1\); got 2"):
+        relu_lm.load("softmax", 2)
+    with pytest.raises(ValueError, match="seed must be one of"):
+        relu_lm.weights_path("softmax", True)
+    with pytest.raises(ValueError, match="give a Path alone"):
+        relu_lm.load(relu_lm.weights_path("softmax"), seed=1)
 
 
 # ------------------------------------------------------------------- the corpus

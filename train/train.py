@@ -58,7 +58,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of the steps over which the paper's b ramps in from 0")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--eval-windows", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the initialisation, the batch order and the calibration batch")
+    p.add_argument("--eval-seed", type=int, default=None,
+                   help="seeds the choice of held-out windows (default: seed + 1), so that "
+                        "runs of different seeds can be validated on the same windows")
     p.add_argument("--small", action="store_true", help="the CPU-sized model (SMALL)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                    help="torch.compile the training step (auto: on CUDA, eager if it fails)")
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     train, held, sha = load_corpus(args.corpus)
     model = ByteLM(cfg).to(args.device)
     n = cfg.context
-    windows = torch.as_tensor(heldout_windows(held, n, args.eval_windows, args.seed + 1),
+    eval_seed = args.seed + 1 if args.eval_seed is None else args.eval_seed
+    windows = torch.as_tensor(heldout_windows(held, n, args.eval_windows, eval_seed),
                               device=args.device)
     calib = torch.as_tensor(next(batches(train, n, args.batch, args.seed + 2)),
                             device=args.device)

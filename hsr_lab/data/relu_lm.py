@@ -1,10 +1,12 @@
 """Small byte LMs trained with the paper's ReLU^alpha attention, and their softmax twin, in NumPy.
 
 Four models that differ only in the attention rule (``train/``; ``train/README.md`` has the run)
-ship as package data in ``relu_lms/``: float16 weights (b in float32), 3.3 M parameters,
-6.6 MB each. Llama-style, like SmolLM2 scaled down: 4 layers, width 256, 4 heads of d = 64,
-SwiGLU width 704, byte vocabulary (256, tied with the output layer), context 2048,
-trained on the Python standard library's source (``pystdlib``). With x_0 = E[bytes]:
+ship as package data in ``relu_lms/``, each trained with two seeds (``SEEDS``: the seed sets
+the initialisation, the batch order and the calibration batch): float16 weights (b in
+float32), 3.3 M parameters, 6.6 MB each. Llama-style, like SmolLM2 scaled down: 4 layers,
+width 256, 4 heads of d = 64, SwiGLU width 704, byte vocabulary (256, tied with the output
+layer), context 2048, trained on the Python standard library's source (``pystdlib``).
+With x_0 = E[bytes]:
 
     h = RMSNorm(x) = x / sqrt(mean(x^2) + 1e-5) * g
     q_h = R_t W_Q,h h,  k_h = R_t W_K,h h,  v_h = W_V,h h     (R_t: RoPE, pairs (i, i + 32))
@@ -17,7 +19,7 @@ and the next-byte logits are RMSNorm(x_4) E^T. Computed in float64 from the floa
 ``tests/test_relu_lm.py`` checks hidden states, Q, K, V and logits against ``train/model.py``.
 
     from hsr_lab.data import relu_lm
-    lm = relu_lm.load("relu2_learned")
+    lm = relu_lm.load("relu2_learned")               # seed 0; load(..., seed=1): the other run
     tr = relu_lm.run(lm, relu_lm.encode("def f(x):\\n    return x"))   # tr.Q: (4, 4, n, 64)
 """
 
@@ -35,6 +37,7 @@ from scipy import special
 VARIANTS = ("softmax", "relu2_learned", "relu2_paper", "relu1_learned")
 LABELS = {"softmax": "softmax", "relu2_learned": "ReLU², learned b",
           "relu2_paper": "ReLU², paper's b", "relu1_learned": "ReLU, learned b"}
+SEEDS = (0, 1)  # the training seeds shipped for every variant
 WEIGHTS_DIR = Path(__file__).with_name("relu_lms")
 _CONFIG_KEYS = ("vocab", "d_model", "n_layers", "n_heads", "head_dim", "ffn", "context",
                 "rope_base", "rms_eps", "attention", "alpha", "threshold", "paper_c")
@@ -61,20 +64,29 @@ class ReluLM:
     def alpha(self) -> int:
         return int(self.config["alpha"])
 
+    @property
+    def seed(self) -> int:
+        """The training seed (``--seed`` of the run; 0 when the run did not name one)."""
+        argv = list(self.meta.get("argv", ()))
+        return int(argv[argv.index("--seed") + 1]) if "--seed" in argv[:-1] else 0
+
     def __repr__(self) -> str:
         c = self.config
         rule = (f"ReLU^{c['alpha']} ({c['threshold']} b)" if self.relu else "softmax")
         return (f"ReluLM({self.name!r}: {rule}, {c['n_layers']} layers x {c['n_heads']} heads "
                 f"of d={c['head_dim']}, width {c['d_model']}, context {c['context']}, "
-                f"{self.meta.get('steps_done', '?')} steps)")
+                f"{self.meta.get('steps_done', '?')} steps, seed {self.seed})")
 
 
 # ----------------------------------------------------------------------------- loading
-def weights_path(variant: str) -> Path:
-    """The shipped weights file of one variant (``VARIANTS``)."""
+def weights_path(variant: str, seed: int = 0) -> Path:
+    """The shipped weights file of one variant (``VARIANTS``) and training seed (``SEEDS``):
+    ``<variant>.npz`` for seed 0, ``<variant>_seed<seed>.npz`` for the others."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}")
-    return WEIGHTS_DIR / f"{variant}.npz"
+    if isinstance(seed, bool) or seed not in SEEDS:
+        raise ValueError(f"seed must be one of {SEEDS}; got {seed!r}")
+    return WEIGHTS_DIR / (f"{variant}.npz" if seed == 0 else f"{variant}_seed{seed}.npz")
 
 
 def expected_shapes(config: dict) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -139,16 +151,20 @@ def _log(path: Path) -> tuple[dict, ...]:
         ) else ()
 
 
-def load(variant: str | Path) -> ReluLM:
-    """A model by variant name (``VARIANTS``) or from a weights file written by ``train/``.
+def load(variant: str | Path, seed: int = 0) -> ReluLM:
+    """A shipped model by variant name (``VARIANTS``) and training seed (``SEEDS``), or the
+    model of a weights file written by ``train/`` (a Path; seed must then be left at 0).
 
     Raises ValueError naming the file if it is truncated, not an .npz, or holds an array of
     the wrong shape or dtype."""
-    path = Path(variant) if isinstance(variant, Path) else weights_path(variant)
-    return _load(path.resolve())
+    if isinstance(variant, Path):
+        if seed != 0:
+            raise ValueError(f"seed names a shipped model; give a Path alone, got seed={seed!r}")
+        return _load(variant.resolve())
+    return _load(weights_path(variant, seed).resolve())
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=len(VARIANTS) * len(SEEDS))
 def _load(path: Path) -> ReluLM:
     config, arrays, meta = _read(path)
     _check(arrays, config, path)

@@ -22,10 +22,14 @@ Notebook 09 teaches it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from hsr_lab import HSR, Decoder, cache, relu_attention, softmax_attention, theory
 from hsr_lab.attention.dense import dense_relu
@@ -37,6 +41,7 @@ from .smollm2 import decoding_scores, paper_b, spectrum
 C = theory.PAPER_C
 D = 64  # every model's head dimension
 RECENT = 64  # "recent" keys: the RECENT positions t - j < RECENT before (and at) row t
+SEED_KEYS = ("bpb", "count", "empty", "b", "b_paper")  # measured for every training seed
 
 
 def _grid(lo: int, hi: int) -> np.ndarray:
@@ -120,9 +125,10 @@ def exactness(tr: relu_lm.Trace, lm: relu_lm.ReluLM, layer: int, b: np.ndarray
 
 
 # ----------------------------------------------------------------------------- one model
-def _model_study(name: str, s: dict, windows: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Every number of one model, over its layers L and heads H."""
-    lm = relu_lm.load(name)
+def _rows_study(lm: relu_lm.ReluLM, s: dict, windows: np.ndarray
+                ) -> tuple[dict[str, np.ndarray], relu_lm.Trace, np.ndarray]:
+    """Bits per byte and the row counts of one model over the windows, its b and the paper's
+    b per head; also the first window's trace and the keys of all windows (L, H, W N, d)."""
     L, H = lm.config["n_layers"], lm.config["n_heads"]
     sizes, m = np.array(s["sizes"]), s["m"]
     acc: dict[str, np.ndarray] = {}
@@ -140,18 +146,39 @@ def _model_study(name: str, s: dict, windows: np.ndarray, seed: int) -> dict[str
                                                                                      h] = value
         if w == 0:
             first = tr
-    out = {k: v.mean(axis=0) for k, v in acc.items()} | dict(bpb=np.array(bpb))
-    out |= _keys_and_tree(lm, first, np.concatenate(keys, axis=2), s)
-    return out
+    b_paper = _paper_b(first, m)
+    out = {k: v.mean(axis=0) for k, v in acc.items()} | dict(
+        bpb=np.array(bpb), b_paper=b_paper, b=lm.b if lm.relu else b_paper)
+    return out, first, np.concatenate(keys, axis=2)
+
+
+def _paper_b(tr: relu_lm.Trace, m: int) -> np.ndarray:
+    """(L, H): the paper's b = sigma_a sqrt(0.4 ln N) of every head at the window's N,
+    sigma_a read from its last m queries and all its keys."""
+    L, H, N = tr.Q.shape[:3]
+    return np.array([[paper_b(tr.Q[layer, h][N - m:], tr.K[layer, h], N) for h in range(H)]
+                     for layer in range(L)])
+
+
+def _model_study(name: str, s: dict, windows: np.ndarray) -> dict[str, np.ndarray]:
+    """Every number of one variant's model of training seed 0, over its layers L and heads H;
+    and for every training seed (``relu_lm.SEEDS``) the ``SEED_KEYS`` arrays, stacked on a first
+    axis as ``<key>_seeds`` (seed 0's are the same numbers)."""
+    lm = relu_lm.load(name)
+    out, first, keys = _rows_study(lm, s, windows)
+    out |= _keys_and_tree(lm, first, keys, s)
+    del keys
+    per_seed = [out] + [_rows_study(relu_lm.load(name, seed), s, windows)[0]
+                        for seed in relu_lm.SEEDS[1:]]
+    return out | {f"{key}_seeds": np.stack([p[key] for p in per_seed]) for key in SEED_KEYS}
 
 
 def _keys_and_tree(lm: relu_lm.ReluLM, tr: relu_lm.Trace, K_all: np.ndarray, s: dict
                    ) -> dict[str, np.ndarray]:
     """Spectrum, participation ratio, the paper's b at n = N, tree counters and exactness."""
-    L, H, N = tr.Q.shape[0], tr.Q.shape[1], tr.Q.shape[2]
+    L, H = tr.Q.shape[:2]
     spec = np.array([[spectrum(K_all[layer, h]) for h in range(H)] for layer in range(L)])
-    b_paper = np.array([[paper_b(tr.Q[layer, h][N - s["m"]:], tr.K[layer, h], N)
-                         for h in range(H)] for layer in range(L)])
+    b_paper = _paper_b(tr, s["m"])
     tree = np.zeros((L, H, len(s["tree_sizes"]), 3))
     err = np.zeros((L, H))
     b_all = lm.b if lm.relu else b_paper
@@ -164,16 +191,45 @@ def _keys_and_tree(lm: relu_lm.ReluLM, tr: relu_lm.Trace, K_all: np.ndarray, s: 
                                                n)
                 A = tr.Q[layer, h][n - s["tree_rows"]:n]
                 tree[layer, h, i] = tree_counters(tr.K[layer, h][:n], A, np.sqrt(D) * bn)
-    return dict(spectrum=spec, pr=1.0 / np.square(spec).sum(axis=-1), b_paper=b_paper,
-                tree=tree, hsr_error=err, b=b_all)
+    return dict(spectrum=spec, pr=1.0 / np.square(spec).sum(axis=-1), tree=tree,
+                hsr_error=err)
 
 
 # ----------------------------------------------------------------------------- the study
+@dataclass(frozen=True)
+class SeedComparison:
+    """Held-out bits per byte of model ``a`` minus model ``b``, each the mean over its R
+    training seeds of the mean over the windows, against the seed noise:
+
+        difference = mean_r bpb(a, r) - mean_r bpb(b, r),
+        half_width = t_{0.975, df} * sd * sqrt(1/R + 1/R),
+
+    sd the seed-to-seed standard deviation of a model's bits per byte, pooled over V variants
+    (all of them unless told otherwise; df = V (R - 1) degrees of freedom). The difference
+    exceeds seed noise when |difference| > half_width (a two-sample t-test at 5%).
+    ``separated``: every seed of one model is below every seed of the other (weaker evidence:
+    with two seeds each, two equal models are separated one time in three)."""
+
+    a: str
+    b: str
+    difference: float
+    half_width: float
+    sd: float
+    df: int
+    separated: bool
+
+    @property
+    def exceeds_noise(self) -> bool:
+        return abs(self.difference) > self.half_width
+
+
 @dataclass(frozen=True, eq=False)
 class ReluLMStudy:
     """The cached study: arrays per model V (``variants``), layer L, head H, grid n.
 
-    sizes: the n of the counts; tree_sizes: the n of the kd-tree; m: rows per n per window.
+    sizes: the n of the counts; tree_sizes: the n of the kd-tree; m: rows per n per window;
+    seeds: the training seeds R (``relu_lm.SEEDS``). Every array without ``_seeds`` is of the
+    models of training seed 0.
     bpb: (V, W) held-out bits per byte of each window (float64 NumPy, float16 weights).
     count, empty, b_used, kept_mass, recent: (V, L, H, S) mean activated entries per row, share
     of rows with none, the threshold used (ReLU: the model's b; softmax: the paper's b at n),
@@ -185,9 +241,13 @@ class ReluLMStudy:
     participation ratio. tree: (V, L, H, T, 3) nodes visited, inner products and reported keys
     per query; gaussian_tree: (T, 3) the same on Gaussian keys. hsr_error: (V, L, H) relative
     error of the HSR path against the model's dense attention over a whole window.
+    bpb_seeds (V, R, W), count_seeds and empty_seeds (V, R, L, H, S), b_seeds and b_paper_seeds
+    (V, R, L, H): the same quantities for every training seed, on the same windows (a head of
+    one seed has no counterpart in another: compare models, not heads, across seeds).
     """
 
     variants: tuple[str, ...]
+    seeds: tuple[int, ...]
     sizes: np.ndarray
     tree_sizes: np.ndarray
     m: int
@@ -204,60 +264,117 @@ class ReluLMStudy:
             raise ValueError(f"variant must be one of {self.variants}; got {variant!r}")
         return self.variants.index(variant)
 
-    def fit(self, variant: str, layer: int, head: int) -> theory.ExponentFit | None:
+    def seed_index(self, seed: int) -> int:
+        if isinstance(seed, bool) or seed not in self.seeds:
+            raise ValueError(f"seed must be one of the training seeds {self.seeds}; got "
+                             f"{seed!r}")
+        return self.seeds.index(seed)
+
+    def counts(self, variant: str, seed: int = 0) -> np.ndarray:
+        """(L, H, S): the mean activated entries per row of one model."""
+        return self.count_seeds[self.index(variant), self.seed_index(seed)]
+
+    def fit(self, variant: str, layer: int, head: int, seed: int = 0
+            ) -> theory.ExponentFit | None:
         """ln count on ln n for one head (None when some n has no activated entry)."""
-        counts = self.count[self.index(variant), layer, head]
+        counts = self.counts(variant, seed)[layer, head]
         return theory.fit_exponent(self.sizes, counts) if (counts > 0).all() else None
 
-    def slopes(self, variant: str) -> np.ndarray:
+    def slopes(self, variant: str, seed: int = 0) -> np.ndarray:
         """(L, H, 3): slope and its 95% interval per head (NaN where ``fit`` is None)."""
         L, H = self.count.shape[1:3]
         out = np.full((L, H, 3), np.nan)
         for layer in range(L):
             for h in range(H):
-                f = self.fit(variant, layer, h)
+                f = self.fit(variant, layer, h, seed)
                 if f is not None:
                     out[layer, h] = f.slope, f.slope_low, f.slope_high
         return out
 
-    def pooled_fit(self, variant: str) -> theory.ExponentFit:
+    def pooled_fit(self, variant: str, seed: int = 0) -> theory.ExponentFit:
         """The slope of the mean count over the heads with counts at every n."""
-        counts = self.count[self.index(variant)].reshape(-1, len(self.sizes))
+        counts = self.counts(variant, seed).reshape(-1, len(self.sizes))
         return theory.fit_exponent(self.sizes, counts[(counts > 0).all(axis=1)].mean(axis=0))
+
+    def seed_bpb(self, variant: str) -> np.ndarray:
+        """(R,): the held-out bits per byte of one variant for each training seed (the mean
+        over the windows)."""
+        return self.bpb_seeds[self.index(variant)].mean(axis=-1)
+
+    def seed_sd(self, variants: tuple[str, ...] | None = None) -> tuple[float, int]:
+        """The seed-to-seed standard deviation of a model's bits per byte, pooled over the
+        variants (all, or those named): sqrt(sum_v sum_r (bpb_vr - mean_r bpb_vr)^2 / df),
+        df = V (R - 1)."""
+        rows = [self.index(v) for v in (self.variants if variants is None else variants)]
+        means = self.bpb_seeds[rows].mean(axis=-1)  # (V, R)
+        df = means.shape[0] * (means.shape[1] - 1)
+        if df < 1:
+            raise ValueError(f"seed noise needs two training seeds or more and a variant; got "
+                             f"seeds {self.seeds}, variants {variants}")
+        return float(np.sqrt(np.square(means - means.mean(axis=1, keepdims=True)).sum() / df)), df
+
+    def compare(self, a: str, b: str, noise_from: tuple[str, ...] | None = None
+                ) -> SeedComparison:
+        """Model a against model b in held-out bits per byte, against the seed noise pooled
+        over ``noise_from`` (default: every variant)."""
+        ma, mb = self.seed_bpb(a), self.seed_bpb(b)
+        sd, df = self.seed_sd(noise_from)
+        half = float(stats.t.ppf(0.975, df) * sd * np.sqrt(1 / ma.size + 1 / mb.size))
+        separated = bool(ma.max() < mb.min() or mb.max() < ma.min())
+        return SeedComparison(a, b, float(ma.mean() - mb.mean()), half, sd, df, separated)
 
     def gaussian_fit(self) -> theory.ExponentFit:
         """The Gaussian expectation n Phibar(sqrt(0.4 ln n)) fitted on the same n."""
         return theory.fit_exponent(self.sizes, theory.expected_activated(self.sizes, C))
 
     def __repr__(self) -> str:
-        parts = [f"{v}: {self.bpb[i].mean():.3f} bpb, slope {self.pooled_fit(v).slope:.2f}"
-                 for i, v in enumerate(self.variants)]
+        parts = [f"{v}: " + ", ".join(f"{x:.3f}" for x in self.seed_bpb(v)) + " bpb, slope "
+                 + ", ".join(f"{self.pooled_fit(v, r).slope:.2f}" for r in self.seeds)
+                 for v in self.variants]
         return (f"ReluLMStudy(n = {self.sizes[0]}..{self.sizes[-1]}, m={self.m}, "
-                f"{self.bpb.shape[1]} windows; " + "; ".join(parts) + ")")
+                f"{self.bpb.shape[1]} windows, training seeds {self.seeds} (values listed by "
+                "seed); " + "; ".join(parts) + ")")
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def weights_digests() -> list[str]:
+    """SHA-256 of every shipped weights file, by variant then training seed (the study's
+    cache key: retrained weights compute afresh)."""
+    out = []
+    for v in relu_lm.VARIANTS:
+        for r in relu_lm.SEEDS:
+            st = relu_lm.weights_path(v, r).stat()
+            out.append(_file_digest(str(relu_lm.weights_path(v, r)), st.st_size, st.st_mtime_ns))
+    return out
 
 
 def relu_lm_study(quick: bool | None = None, seed: int = 0, force: bool = False
                   ) -> ReluLMStudy:
-    """The study over the four shipped models (cached; minutes in full, seconds quick).
+    """The study over the shipped models (cached; minutes in full, seconds quick).
 
     Full: 8 held-out windows of 2048 bytes, n = 128 .. 2048 (9 values), m = 64 rows per n,
     the kd-tree at n = 256 .. 2048. Quick: one window of 256 bytes, n = 64 .. 256, m = 16.
+    Everything for the models of training seed 0; bits per byte, counts, empty rows and b for
+    every training seed. ``seed`` draws the held-out windows (not a training seed).
     """
     s = _setting(resolve_quick(quick))
     params = dict(s, seed=seed, c=C, variants=list(relu_lm.VARIANTS),
-                  weights=[relu_lm.load(v).meta["corpus_sha256"]["train"]
-                           for v in relu_lm.VARIANTS],
+                  training_seeds=list(relu_lm.SEEDS), weights=weights_digests(),
                   heldout=pystdlib.load().sha256("heldout"))
 
     def compute() -> dict[str, np.ndarray]:
         windows = pystdlib.heldout_windows(s["length"], s["windows"], seed)
-        per = [_model_study(v, s, windows, seed)
+        per = [_model_study(v, s, windows)
                for v in progress(relu_lm.VARIANTS, desc="ReLU LM study")]
         stacked = {k: np.stack([p[k] for p in per]) for k in per[0]}
         return stacked | dict(gaussian_tree=gaussian_tree(s["tree_sizes"], 64, seed))
 
     data = dict(cache.cached("relu_lm_study", params, compute, force=force))
-    return ReluLMStudy(tuple(relu_lm.VARIANTS), np.array(s["sizes"]),
+    return ReluLMStudy(tuple(relu_lm.VARIANTS), tuple(relu_lm.SEEDS), np.array(s["sizes"]),
                        np.array(s["tree_sizes"]), s["m"], data)
 
 

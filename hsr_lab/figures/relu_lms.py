@@ -31,8 +31,8 @@ def _labels() -> dict[str, str]:
 # ----------------------------------------------------------------------------- training
 @figure("relu_lm_training", "Four byte LMs (4 layers, 4 heads of d = 64, context 2048) trained "
         "identically but for the attention rule on the Python standard library: held-out bits "
-        "per byte over training, the bias b of every ReLU head, and the share of visible keys "
-        "each ReLU head activates.")
+        "per byte over training for both training seeds, and for seed 0 the bias b of every "
+        "ReLU head and the share of visible keys each ReLU head activates.")
 def fig_relu_lm_training(quick: bool = False, seed: int = 0) -> Figure:
     """Validation bits per byte, b per head and active share per head, over the steps."""
     from hsr_lab.data import relu_lm
@@ -42,8 +42,14 @@ def fig_relu_lm_training(quick: bool = False, seed: int = 0) -> Figure:
     for i, (v, log) in enumerate(logs.items()):
         steps = [r["step"] for r in log]
         axes[0].plot(steps, [r["val_bpb"] for r in log], label=_labels()[v], **_style(i))
-    axes[0].set(xlabel="step", ylabel="held-out bits per byte", title="validation loss",
-                ylim=(0.7, 1.2))
+        for r in relu_lm.SEEDS[1:]:  # the other training seeds: thin, same colour
+            other = relu_lm.load(v, r).log
+            axes[0].plot([x["step"] for x in other], [x["val_bpb"] for x in other],
+                         color=COLORS[i], ls=LINESTYLES[i], marker="", lw=0.8, alpha=0.7)
+    axes[0].plot([], [], color=FAINT, marker="", lw=0.8,
+                 label="thin: seed " + ", ".join(map(str, relu_lm.SEEDS[1:])))
+    axes[0].set(xlabel="step", ylabel="held-out bits per byte",
+                title="validation loss (thick: seed 0)", ylim=(0.7, 1.2))
     axes[0].legend(fontsize=6)
     for key, ax, title in (("b", axes[1], "learned or tied b, per head"),
                            ("active_share", axes[2], "share of visible keys above b")):
