@@ -101,6 +101,7 @@ def render_figure(
 # Importing the figure modules registers their figures (they import `figure` from above).
 from hsr_lab.figures import (  # noqa: E402, F401
     attention_map,
+    budgets,
     counterexample,
     keys,
     plane,

@@ -18,7 +18,8 @@ tokens 0 .. i - 1 (every row of the causal forward pass is such a step):
   queries vote for the older keys, v_j = sum_{r = i-w}^{i-1} p_rj; the votes are max-pooled over
   7 neighbours (kernel 7, stride 1); row i keeps the top k_i - w - 1 voted older keys, the
   window and itself. (SnapKV compresses once per prompt; here every row is a fresh prompt end,
-  which favours it.) With k_i <= w + 1 it keeps the k_i most recent keys.
+  which favours it.) SnapKV requires a capacity above its window; where k_i <= 2 w, the window
+  shrinks to w_i = floor(k_i / 2), so that half the budget is still chosen by the votes.
 
 Keys scored: only what is attended, k_i (the rules reuse attention they computed anyway;
 SnapKV's window pass is a one-time prefill cost in its own setting, not counted per row).
@@ -140,24 +141,26 @@ class SnapKV(Masker):
         # the dense probabilities of the last w rows before the next block (zeros before row 0)
         self._prev = np.zeros((len(layer.kv_head), self.window, layer.n))
 
-    def _votes(self, P: np.ndarray) -> np.ndarray:
-        """v_ij = sum_{r = i-w}^{i-1} p_rj for the block's rows, (H, r, e), float64."""
+    def _votes(self, P: np.ndarray, w_i: np.ndarray) -> np.ndarray:
+        """v_ij = sum_{r = i-w_i}^{i-1} p_rj for the block's rows, (H, r, e), float64."""
         H, r, e = P.shape
         w = self.window
         R = np.concatenate([self._prev[:, :, :e], P], axis=1)  # rows start - w .. end - 1
         C = np.zeros((H, w + r + 1, e))
         np.cumsum(R, axis=1, out=C[:, 1:])  # C[t] = sum of R's first t rows
         self._prev[:, :, :e] = R[:, -w:]
-        return C[:, w:w + r] - C[:, :r]
+        t = np.arange(r)  # row t of the block is row w + t of R
+        return C[:, w + t] - C[:, w + t - w_i]
 
     def _select(self, rows: np.ndarray, S: np.ndarray, P: np.ndarray) -> Selection:
         e, w = S.shape[2], self.window
-        votes = self._votes(P)
-        older = np.arange(e)[None, :] < (rows - w)[:, None]  # before the observation window
+        k = self.budget.keys(rows)
+        w_i = np.minimum(w, k // 2)  # the window each row can afford
+        votes = self._votes(P, w_i)
+        older = np.arange(e)[None, :] < (rows - w_i)[:, None]  # before the observation window
         pooled = _max_pool(np.where(older[None], votes, -np.inf), self.kernel)
         pooled[:, ~older] = -np.inf
-        k = self.budget.keys(rows)
-        keep = top_k_mask(pooled, np.maximum(k - w - 1, 0))
-        recent = np.minimum(k, w + 1)
+        keep = top_k_mask(pooled, np.maximum(k - w_i - 1, 0))
+        recent = np.minimum(k, w_i + 1)
         keep |= recent_and_first(rows, e, recent, np.zeros_like(recent))[None]
         return Selection(int(rows[0]), keep, None, _attended(keep))

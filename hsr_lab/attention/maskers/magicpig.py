@@ -46,11 +46,29 @@ EPS = 1e-4  # the reference code's guard in 1 / (p + eps)
 def collision_probability(cos: np.ndarray, bits: int, tables: int) -> np.ndarray:
     """p = 1 - (1-u)^L - L u (1-u)^(L-1), u = (1 - theta/pi)^K, theta = arccos(cos)."""
     theta = np.arccos(np.clip(cos, -1.0, 1.0))
-    u = (1.0 - theta / np.pi) ** bits
-    log_miss = tables * np.log1p(-np.minimum(u, 1 - 1e-16))  # (1-u)^L, stable for small u
-    none = np.exp(log_miss)
-    one = tables * u * np.exp(log_miss - np.log1p(-np.minimum(u, 1 - 1e-16)))
+    return sampling_probability((1.0 - theta / np.pi) ** bits, tables)
+
+
+def sampling_probability(u: np.ndarray, tables: int) -> np.ndarray:
+    """P(at least 2 of L tables collide) = 1 - (1-u)^L - L u (1-u)^(L-1), for a per-table
+    collision probability u; computed in logs, so that small u and large L stay exact."""
+    u = np.minimum(np.asarray(u, np.float64), 1 - 1e-16)
+    log_miss = np.log1p(-u)
+    none = np.exp(tables * log_miss)
+    one = tables * u * np.exp((tables - 1) * log_miss)
     return np.clip(1.0 - none - one, 0.0, 1.0)
+
+
+def static_keys(rows: np.ndarray, e: int, sinks: int = SINKS, local: int = LOCAL) -> np.ndarray:
+    """(r, e): the sinks j < sinks and the local window i - local < j <= i (kept exactly)."""
+    j = np.arange(e)[None, :]
+    rows = np.asarray(rows)[:, None]
+    return (j < sinks) | ((j > rows - local) & (j <= rows))
+
+
+def dense_layers(n_layers: int) -> tuple[int, int]:
+    """The layers MagicPIG keeps dense: 0 and n_layers // 2 (the reference code's choice)."""
+    return 0, n_layers // 2
 
 
 def hyperplanes(d: int, bits: int, tables: int, seed: int, layer: int, kv: int) -> np.ndarray:
@@ -96,7 +114,7 @@ class MagicPIG(Masker):
             raise ValueError(f"draws must be 'independent' or 'simhash'; got {self.draws!r}")
 
     def dense_layer(self) -> bool:
-        return self.layer.index in (0, self.layer.n_layers // 2)
+        return self.layer.index in dense_layers(self.layer.n_layers)
 
     def begin(self, layer: Layer) -> None:
         super().begin(layer)
@@ -111,9 +129,7 @@ class MagicPIG(Masker):
 
     def static(self, rows: np.ndarray, e: int) -> np.ndarray:
         """(r, e): the sinks and the local window (always exact)."""
-        j = np.arange(e)[None, :]
-        rows = rows[:, None]
-        return (j < self.sinks) | ((j > rows - self.local) & (j <= rows))
+        return static_keys(rows, e, self.sinks, self.local)
 
     def probabilities(self, rows: np.ndarray, S: np.ndarray) -> np.ndarray:
         """p_ij for every (head, row, key) of the block, 0 on static and future keys."""

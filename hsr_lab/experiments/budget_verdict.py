@@ -1,0 +1,165 @@
+"""Reading the equal-budget study: comparisons at equal kept keys and at equal keys scored,
+why the paper's threshold does what it does, and float32 against float64.
+
+Everything here is computed from ``budgets.budget_study`` (or, for the precision check and the
+sink, from small extra runs); notebook 08 prints these numbers and asserts the ones its
+verdict rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hsr_lab import cache
+from hsr_lab.attention import maskers as M
+
+from .budgets import LABELS, PAPER, BudgetStudy, label_of, setting, token_ids
+from .common import resolve_quick
+from .masked_lm import run_masked
+
+DEPLOYED = ("streaming", "h2o", "snapkv", "quest", "double_sparsity", "magicpig")
+THRESHOLDS = ("scalar_b", "row_b", "row_b_sampled")
+
+
+# ----------------------------------------------------------------------------- equal kept keys
+def at_budget(study: BudgetStudy, text: str, label: str) -> dict[str, dict[str, object]]:
+    """method -> its table row at one budget label on one text."""
+    return {r["method"]: r for r in study.table
+            if r["text"] == text and r["label"] == label and r["method"] != "dense"}
+
+
+def ranking(study: BudgetStudy, text: str, label: str) -> list[tuple[str, float]]:
+    """(method, dNLL) at one budget, best (smallest loss increase) first."""
+    rows = at_budget(study, text, label)
+    return sorted(((m, float(r["dnll"])) for m, r in rows.items()), key=lambda x: x[1])
+
+
+# ----------------------------------------------------------------------------- equal work
+def at_scored(study: BudgetStudy, text: str, method: str, share: float) -> float:
+    """dNLL of ``method`` interpolated (linear in log scored share) at keys scored = ``share``
+    of the visible keys; NaN if its budgets never score that few or that many."""
+    runs = sorted((r for r in study.table if r["text"] == text and r["method"] == method
+                   and r["label"] != PAPER), key=lambda r: r["scored_share"])
+    x = np.log([r["scored_share"] for r in runs])
+    y = np.array([r["dnll"] for r in runs], float)
+    if len(x) == 0 or not x[0] - 1e-9 <= np.log(share) <= x[-1] + 1e-9:
+        return float("nan")
+    if len(x) == 1 or np.ptp(x) < 1e-12:
+        return float(y.mean())
+    return float(np.interp(np.log(share), x, y))
+
+
+def reachable_work(study: BudgetStudy, text: str, method: str) -> tuple[float, float]:
+    """The smallest and largest keys-scored share of ``method``'s budgets on ``text``."""
+    shares = [r["scored_share"] for r in study.table if r["text"] == text
+              and r["method"] == method and r["label"] != PAPER]
+    return float(min(shares)), float(max(shares))
+
+
+# ----------------------------------------------------------------------------- the verdict
+@dataclass(frozen=True)
+class Verdict:
+    """The numbers the notebook's verdict rests on, for one text at one budget label.
+
+    paper: dNLL of the paper's scalar b at the budget; paper_c04: dNLL and kept share of its
+    own c = 0.4; best_deployed: the deployed rule with the smallest dNLL and that dNLL;
+    top_k: the oracle's dNLL; paper_rank: the scalar b's place among all rules (1 = best);
+    paper_scored: its keys scored (share, certified pages), against top-k's 1.0."""
+
+    text: str
+    label: str
+    paper: float
+    paper_low: float
+    paper_high: float
+    paper_c04: float
+    paper_c04_kept: float
+    best_deployed: str
+    best_deployed_dnll: float
+    top_k: float
+    paper_rank: int
+    methods: int
+    paper_scored: float
+
+    def sentence(self) -> str:
+        """One sentence with the numbers."""
+        return (f"{self.text}, {self.label} of the keys: the paper's scalar b (c matched to "
+                f"the budget) raises the loss by {self.paper:+.3f} nats/token "
+                f"[{self.paper_low:+.3f}, {self.paper_high:+.3f}], rank {self.paper_rank} of "
+                f"{self.methods}; the best deployed rule, {LABELS[self.best_deployed]}, "
+                f"{self.best_deployed_dnll:+.3f}; oracle top-k {self.top_k:+.3f}. To choose, "
+                f"the threshold scores {self.paper_scored:.2f} of the visible keys with "
+                f"certified pages (a scan: 1.00). At the paper's own c = 0.4 it keeps "
+                f"{self.paper_c04_kept:.3f} of the keys and raises the loss by "
+                f"{self.paper_c04:+.3f}.")
+
+
+def verdict(study: BudgetStudy, text: str, label: str) -> Verdict:
+    """The comparison of the paper's threshold with the rest, on one text at one budget."""
+    rows = at_budget(study, text, label)
+    order = [m for m, _ in ranking(study, text, label)]
+    deployed = [m for m in order if m in DEPLOYED]
+    paper = study.row(text, "scalar_b", PAPER)
+    mine = rows["scalar_b"]
+    return Verdict(text, label, float(mine["dnll"]), float(mine["dnll_low"]),
+                   float(mine["dnll_high"]), float(paper["dnll"]), float(paper["kept_share"]),
+                   deployed[0], float(rows[deployed[0]]["dnll"]), float(rows["top_k"]["dnll"]),
+                   order.index("scalar_b") + 1, len(order), float(mine["scored_share"]))
+
+
+def verdicts(study: BudgetStudy) -> list[Verdict]:
+    """``verdict`` for every text and budget of the study."""
+    return [verdict(study, text, label_of(b)) for text, _ in study.setting.tokens
+            for b in study.setting.budgets]
+
+
+# ----------------------------------------------------------------------------- why
+@dataclass(frozen=True)
+class Why:
+    """Why the scalar b does what it does, at one text and budget (means over heads):
+
+    kept_early, kept_late: its kept share in layers 0-9 and 20-29; empty_late: the share of
+    rows of layers 20-29 that keep nothing (their attention output is 0); tau_early, tau_late:
+    the dropped mass there; pages_scored: what the certified page search scores, against the
+    kept share (d = 64: the page bounds prune little)."""
+
+    kept_early: float
+    kept_late: float
+    empty_late: float
+    tau_early: float
+    tau_late: float
+    pages_scored: float
+    kept: float
+
+
+def why(study: BudgetStudy, text: str, label: str) -> Why:
+    """The per-layer picture of the paper's threshold (see ``Why``)."""
+    r = study.get(text, "scalar_b", label)
+    early, late = slice(0, 10), slice(20, 30)
+    return Why(float(r.kept[early].mean()), float(r.kept[late].mean()),
+               float(r.empty[late].mean()), float(r.tau[early].mean()),
+               float(r.tau[late].mean()), float(r.scored.mean()), float(r.kept.mean()))
+
+
+# ----------------------------------------------------------------------------- precision
+def precision_check(quick: bool | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-token loss of the dense model and of top-k at 1/16, in float32 and in float64, on
+    the first tokens of the long text (256, quick: 48), cached: the float32 forward pass is
+    accurate enough if its difference from float64 is far below the dNLL being measured."""
+    quick = resolve_quick(quick)
+    n = 48 if quick else 256
+    s = setting(quick, seed=seed)
+    params = dict(n=n, seed=seed, floor=s.floor)
+
+    def compute() -> dict[str, np.ndarray]:
+        ids = token_ids("long", n, seed)
+        out = {}
+        for name, masker in (("dense", lambda: M.make("dense")),
+                             ("top_k", lambda: M.make("top_k", M.Budget(1 / 16, s.floor)))):
+            for dtype in (np.float32, np.float64):
+                out[f"{name}_{np.dtype(dtype).name}"] = run_masked(ids, masker(),
+                                                                   dtype=dtype).nll
+        return out
+
+    return cache.cached("budgets_precision", params, compute)
