@@ -163,3 +163,40 @@ def precision_check(quick: bool | None = None, seed: int = 0) -> dict[str, np.nd
         return out
 
     return cache.cached("budgets_precision", params, compute)
+
+
+# ----------------------------------------------------------------------------- one head, exactly
+@dataclass(frozen=True, eq=False)
+class RowErrors:
+    """Row by row (H, n), in float64, for one rule on one layer: eps (dropped mass), tv
+    (1/2 sum |p - p_hat|), err (||o - o_hat||), identity (eps ||v_drop - v_kept||, the p-weighted
+    means of V over the dropped and the kept keys), sink (p_i0 where token 0 is dropped)."""
+
+    eps: np.ndarray
+    tv: np.ndarray
+    err: np.ndarray
+    identity: np.ndarray
+    sink: np.ndarray
+
+
+def row_errors(Q: np.ndarray, K: np.ndarray, V: np.ndarray, masker: M.Masker,
+               kv_head: tuple[int, ...], index: int = 0, n_layers: int = 1) -> RowErrors:
+    """What one subset rule loses in every row of one layer, computed directly: it checks
+    eps = TV(p, p_hat) and ||o - o_hat|| = eps ||v_drop - v_kept|| (notebook 08)."""
+    Q, K, V = (np.asarray(a, np.float64) for a in (Q, K, V))
+    sel = M.select(masker, Q, K, kv_head, index, n_layers)
+    if sel.weights is not None:
+        raise ValueError(f"{masker.name} weights its keys: the identity is for subsets")
+    layer = M.make_layer(Q, K, kv_head, index, n_layers)
+    P = M.softmax_block(M.block_scores(layer, 0, layer.n))[1]
+    keep = sel.keep
+    Vh = V[list(kv_head)]  # (H, n, d)
+    eps = np.where(keep, 0.0, P).sum(axis=-1)
+    P_hat = np.where(keep, P, 0.0) / np.maximum(1 - eps, 1e-300)[..., None]
+    o, o_hat = P @ Vh, P_hat @ Vh
+    v_kept = o_hat
+    v_drop = np.where(keep, 0.0, P) @ Vh / np.where(eps > 0, eps, 1)[..., None]
+    return RowErrors(eps, 0.5 * np.abs(P - P_hat).sum(axis=-1),
+                     np.linalg.norm(o - o_hat, axis=-1),
+                     eps * np.linalg.norm(v_drop - v_kept, axis=-1),
+                     np.where(keep[..., 0], 0.0, P[..., 0]))

@@ -65,6 +65,7 @@ class Setting:
     capture_every: int = 64
     seed: int = 0
     blas_threads: int = 1
+    workers: int = 1
 
     def __post_init__(self) -> None:
         for b in self.budgets:
@@ -282,11 +283,31 @@ def budget_study(quick: bool | None = None, force: bool = False, **changes: obje
                 jobs.append((kind, n, method, label_of(b), b, param, base["ids"]))
             if method == "scalar_b":
                 jobs.append((kind, n, method, PAPER, np.nan, M.PAPER_C, base["ids"]))
-    for kind, n, method, label, b, param, ids in progress(jobs, desc="budget study"):
-        arrays = one_run(s, kind, n, method, label, b, param, ids,
-                         chans if method == "double_sparsity" else None, force)
-        results.append(Result(kind, method, label, b, float(param), arrays))
+    arrays = _run_all(s, jobs, chans, force)
+    for (kind, _, method, label, b, param, _), run in zip(jobs, arrays, strict=True):
+        results.append(Result(kind, method, label, b, float(param), run))
     return BudgetStudy(s, dense, results)
+
+
+def _job(s: Setting, job: tuple, chans: np.ndarray | None, force: bool
+         ) -> dict[str, np.ndarray]:
+    kind, n, method, label, b, param, ids = job
+    return one_run(s, kind, n, method, label, b, param, ids,
+                   chans if method == "double_sparsity" else None, force)
+
+
+def _run_all(s: Setting, jobs: list[tuple], chans: np.ndarray | None, force: bool
+             ) -> list[dict[str, np.ndarray]]:
+    """Every job's arrays, in order; ``s.workers`` processes at a time (each run is cached
+    as it finishes, so the parent reads back what the workers wrote)."""
+    if s.workers <= 1:
+        return [_job(s, job, chans, force) for job in progress(jobs, desc="budget study")]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(s.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_job, s, job, chans, force) for job in jobs]
+        return [f.result() for f in progress(futures, desc="budget study")]
 
 
 def _run_arrays(base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

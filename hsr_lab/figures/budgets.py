@@ -18,7 +18,7 @@ from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, house_style, ne
 from hsr_lab.figures._common import image_panel
 
 TEXT_TITLES = {"long": "English prose (Python's docs)", "python": "Python source (argparse)"}
-QUALITY = (("tau", r"dropped mass $\tau$ (TV distance)"),
+QUALITY = (("tau", r"dropped mass $\epsilon$ (TV distance)"),
            ("rel_l2", r"relative error $\|o-\hat o\|/\|o\|$"),
            ("dnll", r"$\Delta$NLL (nats/token)"))
 
@@ -114,11 +114,12 @@ def fig_budgets_work(quick: bool = False, seed: int = 0) -> Figure:
     return fig
 
 
-@figure("budgets_layers", "SmolLM2-135M (4-bit): the dropped mass tau of each sparse-attention "
+@figure("budgets_layers", "SmolLM2-135M (4-bit): the dropped mass eps of each sparse-attention "
         "rule in each layer (mean over heads and rows, every layer sparse), at a kept budget of "
         "1/16 of the prefix, on prose and code.")
 def fig_budgets_layers(quick: bool = False, seed: int = 0) -> Figure:
-    """Heat maps: methods x layers, colour = mean tau at the middle budget, one per text."""
+    """Heat maps: methods x layers, colour = mean dropped mass eps (the TV distance, ``tau``
+    in the study's arrays) at the middle budget, one per text."""
     from hsr_lab.experiments.budgets import LABELS, budget_study, label_of
 
     study = budget_study(quick=quick, seed=seed)
@@ -137,7 +138,7 @@ def fig_budgets_layers(quick: bool = False, seed: int = 0) -> Figure:
         ax.set_yticks(range(len(methods)))
         ax.set_yticklabels([LABELS[m] for m in methods] if col == 0 else [])
         ax.set(xlabel="layer", title=f"{TEXT_TITLES.get(text, text)}: budget {label}")
-    fig.colorbar(img, ax=list(axes[0]), label=r"mean dropped mass $\tau$", shrink=0.9)
+    fig.colorbar(img, ax=list(axes[0]), label=r"mean dropped mass $\epsilon$", shrink=0.9)
     return fig
 
 
@@ -182,7 +183,7 @@ def view_budget_head(method: str = "top_k", budget: float = 1 / 16, layer: int =
                      head: int = 0, quick: bool | None = None, seed: int = 0) -> Figure:
     """What one rule keeps in one head: the causal attention map p_ij of the panel's prefix
     (colour: log10 p), the kept keys in colour and the dropped ones in grey; right, each row's
-    dropped mass tau_i and kept count against the budget's k_i."""
+    dropped mass eps_i and kept count against the budget's k_i."""
     from hsr_lab.attention import maskers as M
     from hsr_lab.data.smollm2 import N_HEADS, N_LAYERS, QUANTISED
     from hsr_lab.experiments.budgets import LABELS, label_of
@@ -210,8 +211,8 @@ def view_budget_head(method: str = "top_k", budget: float = 1 / 16, layer: int =
                          f"(colour: kept, grey: dropped)")
         rows = np.arange(n)
         ax_row.plot(rows, tau, color=COLORS[0], ls="-", marker="", lw=0.9,
-                    label=rf"dropped mass $\tau_i$: mean {tau.mean():.3f}")
-        ax_row.set(xlabel="query row i", ylabel=r"$\tau_i$", ylim=(-0.02, 1.02))
+                    label=rf"dropped mass $\epsilon_i$: mean {tau.mean():.3f}")
+        ax_row.set(xlabel="query row i", ylabel=r"$\epsilon_i$", ylim=(-0.02, 1.02))
         twin = ax_row.twinx()
         twin.plot(rows, keep.sum(axis=1), color=COLORS[1], ls="--", marker="", lw=0.9,
                   label="kept keys")
@@ -235,3 +236,41 @@ def _map_colours(logp: np.ndarray, keep: np.ndarray, visible: np.ndarray) -> np.
     rgba[~keep & visible, :3] = grey[~keep & visible, None]
     rgba[~visible] = 1.0
     return rgba
+
+
+def view_kept_grid(budget: float = 1 / 16, layer: int = 15, head: int = 0,
+                   quick: bool | None = None, seed: int = 0, rows: int = 128) -> Figure:
+    """Every rule side by side on one head: the last ``rows`` query rows of the panel's
+    prefix against all keys, kept entries in colour (log10 p), dropped ones in grey."""
+    from hsr_lab.attention import maskers as M
+    from hsr_lab.experiments.budgets import LABELS, label_of
+    from hsr_lab.experiments.common import resolve_quick
+
+    quick = resolve_quick(quick)
+    methods = ("dense", *panel_data(quick, seed)[1].methods)
+    ncols = 4
+    nrows = -(-len(methods) // ncols)
+    with house_style():
+        fig, axes = new_figure(width_ratio=2.1, height=1.55 * nrows + 0.3, nrows=nrows,
+                               ncols=ncols, squeeze=False)
+        for ax, method in zip(axes.ravel(), methods, strict=False):
+            S, sel = _selection(method, float(budget), int(layer), quick, seed)
+            P = M.softmax_block(S[head])[1]
+            keep = sel.keep[head]
+            n = P.shape[0]
+            part = slice(max(n - rows, 0), n)
+            colours = _map_colours(np.log10(np.maximum(P[part], 1e-12)), keep[part],
+                                   P[part] > 0)
+            image_panel(ax)
+            ax.imshow(colours, interpolation="nearest", aspect="auto",
+                      extent=(-0.5, n - 0.5, part.stop - 0.5, part.start - 0.5))
+            eps = np.where(keep, 0, P).sum(axis=1).mean()
+            ax.set_title(f"{LABELS[method]}\nkept {keep.sum() / (n * (n + 1) / 2):.3f}, "
+                         rf"mean $\epsilon$ {eps:.3f}", fontsize=6.5)
+            ax.tick_params(labelsize=5)
+        for ax in axes.ravel()[len(methods):]:
+            ax.set_visible(False)
+        fig.suptitle(f"budget {label_of(budget)}, layer {layer}, head {head}: rows "
+                     f"{max(n - rows, 0)}..{n - 1} (x: key j; colour: kept, grey: dropped)",
+                     fontsize=7)
+    return fig

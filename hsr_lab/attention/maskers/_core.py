@@ -190,6 +190,7 @@ class Masker:
 
     name = "masker"
     paper = ""
+    uses_probabilities = False  # whether block(...) reads P (else it may be given None)
     _layer: Layer | None = field(default=None, init=False, repr=False)
     _next: int = field(default=0, init=False, repr=False)
 
@@ -238,18 +239,20 @@ def full_selection(rows: np.ndarray, H: int, e: int, scored: np.ndarray | None =
     return Selection(int(rows[0]), keep, None, scored)
 
 
-def top_k_mask(X: np.ndarray, k: np.ndarray) -> np.ndarray:
+def top_k_mask(X: np.ndarray, k: np.ndarray, available: np.ndarray | None = None
+               ) -> np.ndarray:
     """For each row of X (..., r, e), exactly min(k, finite entries) of its largest finite
     entries, as a bool mask; ties at the cut are broken towards the lower index.
 
-    k: (r,) or (..., r) ints. -inf marks entries that may not be kept. Every kept entry is
+    k: (r,) or (..., r) ints. -inf marks entries that may not be kept; ``available``, if
+    known, is the number of finite entries per row (saves counting them). Every kept entry is
     >= every dropped finite one (the definition of top-k, whatever the tie-break).
     """
     X = np.asarray(X)
     e = X.shape[-1]
-    k = np.broadcast_to(np.asarray(k, np.int64), X.shape[:-1])
-    finite = X > -np.inf
-    k = np.minimum(k, finite.sum(axis=-1))
+    if available is None:
+        available = (X > -np.inf).sum(axis=-1)
+    k = np.minimum(np.broadcast_to(np.asarray(k, np.int64), X.shape[:-1]), available)
     k_max = int(k.max(initial=0))
     if k_max == 0:
         return np.zeros(X.shape, bool)
@@ -259,11 +262,21 @@ def top_k_mask(X: np.ndarray, k: np.ndarray) -> np.ndarray:
         top = np.sort(np.partition(X, e - k_max, axis=-1)[..., e - k_max:], axis=-1)
     width = top.shape[-1]
     cut = np.take_along_axis(top, np.clip(width - k, 0, width - 1)[..., None], axis=-1)
-    keep = (X >= cut) & finite & (k[..., None] > 0)
+    cut[k == 0] = np.inf  # such a row keeps nothing
+    keep = X >= cut  # cut is finite where k > 0, so -inf entries are never kept
     extra = keep.sum(axis=-1) - k  # ties at the cut kept beyond k
     if extra.any():
         keep = _drop_ties(X, keep, cut, extra)
     return keep
+
+
+def causal_fill(X: np.ndarray, start: int) -> np.ndarray:
+    """Set X[..., t, start + u] = -inf for u > t (keys after each row of a block that starts
+    at row ``start``; X is (..., r, e)) in place, and return X."""
+    r = X.shape[-2]
+    t, u = np.triu_indices(r, 1)
+    X[..., t, start + u] = -np.inf
+    return X
 
 
 def _drop_ties(X: np.ndarray, keep: np.ndarray, cut: np.ndarray, extra: np.ndarray

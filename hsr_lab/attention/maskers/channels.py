@@ -21,7 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import DEFAULT_BUDGET, Budget, Layer, Masker, Selection, check_int, top_k_mask
+from ._core import (
+    DEFAULT_BUDGET,
+    Budget,
+    Layer,
+    Masker,
+    Selection,
+    causal_fill,
+    check_int,
+    top_k_mask,
+)
 
 SHARE = 16  # channel sparsity 1/16
 
@@ -70,8 +79,7 @@ class DoubleSparsity(Masker):
     def _select(self, rows: np.ndarray, S: np.ndarray, P: np.ndarray) -> Selection:
         H, e = S.shape[0], S.shape[2]
         q = np.stack([self.layer.Q[h][rows][:, self._ch[h]] for h in range(H)])  # (H, r, ch)
-        approx = q @ np.swapaxes(self._labels[:, :e], -1, -2)
-        approx = np.where(np.isfinite(S), approx, -np.inf)  # causal
-        keep = top_k_mask(approx, self.budget.keys(rows))
+        approx = causal_fill(q @ np.swapaxes(self._labels[:, :e], -1, -2), int(rows[0]))
+        keep = top_k_mask(approx, self.budget.keys(rows), available=rows + 1)
         scored = (rows + 1.0) * self._ch.shape[1] / self.layer.d + keep.sum(axis=-1)
         return Selection(int(rows[0]), keep, None, scored)

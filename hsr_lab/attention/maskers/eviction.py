@@ -73,6 +73,7 @@ class H2O(Masker):
     """H2O: a greedily evicted heavy-hitter set plus a recent window, half and half."""
 
     budget: Budget = DEFAULT_BUDGET
+    uses_probabilities = True
     name = "h2o"
     paper = ("Zhang et al. 2023 (H2O), Sec. 4, Algorithm 1 (greedy eviction by accumulated "
              "attention), half heavy hitters + half recent (Sec. 5)")
@@ -128,6 +129,7 @@ class SnapKV(Masker):
     budget: Budget = DEFAULT_BUDGET
     window: int = WINDOW
     kernel: int = KERNEL
+    uses_probabilities = True
     name = "snapkv"
     paper = ("Li et al. 2024 (SnapKV), Sec. 4, Listing 1: observation window 32, "
              "max pooling over 7")

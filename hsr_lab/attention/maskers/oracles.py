@@ -46,7 +46,7 @@ class TopK(Masker):
     paper = "oracle top-k: the reference of Quest (Sec. 4) and MagicPIG (Sec. 3)"
 
     def _select(self, rows: np.ndarray, S: np.ndarray, P: np.ndarray) -> Selection:
-        keep = top_k_mask(S, self.budget.keys(rows))
+        keep = top_k_mask(S, self.budget.keys(rows), available=rows + 1)
         scored = np.broadcast_to(rows + 1.0, S.shape[:2]).copy()
         return Selection(int(rows[0]), keep, None, scored)
 
@@ -66,6 +66,7 @@ class TopP(Masker):
     """The smallest set of largest-probability keys with mass >= p in each row."""
 
     p: float = 0.9
+    uses_probabilities = True
     name = "top_p"
     paper = "oracle top-p (MagicPIG, Sec. 3: the mass a set of keys covers)"
 

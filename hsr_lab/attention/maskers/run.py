@@ -21,31 +21,48 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._core import Layer, Masker, Selection, check_int, make_layer
+from ._core import Layer, Masker, Selection, causal_fill, check_int, make_layer
 
 BLOCK = 256  # query rows per block: (H, 256, n) scores at a time
+
+
+def _groups(kv_head: tuple[int, ...]) -> list[tuple[int, slice | list[int]]]:
+    """(g, heads reading KV head g), heads as a slice where they are consecutive (a view)."""
+    out = []
+    for g in sorted(set(kv_head)):
+        heads = [h for h, k in enumerate(kv_head) if k == g]
+        run = heads == list(range(heads[0], heads[-1] + 1))
+        out.append((g, slice(heads[0], heads[-1] + 1) if run else heads))
+    return out
 
 
 def block_scores(layer: Layer, start: int, end: int) -> np.ndarray:
     """S = Q K^T / sqrt(d) for rows start..end-1 against keys 0..end-1, -inf above the
     diagonal: (H, r, end), Q's dtype. Query heads sharing a KV head share one product."""
     Q, K = layer.Q, layer.K
-    H, r = Q.shape[0], end - start
+    H, r, d = Q.shape[0], end - start, Q.shape[2]
     S = np.empty((H, r, end), np.result_type(Q.dtype, K.dtype))
-    for g in sorted(set(layer.kv_head)):
-        heads = [h for h in range(H) if layer.kv_head[h] == g]
-        q = Q[heads, start:end].reshape(-1, Q.shape[2])
-        S[heads] = (q @ K[g, :end].T).reshape(len(heads), r, end)
-    S *= S.dtype.type(1 / np.sqrt(Q.shape[2]))  # 1/8 exactly at d = 64
-    S[:, np.arange(r)[:, None] + start < np.arange(end)[None, :]] = -np.inf
-    return S
+    for g, heads in _groups(layer.kv_head):
+        q = Q[heads, start:end].reshape(-1, d)
+        if isinstance(heads, slice):  # write the product straight into S
+            np.matmul(q, K[g, :end].T, out=S[heads].reshape(-1, end))
+        else:
+            S[heads] = (q @ K[g, :end].T).reshape(-1, r, end)
+    S *= S.dtype.type(1 / np.sqrt(d))  # 1/8 exactly at d = 64
+    return causal_fill(S, start)  # only the block's own keys can lie in the future
 
 
 def softmax_block(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """E = exp(S - max_j S) and P = E / sum_j E, row by row (future keys: 0)."""
-    E = S - S.max(axis=-1, keepdims=True)
+    E, D = _exp_block(S)
+    return E, E / D[..., None]
+
+
+def _exp_block(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E = exp(S - max_j S) (a new array) and D = sum_j E."""
+    E = np.subtract(S, S.max(axis=-1, keepdims=True))
     np.exp(E, out=E)
-    return E, E / E.sum(axis=-1, keepdims=True)
+    return E, E.sum(axis=-1)
 
 
 def select(masker: Masker, Q: object, K: object, kv_head: object = None, index: int = 0,
@@ -109,19 +126,23 @@ def masked_attention(layer: Layer, V: np.ndarray, masker: Masker, block: int = B
     for start in range(0, n, block):
         end = min(start + block, n)
         S = block_scores(layer, start, end)
-        E, P = softmax_block(S)
+        E, D = _exp_block(S)
+        P = E / D[..., None] if masker.uses_probabilities else None
         sel = masker.block(start, S, P)
-        W = np.multiply(E, sel.keep, out=E)  # E is not needed after this
-        if sel.weights is not None:
-            W *= sel.weights.astype(W.dtype, copy=False)
-        D = W.sum(axis=-1)
-        empty = D == 0
-        attended = _attend(W, V, layer.kv_head, end)
-        out[:, start:end] = attended / np.where(empty, 1, D)[..., None]
-        sums["tau"] += _tau(P, W, D, sel).sum(axis=-1)
         picked = np.arange(start, end)[(np.arange(start, end) + 1) % err_every == 0] - start
+        if len(picked):  # dense outputs of the rows where the error is measured
+            dense = _attend(E[:, picked], V, layer.kv_head, end) / D[:, picked, None]
+        if sel.weights is not None:
+            sums["tau"] += _tv(E, D, sel).sum(axis=-1)
+        W = np.multiply(E, sel.keep, out=E)  # E is not needed after this
+        if sel.weights is None:  # tau = dropped mass, from the same sums as D
+            sums["tau"] += _dropped(D, W).sum(axis=-1)
+        else:
+            W *= sel.weights.astype(W.dtype, copy=False)
+        Dk = W.sum(axis=-1)
+        empty = Dk == 0
+        out[:, start:end] = _attend(W, V, layer.kv_head, end) / np.where(empty, 1, Dk)[..., None]
         if len(picked):
-            dense = _attend(P[:, picked], V, layer.kv_head, end)
             diff = np.linalg.norm(dense - out[:, start + picked], axis=-1)
             sums["err"] += (diff / np.maximum(np.linalg.norm(dense, axis=-1), 1e-30)).sum(-1)
             err_rows += len(picked)
@@ -136,15 +157,21 @@ def _attend(W: np.ndarray, V: np.ndarray, kv_head: tuple[int, ...], end: int) ->
     """W (H, r, end) @ V[kv_head[h], :end] for each head, one product per KV head."""
     H, r = W.shape[:2]
     out = np.empty((H, r, V.shape[-1]), np.result_type(W.dtype, V.dtype))
-    for g in sorted(set(kv_head)):
-        heads = [h for h in range(H) if kv_head[h] == g]
-        out[heads] = (W[heads].reshape(-1, end) @ V[g, :end]).reshape(len(heads), r, -1)
+    for g, heads in _groups(kv_head):
+        w = W[heads].reshape(-1, end)  # a view where the heads are consecutive
+        out[heads] = (w @ V[g, :end]).reshape(-1, r, V.shape[-1])
     return out
 
 
-def _tau(P: np.ndarray, W: np.ndarray, D: np.ndarray, sel: Selection) -> np.ndarray:
-    """TV(p_i, p_hat_i) per (head, row): the dropped mass for a subset, else 1/2 sum |p - p_hat|."""
-    if sel.weights is None:
-        return np.where(sel.keep, 0, P).sum(axis=-1, dtype=np.float64)
-    P_hat = W / np.where(D == 0, 1, D)[..., None]
-    return 0.5 * np.abs(P - P_hat).sum(axis=-1, dtype=np.float64)
+def _dropped(D: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """The dropped mass tau_i = (D_i - sum_j W_ij) / D_i of a subset (W = E on kept keys):
+    0 exactly when every key is kept (the same sum, in the same order)."""
+    return np.maximum(D.astype(np.float64) - W.sum(axis=-1), 0.0) / D
+
+
+def _tv(E: np.ndarray, D: np.ndarray, sel: Selection) -> np.ndarray:
+    """TV(p_i, p_hat_i) = 1/2 sum_j |p_ij - p_hat_ij| per (head, row), for weighted rules."""
+    W = E * sel.keep * sel.weights.astype(E.dtype, copy=False)
+    Dw = W.sum(axis=-1)
+    P_hat = W / np.where(Dw == 0, 1, Dw)[..., None]
+    return 0.5 * np.abs(E / D[..., None] - P_hat).sum(axis=-1, dtype=np.float64)
