@@ -139,7 +139,7 @@ def test_quick_study_is_cached_consistent_and_matched(quick_study, shared_cache,
     s = quick_study
     st = s.setting
     assert len(s.results) == len(st.tokens) * (len(st.methods) * len(st.budgets) + 1)
-    for text, n in st.tokens:
+    for text, _ in st.tokens:
         dense = s.row(text, "dense", "dense")
         assert dense["dnll"] == 0 and dense["tau"] == 0
         for b in st.budgets:

@@ -49,6 +49,10 @@ METHODS = ("dense", *SWEPT, *BUDGETED)
 
 _BUDGETED = {"top_k": TopK, "streaming": Streaming, "h2o": H2O, "snapkv": SnapKV,
              "quest": Quest, "double_sparsity": DoubleSparsity}
+RULES: dict[str, type[Masker]] = {"dense": Dense, "scalar_b": ScalarThreshold,
+                                  "row_b": RowThreshold, "row_b_sampled": RowThreshold,
+                                  "top_p": TopP, "magicpig": MagicPIG, **_BUDGETED}
+"""The class behind each method name (its ``paper`` names the source, section, parameters)."""
 
 
 def make(name: str, budget: float | Budget | None = None, **params: Any) -> Masker:
@@ -87,6 +91,7 @@ __all__ = [
     "H2O",
     "METHODS",
     "PAPER_C",
+    "RULES",
     "SWEPT",
     "Budget",
     "CertifiedPages",
