@@ -57,7 +57,7 @@ class Setting:
     methods, the budget floor, the calibration text's length, every how many rows the dense
     run keeps queries for matching budgets, and the seed (sampled rules, bootstrap)."""
 
-    tokens: tuple[tuple[str, int], ...] = (("long", 4096), ("python", 4096))
+    tokens: tuple[tuple[str, int], ...] = (("long", 4096), ("python", 2048))
     budgets: tuple[float, ...] = BUDGETS
     methods: tuple[str, ...] = METHODS
     floor: int = M.FLOOR
@@ -65,7 +65,7 @@ class Setting:
     capture_every: int = 64
     seed: int = 0
     blas_threads: int = 1
-    workers: int = 1
+    workers: int = 2
 
     def __post_init__(self) -> None:
         for b in self.budgets:
@@ -91,11 +91,12 @@ class Setting:
 
 
 QUICK = Setting(tokens=(("long", 96), ("python", 96)), budgets=(1 / 8, 1 / 4),
-                calibration_tokens=64, capture_every=8, floor=8)
+                calibration_tokens=64, capture_every=8, floor=8, workers=1)
 
 
 def setting(quick: bool | None = None, **changes: object) -> Setting:
-    """The full setting (or the quick one: 96 tokens, two budgets), with ``changes``."""
+    """The full setting (4096 tokens of prose, 2048 of Python source, five budgets, two runs at
+    a time) or the quick one (96 tokens each, two budgets), with ``changes``."""
     return replace(QUICK if resolve_quick(quick) else Setting(), **changes)
 
 
