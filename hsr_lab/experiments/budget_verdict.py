@@ -24,31 +24,48 @@ THRESHOLDS = ("scalar_b", "row_b", "row_b_sampled")
 
 
 # ----------------------------------------------------------------------------- equal kept keys
+COMPARABLE = 1.5  # a rule keeping more than 1.5x the budget's share is not at that budget
+
+
 def at_budget(study: BudgetStudy, text: str, label: str) -> dict[str, dict[str, object]]:
     """method -> its table row at one budget label on one text."""
     return {r["method"]: r for r in study.table
             if r["text"] == text and r["label"] == label and r["method"] != "dense"}
 
 
+def budget_share(study: BudgetStudy, text: str, label: str) -> float:
+    """The share of the visible keys the budget ``label`` keeps on ``text``: sum k_i / sum i+1."""
+    budget = next(b for b in study.setting.budgets if label_of(b) == label)
+    return M.Budget(budget, study.setting.floor).mean_share(
+        int(study.row(text, "dense", "dense")["tokens"]))
+
+
+def comparable(study: BudgetStudy, text: str, label: str) -> dict[str, dict[str, object]]:
+    """The rules of ``at_budget`` that keep at most ``COMPARABLE`` times the budget's share
+    (Quest's two dense layers and MagicPIG's 68 exact keys and two dense layers can put them
+    far above a small budget: they are then not compared at that budget)."""
+    limit = COMPARABLE * budget_share(study, text, label)
+    return {m: r for m, r in at_budget(study, text, label).items() if r["kept_share"] <= limit}
+
+
 def ranking(study: BudgetStudy, text: str, label: str) -> list[tuple[str, float]]:
-    """(method, dNLL) at one budget, best (smallest loss increase) first."""
-    rows = at_budget(study, text, label)
+    """(method, dNLL) of the comparable rules at one budget, best (smallest increase) first."""
+    rows = comparable(study, text, label)
     return sorted(((m, float(r["dnll"])) for m, r in rows.items()), key=lambda x: x[1])
 
 
 # ----------------------------------------------------------------------------- equal work
-def at_scored(study: BudgetStudy, text: str, method: str, share: float) -> float:
-    """dNLL of ``method`` interpolated (linear in log scored share) at keys scored = ``share``
-    of the visible keys; NaN if its budgets never score that few or that many."""
-    runs = sorted((r for r in study.table if r["text"] == text and r["method"] == method
-                   and r["label"] != PAPER), key=lambda r: r["scored_share"])
-    x = np.log([r["scored_share"] for r in runs])
-    y = np.array([r["dnll"] for r in runs], float)
-    if len(x) == 0 or not x[0] - 1e-9 <= np.log(share) <= x[-1] + 1e-9:
-        return float("nan")
-    if len(x) == 1 or np.ptp(x) < 1e-12:
-        return float(y.mean())
-    return float(np.interp(np.log(share), x, y))
+def dominating(study: BudgetStudy, text: str, label: str, method: str = "scalar_b"
+               ) -> list[tuple[str, float, float]]:
+    """(rule, dNLL, keys scored) of every rule that, at the same budget, keeps no more keys
+    than ``method`` (within ``COMPARABLE``), scores no more keys and raises the loss less:
+    at equal or smaller work it does better."""
+    rows = at_budget(study, text, label)
+    mine = rows[method]
+    out = [(m, float(r["dnll"]), float(r["scored_share"])) for m, r in rows.items()
+           if m != method and r["scored_share"] <= mine["scored_share"]
+           and r["kept_share"] <= COMPARABLE * mine["kept_share"] and r["dnll"] < mine["dnll"]]
+    return sorted(out, key=lambda x: x[1])
 
 
 def reachable_work(study: BudgetStudy, text: str, method: str) -> tuple[float, float]:
@@ -63,10 +80,13 @@ def reachable_work(study: BudgetStudy, text: str, method: str) -> tuple[float, f
 class Verdict:
     """The numbers the notebook's verdict rests on, for one text at one budget label.
 
-    paper: dNLL of the paper's scalar b at the budget; paper_c04: dNLL and kept share of its
-    own c = 0.4; best_deployed: the deployed rule with the smallest dNLL and that dNLL;
-    top_k: the oracle's dNLL; paper_rank: the scalar b's place among all rules (1 = best);
-    paper_scored: its keys scored (share, certified pages), against top-k's 1.0."""
+    paper (low, high): dNLL of the paper's scalar b with c matched to the budget, and its
+    interval; paper_c04, paper_c04_kept: dNLL and kept share at its own c = 0.4;
+    best_deployed: the deployed rule with the smallest dNLL among those that keep at most 1.5x
+    the budget's share (``comparable``; "" if none), and that dNLL; top_k: the oracle's dNLL;
+    paper_rank among ``methods`` comparable rules (1 = best); paper_scored: the threshold's
+    keys scored (certified pages), against 1.0 for a scan; dominated_by: the rules that keep
+    and score no more and raise the loss less (``dominating``)."""
 
     text: str
     label: str
@@ -81,31 +101,39 @@ class Verdict:
     paper_rank: int
     methods: int
     paper_scored: float
+    dominated_by: tuple[str, ...]
 
     def sentence(self) -> str:
         """One sentence with the numbers."""
+        best = (f"the best deployed rule at this budget, {LABELS[self.best_deployed]}, "
+                f"{self.best_deployed_dnll:+.3f}" if self.best_deployed else
+                "no deployed rule keeps as few keys")
         return (f"{self.text}, {self.label} of the keys: the paper's scalar b (c matched to "
                 f"the budget) raises the loss by {self.paper:+.3f} nats/token "
                 f"[{self.paper_low:+.3f}, {self.paper_high:+.3f}], rank {self.paper_rank} of "
-                f"{self.methods}; the best deployed rule, {LABELS[self.best_deployed]}, "
-                f"{self.best_deployed_dnll:+.3f}; oracle top-k {self.top_k:+.3f}. To choose, "
-                f"the threshold scores {self.paper_scored:.2f} of the visible keys with "
-                f"certified pages (a scan: 1.00). At the paper's own c = 0.4 it keeps "
-                f"{self.paper_c04_kept:.3f} of the keys and raises the loss by "
-                f"{self.paper_c04:+.3f}.")
+                f"{self.methods}; {best}; oracle top-k {self.top_k:+.3f}. It scores "
+                f"{self.paper_scored:.2f} of the visible keys (certified pages; a scan: 1.00); "
+                f"{len(self.dominated_by)} rules keep and score no more and lose less"
+                + (f" ({', '.join(LABELS[m] for m in self.dominated_by)})"
+                   if self.dominated_by else "") + ".")
 
 
 def verdict(study: BudgetStudy, text: str, label: str) -> Verdict:
     """The comparison of the paper's threshold with the rest, on one text at one budget."""
     rows = at_budget(study, text, label)
     order = [m for m, _ in ranking(study, text, label)]
+    if "scalar_b" not in order:
+        order.append("scalar_b")
     deployed = [m for m in order if m in DEPLOYED]
     paper = study.row(text, "scalar_b", PAPER)
     mine = rows["scalar_b"]
+    best = deployed[0] if deployed else ""
     return Verdict(text, label, float(mine["dnll"]), float(mine["dnll_low"]),
                    float(mine["dnll_high"]), float(paper["dnll"]), float(paper["kept_share"]),
-                   deployed[0], float(rows[deployed[0]]["dnll"]), float(rows["top_k"]["dnll"]),
-                   order.index("scalar_b") + 1, len(order), float(mine["scored_share"]))
+                   best, float(rows[best]["dnll"]) if best else float("nan"),
+                   float(rows["top_k"]["dnll"]), order.index("scalar_b") + 1, len(order),
+                   float(mine["scored_share"]),
+                   tuple(m for m, _, _ in dominating(study, text, label)))
 
 
 def verdicts(study: BudgetStudy) -> list[Verdict]:
