@@ -112,8 +112,9 @@ def channels(s: Setting) -> np.ndarray:
     params = dict(tokens=s.calibration_tokens, seed=s.seed, share=M.channels.SHARE)
 
     def compute() -> dict[str, np.ndarray]:
-        ex = smollm2.extract(texts.calibration_text(s.calibration_tokens, s.seed),
-                             max_tokens=s.calibration_tokens)
+        with threadpool_limits(s.blas_threads):
+            ex = smollm2.extract(texts.calibration_text(s.calibration_tokens, s.seed),
+                                 max_tokens=s.calibration_tokens, progress=False)
         r = smollm2.HEAD_DIM // M.channels.SHARE
         return dict(channels=np.stack([M.calibrate_channels(ex.Q[layer], ex.K[layer],
                                                             smollm2.KV_HEAD, r)
