@@ -36,10 +36,47 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def panel_times(quick: bool) -> list[dict[str, object]]:
+    """Redraw times of notebook 08's panel: a new query head (the layer's selection is kept:
+    a warm move) and a new rule or layer (its selection is computed: a cold move)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from hsr_lab.widgets.budgets import budget_panel
+
+    panel = budget_panel(quick=quick)
+    rows = []
+    for control, values in (("head", [1, 2, 3, 4, 5, 6, 7, 8, 0]),
+                            ("method", ["streaming", "h2o", "snapkv", "quest", "scalar_b",
+                                        "magicpig", "double_sparsity", "top_p", "top_k"]),
+                            ("layer", [20, 25, 5, 10])):
+        times = []
+        for value in values:
+            start = time.perf_counter()
+            panel.controls[control].value = value
+            times.append(time.perf_counter() - start)
+            assert panel.message is None, panel.message
+        rows.append({"control": control, "moves": len(times),
+                     "median_ms": 1e3 * float(np.median(times)),
+                     "max_ms": 1e3 * float(np.max(times))})
+    return rows
+
+
+def _panel_lines(rows: list[dict[str, object]]) -> list[str]:
+    if not rows:
+        return []
+    return ["## Panel redraws (`--panel`)", "", "| control | moves | median ms | max ms |",
+            "|---|---|---|---|", *[f"| {r['control']} | {r['moves']} | {r['median_ms']:.0f} | "
+                                  f"{r['max_ms']:.0f} |" for r in rows], ""]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick setting; no files")
     parser.add_argument("--force", action="store_true", help="recompute cached runs")
+    parser.add_argument("--panel", action="store_true", help="also time notebook 08's panel")
     args = parser.parse_args()
     header = machine_header()
     print(header, flush=True)
@@ -61,6 +98,9 @@ def main() -> int:
     print(timing)
     for line in sentences:
         print(line)
+    panel = panel_times(args.quick) if args.panel else []
+    if panel:
+        print_table(panel)
     if args.quick:
         return 0
     paths = B.write_csv(study, RESULTS)
@@ -70,7 +110,7 @@ def main() -> int:
         "--only budgets_quality budgets_work budgets_layers`).", "", timing + ".", "",
         f"Setting: {study.setting}", "", "Files: " + ", ".join(p.name for p in paths), "",
         "## Verdict sentences (computed by `budget_verdict.verdicts`)", "",
-        *[f"- {line}" for line in sentences], ""]))
+        *[f"- {line}" for line in sentences], "", *_panel_lines(panel)]))
     print(RESULTS / "budgets.md")
     return 0
 

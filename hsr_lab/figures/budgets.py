@@ -183,9 +183,9 @@ def view_budget_head(method: str = "top_k", budget: float = 1 / 16, layer: int =
                      head: int = 0, quick: bool | None = None, seed: int = 0) -> Figure:
     """What one rule keeps in one head: the causal attention map p_ij of the panel's prefix
     (colour: log10 p), the kept keys in colour and the dropped ones in grey; right, each row's
-    dropped mass eps_i and kept count against the budget's k_i."""
+    dropped mass eps_i and its kept share of the i + 1 keys against the budget's k_i / (i + 1)."""
     from hsr_lab.attention import maskers as M
-    from hsr_lab.data.smollm2 import N_HEADS, N_LAYERS, QUANTISED
+    from hsr_lab.data.smollm2 import N_HEADS, N_LAYERS
     from hsr_lab.experiments.budgets import LABELS, label_of
     from hsr_lab.experiments.common import resolve_quick
 
@@ -204,24 +204,21 @@ def view_budget_head(method: str = "top_k", budget: float = 1 / 16, layer: int =
         image_panel(ax_map)
         logp = np.log10(np.maximum(P, 1e-12))
         colours = _map_colours(logp, keep, P > 0)
-        ax_map.imshow(colours, interpolation="nearest", aspect="equal")
+        ax_map.imshow(colours, interpolation="nearest", aspect="auto")
         ax_map.set(xlabel="key j", ylabel="query row i",
-                   title=f"{LABELS[method]}, budget {label_of(budget)}: layer {layer}, head "
-                         f"{head}\nkept {keep.sum() / (n * (n + 1) / 2):.3f} of the entries "
-                         f"(colour: kept, grey: dropped)")
+                   title=f"{LABELS[method]}, {label_of(budget)}: layer {layer}, head {head}; "
+                         f"kept {keep.sum() / (n * (n + 1) / 2):.3f}")
         rows = np.arange(n)
         ax_row.plot(rows, tau, color=COLORS[0], ls="-", marker="", lw=0.9,
                     label=rf"dropped mass $\epsilon_i$: mean {tau.mean():.3f}")
-        ax_row.set(xlabel="query row i", ylabel=r"$\epsilon_i$", ylim=(-0.02, 1.02))
-        twin = ax_row.twinx()
-        twin.plot(rows, keep.sum(axis=1), color=COLORS[1], ls="--", marker="", lw=0.9,
-                  label="kept keys")
-        twin.plot(rows, M.Budget(budget, panel_data(quick, seed)[1].floor).keys(rows),
-                  color="0.4", ls=":", marker="", lw=0.9, label="budget $k_i$")
-        twin.set_ylabel("keys per row")
-        lines = ax_row.get_lines() + twin.get_lines()
-        ax_row.legend(lines, [x.get_label() for x in lines], fontsize=6, loc="upper left")
-        ax_row.set_title(f"{QUANTISED}; first {n} tokens", fontsize=7)
+        ax_row.plot(rows, keep.sum(axis=1) / (rows + 1), color=COLORS[1], ls="--", marker="",
+                    lw=0.9, label="kept keys / (i + 1)")
+        budget_k = M.Budget(budget, panel_data(quick, seed)[1].floor).keys(rows)
+        ax_row.plot(rows, budget_k / (rows + 1), color="0.4", ls=":", marker="", lw=0.9,
+                    label="budget $k_i$ / (i + 1)")
+        ax_row.set(xlabel="query row i", ylabel="share of row i", ylim=(-0.02, 1.02))
+        ax_row.legend(fontsize=6, loc="upper right")
+        ax_row.set_title(f"first {n} tokens; colour: kept, grey: dropped", fontsize=7)
     return fig
 
 
@@ -231,10 +228,11 @@ def _map_colours(logp: np.ndarray, keep: np.ndarray, visible: np.ndarray) -> np.
     import matplotlib as mpl
 
     norm = Normalize(vmin=-4, vmax=0, clip=True)
-    rgba = mpl.colormaps["viridis"](norm(logp))
-    grey = 0.55 + 0.4 * (1 - norm(logp))  # darker grey for larger dropped p
-    rgba[~keep & visible, :3] = grey[~keep & visible, None]
-    rgba[~visible] = 1.0
+    rgba = mpl.colormaps["viridis"](norm(logp), bytes=True)  # uint8: cheaper to draw
+    grey = (255 * (0.55 + 0.4 * (1 - norm(logp)))).astype(np.uint8)  # darker: larger p
+    dropped = ~keep & visible
+    rgba[dropped, :3] = grey[dropped, None]
+    rgba[~visible] = 255
     return rgba
 
 
