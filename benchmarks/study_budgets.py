@@ -5,8 +5,9 @@
     python benchmarks/study_budgets.py --quick    # the quick setting; writes nothing
 
 The full run writes ``results/budgets.csv`` (one row per text, rule and budget),
-``results/budgets_layers.csv`` (per layer) and ``results/budgets.md`` (this machine, the
-command, the time and memory it took, the table and the verdict sentences). Not a ``bench_*``
+``results/budgets_layers.csv`` (per layer, means over heads), ``results/budgets_heads.csv``
+(per layer and query head) and ``results/budgets.md`` (this machine, the command, the time and
+memory it took, the table and the verdict sentences). Not a ``bench_*``
 script: ``make bench`` does not run it (the full study takes about an hour).
 """
 
@@ -64,6 +65,25 @@ def panel_times(quick: bool) -> list[dict[str, object]]:
     return rows
 
 
+def write_heads(study: B.BudgetStudy) -> object:
+    """results/budgets_heads.csv: one row per (text, rule, budget, layer, query head)."""
+    import csv
+
+    path = RESULTS / "budgets_heads.csv"
+    keys = ("kept", "scored", "tau", "err", "empty")
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["text", "method", "label", "layer", "head", "kept_share",
+                         "scored_share", "tau", "rel_l2", "empty_rows"])
+        for r in study.results:
+            for layer in range(r.kept.shape[0]):
+                for head in range(r.kept.shape[1]):
+                    writer.writerow([r.text, r.method, r.label, layer, head,
+                                     *(f"{float(getattr(r, k)[layer, head]):.5g}"
+                                       for k in keys)])
+    return path
+
+
 def _panel_lines(rows: list[dict[str, object]]) -> list[str]:
     if not rows:
         return []
@@ -103,7 +123,7 @@ def main() -> int:
         print_table(panel)
     if args.quick:
         return 0
-    paths = B.write_csv(study, RESULTS)
+    paths = [*B.write_csv(study, RESULTS), write_heads(study)]
     command = "python benchmarks/study_budgets.py" + (" --force" if args.force else "")
     (RESULTS / "budgets.md").write_text("\n".join([
         header.lstrip("# "), "", f"Command: `{command}` (then `python -m hsr_lab figures "
