@@ -65,6 +65,21 @@ def panel_times(quick: bool) -> list[dict[str, object]]:
     return rows
 
 
+def _computed_timing(wall: float, timing: str) -> str:
+    """The timing line of the run that computed the study: this one if it took over a minute,
+    else the one kept in the last ``results/budgets.md`` (a rerun only reads the cache)."""
+    if wall > 60:
+        return ""
+    old = RESULTS / "budgets.md"
+    if not old.exists():
+        return ""
+    for line in old.read_text().splitlines():
+        for prefix in ("When the runs were computed: ", ""):
+            if line.startswith(prefix + "wall ") and float(line[len(prefix):].split()[1]) > 60:
+                return line[len(prefix):]
+    return ""
+
+
 def write_heads(study: B.BudgetStudy) -> object:
     """results/budgets_heads.csv: one row per (text, rule, budget, layer, query head)."""
     import csv
@@ -123,11 +138,13 @@ def main() -> int:
         print_table(panel)
     if args.quick:
         return 0
+    computed = _computed_timing(wall, timing)
     paths = [*B.write_csv(study, RESULTS), write_heads(study)]
     command = "python benchmarks/study_budgets.py" + (" --force" if args.force else "")
     (RESULTS / "budgets.md").write_text("\n".join([
         header.lstrip("# "), "", f"Command: `{command}` (then `python -m hsr_lab figures "
         "--only budgets_quality budgets_work budgets_layers`).", "", timing + ".", "",
+        *([f"When the runs were computed: {computed}", ""] if computed else []),
         f"Setting: {study.setting}", "", "Files: " + ", ".join(p.name for p in paths), "",
         "## Verdict sentences (computed by `budget_verdict.verdicts`)", "",
         *[f"- {line}" for line in sentences], "", *_panel_lines(panel)]))
