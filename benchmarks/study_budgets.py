@@ -126,8 +126,8 @@ def main() -> int:
             for r in study.table]
     print_table(rows)
     sentences = [v.sentence() for v in V.verdicts(study)]
-    timing = (f"wall {wall:.0f} s, CPU {cpu:.0f} s (this call: cached runs are read back); the "
-              f"runs themselves took {runs:.0f} s of wall time when computed, over "
+    timing = (f"wall {wall:.0f} s, CPU {cpu:.0f} s for this call (runs already in the cache are "
+              f"read, not recomputed); the runs took {runs:.0f} s of wall time when computed, over "
               f"{study.setting.workers} worker processes x {study.setting.blas_threads} BLAS "
               f"thread; peak memory {own:.0f} MB (main) and {child:.0f} MB (largest worker)")
     print(timing)

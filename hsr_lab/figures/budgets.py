@@ -42,8 +42,13 @@ def _curves(study, text: str):
 
 
 def _symlog(ax: Axes) -> None:
+    """A symmetric-log y axis for loss changes: linear within 1e-3 of 0, where a few rules
+    land (slightly below 0 is noise); little room below 0, a decade of room above the top."""
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.axhline(0, color="0.5", lw=0.6, ls="-", marker="")
+    top = max((np.nanmax(line.get_ydata()) for line in ax.get_lines()
+               if len(line.get_ydata())), default=1.0)
+    ax.set_ylim(-3e-3, max(top, 1e-2) * 2.5)
 
 
 @figure("budgets_quality", "SmolLM2-135M (4-bit) with each sparse-attention rule in every "
@@ -81,8 +86,7 @@ def fig_budgets_quality(quick: bool = False, seed: int = 0) -> Figure:
             ax.set(xlabel="share of visible keys kept" if row == len(texts) - 1 else "",
                    ylabel=label, title=f"{TEXT_TITLES.get(text, text)}" if col == 1 else "")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=6, frameon=False,
-               bbox_to_anchor=(0.5, -0.06))
+    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=6, frameon=False)
     return fig
 
 
@@ -109,8 +113,7 @@ def fig_budgets_work(quick: bool = False, seed: int = 0) -> Figure:
         ax.set(xlabel="keys scored per row / keys visible", ylabel=r"$\Delta$NLL (nats/token)",
                title=TEXT_TITLES.get(text, text))
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=6, frameon=False,
-               bbox_to_anchor=(0.5, -0.1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=6, fontsize=6, frameon=False)
     return fig
 
 
@@ -137,8 +140,9 @@ def fig_budgets_layers(quick: bool = False, seed: int = 0) -> Figure:
                         interpolation="nearest")
         ax.set_yticks(range(len(methods)))
         ax.set_yticklabels([LABELS[m] for m in methods] if col == 0 else [])
-        ax.set(xlabel="layer", title=f"{TEXT_TITLES.get(text, text)}: budget {label}")
+        ax.set(xlabel="layer", title=TEXT_TITLES.get(text, text))
     fig.colorbar(img, ax=list(axes[0]), label=r"mean dropped mass $\epsilon$", shrink=0.9)
+    fig.suptitle(f"every layer sparse, budget {label} of each row's prefix", fontsize=8)
     return fig
 
 
