@@ -66,17 +66,17 @@ def panel_times(quick: bool) -> list[dict[str, object]]:
 
 
 def _computed_timing(wall: float, timing: str) -> str:
-    """The timing line of the run that computed the study: this one if it took over a minute,
-    else the one kept in the last ``results/budgets.md`` (a rerun only reads the cache)."""
-    if wall > 60:
-        return ""
+    """The timing of the run that computed the study: "" if this call took over a minute (its
+    own line says it), else the paragraph kept in the last ``results/budgets.md`` (a rerun
+    only reads the cache)."""
     old = RESULTS / "budgets.md"
-    if not old.exists():
+    if wall > 60 or not old.exists():
         return ""
-    for line in old.read_text().splitlines():
-        for prefix in ("When the runs were computed: ", ""):
-            if line.startswith(prefix + "wall ") and float(line[len(prefix):].split()[1]) > 60:
-                return line[len(prefix):]
+    for paragraph in old.read_text().split("\n\n"):
+        if paragraph.startswith("When the runs were computed"):
+            return paragraph.removeprefix("When the runs were computed: ")
+        if paragraph.startswith("wall ") and float(paragraph.split()[1]) > 60:
+            return paragraph
     return ""
 
 
@@ -144,7 +144,8 @@ def main() -> int:
     (RESULTS / "budgets.md").write_text("\n".join([
         header.lstrip("# "), "", f"Command: `{command}` (then `python -m hsr_lab figures "
         "--only budgets_quality budgets_work budgets_layers`).", "", timing + ".", "",
-        *([f"When the runs were computed: {computed}", ""] if computed else []),
+        *([computed if computed.startswith("When") else
+           f"When the runs were computed: {computed}", ""] if computed else []),
         f"Setting: {study.setting}", "", "Files: " + ", ".join(p.name for p in paths), "",
         "## Verdict sentences (computed by `budget_verdict.verdicts`)", "",
         *[f"- {line}" for line in sentences], "", *_panel_lines(panel)]))
