@@ -1,7 +1,9 @@
 """Command line: ``python -m hsr_lab figures [--quick] [--only NAME ...] [--out DIR] [--list]
-[--seed N] [--width single|double|INCHES] [--venue neurips|icml|acm|ieee]``.
+[--seed N] [--width single|double|INCHES] [--venue neurips|icml|acm|ieee]``
+and ``python -m hsr_lab budgets [--quick] [--out DIR] [--texts ...] [--methods ...] [--budgets
+...] [--force]``.
 
-Each task is a subcommand (only ``figures`` for now); ``main`` returns the exit code:
+Each task is a subcommand; ``main`` returns the exit code:
 
 - 0: every figure asked for was drawn and saved;
 - 2: a mistake in the command or its settings (unknown figure, ``--out ''``, a folder that
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the venue whose column widths --width names (alone: its single column)",
     )
     figs.set_defaults(run=_run_figures)
+    _add_budgets(commands)
     return parser
 
 
@@ -163,3 +166,79 @@ def _seed(text: str) -> int:
 def _fail(message: str) -> int:
     print(f"{PROG} figures: error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+# ----------------------------------------------------------------------------- budgets
+# The equal-budget study of notebook 08 (``hsr_lab.experiments.budgets``): runs what is not
+# cached, writes budgets.csv and budgets_layers.csv, prints one line per run.
+def _add_budgets(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "budgets",
+        help="run the equal-budget study of sparse-attention rules on SmolLM2 (cached) and "
+             "write its CSV",
+        description="Every sparse-attention rule in every layer of SmolLM2-135M, at equal kept "
+                    "budgets: dropped mass, attention error and next-token loss change. Runs "
+                    "what is not cached yet (the full study: about an hour on a quiet 2-core "
+                    "machine), then writes budgets.csv and budgets_layers.csv.",
+        epilog=f"exit codes: 0 written; {EXIT_USAGE} a mistake in the command (nothing run); "
+               f"{EXIT_SKIPPED} the SmolLM2 weights are missing (nothing run)",
+    )
+    run.add_argument("--quick", action="store_true", help="tiny setting (or HSR_LAB_QUICK=1)")
+    run.add_argument("--out", type=_out_dir, default=Path("benchmarks/results"), metavar="DIR",
+                     help="folder for the CSV files (default: benchmarks/results)")
+    run.add_argument("--texts", nargs="+", metavar="TEXT", help="long and/or python")
+    run.add_argument("--methods", nargs="+", metavar="METHOD", help="a subset of the rules")
+    run.add_argument("--budgets", nargs="+", type=_budget, metavar="SHARE",
+                     help="kept shares of the prefix, each in (0, 1], e.g. 1/16 0.25")
+    run.add_argument("--force", action="store_true", help="recompute even what is cached")
+    run.set_defaults(run=_run_budgets)
+
+
+def _budget(text: str) -> float:
+    from fractions import Fraction
+
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"a budget is a share like 1/16 or 0.25; got {text!r}"
+                                         ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a budget must be in (0, 1]; got {text!r}")
+    return value
+
+
+def _run_budgets(args: argparse.Namespace) -> int:
+    from hsr_lab.experiments import budgets as B
+
+    try:
+        quick = args.quick or quick_mode()
+        base = B.setting(quick)
+        changes: dict[str, object] = {}
+        if args.texts:
+            known = dict(B.setting(False).tokens) | dict(base.tokens)
+            unknown = [t for t in args.texts if t not in known]
+            if unknown:
+                raise ValueError(f"unknown text(s) {', '.join(unknown)}; known: "
+                                 f"{', '.join(known)}")
+            changes["tokens"] = tuple((t, dict(base.tokens).get(t, known[t]))
+                                      for t in args.texts)
+        if args.methods:
+            changes["methods"] = tuple(args.methods)
+        if args.budgets:
+            changes["budgets"] = tuple(args.budgets)
+        B.setting(quick, **changes)  # check everything before running anything
+    except ValueError as err:
+        print(f"{PROG} budgets: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        study = B.budget_study(quick=quick, force=args.force, **changes)
+    except MissingOptional as err:
+        print(f"{PROG} budgets: {err}", file=sys.stderr)
+        return EXIT_SKIPPED
+    for path in B.write_csv(study, args.out):
+        print(path, flush=True)
+    for row in study.table:
+        print(f"{row['text']:7s} {row['method']:16s} {row['label']:6s} kept "
+              f"{row['kept_share']:.4f} scored {row['scored_share']:.3f} tau {row['tau']:.3f} "
+              f"dNLL {row['dnll']:+.4f} [{row['dnll_low']:+.4f}, {row['dnll_high']:+.4f}]")
+    return 0

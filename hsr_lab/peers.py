@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .attention.maskers.pages import page_bounds, page_upper_bound
 from .hsr.exact import at_least
 from .hsr.numerics import ETA32, TINY, UNIT_ROUNDOFF, UNIT_ROUNDOFF32
 from .optional import require
@@ -179,8 +180,9 @@ class QuestPages(_Peer):
 
     Page p holds keys ``p * page_size ..``; with m and M the element-wise min and max of its
     keys, every key k of the page has ``<q, k> <= sum_i max(q_i m_i, q_i M_i)``
-    ``= <max(q, 0), M> + <min(q, 0), m>``. Pages whose bound (plus a rounding margin) reaches
-    t are scanned with one gather and one product. A kd-tree applies the same box test recursively.
+    ``= <max(q, 0), M> + <min(q, 0), m>`` (``attention.maskers.pages.page_upper_bound``, the
+    one copy of Quest's bound). Pages whose bound (plus a rounding margin) reaches t are scanned
+    with one gather and one product. A kd-tree applies the same box test recursively.
     """
 
     name = "quest"
@@ -188,18 +190,13 @@ class QuestPages(_Peer):
     def __init__(self, keys: object, page_size: int = 16) -> None:
         super().__init__(keys)
         self.page_size = as_positive_int("page_size", page_size)
-        n_pages = -(-self.n // self.page_size)
-        pad = n_pages * self.page_size - self.n
-        # Pad the last page with copies of the last key: its min and max do not change.
-        padded = np.concatenate([self.keys, np.repeat(self.keys[-1:], pad, axis=0)])
-        pages = padded.reshape(n_pages, self.page_size, self.d)
-        self.lo, self.hi = pages.min(axis=1), pages.max(axis=1)
+        self.lo, self.hi = page_bounds(self.keys, self.page_size)
         self._max_abs = float(np.abs(self.keys).max())
 
     def query(self, a: object, t: object) -> np.ndarray:
         """Sorted ids of every key with ``<a, k> >= t``."""
         a, t = self._args(a, t)
-        bound = self.hi @ np.maximum(a, 0.0) + self.lo @ np.minimum(a, 0.0)
+        bound = page_upper_bound(a[None, :], self.lo, self.hi)[0]
         slack = 4.0 * (self.d + 2) * UNIT_ROUNDOFF * float(np.abs(a).sum()) * self._max_abs
         pages = np.flatnonzero(bound + (slack + self.d * TINY) >= t)
         ids = (pages[:, None] * self.page_size + np.arange(self.page_size)).ravel()

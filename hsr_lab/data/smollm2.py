@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,11 +255,22 @@ def feed_forward(x: np.ndarray, w: dict[str, np.ndarray], layer: int) -> np.ndar
             ) @ w[f"blk.{layer}.ffn_down.weight"].T
 
 
-def block(x: np.ndarray, w: dict[str, np.ndarray], layer: int, keep: Sequence[int] = ()
+Attend = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def block(x: np.ndarray, w: dict[str, np.ndarray], layer: int, keep: Sequence[int] = (),
+          attend: Attend | None = None
           ) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray | None]:
-    """One decoder layer: x'' from x, and this layer's (Q, K, V) and P of the heads in keep."""
+    """One decoder layer: x'' from x, and this layer's (Q, K, V) and P of the heads in keep.
+
+    ``attend(layer, Q, K, V) -> (9, n, 64)``, if given, replaces the causal softmax attention
+    (a sparse rule, say: ``experiments.budgets`` runs every masker through it); P is then None.
+    """
     Q, K, V = project_qkv(rms_norm(x, w[f"blk.{layer}.attn_norm.weight"]), w, layer)
-    context, P = causal_attention(Q, K, V, keep)
+    if attend is None:
+        context, P = causal_attention(Q, K, V, keep)
+    else:
+        context, P = attend(layer, Q, K, V), None
     x = x + context.transpose(1, 0, 2).reshape(len(x), HIDDEN) @ w[
         f"blk.{layer}.attn_output.weight"].T
     return x + feed_forward(x, w, layer), (Q, K, V), P

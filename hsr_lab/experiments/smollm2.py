@@ -288,11 +288,11 @@ def tree_work(K: np.ndarray, A: np.ndarray, t: float) -> float:
 def quest_pages(K: np.ndarray, A: np.ndarray, t: float, page_size: int = 16) -> float:
     """Share of Quest's pages (``peers.QuestPages``) whose box bound reaches t: the share of
     keys that must be scanned."""
+    from hsr_lab.attention.maskers.pages import page_upper_bound
     from hsr_lab.peers import QuestPages
 
     pages = QuestPages(np.asarray(K, np.float64), page_size)
-    A = np.asarray(A, np.float64)
-    bound = np.maximum(A, 0) @ pages.hi.T + np.minimum(A, 0) @ pages.lo.T
+    bound = page_upper_bound(np.asarray(A, np.float64), pages.lo, pages.hi)
     return float((bound >= t).mean())
 
 

@@ -222,6 +222,7 @@ def _record(folder: Path, name: str, entry: Mapping[str, object]) -> None:
 # Importing the figure modules registers their figures (they import `figure` from above).
 from hsr_lab.figures import (  # noqa: E402, F401
     attention_map,
+    budgets,
     counterexample,
     keys,
     plane,
