@@ -49,10 +49,6 @@ from hsr_lab.experiments import (
 PAPER_NOTEBOOKS = sorted(p for p in NOTEBOOKS.glob("*.ipynb") if not p.name.startswith("00_"))
 HOLDS = ("holds", "does not hold", "cited", "a post-hoc view")
 PAYS = ("yes", "no", "partly", "at low", "as for", "depends", "—")
-# Rows whose cited cells (notebooks 01-05) are being rewritten to assert the named quantity on
-# another branch; the lead removes this entry at the merge (strict: it fails once they pass).
-PENDING_ASSERTS = dict.fromkeys(("C2", "C3", "C7", "C9", "C10", "C11", "C12", "C13"),
-                                "fixed on branch course-theory")
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +82,7 @@ def test_claims_table_lists_every_claim_with_a_quantity_a_cell_a_test_and_two_ve
 
 
 def _claim_params() -> list:
-    return [pytest.param(row, id=claim_columns(row)["number"],
-                         marks=[pytest.mark.xfail(strict=True, reason=PENDING_ASSERTS[number])]
-                         if (number := claim_columns(row)["number"]) in PENDING_ASSERTS else [])
-            for row in claim_rows()]
+    return [pytest.param(row, id=claim_columns(row)["number"]) for row in claim_rows()]
 
 
 @pytest.mark.parametrize("row", _claim_params())

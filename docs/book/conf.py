@@ -31,6 +31,9 @@ language = "en"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 myst_dmath_double_inline = True  # $$...$$ inside a paragraph, as Jupyter shows it
+# Cells that display(Markdown(...)) their measured numbers write math too: parse their output
+# as MyST (myst-nb's default, CommonMark, leaves $...$ as raw text).
+nb_render_markdown_format = "myst"
 
 # Execution: every build runs every notebook (its sweeps come from hsr_lab's on-disk cache),
 # so the pages never show outputs of older code. An error in a cell fails the build.
