@@ -77,14 +77,6 @@ def timing(name: str, seconds: Sequence[float], unit: str = "ms") -> dict[str, f
     return {f"{name}_{unit}": float(q50), f"{name}_iqr_{unit}": iqr}
 
 
-def machine_header() -> str:
-    """One line saying where the numbers come from (kept for scripts that do not yet write
-    ``provenance_header``)."""
-    return (f"# {platform.node()} | {platform.machine()} | {os.cpu_count()} cores | "
-            f"Python {platform.python_version()} | NumPy {np.__version__} | "
-            f"BLAS threads {BLAS_THREADS} | {time.strftime('%Y-%m-%d')}")
-
-
 def provenance_header(seed: int | None, argv: Sequence[str] | None = None) -> str:
     """The run's provenance as '# key: value' lines: machine and CPU, the command (this script
     and ``argv``, default ``sys.argv[1:]``), the commit (``-dirty`` if files other than

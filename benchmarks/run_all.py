@@ -15,6 +15,7 @@ the numbers that README's results quote, read from the new tables.
     python benchmarks/run_all.py --quick          # every script once with --quick; writes nothing
     python benchmarks/run_all.py --only keys ties # the runs that write these tables
     python benchmarks/run_all.py --list           # the commands, their tables, the estimates
+    python benchmarks/run_all.py --studies        # also the studies (notebook 08's, ~45 min)
 """
 
 from __future__ import annotations
@@ -68,12 +69,17 @@ RUNS: tuple[Run, ...] = (
     Run("bench_widgets.py", (), ("widgets",), 2),
     Run("profile_walk.py", ("--out", "profile_walk"), ("profile_walk",), 1),
 )
+# Studies: long computations whose tables live in results/ too, run only with --studies (their
+# runs are cached, so a second pass reads them back in a minute).
+STUDIES: tuple[Run, ...] = (
+    Run("study_budgets.py", (), ("budgets", "budgets_layers", "budgets_heads"), 45),
+)
 SUMMARY = "run_all"  # results/run_all.md: the last full pass, each run's wall time
 
 
 def scripts() -> list[str]:
-    """Each script of RUNS once, in order of first appearance."""
-    return list(dict.fromkeys(run.script for run in RUNS))
+    """Each script of RUNS and STUDIES once, in order of first appearance."""
+    return list(dict.fromkeys(run.script for run in (*RUNS, *STUDIES)))
 
 
 def uncovered() -> list[str]:
@@ -82,16 +88,17 @@ def uncovered() -> list[str]:
     return sorted(found - set(scripts()))
 
 
-def selected(only: list[str] | None) -> list[Run]:
-    """The runs that write any of the tables ``only`` (all runs if None)."""
+def selected(only: list[str] | None, studies: bool = False) -> list[Run]:
+    """The runs that write any of the tables ``only`` (all of RUNS if None, and STUDIES too
+    if ``studies``); ``only`` may name a study's tables."""
     if only is None:
-        return list(RUNS)
-    known = {table for run in RUNS for table in run.tables}
+        return [*RUNS, *(STUDIES if studies else ())]
+    known = {table for run in (*RUNS, *STUDIES) for table in run.tables}
     unknown = sorted(set(only) - known)
     if unknown:
         raise SystemExit(f"--only: no run writes {', '.join(unknown)}; tables: "
                          f"{', '.join(sorted(known))}")
-    return [run for run in RUNS if set(run.tables) & set(only)]
+    return [run for run in (*RUNS, *STUDIES) if set(run.tables) & set(only)]
 
 
 def call(script: str, args: list[str]) -> tuple[int, float]:
@@ -110,7 +117,7 @@ def write_summary(done: list[tuple[Run, int, float]], header: str) -> Path:
     lines += [f"| `{run.command}` | {', '.join(run.tables)} | {status} | {seconds / 60:.1f} | "
               f"{run.minutes:g} |" for run, status, seconds in done]
     total = sum(seconds for _, _, seconds in done) / 60
-    lines += ["", f"Total: {total:.0f} minutes (estimated {sum(r.minutes for r in RUNS):g})."]
+    lines += ["", f"Total: {total:.0f} minutes (estimated {sum(r.minutes for r, _, _ in done):g})."]
     path = RESULTS / f"{SUMMARY}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -122,16 +129,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="every script once with --quick (a smoke run; writes nothing)")
     parser.add_argument("--only", nargs="+", metavar="TABLE", help="the runs writing these")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    parser.add_argument("--studies", action="store_true",
+                        help="also the studies (STUDIES: notebook 08's, about 45 minutes)")
     args = parser.parse_args(argv)
     if uncovered():
         raise SystemExit(f"RUNS calls no script {', '.join(uncovered())}: add a run for it")
     if args.list:
-        for run in selected(args.only):
+        for run in selected(args.only, args.studies):
             print(f"{run.minutes:4g} min  {run.command}  -> {', '.join(run.tables)}")
-        print(f"{sum(r.minutes for r in selected(args.only)):4g} min in all (estimated)")
+        print(f"{sum(r.minutes for r in selected(args.only, args.studies)):4g} min in all (estimated)")
         return 0
     if args.quick:
-        failed = [script for script in scripts() if call(script, ["--quick"])[0] != 0]
+        studies = {run.script for run in STUDIES} - {run.script for run in RUNS}
+        failed = [script for script in scripts() if args.studies or script not in studies
+                  if call(script, ["--quick"])[0] != 0]
         print(f"\nquick runs that failed: {', '.join(failed) or 'none'}")
         return 1 if failed else 0
     sys.path.insert(0, str(HERE))
@@ -141,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     if "-dirty" in header:
         print("note: the checkout differs from its commit; every table will say -dirty")
-    done = [(run, *call(run.script, list(run.args))) for run in selected(args.only)]
+    done = [(run, *call(run.script, list(run.args)))
+            for run in selected(args.only, args.studies)]
     for run, status, seconds in done:
         print(f"{'ok  ' if status == 0 else 'FAIL'} {seconds / 60:6.1f} min  {run.command}")
     if args.only is None:

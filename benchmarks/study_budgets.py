@@ -18,7 +18,7 @@ import resource
 import sys
 import time
 
-from _common import RESULTS, machine_header, print_table
+from _common import RESULTS, print_table, provenance_header
 
 from hsr_lab.experiments import budget_verdict as V
 from hsr_lab.experiments import budgets as B
@@ -113,7 +113,7 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="recompute cached runs")
     parser.add_argument("--panel", action="store_true", help="also time notebook 08's panel")
     args = parser.parse_args()
-    header = machine_header()
+    header = provenance_header(seed=0)
     print(header, flush=True)
     start, cpu = time.perf_counter(), _cpu()
     study = B.budget_study(quick=args.quick, force=args.force)
@@ -142,7 +142,7 @@ def main() -> int:
     paths = [*B.write_csv(study, RESULTS), write_heads(study)]
     command = "python benchmarks/study_budgets.py" + (" --force" if args.force else "")
     (RESULTS / "budgets.md").write_text("\n".join([
-        header.lstrip("# "), "", f"Command: `{command}` (then `python -m hsr_lab figures "
+        *(line.removeprefix("# ") for line in header.splitlines()), "", f"Command: `{command}` (then `python -m hsr_lab figures "
         "--only budgets_quality budgets_work budgets_layers`).", "", timing + ".", "",
         *([computed if computed.startswith("When") else
            f"When the runs were computed: {computed}", ""] if computed else []),

@@ -35,7 +35,8 @@ def _module(name: str):
 
 
 RUN_ALL = _module("run_all")
-SCRIPTS = RUN_ALL.scripts()  # every script that `make bench` runs
+SCRIPTS = RUN_ALL.scripts()  # every script that `make bench` runs (studies with --studies)
+STUDIES = {run.script for run in RUN_ALL.STUDIES}  # measure quality, not time: no spread column
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -57,7 +58,7 @@ def test_benchmark_runs_quick_and_leaves_the_results_alone(script, tmp_path):
     assert lines[0].startswith("# machine: ") and "cores" in lines[0]
     assert _header_keys(lines) == list(HEADER_KEYS), run.stdout[:2000]
     assert len(lines) >= len(HEADER_KEYS) + 2, run.stdout  # a table header and a row
-    assert "_iqr_" in run.stdout, "no spread column beside the medians"
+    assert script in STUDIES or "_iqr_" in run.stdout, "no spread column beside the medians"
     assert _digests(copy / "results") == before, "a --quick run rewrote benchmarks/results"
 
 
@@ -89,7 +90,8 @@ def test_every_benchmark_writes_the_provenance_header(script):
 def test_make_bench_runs_every_script_and_writes_every_table():
     assert RUN_ALL.uncovered() == []  # every bench_*.py (and profile_walk.py) has a run
     assert {p.name for p in BENCHMARKS.glob("bench_*.py")} <= set(SCRIPTS)
-    written = {table for run in RUN_ALL.RUNS for table in run.tables} | {RUN_ALL.SUMMARY}
+    written = {table for run in (*RUN_ALL.RUNS, *RUN_ALL.STUDIES) for table in run.tables} | {
+        RUN_ALL.SUMMARY}
     committed = {p.stem for p in (BENCHMARKS / "results").iterdir() if p.suffix in (".csv", ".md")}
     assert committed <= written, f"tables no run of run_all.py rewrites: {committed - written}"
     for run in RUN_ALL.RUNS:  # each run's --out (if any) names the tables it is said to write

@@ -18,9 +18,11 @@ from hsr_lab.figures import COLORS, LINESTYLES, MARKERS, figure, house_style, ne
 from hsr_lab.figures._common import image_panel
 
 TEXT_TITLES = {"long": "English prose (Python's docs)", "python": "Python source (argparse)"}
-QUALITY = (("tau", r"dropped mass $\epsilon$ (TV distance)"),
-           ("rel_l2", r"relative error $\|o-\hat o\|/\|o\|$"),
-           ("dnll", r"$\Delta$NLL (nats/token)"))
+# Two-line labels: stacked in one journal column, a panel is about an inch tall.
+QUALITY = (("tau", "dropped mass\n" r"$\epsilon$ (TV distance)"),
+           ("rel_l2", "output error\n" r"$\|o-\hat o\|/\|o\|$"),
+           ("dnll", "$\\Delta$NLL\n(nats/token)"))
+LEGEND_COLUMN = 1.1  # inches per legend column: six across a double column, two in a single
 
 
 def _style(i: int) -> dict[str, object]:
@@ -41,6 +43,13 @@ def _curves(study, text: str):
         yield i, method, mine
 
 
+def _legend(fig: Figure, ax: Axes) -> None:
+    """The methods' legend below the panels, with as many columns as the figure's width holds."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = int(np.clip(fig.get_figwidth() // LEGEND_COLUMN, 1, 6))
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=6, frameon=False)
+
+
 def _symlog(ax: Axes) -> None:
     """A symmetric-log y axis for loss changes: linear within 1e-3 of 0, where a few rules
     land (slightly below 0 is noise); little room below 0, a decade of room above the top."""
@@ -55,16 +64,17 @@ def _symlog(ax: Axes) -> None:
         "layer, at kept budgets of 1/64 to 1/4 of the prefix: dropped mass, attention-output "
         "error and next-token loss change against the share of keys kept, on prose and code.")
 def fig_budgets_quality(quick: bool = False, seed: int = 0) -> Figure:
-    """Rows: the two texts; columns: tau, relative L2 error, dNLL (with its bootstrap interval)
-    against the measured kept share; the paper's own c = 0.4 is the star."""
+    """Rows: tau, relative L2 error, dNLL (with its bootstrap interval); columns: the two
+    texts; each against the measured kept share. The paper's own c = 0.4 is the star."""
     from hsr_lab.experiments.budgets import LABELS, PAPER, budget_study
 
     study = budget_study(quick=quick, seed=seed)
     texts = [t for t, _ in study.setting.tokens]
-    fig, axes = new_figure(width_ratio=2.1, height=2.3 * len(texts) + 0.6, nrows=len(texts),
-                           ncols=3, squeeze=False)
-    for row, text in enumerate(texts):
-        for col, (key, label) in enumerate(QUALITY):
+    fig, axes = new_figure(width_ratio=2.1, height=2.0 * len(QUALITY) + 0.8,
+                           nrows=len(QUALITY), ncols=len(texts), squeeze=False)
+    for col, text in enumerate(texts):
+        paper = study.row(text, "scalar_b", PAPER)
+        for row, (key, label) in enumerate(QUALITY):
             ax = axes[row, col]
             for i, method, runs in _curves(study, text):
                 x = [r["kept_share"] for r in runs]
@@ -75,7 +85,6 @@ def fig_budgets_quality(quick: bool = False, seed: int = 0) -> Figure:
                     hi = [r["dnll_high"] - r["dnll"] for r in runs]
                     ax.errorbar(x, y, yerr=[lo, hi], fmt="none", color=_style(i)["color"],
                                 lw=0.6, capsize=1.5)
-            paper = study.row(text, "scalar_b", PAPER)
             ax.plot([paper["kept_share"]], [paper[key]], ls="", marker="*", ms=8, color="k",
                     label="paper's b at c = 0.4")
             ax.set_xscale("log", base=2)
@@ -83,10 +92,10 @@ def fig_budgets_quality(quick: bool = False, seed: int = 0) -> Figure:
                 _symlog(ax)
             else:
                 ax.set_yscale("log")
-            ax.set(xlabel="share of visible keys kept" if row == len(texts) - 1 else "",
-                   ylabel=label, title=f"{TEXT_TITLES.get(text, text)}" if col == 1 else "")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=6, frameon=False)
+            ax.set(xlabel="share of visible keys kept" if row == len(QUALITY) - 1 else "",
+                   ylabel=label if col == 0 else "",
+                   title=TEXT_TITLES.get(text, text) if row == 0 else "")
+    _legend(fig, axes[0, 0])
     return fig
 
 
@@ -112,8 +121,7 @@ def fig_budgets_work(quick: bool = False, seed: int = 0) -> Figure:
         _symlog(ax)
         ax.set(xlabel="keys scored per row / keys visible", ylabel=r"$\Delta$NLL (nats/token)",
                title=TEXT_TITLES.get(text, text))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=6, fontsize=6, frameon=False)
+    _legend(fig, axes[0, 0])
     return fig
 
 
