@@ -91,8 +91,9 @@ test-long: lint
 figures: $(LAB_STAMP)
 	$(PY) -m hsr_lab figures --out figures $(FIG_ARGS)
 
-# Every table in benchmarks/results, rewritten (about two hours on a 2-core machine: run it on a
-# quiet one, from a committed checkout). `make bench BENCH_ARGS=--quick` is a smoke run that
+# Every benchmark table in benchmarks/results, rewritten (about two hours on a 2-core machine:
+# run it on a quiet one, from a committed checkout); BENCH_ARGS=--studies adds the tables of
+# notebook 08's equal-budget study (about 45 minutes more). `make bench BENCH_ARGS=--quick` is a smoke run that
 # writes nothing; BENCH_ARGS="--only keys ties" reruns the runs writing those tables, "--list"
 # prints every command with its estimated minutes.
 bench: $(BENCH_STAMP)
