@@ -239,8 +239,8 @@ def _panel_calls(path: Path) -> int:
     """How many panels the notebook makes: calls of functions it imports from hsr_lab.widgets."""
     source = "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"]
                        if cell["cell_type"] == "code")
-    names = [name for match in re.findall(r"from hsr_lab\.widgets import ([\w, ]+)", source)
-             for name in re.split(r"\s*,\s*", match.strip())]
+    imports = re.findall(r"from hsr_lab\.widgets(?:\.\w+)? import ([\w, ]+)", source)
+    names = [name for match in imports for name in re.split(r"\s*,\s*", match.strip())]
     return sum(len(re.findall(rf"^\s*{name}\(", source, re.M)) for name in names)
 
 
