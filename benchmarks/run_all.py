@@ -135,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     if uncovered():
         raise SystemExit(f"RUNS calls no script {', '.join(uncovered())}: add a run for it")
     if args.list:
-        for run in selected(args.only, args.studies):
+        runs = selected(args.only, args.studies)
+        for run in runs:
             print(f"{run.minutes:4g} min  {run.command}  -> {', '.join(run.tables)}")
-        print(f"{sum(r.minutes for r in selected(args.only, args.studies)):4g} min in all (estimated)")
+        print(f"{sum(r.minutes for r in runs):4g} min in all (estimated)")
         return 0
     if args.quick:
         studies = {run.script for run in STUDIES} - {run.script for run in RUNS}
