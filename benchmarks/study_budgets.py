@@ -142,7 +142,7 @@ def main() -> int:
     paths = [*B.write_csv(study, RESULTS), write_heads(study)]
     command = "python benchmarks/study_budgets.py" + (" --force" if args.force else "")
     (RESULTS / "budgets.md").write_text("\n".join([
-        *(line.removeprefix("# ") for line in header.splitlines()), "",
+        *(f"- {line.removeprefix('# ')}" for line in header.splitlines()), "",
         f"Command: `{command}` (then `python -m hsr_lab figures "
         "--only budgets_quality budgets_work budgets_layers`).", "", timing + ".", "",
         *([computed if computed.startswith("When") else
