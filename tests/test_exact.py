@@ -11,6 +11,7 @@ big-endian keys.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -169,6 +170,48 @@ def test_the_bulk_settle_is_exact_at_every_magnitude(pair, where):
     assert exact.at_least(X, A, t).tolist() == [s >= Fraction(t_i) for s, t_i in
                                                  zip(sums, t.tolist(), strict=True)]
     assert exact.nearest_dot(A, X).tolist() == [float(s) for s in sums]
+
+
+@functools.cache
+def compiled_settle():
+    """``exact.at_least_jit`` of one pair, compiled once (Numba)."""
+    import numba
+
+    return numba.njit(lambda x, a, t: exact.at_least_jit(x[None], 0, a, t,
+                                                         np.empty(2 * len(a) + 1)))
+
+
+# small integers beside subnormals: a product flushed by the scaling decides the sign
+flushable = st.one_of(st.integers(-3, 3).map(float),
+                      st.integers(-3, 3).map(lambda k: k * 2.0**-1074),
+                      st.builds(lambda m, k: m * 2.0**k, st.floats(-2, 2), st.integers(-1074, 60)))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+@settings(max_examples=examples(300))
+@given(st.integers(1, 4).flatmap(lambda d: st.tuples(arrays(np.float64, d, elements=flushable),
+                                                     arrays(np.float64, d, elements=flushable))),
+       st.sampled_from(["exact", "up", "down"]))
+def test_the_compiled_settle_never_drops_a_product_flushed_by_its_scaling(pair, where):
+    """``at_least_jit`` (the compiled walk's settle) scales a by ``2^-e_a``: a coordinate far
+    below ``max|a|`` (2^-1074 beside 1) flushes to 0 there, and its product must not vanish
+    from the sum. The settle answers exactly, or -1 (left to the exact scan), never wrongly."""
+    a, x = pair
+    s = exact_dot(a, x)
+    t = float(s)
+    if where != "exact":
+        t = float(np.nextafter(t, np.inf if where == "up" else -np.inf))
+    assert compiled_settle()(x, a, t) in (-1, int(s >= Fraction(t)))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+def test_the_compiled_walk_counts_a_product_flushed_by_its_scaling():
+    """``<a, x> = 1 - 2^-1074`` with a = (1, 2^-1074), x = (1, -1): below t = 1. Scaled by
+    ``2^-1``, ``a_2`` flushes to 0; the compiled walk must still leave x out."""
+    a, points = np.array([1.0, 2.0**-1074]), np.array([[1.0, -1.0], [1.0, 0.0]])
+    assert exact_dot(a, points[0]) < 1
+    for backend in backends(2):
+        assert HSR(points, backend=backend).query(a, 1.0).tolist() == [1], backend
 
 
 def test_ties_settle_in_bulk_without_fractions():

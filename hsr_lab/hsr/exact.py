@@ -296,9 +296,12 @@ def at_least_jit(rows: np.ndarray, j: int, a: np.ndarray, t: float,
     if math.ldexp(t_scaled, shift_a + shift_x) != t:
         return -1
     for i in range(d):
+        x_i = np.float64(rows[j, i])
         u = math.ldexp(a[i], -shift_a)
-        v = math.ldexp(np.float64(rows[j, i]), -shift_x)
-        if (u != 0 and abs(u) < LOW) or (v != 0 and abs(v) < LOW):
+        v = math.ldexp(x_i, -shift_x)
+        # out of range: a nonzero coordinate scaled below LOW, or flushed to 0 by the scaling
+        # (tested on the unscaled value, so that its product is never dropped)
+        if (a[i] != 0 and abs(u) < LOW) or (x_i != 0 and abs(v) < LOW):
             return -1
         p = u * v
         c = SPLIT * u
