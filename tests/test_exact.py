@@ -103,6 +103,45 @@ def test_every_backend_and_both_call_forms_equal_the_exact_oracle(instance, leaf
         check(hsr.query, hsr.query_many, points, A, t)
 
 
+@st.composite
+def tiny_instances(draw):
+    """Keys whose scores underflow: coordinates scaled by 2^-1060 .. 2^-1000 (one scale per
+    key), or mixed per coordinate from 2^-1060 to 2^10; queries at 2^-1074 .. 2^40 (one scale,
+    or one per coordinate); duplicates; thresholds on a key's exact score, one ulp either
+    side, and as the summation orders round it. A score's rounding error is then about the
+    smallest subnormal, not a multiple of ``|a| |x|``."""
+    d = draw(st.sampled_from([1, 2, 3, 5]))
+    n = draw(st.integers(5, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        base = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, -999, (n, 1)))
+    else:
+        base = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, 11, (n, d)))
+    points = base[rng.integers(0, n, n)] if draw(st.booleans()) else base
+    scales = (3, 1) if draw(st.booleans()) else (3, d)
+    A = rng.standard_normal((3, d)) * np.ldexp(1.0, rng.integers(-1074, 41, scales))
+    t = []
+    for a in A:
+        x = points[rng.integers(0, n)]
+        s = float(exact_dot(a, x))
+        t.append(draw(st.sampled_from([s, np.nextafter(s, np.inf), np.nextafter(s, -np.inf),
+                                       *orders(a, x)])))
+    return points, A, np.array(t)
+
+
+@settings(max_examples=examples(100))
+@given(tiny_instances(), st.sampled_from([1, 2, 32]))
+def test_every_backend_is_exact_where_scores_underflow(instance, leaf_size):
+    """The bands and box guards keep an absolute floor (``numerics``: ``d TINY``), so at
+    subnormal scales, where ``margin(d) |a| rad`` underflows to 0, a score within rounding of
+    t is still settled exactly; the convex layers' climb to a layer's top vertex is not
+    stopped by neighbours whose scores underflow to the same float."""
+    points, A, t = instance
+    for backend in backends(points.shape[1]):
+        hsr = HSR(points, backend=backend, leaf_size=leaf_size)
+        check(hsr.query, hsr.query_many, points, A, t)
+
+
 @pytest.mark.skipif(not FAISS, reason="faiss is not installed")
 @settings(max_examples=examples(40))
 @given(hard_instances())
