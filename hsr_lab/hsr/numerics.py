@@ -96,18 +96,28 @@ def margin(d: int) -> float:
 
 
 @_jitable
+def underflow_floor(d: int) -> float:
+    """The absolute part of a score's rounding bound, ``d TINY``: a float64 sum of d products
+    errs by at most ``gamma_d sum_i |a_i| |x_i| + d TINY`` (module docstring), and where the
+    relative part underflows to 0 (subnormal keys or queries) this floor still covers the
+    error. Every band and tolerance adds it (``band64``, ``box_floor``, attention's
+    ``scores.tolerance``), so that a score within rounding of t is always settled exactly."""
+    return d * TINY
+
+
+@_jitable
 def band64(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
            t: np.ndarray | float) -> np.ndarray | float:
     """Half-width of the band around t inside which a float64 score decides nothing:
     ``margin(d) max|a| rad + d TINY + 2^-52 |t|`` (module docstring)."""
-    return margin(d) * max_abs_a * rad + d * TINY + 2.0**-52 * np.abs(t)
+    return margin(d) * max_abs_a * rad + underflow_floor(d) + 2.0**-52 * np.abs(t)
 
 
 @_jitable
 def box_floor(d: int, max_abs_a: float) -> float:
     """The absolute part of a box bound's margin: ``d (TINY + 2^-1073 max|a|)``, the products'
     underflow and the halving of subnormal box corners (module docstring)."""
-    return d * (TINY + 2 * ETA * max_abs_a)
+    return underflow_floor(d) + d * 2 * ETA * max_abs_a
 
 
 def score(a: list[float], x: list[float]) -> float:
