@@ -30,16 +30,18 @@ largest over the keys), ``sum_i |a_i| |x_i| <= max_i |a_i| rad``, and
 bounds ``|fl(<a, x>) - <a, x>|`` with room for the rounding of ``t +- band64`` (the last term):
 a score below ``t - band64`` is out, one at or above ``t + band64`` is in, exactly.
 
-**Box bounds.** A kd-tree bounds ``<a, x>`` over a box ``[lo, hi]`` by
-``<c, a> +- <h, |a|> +- (margin(d) max_i |a_i| rad + d (TINY + 2^-1073 max_i |a_i|))``, with
-``c = fl((lo + hi) / 2)``, ``h = fl((hi - lo) / 2)`` and ``rad = sum_i max(|lo_i|, |hi_i|)``,
-every sum in float64 in any order. Against the exact extremes ``sum_i max(a_i lo_i, a_i hi_i)``
-(and min) the computed bound can err by the rounding of c and h (``2 u max|a| rad``, plus half
-a subnormal step each, ``d max|a| 2^-1074``, which the ``2^-1073`` term covers), and by the
-rounding of its own sum of ``2d + 2`` products (``gamma_{2d+2}`` times about ``max|a| rad``,
-plus ``(2d + 2) 2^-1075`` of underflow, covered by ``d TINY``). ``margin(d)`` covers
-``2 u + gamma_{2d+2} (1 + margin(d))`` with room to spare, so a pruned box has every exact
-score below t and a box reported whole every exact score at least t.
+**Box bounds.** A kd-tree bounds ``<a, x>`` over a box ``[lo, hi]`` by ``<c, a> +- <h, |a|> +-
+(margin(d) max_i |a_i| rad + d (TINY + 2^-1073 max_i |a_i|))``, with ``c = fl((lo + hi) / 2)``,
+``h = fl((hi - lo) / 2)`` (rounded up to ``2^-1074`` where the halving of a width of ``2^-1074``
+gives 0, so that ``h = 0`` means ``lo = hi``: a box of one point, which the trees decide by that
+point's exact score) and ``rad = sum_i max(|lo_i|, |hi_i|)``, every sum in float64 in any order.
+Against the exact extremes ``sum_i max(a_i lo_i, a_i hi_i)`` (and min) the computed bound can
+err by the rounding of c and h (``2 u max|a| rad``, plus half a subnormal step each, ``d max|a|
+2^-1074``, which the ``2^-1073`` term covers), and by the rounding of its own sum of ``2d + 2``
+products (``gamma_{2d+2}`` times about ``max|a| rad``, plus ``(2d + 2) 2^-1075`` of underflow,
+covered by ``d TINY``). ``margin(d)`` covers ``2 u + gamma_{2d+2} (1 + margin(d))`` with room to
+spare, so a pruned box has every exact score below t and a box reported whole every exact score
+at least t.
 
 ``MAX_COORD`` and ``MAX_PRODUCT`` keep every inner product far from float64 overflow.
 
