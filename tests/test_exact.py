@@ -244,6 +244,22 @@ def test_the_compiled_settle_never_drops_a_product_flushed_by_its_scaling(pair, 
 
 
 @pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+@settings(max_examples=examples(200))
+@given(st.integers(1, 4).flatmap(lambda d: st.tuples(
+           arrays(np.float64, d, elements=st.builds(lambda m, k: m * 2.0**k, st.integers(-3, 3),
+                                                    st.integers(-20, 20))),
+           arrays(np.float64, d, elements=st.builds(lambda m, k: m * 2.0**k, st.integers(-3, 3),
+                                                    st.integers(-20, 20))))),
+       st.builds(lambda m, k: m * 2.0**k, st.integers(-7, 7), st.integers(-1074, -1000)))
+def test_the_compiled_settle_decides_a_subnormal_t_without_giving_up(pair, t):
+    """A subnormal t scaled by ``2^-(e_a + e_x)`` underflows; the settle rounds it up to a
+    multiple of 2^-1074 (the exact sum of float terms is one) and answers exactly, not -1.
+    A zero query or point scores exactly 0."""
+    a, x = pair
+    assert compiled_settle()(x, a, t) == int(exact_dot(a, x) >= Fraction(t))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
 def test_the_compiled_walk_counts_a_product_flushed_by_its_scaling():
     """``<a, x> = 1 - 2^-1074`` with a = (1, 2^-1074), x = (1, -1): below t = 1. Scaled by
     ``2^-1``, ``a_2`` flushes to 0; the compiled walk must still leave x out."""
