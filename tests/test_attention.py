@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -142,6 +144,54 @@ def test_huge_and_tiny_scales_give_the_same_finite_result():
             out = relu_attention(Q, K * scale, V, 4, 0.1 * scale, method=method,
                                  backend="numpy")
             close(out, base, V, f"scale={scale} {method}")
+
+
+def decisive_scores(Q: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """The oracle's scores: ``sigma_ij = fl(<q_i, k_j> / sqrt(d))`` with the inner product
+    summed exactly in fractions, rounded once, then divided (``attention/scores.py``)."""
+    return np.array([[float(sum((Fraction(float(u)) * Fraction(float(v))
+                                 for u, v in zip(q, k, strict=True)), Fraction(0)))
+                      for k in K] for q in Q]) / math.sqrt(Q.shape[1])
+
+
+@st.composite
+def tiny_problems(draw):
+    """Keys scaled by 2^-1060 .. 2^-1000 (one scale per key), or mixed per coordinate from
+    2^-1060 to 2^10, with duplicates; queries at 2^-1074 .. 2^40; b on a decisive score, one
+    ulp either side, or 0. The scores' rounding is then about the smallest subnormal."""
+    d, n, m = draw(st.integers(1, 5)), draw(st.integers(2, 24)), draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        K = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, -999, (n, 1)))
+    else:
+        K = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, 11, (n, d)))
+    K = K[rng.integers(0, n, n)] if draw(st.booleans()) else K
+    Q = rng.standard_normal((m, d)) * np.ldexp(1.0, rng.integers(-1074, 41, (m, 1)))
+    S = decisive_scores(Q, K)
+    s = float(S[rng.integers(0, m), rng.integers(0, n)])
+    b = draw(st.sampled_from([s, float(np.nextafter(s, np.inf)), float(np.nextafter(s, -np.inf)),
+                              0.0]))
+    return Q, K, rng.standard_normal((n, 2)), b, S
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_problems(), st.sampled_from(["numpy", "compiled", "brute", "reference"]))
+def test_kept_sets_are_exact_where_scores_underflow(problem, backend):
+    """``scores.tolerance`` and ``hsr_offset`` keep an absolute floor (``2 d TINY``): where
+    ``rel(d) ||q||_1 max|k|`` underflows to 0, a score within rounding of b is still settled
+    on its decisive score. Dense and hsr keep exactly ``{j : sigma_ij > b}`` (ReLU) and
+    ``{j : sigma_ij >= b}`` (softmax), and agree on the output."""
+    Q, K, V, b, S = problem
+    for method in ("dense", "hsr"):
+        out, stats = relu_attention(Q, K, V, 1, b, method=method, backend=backend,
+                                    return_stats=True)
+        np.testing.assert_array_equal(stats.activated, (S > b).sum(axis=1), err_msg=method)
+        _, soft = softmax_attention(Q, K, V, b=b, method=method, backend=backend,
+                                    return_stats=True)
+        np.testing.assert_array_equal(soft.activated, (S >= b).sum(axis=1), err_msg=method)
+        if method == "dense":
+            dense = out
+    close(out, dense, V)
 
 
 def test_rows_without_activated_entries_are_zero_and_flagged_without_warnings():

@@ -11,6 +11,7 @@ big-endian keys.
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -102,6 +103,45 @@ def test_every_backend_and_both_call_forms_equal_the_exact_oracle(instance, leaf
         check(hsr.query, hsr.query_many, points, A, t)
 
 
+@st.composite
+def tiny_instances(draw):
+    """Keys whose scores underflow: coordinates scaled by 2^-1060 .. 2^-1000 (one scale per
+    key), or mixed per coordinate from 2^-1060 to 2^10; queries at 2^-1074 .. 2^40 (one scale,
+    or one per coordinate); duplicates; thresholds on a key's exact score, one ulp either
+    side, and as the summation orders round it. A score's rounding error is then about the
+    smallest subnormal, not a multiple of ``|a| |x|``."""
+    d = draw(st.sampled_from([1, 2, 3, 5]))
+    n = draw(st.integers(5, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        base = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, -999, (n, 1)))
+    else:
+        base = rng.standard_normal((n, d)) * np.ldexp(1.0, rng.integers(-1060, 11, (n, d)))
+    points = base[rng.integers(0, n, n)] if draw(st.booleans()) else base
+    scales = (3, 1) if draw(st.booleans()) else (3, d)
+    A = rng.standard_normal((3, d)) * np.ldexp(1.0, rng.integers(-1074, 41, scales))
+    t = []
+    for a in A:
+        x = points[rng.integers(0, n)]
+        s = float(exact_dot(a, x))
+        t.append(draw(st.sampled_from([s, np.nextafter(s, np.inf), np.nextafter(s, -np.inf),
+                                       *orders(a, x)])))
+    return points, A, np.array(t)
+
+
+@settings(max_examples=examples(100))
+@given(tiny_instances(), st.sampled_from([1, 2, 32]))
+def test_every_backend_is_exact_where_scores_underflow(instance, leaf_size):
+    """The bands and box guards keep an absolute floor (``numerics``: ``d TINY``), so at
+    subnormal scales, where ``margin(d) |a| rad`` underflows to 0, a score within rounding of
+    t is still settled exactly; the convex layers' climb to a layer's top vertex is not
+    stopped by neighbours whose scores underflow to the same float."""
+    points, A, t = instance
+    for backend in backends(points.shape[1]):
+        hsr = HSR(points, backend=backend, leaf_size=leaf_size)
+        check(hsr.query, hsr.query_many, points, A, t)
+
+
 @pytest.mark.skipif(not FAISS, reason="faiss is not installed")
 @settings(max_examples=examples(40))
 @given(hard_instances())
@@ -169,6 +209,64 @@ def test_the_bulk_settle_is_exact_at_every_magnitude(pair, where):
     assert exact.at_least(X, A, t).tolist() == [s >= Fraction(t_i) for s, t_i in
                                                  zip(sums, t.tolist(), strict=True)]
     assert exact.nearest_dot(A, X).tolist() == [float(s) for s in sums]
+
+
+@functools.cache
+def compiled_settle():
+    """``exact.at_least_jit`` of one pair, compiled once (Numba)."""
+    import numba
+
+    return numba.njit(lambda x, a, t: exact.at_least_jit(x[None], 0, a, t,
+                                                         np.empty(2 * len(a) + 1)))
+
+
+# small integers beside subnormals: a product flushed by the scaling decides the sign
+flushable = st.one_of(st.integers(-3, 3).map(float),
+                      st.integers(-3, 3).map(lambda k: k * 2.0**-1074),
+                      st.builds(lambda m, k: m * 2.0**k, st.floats(-2, 2), st.integers(-1074, 60)))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+@settings(max_examples=examples(300))
+@given(st.integers(1, 4).flatmap(lambda d: st.tuples(arrays(np.float64, d, elements=flushable),
+                                                     arrays(np.float64, d, elements=flushable))),
+       st.sampled_from(["exact", "up", "down"]))
+def test_the_compiled_settle_never_drops_a_product_flushed_by_its_scaling(pair, where):
+    """``at_least_jit`` (the compiled walk's settle) scales a by ``2^-e_a``: a coordinate far
+    below ``max|a|`` (2^-1074 beside 1) flushes to 0 there, and its product must not vanish
+    from the sum. The settle answers exactly, or -1 (left to the exact scan), never wrongly."""
+    a, x = pair
+    s = exact_dot(a, x)
+    t = float(s)
+    if where != "exact":
+        t = float(np.nextafter(t, np.inf if where == "up" else -np.inf))
+    assert compiled_settle()(x, a, t) in (-1, int(s >= Fraction(t)))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+@settings(max_examples=examples(200))
+@given(st.integers(1, 4).flatmap(lambda d: st.tuples(
+           arrays(np.float64, d, elements=st.builds(lambda m, k: m * 2.0**k, st.integers(-3, 3),
+                                                    st.integers(-20, 20))),
+           arrays(np.float64, d, elements=st.builds(lambda m, k: m * 2.0**k, st.integers(-3, 3),
+                                                    st.integers(-20, 20))))),
+       st.builds(lambda m, k: m * 2.0**k, st.integers(-7, 7), st.integers(-1074, -1000)))
+def test_the_compiled_settle_decides_a_subnormal_t_without_giving_up(pair, t):
+    """A subnormal t scaled by ``2^-(e_a + e_x)`` underflows; the settle rounds it up to a
+    multiple of 2^-1074 (the exact sum of float terms is one) and answers exactly, not -1.
+    A zero query or point scores exactly 0."""
+    a, x = pair
+    assert compiled_settle()(x, a, t) == int(exact_dot(a, x) >= Fraction(t))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba is not installed")
+def test_the_compiled_walk_counts_a_product_flushed_by_its_scaling():
+    """``<a, x> = 1 - 2^-1074`` with a = (1, 2^-1074), x = (1, -1): below t = 1. Scaled by
+    ``2^-1``, ``a_2`` flushes to 0; the compiled walk must still leave x out."""
+    a, points = np.array([1.0, 2.0**-1074]), np.array([[1.0, -1.0], [1.0, 0.0]])
+    assert exact_dot(a, points[0]) < 1
+    for backend in backends(2):
+        assert HSR(points, backend=backend).query(a, 1.0).tolist() == [1], backend
 
 
 def test_ties_settle_in_bulk_without_fractions():

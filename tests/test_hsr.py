@@ -505,6 +505,50 @@ def test_tiny_magnitudes_keep_the_margin(backend):
     np.testing.assert_array_equal(ids, [0, 0])
 
 
+MAX_FLOAT = float(np.finfo(np.float64).max)
+
+
+@pytest.mark.filterwarnings("error")  # a RuntimeWarning (overflow, invalid) fails the test
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", backends_for(2))
+def test_thresholds_at_the_float64_limit_answer_exactly_without_warnings(backend, dtype):
+    """t = +-max float64 (and its neighbours, and +-1e300) against keys and queries whose
+    scores reach ``MAX_PRODUCT``: the band's edges ``t +- band`` must not overflow (the scan
+    used to warn, "overflow encountered in scalar add"), and the answer is exact."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(9)
+    scale = 1e149 if dtype == np.float64 else 1e30
+    points = (rng.standard_normal((300, 2)) * scale).astype(dtype)
+    big = 1e300 / (2 * float(np.abs(points).max()))  # |<a, x>| up to about 1e300
+    A = np.array([[1.0, -1.0], [big, big], [-big, 0.5 * big], [0.0, 0.0]])
+    hsr = HSR(points, backend=backend, leaf_size=4)
+    exact = [[sum(Fraction(float(u)) * Fraction(float(v)) for u, v in zip(a, x, strict=True))
+              for x in points.tolist()] for a in A]
+    edges = [MAX_FLOAT, -MAX_FLOAT, float(np.nextafter(MAX_FLOAT, 0)),
+             float(np.nextafter(-MAX_FLOAT, 0)), 1e300, -1e300]
+    for t in edges:
+        want = [[j for j, s in enumerate(row) if s >= Fraction(t)] for row in exact]
+        for a, ids in zip(A, want, strict=True):
+            assert sorted(hsr.query(a, t).tolist()) == ids, (backend, t)
+        indptr, found = hsr.query_many(A, t)
+        assert [found[indptr[i]:indptr[i + 1]].tolist() for i in range(len(A))] == want
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_faiss_scan_at_the_float64_limit_answers_without_warnings():
+    """The faiss scan's float32 band has the same edges ``t +- band`` (``edge_t``)."""
+    faiss_scan = pytest.importorskip("hsr_lab.hsr.faiss_scan")
+    pytest.importorskip("faiss")
+    points = np.random.default_rng(10).standard_normal((100, 3)).astype(np.float32)
+    scan = faiss_scan.FaissScan(points, np.arange(100), 1)
+    A = np.ones((2, 3))
+    for t, count in ((MAX_FLOAT, 0), (-MAX_FLOAT, 100)):
+        assert len(scan.query(A[0], t)[0]) == count
+        for indptr, _, _ in (scan._search(A, np.array([t, t])), scan.query_many(A, t)):
+            assert np.diff(indptr).tolist() == [count, count]
+
+
 @pytest.mark.parametrize("backend", ["numpy", "compiled", "brute"])
 def test_deleting_everything_does_not_make_later_deletes_rebuild(backend, monkeypatch):
     """Once every block is dropped nothing dead is stored, so the next deletes

@@ -212,6 +212,21 @@ def test_extreme_magnitudes() -> None:
             check_query(index, pts, ids, a, float(pts[rng.integers(200)] @ a))
 
 
+def test_the_climb_to_the_top_vertex_crosses_scores_that_underflow_to_zero() -> None:
+    """Edges of aspect ratio 1e70 round their angles to +-pi/2, so the bisection lands on
+    vertex 0; with a = (-4e-186, 6e-186) the scores of vertices 0, 1, 2 and 4 underflow to 0,
+    and only vertex 3 scores 4.8e-289 (exactly a hair less). A climb on float scores stops on
+    the plateau of zeros and prunes the layer; the exact comparison climbs to vertex 3."""
+    points = np.array([(-4e-234, -1e-179), (2e-258, -3e-141), (2e-174, -1e-261),
+                       (8e-172, 8e-104), (3e-222, 6e-153)])
+    index, pts, ids = build(points)
+    assert index.depth == 1 and index.flat_size == 0
+    a = np.array([-4e-186, 6e-186])
+    top = float(points[3] @ a)
+    for t in (top, float(np.nextafter(top, -1.0)), 5e-324, 0.0):
+        check_query(index, pts, ids, a, t)
+
+
 def test_points_a_few_ulps_apart() -> None:
     """Near-duplicates and nearly collinear points, where scores of nearby points round apart.
 

@@ -147,6 +147,40 @@ def test_the_twins_agree_node_by_node_on_ties_and_duplicates(points, leaf_size, 
         assert_same_walk(ref, fast, compiled, a, t)
 
 
+@settings(max_examples=examples(40))
+@given(tied_points(), st.integers(1, 6), st.sampled_from([np.float64, np.float32]), st.data())
+def test_a_box_of_one_point_on_t_is_decided_whole_by_its_exact_score(points, leaf_size, dtype,
+                                                                     data):
+    """Duplicate keys exactly on t (or a hair either side) make a box of one point that its
+    guard cannot decide: every twin decides it by its exact score, reported whole or pruned,
+    never scanned or opened, with the same outcomes and counters in all three."""
+    points = points.astype(dtype)
+    ref, fast, compiled = twins(points, leaf_size)
+    d = points.shape[1]
+    a = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=d, max_size=d)), float)
+    on = float(points[data.draw(st.integers(0, len(points) - 1))] @ a)
+    for t in (on, float(np.nextafter(on, np.inf)), float(np.nextafter(on, -np.inf))):
+        assert_same_walk(ref, fast, compiled, a, t)
+        for tree in (ref, fast, compiled):
+            for node, outcome in tree.trace(a, t):
+                if not any(node.half):  # one point: every point of the node is its centre
+                    assert outcome in ("pruned", "reported"), (node, outcome)
+
+
+def test_duplicates_on_t_are_reported_without_an_inner_product():
+    """512 copies of (1, 2) beside 512 Gaussian keys, a = (1, 1): at t = 3 the copies are
+    reported whole, at the next float they are pruned; either way none is scored."""
+    rng = np.random.default_rng(3)
+    points = np.concatenate([np.tile([1.0, 2.0], (512, 1)), rng.standard_normal((512, 2))])
+    ref, fast, compiled = twins(points, 8)
+    a = np.array([1.0, 1.0])
+    for t in (3.0, float(np.nextafter(3.0, np.inf))):
+        assert_same_walk(ref, fast, compiled, a, t)
+        ids, stats = compiled.query(a, t)
+        assert (np.count_nonzero(ids < 512) == 512) == (t == 3.0)
+        assert stats.inner_products <= 64  # the Gaussian keys near the line, a few leaves
+
+
 def test_trace_lists_every_visit_with_its_outcome():
     ref, fast, compiled = twins(np.random.default_rng(2).standard_normal((2000, 2)), 8)
     a, t = np.array([0.6, 0.8]), 1.0

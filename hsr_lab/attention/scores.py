@@ -13,7 +13,9 @@ a function of (q_i, k_j, d) alone. Any computed score s_ij is within
     tol_i = rel(d) ||q_i||_1 max_j |k_j| / sqrt(d) + 2 d TINY,   rel(d) = margin(d) + 4 u
 
 of sigma_ij (``hsr.numerics.margin`` covers any summation order, the 4 u the roundings of
-sigma, of the division by sqrt(d) and of tol itself),
+sigma, of the division by sqrt(d) and of tol itself; ``2 d TINY``, twice
+``hsr.numerics.underflow_floor``, the underflow of the products and of the division, so that
+tol_i stays above the rounding where the relative part underflows to 0: subnormal keys),
 so where ``|s_ij - b| > tol_i`` both lie on the same side of b, and only the rare entries
 within ``tol_i`` of b need sigma_ij, computed exactly (``decisive``). ``settle`` (a list of
 pairs) and ``settle_block`` (a block of rows) replace those entries by sigma_ij; after them, the
@@ -39,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..hsr.exact import exactly_computed, nearest_dot
-from ..hsr.numerics import MAX_PRODUCT, TINY, UNIT_ROUNDOFF, margin
+from ..hsr.numerics import MAX_PRODUCT, UNIT_ROUNDOFF, margin, underflow_floor
 
 # Work sizes of the attention paths, in one place.
 SCORE_BLOCK = 1 << 21  # dense score entries computed at once: 16 MiB of float64
@@ -79,8 +81,8 @@ def tolerance(Q: np.ndarray, max_key: float) -> np.ndarray:
     d = Q.shape[1]
     l1 = np.abs(Q).sum(axis=1)  # ||q_i||_1; times max|k|, at least sum_k |q_k| |k_k|
     zero = l1 == 0
-    l1 *= _relative(d) * max_key / math.sqrt(d)  # an underflow here loses less than TINY
-    l1 += 2 * d * TINY
+    l1 *= _relative(d) * max_key / math.sqrt(d)  # may underflow to 0: the floor covers it
+    l1 += 2 * underflow_floor(d)  # the products' underflow, and the division's rounding
     l1[zero] = -1.0
     return l1
 
@@ -105,7 +107,7 @@ def hsr_offset(Q: np.ndarray, b: float, max_key: float) -> np.ndarray:
     root = math.sqrt(d)
     b = min(max(b, -2 * MAX_PRODUCT), 2 * MAX_PRODUCT)
     spread = np.abs(Q).sum(axis=1) * max_key + root * abs(b)
-    return root * b - _relative(d) * spread - 2 * d * TINY
+    return root * b - _relative(d) * spread - 2 * underflow_floor(d)
 
 
 def decisive(q: np.ndarray, k: np.ndarray) -> float:

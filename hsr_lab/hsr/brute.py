@@ -26,6 +26,7 @@ from .numerics import above32, abs_max, band32, band64, below32, float32_safe
 
 _BLOCK32 = 1 << 18  # scores of one batch chunk (1 MiB of float32: the gemm output stays in L2)
 _CHUNK32 = 1 << 18  # rows of float32 keys scored at once by a lone query (1 MiB of scores)
+_FAR = 2.0**1020  # thresholds are clamped here for the band's edges (``edge_t``)
 _ROW_GROUP = 256  # batch rows scored together: chunks keep >= _BLOCK32 / 256 = 1024 columns,
 # so the per-chunk bookkeeping (chunks x rows) stays about n / 4 entries whatever the batch
 
@@ -40,19 +41,29 @@ def l1_reach(points: np.ndarray) -> float:
     return reach * (1 + 2.0**-40)
 
 
+def edge_t(t: np.ndarray | float) -> np.ndarray | float:
+    """t clamped to ``[-2^1020, 2^1020]``, for the edges ``t -+ band`` of the band only: every
+    score lies within ``MAX_PRODUCT = 1e300`` of 0 (``HSR`` checks the query against the
+    keys), so a clamped t puts every score on the side t puts it, and ``t + band`` cannot
+    overflow at ``t = +-max float64``. The exact settle compares with t itself."""
+    if isinstance(t, float):
+        return min(max(t, -_FAR), _FAR)
+    return np.clip(t, -_FAR, _FAR)
+
+
 def scan(points: np.ndarray, a: np.ndarray, t: float, rad: float, max_abs: float
          ) -> np.ndarray:
     """Rows of ``points`` with ``<a, x> >= t`` exactly: scored in the points' dtype (float32
     where ``float32_safe``, else float64), the rows within the band of t settled exactly, a
     chunk of rows at a time for float32 points. ``rad`` bounds ``sum_i |x_i|`` and ``max_abs``
     the largest |x_i| of every row."""
-    d, a_max = points.shape[1], abs_max(a)
+    d, a_max, edge = points.shape[1], abs_max(a), edge_t(float(t))
     if points.dtype == np.float32 and float32_safe(d, a_max, max_abs):
-        band = band32(d, a_max, rad, t)
-        a_s, lo, hi = a.astype(np.float32), below32(t - band), above32(t + band)
+        band = band32(d, a_max, rad, edge)
+        a_s, lo, hi = a.astype(np.float32), below32(edge - band), above32(edge + band)
     else:  # float64 keys, or float32 scores that could overflow: scored in float64
-        band = band64(d, a_max, rad, t)
-        a_s, lo, hi = a, t - band, t + band
+        band = band64(d, a_max, rad, edge)
+        a_s, lo, hi = a, edge - band, edge + band
     if len(points) <= _CHUNK32 or points.dtype == np.float64:  # one product: no concatenation
         return _rows(points, a, a_s, t, lo, hi)
     return np.concatenate([_rows(points[s:s + _CHUNK32], a, a_s, t, lo, hi) + s
@@ -87,7 +98,7 @@ def scan_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_
     band's own are.
     """
     m, d = A.shape
-    a_max = np.abs(A).max(axis=1, initial=0.0)
+    a_max, edge = np.abs(A).max(axis=1, initial=0.0), edge_t(t)
     if points.dtype == np.float32:
         safe = np.array([float32_safe(d, float(v), max_abs) for v in a_max], dtype=bool)
         if not safe.all():  # rare: huge queries; answer those rows one by one
@@ -95,11 +106,11 @@ def scan_many(points: np.ndarray, A: np.ndarray, t: np.ndarray, rad: float, max_
                                                                                 strict=True)]
             return indptr_of(np.array([len(r) for r in answers], dtype=np.int64)), (
                 np.concatenate(answers) if answers else np.zeros(0, dtype=np.int64))
-        band = band32(d, a_max, rad, t)
-        lo, hi, Q = below32(t - band), above32(t + band), A.astype(np.float32)
+        band = band32(d, a_max, rad, edge)
+        lo, hi, Q = below32(edge - band), above32(edge + band), A.astype(np.float32)
     else:
-        band = band64(d, a_max, rad, t)
-        lo, hi, Q = t - band, t + band, A
+        band = band64(d, a_max, rad, edge)
+        lo, hi, Q = edge - band, edge + band, A
     if m == 0:
         return pairs_by_row(points, A, 0.0)
     edge = lo.min() if lo.max() - lo.min() <= (hi - lo).max() else lo[:, None]

@@ -7,7 +7,9 @@ cases under the same banners, same outcomes and counters as ``reference.py`` and
 (``_run_many`` for a batch). (A box bound is a sum of 2d + 2 products, summed left to right
 here, by ``einsum`` in NumPy and as ``mid + spread + guard`` in the reference: if t lies
 within a rounding of a box bound, one twin may decide a node that another opens, so the
-counters may differ there, never the ids, since every box decision is widened by the guard.
+counters may differ there, never the ids, since every box decision is widened by the guard;
+likewise at a box of one point out of ``exact.at_least_jit``'s range, which this walk leaves
+to Case 3 where the twins decide it by its exact score.
 Points are scored left to right, as in the reference, and a score within its band of t is
 settled exactly, so the ids are the exact predicate of ``numerics``, as in every twin.) A
 NumPy walk costs about 200 NumPy calls per query, 2-3 us each once a scan has flushed the
@@ -126,10 +128,25 @@ def _bounds(packed, node, w):  # pragma: no cover
 
 
 @_jit
+def _one_point(packed, node, d):  # pragma: no cover
+    """Whether the node's box is one point: every half-width 0 (``reference._one_point``)."""
+    for k in range(d, 2 * d):
+        if packed[node, k] != 0:
+            return False
+    return True
+
+
+@_jit
 def _walk(packed, left, w, t, whole, leaves, counts):  # pragma: no cover
     """Depth-first walk from the root, deciding each node by its bounds: the nodes reported
     whole into ``whole``, the leaves to scan into ``leaves``; returns how many of each and
-    adds the nodes visited, pruned and reported to ``counts``."""
+    adds the nodes visited, pruned and reported to ``counts``. A box of one point within its
+    guard of t is decided by the exact score of its centre (``exact.at_least_jit``; one out
+    of that function's range, rare, is left to Case 3, where only the counters can differ
+    from the twins')."""
+    d = (packed.shape[1] - 2) // 2
+    a = w[0, :d]  # the query: the first d weights
+    terms = np.empty(2 * d + 1)  # the exact settle's scratch
     stack = np.empty(_STACK, dtype=np.int64)
     stack[0] = 0
     top, n_whole, n_leaves, visited, pruned = 1, 0, 0, 0, 0
@@ -138,11 +155,14 @@ def _walk(packed, left, w, t, whole, leaves, counts):  # pragma: no cover
         node = stack[top]
         visited += 1
         upper, lower = _bounds(packed, node, w)
+        inside = -1  # a box of one point within its guard of t: its exact score decides
+        if lower < t <= upper and _one_point(packed, node, d):
+            inside = at_least_jit(packed, node, a, t, terms)
         # Case 1: upper < t, every point of the box is below t: pruned
-        if upper < t:
+        if upper < t or inside == 0:
             pruned += 1
         # Case 2: lower >= t, every point of the box is at least t: reported whole
-        elif lower >= t:
+        elif lower >= t or inside == 1:
             whole[n_whole] = node
             n_whole += 1
         # Case 3: neither: a leaf is scanned point by point, an inner node opened
@@ -312,7 +332,7 @@ def _rules(d, max_a, rad, t):  # pragma: no cover
 
 
 # every kernel, callees first
-_KERNELS = (_rules, _weights, _bounds, _walk, _id, _score64, _score32, _settle32, _scan,
+_KERNELS = (_rules, _weights, _bounds, _one_point, _walk, _id, _score64, _score32, _settle32, _scan,
             _run, _run_many)
 
 

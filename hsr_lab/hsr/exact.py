@@ -41,7 +41,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .numerics import _jitable, band64
+from .numerics import ETA, _jitable, band64
 
 SPLIT = 2.0**27 + 1.0  # Veltkamp's splitter: x = hi + lo, each with at most 26 significant bits
 LOW = 2.0**-480  # the smallest nonzero scaled coordinate: products stay above 2^-960
@@ -283,22 +283,31 @@ def at_least_jit(rows: np.ndarray, j: int, a: np.ndarray, t: float,
                  terms: np.ndarray) -> int:  # pragma: no cover
     """``<a, rows[j]> >= t`` exactly: 1 or 0, or -1 where the pair is outside the range of the
     error-free steps (the caller then asks ``at_least``). Steps 1 to 3, for one pair, in the
-    caller's scratch ``terms`` (2d + 1 floats: no allocation per pair)."""
+    caller's scratch ``terms`` (2d + 1 floats: no allocation per pair). A t whose scaled
+    ``t' = 2^-(e_a + e_x) t`` underflows is replaced by t' rounded up to a multiple of 2^-1074,
+    which the exact sum of the float terms (itself such a multiple) reaches iff it reaches t'.
+    """
     d = len(a)
     max_a, max_x = 0.0, 0.0
     for i in range(d):
         max_a = max(max_a, abs(a[i]))
         max_x = max(max_x, abs(np.float64(rows[j, i])))
+    if max_a == 0 or max_x == 0:  # a zero query or point scores exactly 0
+        return 1 if 0.0 >= t else 0
     shift_a, shift_x = math.frexp(max_a)[1], math.frexp(max_x)[1]
     t_scaled = math.ldexp(t, -(shift_a + shift_x))
     if abs(t_scaled) >= d:
         return 1 if t < 0 else 0
-    if math.ldexp(t_scaled, shift_a + shift_x) != t:
-        return -1
+    back = math.ldexp(t_scaled, shift_a + shift_x)
+    if back < t:  # t' underflowed below t 2^-shift: every float term, and so the exact sum of
+        t_scaled += ETA  # them, is a multiple of 2^-1074; compared with t' rounded up to it
     for i in range(d):
+        x_i = np.float64(rows[j, i])
         u = math.ldexp(a[i], -shift_a)
-        v = math.ldexp(np.float64(rows[j, i]), -shift_x)
-        if (u != 0 and abs(u) < LOW) or (v != 0 and abs(v) < LOW):
+        v = math.ldexp(x_i, -shift_x)
+        # out of range: a nonzero coordinate scaled below LOW, or flushed to 0 by the scaling
+        # (tested on the unscaled value, so that its product is never dropped)
+        if (a[i] != 0 and abs(u) < LOW) or (x_i != 0 and abs(v) < LOW):
             return -1
         p = u * v
         c = SPLIT * u

@@ -23,7 +23,7 @@ import numpy as np
 from ..optional import available
 from ._stats import BatchQueryStats, QueryStats
 from ._storage import compact_ids
-from .brute import FlatStore, scan, scan_many
+from .brute import FlatStore, edge_t, scan, scan_many
 from .csr import indptr_of, sort_rows
 from .exact import at_least
 from .numerics import above32, abs_max, band32, below32, float32_safe
@@ -54,8 +54,9 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         if not float32_safe(d, a_max, self._max_abs):
             _, ids, stats = self._float64_many(a[None, :], np.array([t]), sort=False)
             return ids, stats[0]
-        band = band32(d, a_max, self._rad, t)
-        lo, hi = below32(t - band), above32(t + band)
+        edge = edge_t(float(t))  # t +- band cannot overflow
+        band = band32(d, a_max, self._rad, edge)
+        lo, hi = below32(edge - band), above32(edge + band)
         radius = float(np.nextafter(lo, np.float32(-np.inf)))  # faiss keeps scores > radius
         _, scores, rows = self.index.range_search(a[None, :].astype(np.float32), radius)
         if len(rows) and scores.min() < hi:  # a score in the band: settled exactly
@@ -89,8 +90,9 @@ class FaissScan(FlatStore):  # points: a view of faiss's storage
         a_max = np.array([abs_max(a) for a in A])
         if not all(float32_safe(d, float(v), self._max_abs) for v in a_max):
             return self._float64_many(A, t, sort)
-        band = band32(d, a_max, self._rad, t)
-        lo, hi = below32(t - band), above32(t + band)
+        edge = edge_t(t)  # t +- band cannot overflow
+        band = band32(d, a_max, self._rad, edge)
+        lo, hi = below32(edge - band), above32(edge + band)
         radius = np.nextafter(lo.min(), np.float32(-np.inf))  # faiss keeps scores > radius
         lims, scores, rows = self.index.range_search(A.astype(np.float32), float(radius))
         query = np.repeat(np.arange(m), np.diff(lims.astype(np.int64)))

@@ -66,7 +66,17 @@ from ._stats import BatchQueryStats, QueryStats
 from ._storage import compact_ids, key_dtype
 from .csr import concat_rows, indptr_of, ranges, sort_rows
 from .exact import at_least
-from .numerics import above32, abs_max, band32, band64, below32, box_floor, float32_safe, margin
+from .numerics import (
+    ETA,
+    above32,
+    abs_max,
+    band32,
+    band64,
+    below32,
+    box_floor,
+    float32_safe,
+    margin,
+)
 
 _BLOCK = 1 << 17  # floats in one temporary of a walk (1 MiB): products are taken in slices
 _PAIRS = 1 << 22  # (query, node) pairs a batch may hold: bounds how many queries walk together
@@ -304,6 +314,9 @@ class NumpyKDTree:
         self.center = self._packed[:, :self.d]
         self.half = self._packed[:, self.d:2 * self.d]
         self.rad = self._packed[:, 2 * self.d]
+        # boxes of one point (every half 0: duplicates), decided by their exact score
+        self._one_point = ~self.half.any(axis=1)
+        self._any_one_point = bool(self._one_point.any())
 
     def _store_ids(self, tree_ids: np.ndarray, n: int) -> None:
         """Keep the ids in tree order (``tree_ids``: n rows, then the spare rows): int32 when
@@ -346,7 +359,8 @@ class NumpyKDTree:
 
     def _boxes(self) -> np.ndarray:
         """Tight boxes as packed rows ``[center, half, rad, 1]``: leaves by ``reduceat`` over
-        their rows, parents from their children; ``rad = sum_i max(|lo_i|, |hi_i|)``."""
+        their rows, parents from their children; ``rad = sum_i max(|lo_i|, |hi_i|)``; a half
+        0 only where ``lo_i = hi_i`` (``reference._box``)."""
         n_nodes = len(self.start)
         lo = np.empty((n_nodes, self.d))
         hi = np.empty((n_nodes, self.d))
@@ -365,7 +379,9 @@ class NumpyKDTree:
         rad = reach[:, 0].copy()
         for i in range(1, self.d):  # summed left to right, as the reference sums it
             rad += reach[:, i]
-        return np.column_stack([(lo + hi) / 2, (hi - lo) / 2, rad, np.ones(n_nodes)])
+        half = (hi - lo) / 2
+        half[(half == 0) & (hi != lo)] = ETA  # as the reference: h = 0 only for one point
+        return np.column_stack([(lo + hi) / 2, half, rad, np.ones(n_nodes)])
 
     def query(self, a: np.ndarray, t: float) -> tuple[np.ndarray, QueryStats]:
         """Ids of every point with ``<a, x> >= t`` (in no particular order) and the cost."""
@@ -487,6 +503,15 @@ class NumpyKDTree:
         decided = pruned | reported
         visited = (decided.astype(np.float32) @ above) == 0  # no decided ancestor
         undecided = visited > decided
+        if self._any_one_point:  # a box of one point within its guard of t: its exact score
+            # decides, pruned or reported whole (``reference.ReferenceKDTree._walk``)
+            one = np.flatnonzero(undecided.ravel() & np.take(self._one_point, below.ravel()))
+            if len(one):
+                inside = self._exact_one_points(one, below, pairs, weights, t)
+                pruned.flat[one], reported.flat[one] = ~inside, inside
+                decided = pruned | reported
+                visited = (decided.astype(np.float32) @ above) == 0
+                undecided = visited > decided
         # Case 3: neither: a leaf is scanned point by point, an inner node opened
         leaf = np.take(self.left, below) < 0
         scanned = undecided & leaf
@@ -498,6 +523,17 @@ class NumpyKDTree:
         left = np.take(self.left, rows)
         down = left if c == 1 else codes[:, last][opened] + (left - rows)  # (query, left child)
         return tested, np.add.outer(down, _BOTH).ravel()  # the left and the right child
+
+    def _exact_one_points(self, flat: np.ndarray, below: np.ndarray, pairs: np.ndarray,
+                          weights: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``<a, c> >= t`` exactly for the boxes of one point at the flat positions ``flat`` of
+        a step's (frontier, subtree) grid ``below``: c the box's centre (its every point), a
+        and t its query's (``exact.at_least``)."""
+        nodes = below.ravel()[flat]
+        if len(weights) == 1:
+            return at_least(self.center[nodes], weights[0, 0, :self.d], t[0])
+        queries = pairs[flat // below.shape[1]] // len(self.start)
+        return at_least(self.center[nodes], weights[queries, 0, :self.d], t[queries])
 
     def _bounds(self, queries: np.ndarray, nodes: np.ndarray, weights: np.ndarray
                 ) -> np.ndarray:

@@ -136,7 +136,7 @@ class ConvexLayers:
         theta0 = self._angles[lo]  # the smallest edge angle of the layer
         psi = theta0 + (psi - theta0) % (2 * math.pi)  # the same direction, in [theta0, +2 pi)
         top = lo + self._first_edge_past(lo, lo + h, psi, stats) % h
-        return self._climb(lo, h, top, a, stats)
+        return self._climb(lo, h, top, a, self._band(layer, a, 0.0), stats)
 
     def _first_edge_past(self, lo: int, hi: int, psi: float, stats: QueryStats) -> int:
         """Smallest i with angle(x_{i+1} - x_i) >= psi, minus lo: the first edge not going up."""
@@ -151,21 +151,34 @@ class ConvexLayers:
         return lo - start
 
     def _climb(
-        self, lo: int, h: int, i: int, a: list[float], stats: QueryStats
+        self, lo: int, h: int, i: int, a: list[float], err: float, stats: QueryStats
     ) -> tuple[int, float]:
-        """Walk to a neighbour while its score is strictly larger: a local, so global, maximum."""
+        """Walk to a neighbour while its exact score ``<a, x_j>`` is strictly larger: a local,
+        so global, maximum (each float score lies within ``err`` of the exact one)."""
         s = self._score(i, a, stats)
         for step in (1, -1):
             moved = False
             j = _neighbour(lo, h, i, step)
             s_j = self._score(j, a, stats)
-            while s_j > s:  # rounding in the angles can leave the bisection a few vertices off
+            # rounding in the angles can leave the bisection a few vertices off
+            while self._rises(i, s, j, s_j, a, err):
                 i, s, moved = j, s_j, True
                 j = _neighbour(lo, h, i, step)
                 s_j = self._score(j, a, stats)
             if moved:  # came from a lower vertex and the next one is not higher
                 return i, s
         return i, s
+
+    def _rises(self, i: int, s: float, j: int, s_j: float, a: list[float], err: float) -> bool:
+        """Whether ``<a, x_j> > <a, x_i>`` exactly: the float scores s and s_j decide when they
+        differ by more than their errors (``2 err``), rational arithmetic otherwise (a level
+        edge, or scores that underflow to the same float: a plateau of zeros would otherwise
+        stop the climb short of the top vertex)."""
+        if abs(s_j - s) > 2 * err:
+            return s_j > s
+        x_i, x_j = self._points[i].tolist(), self._points[j].tolist()
+        return sum(Fraction(u) * (Fraction(v) - Fraction(w))
+                   for u, v, w in zip(a, x_j, x_i, strict=True)) > 0
 
     def _arc(
         self,

@@ -30,16 +30,18 @@ largest over the keys), ``sum_i |a_i| |x_i| <= max_i |a_i| rad``, and
 bounds ``|fl(<a, x>) - <a, x>|`` with room for the rounding of ``t +- band64`` (the last term):
 a score below ``t - band64`` is out, one at or above ``t + band64`` is in, exactly.
 
-**Box bounds.** A kd-tree bounds ``<a, x>`` over a box ``[lo, hi]`` by
-``<c, a> +- <h, |a|> +- (margin(d) max_i |a_i| rad + d (TINY + 2^-1073 max_i |a_i|))``, with
-``c = fl((lo + hi) / 2)``, ``h = fl((hi - lo) / 2)`` and ``rad = sum_i max(|lo_i|, |hi_i|)``,
-every sum in float64 in any order. Against the exact extremes ``sum_i max(a_i lo_i, a_i hi_i)``
-(and min) the computed bound can err by the rounding of c and h (``2 u max|a| rad``, plus half
-a subnormal step each, ``d max|a| 2^-1074``, which the ``2^-1073`` term covers), and by the
-rounding of its own sum of ``2d + 2`` products (``gamma_{2d+2}`` times about ``max|a| rad``,
-plus ``(2d + 2) 2^-1075`` of underflow, covered by ``d TINY``). ``margin(d)`` covers
-``2 u + gamma_{2d+2} (1 + margin(d))`` with room to spare, so a pruned box has every exact
-score below t and a box reported whole every exact score at least t.
+**Box bounds.** A kd-tree bounds ``<a, x>`` over a box ``[lo, hi]`` by ``<c, a> +- <h, |a|> +-
+(margin(d) max_i |a_i| rad + d (TINY + 2^-1073 max_i |a_i|))``, with ``c = fl((lo + hi) / 2)``,
+``h = fl((hi - lo) / 2)`` (rounded up to ``2^-1074`` where the halving of a width of ``2^-1074``
+gives 0, so that ``h = 0`` means ``lo = hi``: a box of one point, which the trees decide by that
+point's exact score) and ``rad = sum_i max(|lo_i|, |hi_i|)``, every sum in float64 in any order.
+Against the exact extremes ``sum_i max(a_i lo_i, a_i hi_i)`` (and min) the computed bound can
+err by the rounding of c and h (``2 u max|a| rad``, plus half a subnormal step each, ``d max|a|
+2^-1074``, which the ``2^-1073`` term covers), and by the rounding of its own sum of ``2d + 2``
+products (``gamma_{2d+2}`` times about ``max|a| rad``, plus ``(2d + 2) 2^-1075`` of underflow,
+covered by ``d TINY``). ``margin(d)`` covers ``2 u + gamma_{2d+2} (1 + margin(d))`` with room to
+spare, so a pruned box has every exact score below t and a box reported whole every exact score
+at least t.
 
 ``MAX_COORD`` and ``MAX_PRODUCT`` keep every inner product far from float64 overflow.
 
@@ -96,18 +98,28 @@ def margin(d: int) -> float:
 
 
 @_jitable
+def underflow_floor(d: int) -> float:
+    """The absolute part of a score's rounding bound, ``d TINY``: a float64 sum of d products
+    errs by at most ``gamma_d sum_i |a_i| |x_i| + d TINY`` (module docstring), and where the
+    relative part underflows to 0 (subnormal keys or queries) this floor still covers the
+    error. Every band and tolerance adds it (``band64``, ``box_floor``, attention's
+    ``scores.tolerance``), so that a score within rounding of t is always settled exactly."""
+    return d * TINY
+
+
+@_jitable
 def band64(d: int, max_abs_a: np.ndarray | float, rad: np.ndarray | float,
            t: np.ndarray | float) -> np.ndarray | float:
     """Half-width of the band around t inside which a float64 score decides nothing:
     ``margin(d) max|a| rad + d TINY + 2^-52 |t|`` (module docstring)."""
-    return margin(d) * max_abs_a * rad + d * TINY + 2.0**-52 * np.abs(t)
+    return margin(d) * max_abs_a * rad + underflow_floor(d) + 2.0**-52 * np.abs(t)
 
 
 @_jitable
 def box_floor(d: int, max_abs_a: float) -> float:
     """The absolute part of a box bound's margin: ``d (TINY + 2^-1073 max|a|)``, the products'
     underflow and the halving of subnormal box corners (module docstring)."""
-    return d * (TINY + 2 * ETA * max_abs_a)
+    return underflow_floor(d) + d * 2 * ETA * max_abs_a
 
 
 def score(a: list[float], x: list[float]) -> float:

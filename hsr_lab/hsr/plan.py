@@ -94,16 +94,44 @@ DECODE_TREE_KEYS = 2**14 if TREE is CompiledKDTree else 2**16  # ... and so does
 # here at d <= SURE_D (compiled: 1.18x at d = 2, 1.07x at d = 4; the NumPy walk from 2^16)
 
 
+KERNELS = ("tree", "scan", "dense", "hsr")  # every kernel a Decision may name
+HSR_KERNELS = ("tree", "scan")  # those of an HSR block, the situations a Plan holds
+
+
 @dataclass(frozen=True)
 class Decision:
     """One choice of "auto": ``kernel`` answers ("tree" or "scan" for HSR blocks, "tree" or
     "dense" for attention, "hsr" for attention through the caller's backend or the cache's
     HSR), for the reason ``why``; ``seconds`` holds each raced candidate's median time (empty
-    if no race ran)."""
+    if no race ran). Checked on creation: a misspelt kernel would otherwise be taken silently
+    for another."""
 
     kernel: str
     why: str
     seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kernel, str):
+            raise TypeError(f"Decision.kernel must be a str, one of {list(KERNELS)}; got "
+                            f"{type(self.kernel).__name__}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"Decision.kernel must be one of {list(KERNELS)}; got "
+                             f"{self.kernel!r}")
+        if not isinstance(self.why, str):
+            raise TypeError(f"Decision.why must be a str (the reason); got "
+                            f"{type(self.why).__name__}")
+        if not isinstance(self.seconds, Mapping):
+            raise TypeError(f"Decision.seconds must be a mapping of candidate name to median "
+                            f"seconds; got {type(self.seconds).__name__}")
+        for name, sec in self.seconds.items():
+            if not isinstance(name, str) or isinstance(sec, bool) or not isinstance(
+                    sec, (int, float)):
+                raise TypeError(f"Decision.seconds must map candidate names (str) to seconds "
+                                f"(float); got {name!r}: {sec!r}")
+            if not (math.isfinite(sec) and sec >= 0):
+                raise ValueError(f"Decision.seconds[{name!r}] must be a finite time >= 0; got "
+                                 f"{sec!r}")
+        object.__setattr__(self, "seconds", dict(self.seconds))  # its own copy
 
     def __str__(self) -> str:
         return f"{self.kernel}: {self.why}"
@@ -130,7 +158,14 @@ class Plan:
 
     def __init__(self, decisions: Mapping[str, Decision] | None = None, race: bool = True
                  ) -> None:
+        if decisions is not None and not isinstance(decisions, Mapping):
+            raise TypeError(f"Plan.decisions must be a mapping of situation to Decision, or "
+                            f"None; got {type(decisions).__name__}")
+        if not isinstance(race, (bool, np.bool_)):
+            raise TypeError(f"Plan.race must be True or False; got {race!r}")
         self.decisions: dict[str, Decision] = dict(decisions or {})
+        for key, decision in self.decisions.items():
+            _check_decision(key, decision)
         self.race = bool(race)
 
     @staticmethod
@@ -168,6 +203,20 @@ class Plan:
         lines = [f"  {key}: {decision}" for key, decision in self.decisions.items()]
         head = f"Plan({'racing' if self.race else 'fixed'}, {len(lines)} decisions)"
         return "\n".join([head + (":" if lines else ""), *lines])
+
+
+def _check_decision(situation: object, decision: object) -> None:
+    """A plan's entry: a situation as ``Plan.situation`` names it, and a ``Decision`` for an
+    HSR block ("tree" or "scan")."""
+    if not isinstance(situation, str) or not situation.startswith(("query, ", "batch m ")):
+        raise ValueError(f"Plan.decisions keys must be situations as Plan.situation names them "
+                         f"(e.g. 'query, float64, n in [2^12, 2^13)'); got {situation!r}")
+    if not isinstance(decision, Decision):
+        raise TypeError(f"Plan.decisions[{situation!r}] must be a Decision; got "
+                        f"{type(decision).__name__}")
+    if decision.kernel not in HSR_KERNELS:
+        raise ValueError(f"Plan.decisions[{situation!r}].kernel must be one of "
+                         f"{list(HSR_KERNELS)} (an HSR block's); got {decision.kernel!r}")
 
 
 # -- races ----------------------------------------------------------------------------------

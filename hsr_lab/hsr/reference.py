@@ -15,6 +15,12 @@ and a query for the closed half-space ``<a, x> >= t`` needs only three cases at 
 - **Case 3, scanned or opened**: otherwise a leaf's points are scored one by one, and an inner
   node is opened: both children are visited.
 
+A box of one point (``h = 0``: every point of the node is the same, ``x = c``, e.g. duplicate
+keys) has ``upper - lower = 2 guard`` however small, so if t lies within its guard (duplicates
+exactly on t) the bounds decide nothing. Such a box is decided by the exact score of its one
+point instead (``exact.at_least_one``, the corner both bounds would reach without rounding):
+reported whole (Case 2) if ``<a, c> >= t``, else pruned (Case 1), without scanning it.
+
 The answer is the exact predicate of ``numerics``: ``<a, x> >= t`` in real arithmetic. The
 guard makes a decision about a whole box agree with it:
 
@@ -56,7 +62,7 @@ import numpy as np
 from ._base import Node, query_many_by_loop
 from ._stats import BatchQueryStats, QueryStats
 from .exact import at_least_one
-from .numerics import band64, box_floor, margin, score
+from .numerics import ETA, band64, box_floor, margin, score
 
 Row = tuple[list[float], int, int]  # a point, its id, its row in the input
 
@@ -89,6 +95,12 @@ def _bounds(node: Node, w: Weights) -> tuple[float, float]:
     return mid + spread + guard, mid - spread - guard
 
 
+def _one_point(node: Node) -> bool:
+    """Whether the box is one point: every half-width 0, so every point of the node is
+    ``center`` (``_box``)."""
+    return not any(node.half)
+
+
 def _corners(rows: list[Row]) -> tuple[list[float], list[float]]:
     """The corners lo and hi of the tightest box around the given points."""
     d = len(rows[0][0])
@@ -97,10 +109,13 @@ def _corners(rows: list[Row]) -> tuple[list[float], list[float]]:
 
 
 def _box(rows: list[Row]) -> tuple[list[float], list[float], float]:
-    """Centre, half-widths and ``rad = sum_i max(|lo_i|, |hi_i|)`` of the tightest box."""
+    """Centre, half-widths and ``rad = sum_i max(|lo_i|, |hi_i|)`` of the tightest box; a
+    half-width is 0 only where ``lo_i = hi_i`` (then ``c_i = lo_i`` exactly)."""
     lo, hi = _corners(rows)
     center = [(low + high) / 2 for low, high in zip(lo, hi, strict=True)]
-    half = [(high - low) / 2 for low, high in zip(lo, hi, strict=True)]
+    # the halving of the width 2^-1074 gives 0: rounded up instead, so that h = 0 means one point
+    half = [(high - low) / 2 or (ETA if high != low else 0.0)
+            for low, high in zip(lo, hi, strict=True)]
     rad = 0.0
     for low, high in zip(lo, hi, strict=True):  # L1-style: no square to underflow
         rad += max(abs(low), abs(high))
@@ -177,12 +192,15 @@ class ReferenceKDTree:
         children if it was opened."""
         stats.nodes_visited += 1
         upper, lower = _bounds(node, w)
+        # a box of one point within its guard of t: its exact score decides (module docstring)
+        one = lower < t <= upper and _one_point(node)
+        inside = one and at_least_one(w.a, node.center, t)
         # Case 1: upper < t, every point of the box is below t: pruned
-        if upper < t:
+        if upper < t or (one and not inside):
             stats.nodes_pruned += 1
             outcome = "pruned"
         # Case 2: lower >= t, every point of the box is at least t: reported whole
-        elif lower >= t:
+        elif lower >= t or inside:
             stats.nodes_reported += 1
             found.extend(self.ids[node.start:node.stop])
             outcome = "reported"
