@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hsr_lab import HSR
 from hsr_lab.hsr import plan, structure
 from hsr_lab.hsr.alive import PAGE, AliveTable
+from hsr_lab.hsr.csr import ascending
 
 BACKENDS = ["numpy", "compiled", "reference", "brute", "layers", "auto"]
 
@@ -254,3 +257,23 @@ def test_every_block_implements_the_whole_static_index(block):
     scans = ("BruteForce", "FaissScan")  # ascending iff their ids ascend; trees never
     want = type(block).__name__ in scans and bool((np.diff(np.asarray(block.ids)) > 0).all())
     assert block.ascending is want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 6000), st.integers(0, 2**31 - 1))
+def test_ascending_sorts_any_ids_below_their_bound_like_np_sort(bits, size, seed):
+    """csr.ascending (the compiled radix sort above _radix.MIN_IDS ids, np.sort below) gives
+    np.sort's answer for ids below any bound up to 2^40, duplicates included."""
+    bound = max(1, 2**bits - (seed % 3))
+    ids = np.random.default_rng(seed).integers(0, bound, size)
+    got = ascending(ids.copy(), bound)
+    assert got.dtype == np.int64 and np.array_equal(got, np.sort(ids))
+
+
+def test_ascending_uses_the_radix_sort_where_numba_is_installed():
+    from hsr_lab.hsr import _radix
+
+    ids = np.random.default_rng(0).permutation(2**22)[: 4 * _radix.MIN_IDS]
+    if _radix.AVAILABLE:
+        assert np.array_equal(_radix.radix(ids, 2**22), np.sort(ids))
+    assert np.array_equal(ascending(ids, 2**22), np.sort(ids))

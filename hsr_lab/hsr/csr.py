@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _radix
+
 # Rows of at least this many values on average are sorted one by one, shorter ones by one sort
 # of a combined key: per row was 1.4x faster at 600 values a row (1024 rows) and 3.5x at 28,400
 # (64 rows), the combined key 2.5x faster at 50 (4096 rows; a loaded 2-core machine).
@@ -56,13 +58,17 @@ def keep_rows(indptr: np.ndarray, values: np.ndarray, keep: np.ndarray
 
 
 def ascending(ids: np.ndarray, bound: int) -> np.ndarray:
-    """Ids (integers in ``[0, bound)``) in ascending order, as a fresh int64 array: sorted as
-    int32 when ``bound`` allows (NumPy's SIMD sort then moves half the bytes).
+    """Ids (integers in ``[0, bound)``) in ascending order, as a fresh int64 array. Below
+    ``bound = 2^31``: many ids (``_radix.MIN_IDS``) by the compiled radix sort of ``_radix``
+    where Numba is installed, linear in their number; else sorted as int32 (NumPy's SIMD sort
+    then moves half the bytes).
 
     >>> ascending(np.array([7, 2, 5, 0]), 8)
     array([0, 2, 5, 7])
     """
     if bound <= 2**31:
+        if _radix.AVAILABLE and len(ids) >= _radix.MIN_IDS:  # compiled counting passes
+            return _radix.radix(np.asarray(ids, dtype=np.int64), bound)
         return np.sort(np.asarray(ids).astype(np.int32)).astype(np.int64)
     return np.sort(np.asarray(ids, dtype=np.int64))
 
