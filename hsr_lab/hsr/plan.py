@@ -85,13 +85,14 @@ RACE_WORK = 2**17  # an attention race computes rows of at least 2^17 dense prod
 # 1 ms): fewer rows would time the per-call costs (0.2-0.5 ms), not the rows
 RACE_SHARE = 0.05  # an attention race may cost 5% of the batch's dense work; beyond, a rule:
 SURE_D = 4 if TREE is CompiledKDTree else 2  # up to this d the tree (compiled: d <= 4; NumPy
-# walk: d = 2) beat dense prefill in every cell from n = 2^10 (results/attention.md)
+# walk: d = 2) beat dense prefill in every cell from n = 2^10 in the run of 2026-12-02; rerun
+# on the exact engine, d = 4 at 2^10-2^12 was level with dense (0.96-1.00x), d = 2 1.29-1.36x
 DECODE_MIN_KEYS = 2**12  # a decoding step over fewer keys is dense: one query's fixed costs
 # (checks, a call per block, the exact row) exceed the dense step there (0.6-0.8x at 2^12) ...
 DECODE_MIN_WORK = 2**17  # ... and from n d = 2^17 the scan and exact row match or beat the dense
 # step, one pass over the keys instead of two (0.95-1.7x; results/attention.md) ...
 DECODE_TREE_KEYS = 2**14 if TREE is CompiledKDTree else 2**16  # ... and so does the tree from
-# here at d <= SURE_D (compiled: 1.18x at d = 2, 1.07x at d = 4; the NumPy walk from 2^16)
+# here at d <= SURE_D (compiled: 1.18-1.22x at d = 2, 1.07-1.11x at d = 4; NumPy from 2^16)
 
 
 KERNELS = ("tree", "scan", "dense", "hsr")  # every kernel a Decision may name
