@@ -24,8 +24,7 @@ timed call, for the tree and for the scan alike: the times include the threshold
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from ..attention.thresholds import row_thresholds, sampled_row_thresholds
 from ..hsr import HSR, TREE
+from ..hsr.plan import interleaved_calls
 from ..theory import PAPER_C, paper_threshold
 from ..validate import as_positive_int
 from .common import seeds_for, unit_vectors
@@ -156,21 +156,6 @@ def measure_query_cost(n_values, d: int, keys: str = "isotropic", n_queries: int
                 on_step(int(n_arr[:i + 1].sum()), int(n_arr.sum()))
     return QueryCost(n_arr, d, keys, calls["tree"], calls["scan"], columns["work"],
                      columns["k"], blas_threads, TREE.name, sample)
-
-
-def interleaved_calls(candidates: Mapping[str, Callable[[], object]], rounds: int
-                      ) -> dict[str, list[float]]:
-    """The wall-clock seconds of each call of each candidate over ``rounds`` rounds: every
-    round calls each once, the order reversed every other round, so that a busy machine slows
-    them alike (``hsr.plan.race`` times its candidates so, and keeps only the medians)."""
-    names = list(candidates)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            candidates[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def _row(structure: HSR, K: np.ndarray, a: np.ndarray, c: float, sample: int, seed: int

@@ -221,11 +221,11 @@ def _check_decision(situation: object, decision: object) -> None:
 
 
 # -- races ----------------------------------------------------------------------------------
-def race(candidates: Mapping[str, Callable[[], object]], rounds: int = ROUNDS
-         ) -> dict[str, float]:
-    """The median wall-clock seconds of each candidate over ``rounds`` interleaved rounds: each
-    round calls every candidate once, the order reversed every other round, so that a busy
-    machine slows them alike and one disturbed call moves no median much."""
+def interleaved_calls(candidates: Mapping[str, Callable[[], object]], rounds: int = ROUNDS
+                      ) -> dict[str, list[float]]:
+    """The wall-clock seconds of each call of each candidate over ``rounds`` rounds: each round
+    calls every candidate once, the order reversed every other round, so that a busy machine
+    slows them alike."""
     names = list(candidates)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
@@ -233,7 +233,15 @@ def race(candidates: Mapping[str, Callable[[], object]], rounds: int = ROUNDS
             start = time.perf_counter()
             candidates[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
+
+
+def race(candidates: Mapping[str, Callable[[], object]], rounds: int = ROUNDS
+         ) -> dict[str, float]:
+    """The median wall-clock seconds of each candidate over ``rounds`` interleaved rounds
+    (``interleaved_calls``): one disturbed call moves no median much."""
+    return {name: float(np.median(t))
+            for name, t in interleaved_calls(candidates, rounds).items()}
 
 
 def settle(seconds: Mapping[str, float], prior: str = "tree") -> Decision:
